@@ -1,0 +1,112 @@
+# Decision store - top-level build.
+#
+#   make            build every program into build/bin/
+#   make run        install what is missing, build, start the local stack
+#   make test       install what is missing, build, run every test twice:
+#                   normal build, then AddressSanitizer + UBSan (build/asan)
+#   make bench      run the benchmarks in bench/
+#
+# One non-recursive Makefile: BUILD selects the output tree and SAN=1 the
+# sanitizer flavour, so the two test passes never share object files.
+
+BUILD ?= build
+SAN   ?= 0
+CC    ?= cc
+
+PKGS := libh2o libuv avro-c jansson libpq libcrypto libssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+          -D_GNU_SOURCE -DH2O_USE_LIBUV=1 -fno-omit-frame-pointer \
+          -Ilib/include -Ischemas/include -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
+LDLIBS += $(PKG_LIBS) -lpthread -lm
+ifeq ($(SAN),1)
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+CFLAGS  += $(SANFLAGS) -O1
+LDFLAGS += $(SANFLAGS)
+endif
+
+LIB_SRCS    := $(wildcard lib/src/*.c)
+SCHEMA_SRCS := $(wildcard schemas/src/*.c)
+SCHEMA_DATA := schemas/decision/manifest.json $(sort $(wildcard schemas/decision/v*.avsc))
+API_SRCS    := $(wildcard decision-api/src/*.c)
+TSUP_SRCS   := $(wildcard tests/support/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIBDS     := $(BUILD)/lib/libds.a
+LIBSCHEMA := $(BUILD)/lib/libdsschema.a
+LIBTSUP   := $(BUILD)/lib/libdstest.a
+EMBED_C   := $(BUILD)/gen/schemas_embedded.c
+
+BINS := $(BUILD)/bin/decision-api
+UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
+
+.PHONY: all deps run test check bench clean
+all: $(BINS)
+
+deps:
+	@bash deploy/install-deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(EMBED_C): schemas/embed.sh $(SCHEMA_DATA)
+	@mkdir -p $(dir $@)
+	bash schemas/embed.sh $@ $(SCHEMA_DATA)
+
+$(BUILD)/obj/gen/schemas_embedded.o: $(EMBED_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIBDS): $(call obj,$(LIB_SRCS))
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(LIBSCHEMA): $(call obj,$(SCHEMA_SRCS)) $(BUILD)/obj/gen/schemas_embedded.o
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(LIBTSUP): $(call obj,$(TSUP_SRCS))
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BUILD)/bin/decision-api: $(call obj,$(API_SRCS)) $(LIBSCHEMA) $(LIBDS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests link the libraries and, when a test is named after an API
+# module (test_api_<module>.c), that module's object too.
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBSCHEMA) $(LIBDS) $(LIBTSUP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Idecision-api/src -o $@ $< \
+	  $(if $(findstring api_,$*),$(call obj,$(filter-out decision-api/src/main.c,$(API_SRCS)))) \
+	  $(LIBSCHEMA) $(LIBTSUP) $(LIBDS) $(LDLIBS) -lcmocka -lcurl
+
+$(BUILD)/tests/test_%: tests/integration/test_%.c $(LIBTSUP) $(LIBSCHEMA) $(LIBDS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBTSUP) $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka -lcurl
+
+$(BUILD)/tests/test_api_%: $(call obj,$(filter-out decision-api/src/main.c,$(API_SRCS)))
+
+check: all $(UNIT_TESTS) $(INTEG_TESTS)
+	BUILD=$(BUILD) bash tests/run.sh $(UNIT_TESTS) $(INTEG_TESTS)
+
+test: deps
+	$(MAKE) check
+	$(MAKE) BUILD=build/asan SAN=1 check
+
+run: deps all
+	bash deploy/run.sh
+
+bench: deps all
+	bash bench/run.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

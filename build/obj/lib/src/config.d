@@ -1,0 +1,2 @@
+build/obj/lib/src/config.o: lib/src/config.c lib/include/ds/config.h
+lib/include/ds/config.h:

@@ -1,0 +1,2 @@
+build/obj/lib/src/timefmt.o: lib/src/timefmt.c lib/include/ds/timefmt.h
+lib/include/ds/timefmt.h:

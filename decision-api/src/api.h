@@ -1,0 +1,45 @@
+/* api.h - the decision API's server state, shared by its handlers.
+ * Everything here lives on the one event-loop thread. */
+#ifndef API_API_H
+#define API_API_H
+
+#include <avro.h>
+#include <h2o.h>
+#include <uv.h>
+
+#include "auth.h"
+#include "ds/codec.h"
+#include "ds/http.h"
+#include "ds/metrics.h"
+#include "reader.h"
+#include "writer.h"
+
+typedef struct apiServer {
+    uv_loop_t *loop;
+    dsHttpServer *http;
+    dsMetrics *metrics;
+    dsCodec *codec;
+    avro_value_t scratch; /* reused for every document: the loop is single-threaded */
+    apiWriter *writer;
+    apiReader *reader;
+    apiAuth *auth;
+    int retry_after_s;    /* advertised with 503 */
+    size_t max_batch_items;
+    dsMetric *m_db_up;
+} apiServer;
+
+/* The single h2o entry point: routes by method and path (routes.c). */
+void apiHandle(void *app, h2o_req_t *req);
+
+/* Shared checks for handlers (routes.c). Each answers the request itself and
+ * returns false when the check fails. */
+bool apiRequireRole(apiServer *s, h2o_req_t *req, const char *route, int role);
+bool apiRequireJson(apiServer *s, h2o_req_t *req, const char *route);
+
+/* Handlers (handlers_write.c, handlers_read.c). */
+void apiPostDecision(apiServer *s, h2o_req_t *req);
+void apiPostBatch(apiServer *s, h2o_req_t *req);
+void apiGetDecision(apiServer *s, h2o_req_t *req, const char *id, size_t idlen);
+void apiListDecisions(apiServer *s, h2o_req_t *req);
+
+#endif

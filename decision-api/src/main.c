@@ -1,0 +1,215 @@
+/* main.c - decision-api: configuration table, start-up (codec, tokens,
+ * migrations, database sessions, HTTP), signals and graceful shutdown.
+ *
+ *   decision-api [options]           serve
+ *   decision-api migrate [options]   apply migrations and exit
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "ds/config.h"
+#include "ds/log.h"
+#include "ds/timefmt.h"
+#include "migrate.h"
+
+#define ENV_PREFIX "DECISIONS_"
+
+typedef struct apiOptions {
+    char *listen_host;
+    long listen_port;
+    char *database_url;
+    char *tokens_file;
+    size_t max_body;
+    long writer_connections, max_batch, write_timeout_ms, max_attempts;
+    size_t queue_size;
+    long reader_connections, statement_timeout_ms;
+    size_t reader_queue;
+    long batch_max_items;
+    long retry_after_ms;
+    long db_wait_ms;
+    bool migrate;
+    long shutdown_timeout_ms;
+    char *log_level;
+} apiOptions;
+
+static apiOptions opt;
+
+/* The one configuration table: --help prints it. */
+static const dsConfigOption apiConfig[] = {
+    {"listen-host", DS_CFG_STRING, "0.0.0.0", "address to listen on", &opt.listen_host, 0, 0},
+    {"listen-port", DS_CFG_INT, "8080", "HTTP port", &opt.listen_port, 1, 65535},
+    {"database-url", DS_CFG_STRING, "dbname=decisions", "libpq connection string or URI", &opt.database_url, 0, 0},
+    {"tokens-file", DS_CFG_STRING, "var/tokens", "file of token SHA-256 hashes and roles", &opt.tokens_file, 0, 0},
+    {"max-body", DS_CFG_SIZE, "1MiB", "largest request body accepted (413 above)", &opt.max_body, 1024, 1 << 30},
+    {"writer-connections", DS_CFG_INT, "2", "PostgreSQL sessions committing decisions", &opt.writer_connections, 1, 64},
+    {"max-batch", DS_CFG_INT, "256", "most decisions committed in one transaction", &opt.max_batch, 1, 10000},
+    {"queue-size", DS_CFG_SIZE, "10000", "decisions waiting to commit before 503", &opt.queue_size, 1, 10000000},
+    {"write-timeout", DS_CFG_DURATION, "10s", "how long a decision may wait for the database", &opt.write_timeout_ms,
+     10, 3600000},
+    {"max-attempts", DS_CFG_INT, "3", "re-sends of a batch after a lost session", &opt.max_attempts, 0, 100},
+    {"reader-connections", DS_CFG_INT, "2", "PostgreSQL sessions for support queries", &opt.reader_connections, 1, 64},
+    {"reader-queue", DS_CFG_SIZE, "1000", "queries waiting before 503", &opt.reader_queue, 1, 1000000},
+    {"statement-timeout", DS_CFG_DURATION, "5s", "longest support query", &opt.statement_timeout_ms, 10, 3600000},
+    {"batch-max-items", DS_CFG_INT, "1000", "most decisions in one :batch request", &opt.batch_max_items, 1, 100000},
+    {"retry-after", DS_CFG_DURATION, "1s", "Retry-After advertised with 503 (rounded up to seconds)",
+     &opt.retry_after_ms, 0, 3600000},
+    {"db-wait", DS_CFG_DURATION, "30s", "how long start-up waits for PostgreSQL", &opt.db_wait_ms, 0, 3600000},
+    {"migrate", DS_CFG_BOOL, "true", "apply pending migrations at start", &opt.migrate, 0, 0},
+    {"shutdown-timeout", DS_CFG_DURATION, "10s", "on SIGTERM, how long to wait for pending commits",
+     &opt.shutdown_timeout_ms, 0, 3600000},
+    {"log-level", DS_CFG_STRING, "info", "debug, info, warn or error", &opt.log_level, 0, 0},
+};
+#define API_NCONFIG (sizeof(apiConfig) / sizeof(apiConfig[0]))
+
+typedef struct apiMain {
+    apiServer srv;
+    uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t drain;
+    int64_t drain_deadline;
+} apiMain;
+
+static void mainReloadTokens(uv_signal_t *h, int signum) {
+    apiMain *m = h->data;
+    char err[512];
+    apiAuth *a = apiAuthLoad(opt.tokens_file, err, sizeof(err));
+    if (a == NULL) {
+        dsLogError("SIGHUP: keeping the old tokens: %s", err);
+        return;
+    }
+    apiAuthFree(m->srv.auth);
+    m->srv.auth = a;
+    dsLogInfo("SIGHUP: loaded %zu tokens from %s", apiAuthCount(a), opt.tokens_file);
+}
+
+static void mainFinish(apiMain *m) {
+    uv_timer_stop(&m->drain);
+    apiWriterClose(m->srv.writer);
+    apiReaderClose(m->srv.reader);
+    m->srv.writer = NULL;
+    m->srv.reader = NULL;
+    uv_close((uv_handle_t *)&m->sigterm, NULL);
+    uv_close((uv_handle_t *)&m->sigint, NULL);
+    uv_close((uv_handle_t *)&m->sighup, NULL);
+    uv_close((uv_handle_t *)&m->drain, NULL);
+    uv_stop(m->srv.loop);
+}
+
+static void mainOnDrain(uv_timer_t *t) {
+    apiMain *m = t->data;
+    size_t pending = apiWriterPending(m->srv.writer);
+    if (pending == 0 || dsTimeNowMs() >= m->drain_deadline) {
+        if (pending) dsLogWarn("shutdown: %zu decisions still pending, answering 503", pending);
+        mainFinish(m);
+    }
+}
+
+/* SIGTERM/SIGINT: stop accepting, let queued decisions commit, then exit. */
+static void mainOnStop(uv_signal_t *h, int signum) {
+    apiMain *m = h->data;
+    if (uv_is_active((uv_handle_t *)&m->drain)) return;
+    dsLogInfo("signal %d: draining %zu pending decisions", signum, apiWriterPending(m->srv.writer));
+    dsHttpServerStopAccepting(m->srv.http);
+    m->drain_deadline = dsTimeNowMs() + opt.shutdown_timeout_ms;
+    uv_timer_start(&m->drain, mainOnDrain, 0, 20);
+}
+
+static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
+    apiServer *s = &m->srv;
+    s->loop = loop;
+    s->retry_after_s = (int)((opt.retry_after_ms + 999) / 1000);
+    s->max_batch_items = (size_t)opt.batch_max_items;
+    if ((s->metrics = dsMetricsNew()) == NULL) return snprintf(err, errlen, "out of memory"), false;
+    s->m_db_up = dsMetricsGauge(s->metrics, "decision_db_up", "1 when a writer session to PostgreSQL is up.");
+    if ((s->codec = dsCodecNew(err, errlen)) == NULL) return false;
+    if (!dsCodecNewValue(s->codec, &s->scratch)) return snprintf(err, errlen, "cannot create an Avro value"), false;
+    if ((s->auth = apiAuthLoad(opt.tokens_file, err, errlen)) == NULL) return false;
+    apiWriterConfig wc = {opt.database_url, (int)opt.writer_connections, (int)opt.max_batch, opt.queue_size,
+                          opt.write_timeout_ms, (int)opt.max_attempts};
+    apiReaderConfig rc = {opt.database_url, (int)opt.reader_connections, opt.reader_queue, opt.statement_timeout_ms};
+    s->writer = apiWriterNew(loop, &wc, s->metrics);
+    s->reader = apiReaderNew(loop, &rc);
+    if (s->writer == NULL || s->reader == NULL) return snprintf(err, errlen, "out of memory"), false;
+    dsHttpConfig hc = {opt.listen_host, (int)opt.listen_port, opt.max_body, 1024};
+    if ((s->http = dsHttpServerStart(loop, &hc, apiHandle, s, s->metrics, err, errlen)) == NULL) return false;
+
+    uv_signal_init(loop, &m->sigterm);
+    uv_signal_init(loop, &m->sigint);
+    uv_signal_init(loop, &m->sighup);
+    uv_timer_init(loop, &m->drain);
+    m->sigterm.data = m->sigint.data = m->sighup.data = m->drain.data = m;
+    uv_signal_start(&m->sigterm, mainOnStop, SIGTERM);
+    uv_signal_start(&m->sigint, mainOnStop, SIGINT);
+    uv_signal_start(&m->sighup, mainReloadTokens, SIGHUP);
+    return true;
+}
+
+static void mainCleanup(apiMain *m) {
+    apiServer *s = &m->srv;
+    if (s->codec) avro_value_decref(&s->scratch);
+    dsCodecFree(s->codec);
+    apiAuthFree(s->auth);
+    dsHttpServerFree(s->http);
+    dsMetricsFree(s->metrics);
+}
+
+int main(int argc, char **argv) {
+    char err[1024];
+    char *positional[1];
+    size_t npositional = 1;
+    dsConfigResult cr = dsConfigLoad(apiConfig, API_NCONFIG, ENV_PREFIX, argc, argv, positional, &npositional, err,
+                                     sizeof(err));
+    if (cr == DS_CONFIG_HELP) {
+        dsConfigUsage(stdout, "decision-api [migrate]",
+                      "Decision API: stores credit decisions in PostgreSQL and serves them.", apiConfig, API_NCONFIG,
+                      ENV_PREFIX);
+        return 0;
+    }
+    if (cr != DS_CONFIG_OK) {
+        fprintf(stderr, "decision-api: %s (see --help)\n", err);
+        return 2;
+    }
+    dsLogLevel level;
+    if (!dsLogParseLevel(opt.log_level, &level)) {
+        fprintf(stderr, "decision-api: invalid --log-level \"%s\" (debug, info, warn, error)\n", opt.log_level);
+        return 2;
+    }
+    dsLogInit("decision-api", level);
+    bool migrate_only = npositional == 1 && strcmp(positional[0], "migrate") == 0;
+    if (npositional == 1 && !migrate_only) {
+        fprintf(stderr, "decision-api: unknown command \"%s\" (the only command is migrate)\n", positional[0]);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    int applied = 0;
+    if ((opt.migrate || migrate_only) && !apiMigrate(opt.database_url, opt.db_wait_ms, &applied, err, sizeof(err))) {
+        dsLogError("migrations failed: %s", err);
+        dsConfigFree(apiConfig, API_NCONFIG);
+        return 1;
+    }
+    if (migrate_only) {
+        dsLogInfo("migrations: %d applied, database up to date", applied);
+        dsConfigFree(apiConfig, API_NCONFIG);
+        return 0;
+    }
+
+    static apiMain m;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int rc = 0;
+    if (!mainStart(&m, &loop, err, sizeof(err))) {
+        dsLogError("cannot start: %s", err);
+        rc = 1;
+    } else {
+        dsLogInfo("listening on %s:%ld (%zu tokens, schema v%d)", opt.listen_host, opt.listen_port,
+                  apiAuthCount(m.srv.auth), dsCodecCurrentVersion(m.srv.codec));
+        uv_run(&loop, UV_RUN_DEFAULT);
+        dsLogInfo("stopped");
+    }
+    mainCleanup(&m);
+    dsConfigFree(apiConfig, API_NCONFIG);
+    return rc;
+}

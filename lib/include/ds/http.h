@@ -1,0 +1,72 @@
+/* http.h - the HTTP server scaffold every daemon shares: h2o 2.2 on a libuv
+ * loop, one listening TCP socket, JSON responses, and per-route request
+ * metrics.
+ *
+ * Routing is the program's: every request reaches the one dsHttpHandler.
+ * A handler answers now or later (from any callback on the same loop) with
+ * dsHttpRespond*(). h2o frees a request whose client went away; state that
+ * outlives the handler must be tied to req->pool with h2o_mem_alloc_shared()
+ * and a dispose callback (see decision-api/src/writer.c).
+ */
+#ifndef DS_HTTP_H
+#define DS_HTTP_H
+
+#include <h2o.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "ds/metrics.h"
+
+typedef struct dsHttpServer dsHttpServer;
+
+typedef struct dsHttpConfig {
+    const char *host;      /* listen address, e.g. "0.0.0.0" or "127.0.0.1" */
+    int port;
+    size_t max_body_bytes; /* h2o answers 413 itself past this */
+    int backlog;
+} dsHttpConfig;
+
+/* Called once per request on the loop thread. The handler must eventually
+ * answer with one dsHttpRespond*() call (unless the client goes away first). */
+typedef void dsHttpHandler(void *app, h2o_req_t *req);
+
+/* Binds and starts accepting. metrics may be NULL. Returns NULL and writes the
+ * reason into errbuf on failure. The server is freed by dsHttpServerFree()
+ * after the loop has stopped. */
+dsHttpServer *dsHttpServerStart(uv_loop_t *loop, const dsHttpConfig *cfg, dsHttpHandler *handler,
+                                void *app, dsMetrics *metrics, char *errbuf, size_t errlen);
+/* Stops accepting new connections; open connections are left to finish. */
+void dsHttpServerStopAccepting(dsHttpServer *s);
+void dsHttpServerFree(dsHttpServer *s);
+
+/* Extra response headers for dsHttpRespond(); name and value are copied. */
+typedef struct dsHttpHeader {
+    const char *name;
+    const char *value;
+} dsHttpHeader;
+
+/* Sends a complete response. body is copied into the request pool. route is
+ * a static label for the request metrics ("POST /v1/decisions"). */
+void dsHttpRespond(dsHttpServer *s, h2o_req_t *req, const char *route, int status,
+                   const char *content_type, const char *body, size_t len,
+                   const dsHttpHeader *headers, size_t nheaders);
+/* Sends body (a JSON value; the reference is stolen) as application/json. */
+void dsHttpRespondJson(dsHttpServer *s, h2o_req_t *req, const char *route, int status, json_t *body,
+                       const dsHttpHeader *headers, size_t nheaders);
+/* Sends {"error":code,"message":message[,"field":field]}; field may be NULL
+ * or "". Adds Retry-After when retry_after_s > 0. */
+void dsHttpRespondError(dsHttpServer *s, h2o_req_t *req, const char *route, int status,
+                        const char *code, const char *message, const char *field, int retry_after_s);
+
+/* Request helpers. */
+bool dsHttpMethodIs(const h2o_req_t *req, const char *method);
+/* The value of a request header (case-insensitive name); false if absent. */
+bool dsHttpHeaderGet(const h2o_req_t *req, const h2o_token_t *token, h2o_iovec_t *out);
+
+/* Iterates the query string: call with *pos = 0 first; returns false at the
+ * end. name and value are percent-decoded ('+' is a space) into the request
+ * pool. Returns false and sets *bad = true on a malformed escape. */
+bool dsHttpQueryNext(h2o_req_t *req, size_t *pos, h2o_iovec_t *name, h2o_iovec_t *value, bool *bad);
+
+#endif

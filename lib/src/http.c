@@ -1,0 +1,260 @@
+/* http.c - h2o-on-libuv server scaffold: listener, accept loop, response
+ * helpers and request metrics shared by every daemon. */
+#include "ds/http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "ds/log.h"
+
+struct dsHttpServer {
+    h2o_globalconf_t globalconf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    uv_tcp_t listener;
+    bool listening;
+    dsHttpHandler *handler;
+    void *app;
+    dsMetricFamily *requests;  /* http_requests_total{route,status} */
+    dsMetricFamily *durations; /* http_request_duration_seconds{route} */
+};
+
+/* h2o hands us a handler struct; we keep the server pointer beside it. */
+typedef struct httpHandler {
+    h2o_handler_t super;
+    dsHttpServer *server;
+} httpHandler;
+
+static const double httpLatencyBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                            0.05,   0.1,   0.25,   0.5,   1,    2.5, 5};
+
+static int httpOnReq(h2o_handler_t *self, h2o_req_t *req) {
+    dsHttpServer *s = ((httpHandler *)self)->server;
+    s->handler(s->app, req);
+    return 0;
+}
+
+static void httpOnAccept(uv_stream_t *listener, int status) {
+    dsHttpServer *s = listener->data;
+    if (status != 0) return;
+    uv_tcp_t *conn = h2o_mem_alloc(sizeof(*conn));
+    uv_tcp_init(listener->loop, conn);
+    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+        return;
+    }
+    uv_tcp_nodelay(conn, 1);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    h2o_accept(&s->accept_ctx, sock);
+}
+
+static void httpMetricsSetup(dsHttpServer *s, dsMetrics *m) {
+    if (m == NULL) return;
+    static const char *const rs[] = {"route", "status"};
+    static const char *const r[] = {"route"};
+    s->requests = dsMetricsFamily(m, "http_requests_total", "HTTP requests answered, by route and status.",
+                                  DS_METRIC_COUNTER, rs, 2, NULL, 0);
+    s->durations = dsMetricsFamily(m, "http_request_duration_seconds",
+                                   "Time from request start to response, by route.", DS_METRIC_HISTOGRAM, r, 1,
+                                   httpLatencyBuckets, sizeof(httpLatencyBuckets) / sizeof(httpLatencyBuckets[0]));
+}
+
+static void httpFreeOnClose(uv_handle_t *h) {
+    dsHttpServerFree(h->data);
+}
+
+dsHttpServer *dsHttpServerStart(uv_loop_t *loop, const dsHttpConfig *cfg, dsHttpHandler *handler,
+                                void *app, dsMetrics *metrics, char *errbuf, size_t errlen) {
+    dsHttpServer *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    s->handler = handler;
+    s->app = app;
+    httpMetricsSetup(s, metrics);
+
+    h2o_config_init(&s->globalconf);
+    s->globalconf.max_request_entity_size = cfg->max_body_bytes;
+    h2o_hostconf_t *host = h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    httpHandler *h = (httpHandler *)h2o_create_handler(path, sizeof(*h));
+    h->super.on_req = httpOnReq;
+    h->server = s;
+    h2o_context_init(&s->ctx, loop, &s->globalconf);
+    s->accept_ctx.ctx = &s->ctx;
+    s->accept_ctx.hosts = s->globalconf.hosts;
+
+    struct sockaddr_in addr;
+    int rc = uv_ip4_addr(cfg->host, cfg->port, &addr);
+    if (rc != 0) {
+        snprintf(errbuf, errlen, "invalid listen address %s:%d: %s", cfg->host, cfg->port, uv_strerror(rc));
+        goto failed;
+    }
+    uv_tcp_init(loop, &s->listener);
+    s->listener.data = s;
+    s->listening = true;
+    if ((rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&s->listener, cfg->backlog > 0 ? cfg->backlog : 1024, httpOnAccept)) != 0) {
+        snprintf(errbuf, errlen, "cannot listen on %s:%d: %s", cfg->host, cfg->port, uv_strerror(rc));
+        /* The handle lives inside s: free s only once libuv has closed it. */
+        uv_close((uv_handle_t *)&s->listener, httpFreeOnClose);
+        return NULL;
+    }
+    return s;
+
+failed:
+    dsHttpServerFree(s);
+    return NULL;
+}
+
+void dsHttpServerStopAccepting(dsHttpServer *s) {
+    if (s->listening && !uv_is_closing((uv_handle_t *)&s->listener)) uv_close((uv_handle_t *)&s->listener, NULL);
+}
+
+void dsHttpServerFree(dsHttpServer *s) {
+    if (s == NULL) return;
+    h2o_context_dispose(&s->ctx);
+    h2o_config_dispose(&s->globalconf);
+    free(s);
+}
+
+static const char *httpReason(int status) {
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "";
+    }
+}
+
+static void httpRecord(dsHttpServer *s, h2o_req_t *req, const char *route, int status) {
+    if (s->requests == NULL) return;
+    char code[8];
+    snprintf(code, sizeof(code), "%d", status);
+    const char *rs[] = {route, code};
+    dsMetricInc(dsMetricGet(s->requests, rs), 1);
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    double secs = (double)h2o_timeval_subtract(&req->timestamps.request_begin_at, &now) / 1e6;
+    const char *r[] = {route};
+    dsMetricObserve(dsMetricGet(s->durations, r), secs);
+}
+
+void dsHttpRespond(dsHttpServer *s, h2o_req_t *req, const char *route, int status, const char *content_type,
+                   const char *body, size_t len, const dsHttpHeader *headers, size_t nheaders) {
+    static h2o_generator_t generator = {NULL, NULL};
+    httpRecord(s, req, route, status);
+    req->res.status = status;
+    req->res.reason = httpReason(status);
+    req->res.content_length = len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    for (size_t i = 0; i < nheaders; i++) {
+        h2o_iovec_t v = h2o_strdup(&req->pool, headers[i].value, SIZE_MAX);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, headers[i].name, strlen(headers[i].name), 1, NULL,
+                              v.base, v.len);
+    }
+    h2o_iovec_t buf = h2o_strdup(&req->pool, body, len);
+    h2o_start_response(req, &generator);
+    h2o_send(req, &buf, dsHttpMethodIs(req, "HEAD") ? 0 : 1, H2O_SEND_STATE_FINAL);
+}
+
+void dsHttpRespondJson(dsHttpServer *s, h2o_req_t *req, const char *route, int status, json_t *body,
+                       const dsHttpHeader *headers, size_t nheaders) {
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (text == NULL) {
+        static const char oom[] = "{\"error\":\"internal\",\"message\":\"cannot render the response\"}";
+        dsHttpRespond(s, req, route, 500, "application/json", oom, sizeof(oom) - 1, NULL, 0);
+        return;
+    }
+    dsHttpRespond(s, req, route, status, "application/json", text, strlen(text), headers, nheaders);
+    free(text);
+}
+
+void dsHttpRespondError(dsHttpServer *s, h2o_req_t *req, const char *route, int status, const char *code,
+                        const char *message, const char *field, int retry_after_s) {
+    json_t *body = json_pack("{s:s, s:s}", "error", code, "message", message);
+    if (body != NULL && field != NULL && field[0] != '\0') json_object_set_new(body, "field", json_string(field));
+    char retry[16];
+    snprintf(retry, sizeof(retry), "%d", retry_after_s);
+    dsHttpHeader h = {"retry-after", retry};
+    dsHttpRespondJson(s, req, route, status, body, &h, retry_after_s > 0 ? 1 : 0);
+}
+
+bool dsHttpMethodIs(const h2o_req_t *req, const char *method) {
+    return h2o_memis(req->method.base, req->method.len, method, strlen(method));
+}
+
+bool dsHttpHeaderGet(const h2o_req_t *req, const h2o_token_t *token, h2o_iovec_t *out) {
+    ssize_t i = h2o_find_header(&req->headers, token, -1);
+    if (i == -1) return false;
+    *out = req->headers.entries[i].value;
+    return true;
+}
+
+static int httpHexVal(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes src[0..len) into the request pool. */
+static bool httpUnescape(h2o_mem_pool_t *pool, const char *src, size_t len, h2o_iovec_t *out) {
+    char *dst = h2o_mem_alloc_pool(pool, len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (src[i] == '+') {
+            dst[n++] = ' ';
+        } else if (src[i] == '%') {
+            int hi, lo;
+            if (i + 2 >= len || (hi = httpHexVal(src[i + 1])) < 0 || (lo = httpHexVal(src[i + 2])) < 0)
+                return false;
+            dst[n++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            dst[n++] = src[i];
+        }
+    }
+    dst[n] = '\0';
+    *out = h2o_iovec_init(dst, n);
+    return true;
+}
+
+bool dsHttpQueryNext(h2o_req_t *req, size_t *pos, h2o_iovec_t *name, h2o_iovec_t *value, bool *bad) {
+    *bad = false;
+    if (req->query_at == SIZE_MAX) return false;
+    const char *q = req->path.base + req->query_at + 1;
+    size_t qlen = req->path.len - req->query_at - 1;
+    while (*pos < qlen) {
+        const char *start = q + *pos;
+        const char *end = memchr(start, '&', qlen - *pos);
+        size_t plen = end ? (size_t)(end - start) : qlen - *pos;
+        *pos += plen + 1;
+        if (plen == 0) continue;
+        const char *eq = memchr(start, '=', plen);
+        size_t nlen = eq ? (size_t)(eq - start) : plen;
+        const char *v = eq ? eq + 1 : start + plen;
+        size_t vlen = eq ? plen - nlen - 1 : 0;
+        if (!httpUnescape(&req->pool, start, nlen, name) || !httpUnescape(&req->pool, v, vlen, value)) {
+            *bad = true;
+            return false;
+        }
+        return true;
+    }
+    return false;
+}

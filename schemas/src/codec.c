@@ -1,0 +1,179 @@
+/* codec.c - the codec's life cycle: loads the embedded manifest and schema
+ * versions, compiles their rules, and answers the registry-style questions
+ * (subject, ids, schema text) and the server-set fields.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec_internal.h"
+#include "ds/schemas_embedded.h"
+#include "ds/timefmt.h"
+
+static void *lfail(char *errbuf, size_t errlen, const char *fmt, ...) {
+    if (errbuf && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return NULL;
+}
+
+static const dsEmbeddedFile *embedded(const char *name) {
+    for (size_t i = 0; i < dsEmbeddedSchemasCount; i++)
+        if (strcmp(dsEmbeddedSchemas[i].name, name) == 0) return &dsEmbeddedSchemas[i];
+    return NULL;
+}
+
+/* Parses one .avsc twice: with jansson for the rules, with avro-c for the
+ * Avro schema. Both see the same bytes. */
+static bool loadVersion(dsCodecVersion *v, const dsEmbeddedFile *f, char *errbuf, size_t errlen) {
+    json_error_t jerr;
+    json_t *js = json_loadb((const char *)f->data, f->len, 0, &jerr);
+    if (!js) return lfail(errbuf, errlen, "%s: line %d: %s", f->name, jerr.line, jerr.text), false;
+    bool ok = false;
+    if (avro_schema_from_json_length((const char *)f->data, f->len, &v->schema) != 0) {
+        v->schema = NULL;
+        lfail(errbuf, errlen, "%s: avro-c rejects the schema: %s", f->name, avro_strerror());
+    } else {
+        ok = dsRulesCompile(js, v->schema, f->name, &v->rules, errbuf, errlen);
+    }
+    json_decref(js);
+    v->text = (const char *)f->data;
+    return ok;
+}
+
+static bool loadVersions(dsCodec *c, const json_t *list, char *errbuf, size_t errlen) {
+    if (!json_is_array(list) || json_array_size(list) == 0)
+        return lfail(errbuf, errlen, "manifest.json: \"versions\" must be a non-empty array"), false;
+    c->versions = calloc(json_array_size(list), sizeof *c->versions);
+    if (!c->versions) return lfail(errbuf, errlen, "out of memory"), false;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *e = json_array_get(list, i);
+        json_t *ver = json_object_get(e, "version"), *id = json_object_get(e, "id");
+        const char *file = json_string_value(json_object_get(e, "file"));
+        if (!json_is_integer(ver) || !json_is_integer(id) || !file || json_integer_value(ver) < 1 ||
+            json_integer_value(ver) > INT32_MAX || json_integer_value(id) < 1 || json_integer_value(id) > INT32_MAX)
+            return lfail(errbuf, errlen, "manifest.json: versions[%zu] needs positive integer \"version\" and \"id\" and a \"file\"", i), false;
+        dsCodecVersion *v = &c->versions[i];
+        v->version = (int)json_integer_value(ver);
+        v->id = (int)json_integer_value(id);
+        for (size_t k = 0; k < i; k++)
+            if (c->versions[k].version == v->version || c->versions[k].id == v->id)
+                return lfail(errbuf, errlen, "manifest.json: version %d or id %d appears twice", v->version, v->id), false;
+        const dsEmbeddedFile *f = embedded(file);
+        if (!f) return lfail(errbuf, errlen, "manifest.json: %s is not embedded in this build", file), false;
+        c->nversions = i + 1; /* so dsCodecFree() releases a half-loaded version */
+        if (!loadVersion(v, f, errbuf, errlen)) return false;
+    }
+    return true;
+}
+
+/* The server-set fields dsCodecSetServerFields() writes. */
+static bool findServerField(dsCodec *c, const char *name, dsRuleKind kind, size_t *index, char *errbuf, size_t errlen) {
+    const dsRule *root = c->current->rules.root;
+    for (size_t i = 0; i < root->nfields; i++) {
+        const dsRuleField *f = &root->fields[i];
+        if (strcmp(f->name, name) != 0) continue;
+        if (!f->server_set || f->type->kind != kind)
+            return lfail(errbuf, errlen, "current schema: %s must be a serverSet %s field", name, kind == DSR_LONG ? "long" : "int"), false;
+        *index = i;
+        return true;
+    }
+    return lfail(errbuf, errlen, "current schema: no %s field", name), false;
+}
+
+static bool loadManifest(dsCodec *c, char *errbuf, size_t errlen) {
+    const dsEmbeddedFile *mf = embedded("manifest.json");
+    if (!mf) return lfail(errbuf, errlen, "manifest.json is not embedded in this build"), false;
+    json_error_t jerr;
+    json_t *m = json_loadb((const char *)mf->data, mf->len, 0, &jerr);
+    if (!m) return lfail(errbuf, errlen, "manifest.json: line %d: %s", jerr.line, jerr.text), false;
+    bool ok = false;
+    const char *subject = json_string_value(json_object_get(m, "subject"));
+    json_t *cur = json_object_get(m, "current");
+    if (!subject || !json_is_integer(cur)) {
+        lfail(errbuf, errlen, "manifest.json needs \"subject\" (string) and \"current\" (integer)");
+    } else if (!(c->subject = strdup(subject))) {
+        lfail(errbuf, errlen, "out of memory");
+    } else if (loadVersions(c, json_object_get(m, "versions"), errbuf, errlen)) {
+        for (size_t i = 0; i < c->nversions; i++)
+            if (c->versions[i].version == json_integer_value(cur)) c->current = &c->versions[i];
+        ok = c->current != NULL || lfail(errbuf, errlen, "manifest.json: current version %lld is not listed", (long long)json_integer_value(cur));
+    }
+    json_decref(m);
+    return ok;
+}
+
+dsCodec *dsCodecNew(char *errbuf, size_t errlen) {
+    dsCodec *c = calloc(1, sizeof *c);
+    if (!c) return lfail(errbuf, errlen, "out of memory");
+    if (!loadManifest(c, errbuf, errlen) ||
+        !findServerField(c, "recorded_at", DSR_LONG, &c->recorded_at_index, errbuf, errlen) ||
+        !findServerField(c, "schema_version", DSR_INT, &c->schema_version_index, errbuf, errlen)) {
+        dsCodecFree(c);
+        return NULL;
+    }
+    c->current_iface = avro_generic_class_from_schema(c->current->schema);
+    if (!c->current_iface) {
+        lfail(errbuf, errlen, "avro-c cannot build a value class: %s", avro_strerror());
+        dsCodecFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+void dsCodecFree(dsCodec *c) {
+    if (!c) return;
+    if (c->current_iface) avro_value_iface_decref(c->current_iface);
+    for (size_t i = 0; i < c->nversions; i++) {
+        dsRulesFree(&c->versions[i].rules);
+        if (c->versions[i].schema) avro_schema_decref(c->versions[i].schema);
+    }
+    free(c->versions);
+    free(c->subject);
+    free(c);
+}
+
+static const dsCodecVersion *findVersion(const dsCodec *c, int version) {
+    for (size_t i = 0; i < c->nversions; i++)
+        if (c->versions[i].version == version) return &c->versions[i];
+    return NULL;
+}
+
+int dsCodecCurrentVersion(const dsCodec *c) { return c->current->version; }
+
+int dsCodecSchemaId(const dsCodec *c, int version) {
+    const dsCodecVersion *v = findVersion(c, version);
+    return v ? v->id : -1;
+}
+
+const char *dsCodecSubject(const dsCodec *c) { return c->subject; }
+
+const char *dsCodecSchemaText(const dsCodec *c, int version) {
+    const dsCodecVersion *v = findVersion(c, version);
+    return v ? v->text : NULL;
+}
+
+avro_schema_t dsCodecSchema(const dsCodec *c, int version) {
+    const dsCodecVersion *v = findVersion(c, version);
+    return v ? v->schema : NULL;
+}
+
+bool dsCodecNewValue(dsCodec *c, avro_value_t *out) {
+    return avro_generic_value_new(c->current_iface, out) == 0;
+}
+
+bool dsCodecSetServerFields(dsCodec *c, avro_value_t *val, int64_t recorded_at_ms, int schema_version) {
+    avro_value_t f;
+    char ts[DS_TIME_BUFLEN];
+    /* Fields are addressed by index, so only values of the current schema
+     * qualify; and a time that cannot be rendered would break every read. */
+    if (avro_value_get_schema(val) != c->current->schema || !dsTimeFormat(recorded_at_ms, ts)) return false;
+    return avro_value_get_by_index(val, c->recorded_at_index, &f, NULL) == 0 &&
+           avro_value_set_long(&f, recorded_at_ms) == 0 &&
+           avro_value_get_by_index(val, c->schema_version_index, &f, NULL) == 0 &&
+           avro_value_set_int(&f, schema_version) == 0;
+}

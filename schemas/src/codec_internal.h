@@ -1,0 +1,133 @@
+/* codec_internal.h - what the codec's files share: the compiled rule tree of
+ * a schema version, the codec itself, and the error/path helpers.
+ *
+ * A schema version is compiled once at load into a tree of dsRule nodes that
+ * mirrors the Avro schema (same record field order, same union branch order,
+ * same enum symbol order), so the converters can walk a JSON document, the
+ * rule tree and an avro_value_t in lock step and address Avro children by
+ * index.
+ */
+#ifndef DS_CODEC_INTERNAL_H
+#define DS_CODEC_INTERNAL_H
+
+#include <regex.h>
+
+#include "ds/codec.h"
+
+typedef enum {
+    DSR_NULL,
+    DSR_BOOLEAN,
+    DSR_INT,
+    DSR_LONG,
+    DSR_FLOAT,
+    DSR_DOUBLE,
+    DSR_STRING,
+    DSR_RECORD,
+    DSR_ENUM,
+    DSR_ARRAY,
+    DSR_MAP,
+    DSR_UNION,
+} dsRuleKind;
+
+typedef enum {
+    DSR_FORMAT_NONE,
+    DSR_FORMAT_UUID,      /* 8-4-4-4-12 hex digits, stored lower case */
+    DSR_FORMAT_PRINTABLE, /* no C0 controls, DEL or C1 controls */
+} dsRuleFormat;
+
+typedef struct dsRule dsRule;
+
+typedef struct dsRuleField {
+    char *name;      /* owned */
+    dsRule *type;    /* borrowed from the rule set */
+    json_t *def;     /* owned reference; NULL when the field is required */
+    bool server_set; /* posted values are ignored; always takes def */
+} dsRuleField;
+
+struct dsRule {
+    dsRuleKind kind;
+    char *fullname; /* owned; named types (record, enum) only */
+
+    /* string (also map keys) */
+    size_t min_len, max_len; /* bytes; max_len SIZE_MAX when unbounded */
+    char *pattern;           /* owned source text, NULL when none */
+    regex_t re;              /* compiled pattern, valid when pattern != NULL */
+    dsRuleFormat format;
+
+    /* int, long: bounds default to the type's range */
+    bool has_min, has_max;
+    int64_t imin, imax;
+    /* float, double */
+    double dmin, dmax;
+    bool timestamp_ms; /* long, logicalType timestamp-millis: RFC 3339 in JSON */
+
+    /* array, map */
+    size_t max_items; /* SIZE_MAX when unbounded */
+    dsRule *items;    /* array items, map values; borrowed */
+    dsRule *keys;     /* map keys, always a string rule; borrowed */
+
+    /* record */
+    dsRuleField *fields; /* owned array */
+    size_t nfields;
+
+    /* enum */
+    char **symbols; /* owned */
+    size_t nsymbols;
+    char *symbol_list; /* owned; "A, B, C" for messages */
+
+    /* union: exactly "null" plus one other branch */
+    dsRule *branch; /* the non-null branch; borrowed */
+    int null_index, branch_index;
+
+    dsRule *next_alloc; /* every rule of a set, for freeing */
+};
+
+/* The compiled rules of one schema version. */
+typedef struct dsRuleSet {
+    dsRule *root;   /* the top-level record */
+    dsRule *all;    /* allocation chain */
+} dsRuleSet;
+
+/* Compiles schema JSON (as parsed by jansson) into *out, checks it against
+ * the avro-c schema parsed from the same text, and validates every default.
+ * On failure frees what it built and writes the reason (prefixed with
+ * origin, e.g. the file name) into errbuf. */
+bool dsRulesCompile(const json_t *schema, avro_schema_t avro, const char *origin, dsRuleSet *out,
+                    char *errbuf, size_t errlen);
+void dsRulesFree(dsRuleSet *rs);
+
+/* One schema version as loaded from the manifest. */
+typedef struct dsCodecVersion {
+    int version, id;
+    const char *text; /* the embedded .avsc bytes, NUL-terminated; static */
+    avro_schema_t schema;
+    dsRuleSet rules;
+} dsCodecVersion;
+
+struct dsCodec {
+    char *subject;
+    dsCodecVersion *versions; /* owned, nversions entries */
+    size_t nversions;
+    dsCodecVersion *current;           /* points into versions */
+    avro_value_iface_t *current_iface; /* generic class of the current schema; owned reference */
+    size_t recorded_at_index, schema_version_index; /* server-set fields of the current record */
+};
+
+/* JSON -> Avro walk shared by dsCodecFromJson() and the load-time check of
+ * schema defaults. path is the JSON path built while descending. */
+typedef struct dsWalk {
+    dsCodecError *err;
+    bool from_default; /* converting a schema default: timestamps are integers (Avro's encoding) */
+    size_t plen;
+    char path[sizeof(((dsCodecError *)0)->field)];
+} dsWalk;
+
+/* Converts j under rule r into v. v may be NULL to validate only (used at
+ * load for the schema's defaults). */
+bool dsWalkValue(dsWalk *w, const dsRule *r, const json_t *j, avro_value_t *v);
+
+/* Truncates s (NUL-terminated) so it does not end in a partial UTF-8
+ * sequence, which snprintf may leave when it cuts a string short. */
+void dsUtf8TrimPartial(char *s);
+
+#endif

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs test binaries one after another from the repository root and ends
+# with the plain summary line "N passed, N failed" (counting cmocka tests).
+# Exit status is non-zero if any test binary failed.
+set -u
+cd "$(dirname "$0")/.."
+export BUILD=${BUILD:-build}
+# Sanitizer runs: fail on the first error, report leaks of our own code
+# (third-party start-up allocations are suppressed in tests/lsan.supp).
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+passed=0 failed=0 bad_bins=()
+for t in "$@"; do
+  echo "=== $t"
+  log=$(mktemp)
+  "$t" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  p=$(grep -Eo '^\[  PASSED  \] [0-9]+' "$log" | awk '{s+=$4} END {print s+0}')
+  f=$(grep -Eo '^\[  FAILED  \] [0-9]+' "$log" | awk '{s+=$4} END {print s+0}')
+  rm -f "$log"
+  passed=$((passed + p)); failed=$((failed + f))
+  if [ "$rc" -ne 0 ]; then
+    bad_bins+=("$t")
+    [ "$f" -eq 0 ] && failed=$((failed + 1))
+  fi
+done
+echo
+if [ ${#bad_bins[@]} -gt 0 ]; then echo "failed binaries: ${bad_bins[*]}"; fi
+echo "$passed passed, $failed failed"
+[ ${#bad_bins[@]} -eq 0 ]

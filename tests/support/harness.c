@@ -1,0 +1,303 @@
+/* harness.c - PostgreSQL, decision-api process and HTTP helpers for the
+ * integration tests. */
+#include "harness.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *dtBuild(void) {
+    const char *b = getenv("BUILD");
+    return b && b[0] ? b : "build";
+}
+
+static void dtSleepMs(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static long long dtNowMs(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool dtWaitFor(bool (*cond)(void *), void *arg, int timeout_ms) {
+    long long deadline = dtNowMs() + timeout_ms;
+    for (;;) {
+        if (cond(arg)) return true;
+        if (dtNowMs() >= deadline) return false;
+        dtSleepMs(20);
+    }
+}
+
+/* Runs a shell command, capturing the first line of its output. */
+static bool dtRun(const char *cmd, char *out, size_t outlen) {
+    FILE *p = popen(cmd, "r");
+    if (p == NULL) return false;
+    if (out != NULL) {
+        out[0] = '\0';
+        if (fgets(out, (int)outlen, p) != NULL) out[strcspn(out, "\n")] = '\0';
+    }
+    char sink[256];
+    while (fgets(sink, sizeof(sink), p) != NULL) {
+    }
+    int st = pclose(p);
+    if (st != 0) fprintf(stderr, "harness: command failed (%d): %s\n", st, cmd);
+    return st == 0;
+}
+
+bool dtPgStart(dtPg *pg) {
+    snprintf(pg->dir, sizeof(pg->dir), "/tmp/ds-test-XXXXXX");
+    if (mkdtemp(pg->dir) == NULL) return false;
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "bash deploy/pg-cluster.sh start %s", pg->dir);
+    return dtRun(cmd, pg->conninfo, sizeof(pg->conninfo)) && pg->conninfo[0] != '\0';
+}
+
+bool dtPgStop(dtPg *pg) {
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "bash deploy/pg-cluster.sh stop %s", pg->dir);
+    return dtRun(cmd, NULL, 0);
+}
+
+bool dtPgRestart(dtPg *pg) {
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "bash deploy/pg-cluster.sh restart %s", pg->dir);
+    return dtRun(cmd, NULL, 0);
+}
+
+void dtPgDestroy(dtPg *pg) {
+    char cmd[512];
+    if (pg->dir[0] == '\0') return;
+    snprintf(cmd, sizeof(cmd), "bash deploy/pg-cluster.sh destroy %s", pg->dir);
+    dtRun(cmd, NULL, 0);
+    pg->dir[0] = '\0';
+}
+
+char *dtPgScalar(const dtPg *pg, const char *sql) {
+    PGconn *c = PQconnectdb(pg->conninfo);
+    char *out = NULL;
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "harness: connect: %s", PQerrorMessage(c));
+    } else {
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) out = strdup(PQgetvalue(r, 0, 0));
+        else if (PQresultStatus(r) != PGRES_TUPLES_OK) fprintf(stderr, "harness: %s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+    }
+    PQfinish(c);
+    return out;
+}
+
+bool dtPgExec(const dtPg *pg, const char *sql) {
+    PGconn *c = PQconnectdb(pg->conninfo);
+    bool ok = false;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, sql);
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+        if (!ok) fprintf(stderr, "harness: %s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+    }
+    PQfinish(c);
+    return ok;
+}
+
+char *dtPgTableFingerprint(const dtPg *pg) {
+    return dtPgScalar(pg, "SELECT count(*) || ':' || coalesce(md5(string_agg(decision_id::text || doc::text || "
+                          "recorded_at::text, ',' ORDER BY decision_id)), '') FROM decisions");
+}
+
+static int dtFreePort(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static void dtHashLine(FILE *f, const char *token, const char *roles) {
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)token, strlen(token), d);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) fprintf(f, "%02x", d[i]);
+    fprintf(f, " %s %s\n", roles, token);
+}
+
+static bool dtApiHealthy(void *arg) {
+    dtApi *api = arg;
+    dtResponse r;
+    bool ok = dtHttp(api, "GET", "/healthz", NULL, NULL, NULL, 0, &r) && r.status == 200;
+    dtResponseFree(&r);
+    int st;
+    if (waitpid(api->pid, &st, WNOHANG) == api->pid) {
+        api->pid = -1;
+        return true; /* exited: stop waiting, the caller sees pid == -1 */
+    }
+    return ok;
+}
+
+bool dtApiStart(dtApi *api, const dtPg *pg, const char *const *extra_env) {
+    api->port = dtFreePort();
+    snprintf(api->url, sizeof(api->url), "http://127.0.0.1:%d", api->port);
+    snprintf(api->tokens_file, sizeof(api->tokens_file), "%s/tokens", pg->dir);
+    FILE *f = fopen(api->tokens_file, "w");
+    if (f == NULL) return false;
+    fprintf(f, "# test tokens\n");
+    dtHashLine(f, DT_WRITER_TOKEN, "writer");
+    dtHashLine(f, DT_READER_TOKEN, "reader");
+    dtHashLine(f, DT_ADMIN_TOKEN, "admin");
+    fclose(f);
+
+    char bin[300];
+    snprintf(bin, sizeof(bin), "%s/bin/decision-api", dtBuild());
+    api->pid = fork();
+    if (api->pid < 0) return false;
+    if (api->pid == 0) {
+        char port[16];
+        snprintf(port, sizeof(port), "%d", api->port);
+        setenv("DECISIONS_LISTEN_HOST", "127.0.0.1", 1);
+        setenv("DECISIONS_LISTEN_PORT", port, 1);
+        setenv("DECISIONS_DATABASE_URL", pg->conninfo, 1);
+        setenv("DECISIONS_TOKENS_FILE", api->tokens_file, 1);
+        setenv("DECISIONS_LOG_LEVEL", "warn", 0);
+        for (size_t i = 0; extra_env && extra_env[i]; i++) putenv((char *)extra_env[i]);
+        execl(bin, bin, (char *)NULL);
+        fprintf(stderr, "harness: exec %s: %s\n", bin, strerror(errno));
+        _exit(127);
+    }
+    if (!dtWaitFor(dtApiHealthy, api, 30000) || api->pid < 0) {
+        fprintf(stderr, "harness: decision-api did not become healthy\n");
+        if (api->pid > 0) dtApiStop(api);
+        return false;
+    }
+    return true;
+}
+
+int dtApiStop(dtApi *api) {
+    if (api->pid <= 0) return -1;
+    kill(api->pid, SIGTERM);
+    long long deadline = dtNowMs() + 20000;
+    int st = 0;
+    while (waitpid(api->pid, &st, WNOHANG) == 0) {
+        if (dtNowMs() >= deadline) {
+            kill(api->pid, SIGKILL);
+            waitpid(api->pid, &st, 0);
+            api->pid = -1;
+            return -1;
+        }
+        dtSleepMs(20);
+    }
+    api->pid = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+typedef struct dtBuf {
+    char *data;
+    size_t len;
+} dtBuf;
+
+static size_t dtOnBody(char *p, size_t size, size_t n, void *arg) {
+    dtBuf *b = arg;
+    char *grown = realloc(b->data, b->len + size * n + 1);
+    if (grown == NULL) return 0;
+    memcpy(grown + b->len, p, size * n);
+    b->data = grown;
+    b->len += size * n;
+    b->data[b->len] = '\0';
+    return size * n;
+}
+
+static void dtCopyHeader(const char *line, size_t len, const char *name, char *out, size_t outlen) {
+    size_t n = strlen(name);
+    if (len <= n || strncasecmp(line, name, n) != 0) return;
+    const char *v = line + n;
+    size_t vlen = len - n;
+    while (vlen && (*v == ' ')) v++, vlen--;
+    while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n')) vlen--;
+    snprintf(out, outlen, "%.*s", (int)vlen, v);
+}
+
+static size_t dtOnHeader(char *p, size_t size, size_t n, void *arg) {
+    dtResponse *r = arg;
+    dtCopyHeader(p, size * n, "location:", r->location, sizeof(r->location));
+    dtCopyHeader(p, size * n, "retry-after:", r->retry_after, sizeof(r->retry_after));
+    dtCopyHeader(p, size * n, "content-type:", r->content_type, sizeof(r->content_type));
+    return size * n;
+}
+
+bool dtHttp(const dtApi *api, const char *method, const char *path, const char *token, const char *content_type,
+            const char *body, size_t len, dtResponse *out) {
+    memset(out, 0, sizeof(*out));
+    CURL *c = curl_easy_init();
+    if (c == NULL) return false;
+    char url[1024], auth[256], ct[256];
+    snprintf(url, sizeof(url), "%s%s", api->url, path);
+    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+    if (token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, auth);
+    }
+    snprintf(ct, sizeof(ct), "Content-Type: %s", content_type ? content_type : "");
+    h = curl_slist_append(h, content_type ? ct : "Content-Type:");
+    dtBuf b = {NULL, 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, dtOnBody);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, dtOnHeader);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    out->body = b.data ? b.data : strdup("");
+    out->len = b.len;
+    out->json = json_loadb(out->body, out->len, 0, NULL);
+    return rc == CURLE_OK;
+}
+
+void dtResponseFree(dtResponse *r) {
+    free(r->body);
+    json_decref(r->json);
+    memset(r, 0, sizeof(*r));
+}
+
+json_t *dtFixture(const char *name) {
+    char path[512];
+    snprintf(path, sizeof(path), "tests/fixtures/%s", name);
+    json_error_t err;
+    json_t *j = json_load_file(path, 0, &err);
+    if (j == NULL) fprintf(stderr, "harness: %s: %s\n", path, err.text);
+    return j;
+}
+
+void dtUuid(char out[37]) {
+    unsigned char b[16];
+    RAND_bytes(b, sizeof(b));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
+             b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}

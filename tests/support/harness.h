@@ -1,0 +1,73 @@
+/* harness.h - what the integration tests stand on: a real PostgreSQL cluster
+ * (deploy/pg-cluster.sh in a temporary directory, a free port), the decision
+ * API as a child process, HTTP through libcurl and SQL through libpq.
+ * Waits are conditions polled against a deadline, never fixed sleeps.
+ * Paths are relative to the repository root; $BUILD names the build tree. */
+#ifndef DT_HARNESS_H
+#define DT_HARNESS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct dtPg {
+    char dir[256];
+    char conninfo[256];
+} dtPg;
+
+bool dtPgStart(dtPg *pg);
+bool dtPgStop(dtPg *pg);
+bool dtPgRestart(dtPg *pg);
+void dtPgDestroy(dtPg *pg);
+/* Runs sql and returns the first column of the first row as a malloc'd
+ * string (caller frees), or NULL on error (printed). */
+char *dtPgScalar(const dtPg *pg, const char *sql);
+/* Runs sql, true if it succeeded. */
+bool dtPgExec(const dtPg *pg, const char *sql);
+/* A fingerprint of the decisions table: row count and a hash of every row. */
+char *dtPgTableFingerprint(const dtPg *pg);
+
+typedef struct dtApi {
+    pid_t pid;
+    int port;
+    char url[64];
+    char tokens_file[300];
+} dtApi;
+
+/* Test tokens, written (hashed) into tokens_file by dtApiStart. */
+#define DT_WRITER_TOKEN "test-writer-token"
+#define DT_READER_TOKEN "test-reader-token"
+#define DT_ADMIN_TOKEN "test-admin-token"
+
+/* Starts $BUILD/bin/decision-api against pg on a free port; extra_env is a
+ * NULL-terminated list of "NAME=value" (may be NULL). Waits for /healthz. */
+bool dtApiStart(dtApi *api, const dtPg *pg, const char *const *extra_env);
+/* SIGTERM, then waits; returns the exit status (-1 if it had to be killed). */
+int dtApiStop(dtApi *api);
+
+typedef struct dtResponse {
+    long status;
+    char *body;       /* NUL-terminated, malloc'd */
+    size_t len;
+    json_t *json;     /* parsed body, or NULL if not JSON */
+    char location[256];
+    char retry_after[32];
+    char content_type[128];
+} dtResponse;
+
+/* Performs one request. token and content_type may be NULL (header
+ * omitted). Returns false only when no HTTP answer came. */
+bool dtHttp(const dtApi *api, const char *method, const char *path, const char *token, const char *content_type,
+            const char *body, size_t len, dtResponse *out);
+void dtResponseFree(dtResponse *r);
+
+/* Polls cond every 20 ms until it is true or timeout_ms passed. */
+bool dtWaitFor(bool (*cond)(void *), void *arg, int timeout_ms);
+
+/* Loads a JSON file under tests/fixtures/ (new reference, NULL on error). */
+json_t *dtFixture(const char *name);
+/* A fresh random UUID, lower case. */
+void dtUuid(char out[37]);
+
+#endif

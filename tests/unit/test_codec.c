@@ -1,0 +1,712 @@
+/* test_codec.c - the decision codec (schemas/src): every rule of the v1
+ * schema, defaults, server-set fields, canonical output and round trips. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ds/codec.h"
+#include "ds/timefmt.h"
+
+static const char *EXAMPLE =
+    "{\"decision_id\": \"7d3f0c1e-5b7a-4c2e-9a51-0e4a1c9b2d11\","
+    " \"purchase_id\": \"p-20261124-000042\","
+    " \"customer_id\": \"cust-42\","
+    " \"merchant_id\": \"m-7\","
+    " \"country\": \"SE\","
+    " \"amount\": {\"value\": 12999, \"currency\": \"SEK\"},"
+    " \"outcome\": \"APPROVED\","
+    " \"reasons\": [\"LOW_RISK\"],"
+    " \"policy\": {\"name\": \"bnpl-checkout\", \"version\": \"2026.11.3\"},"
+    " \"checks\": ["
+    "  {\"kind\": \"CREDIT\", \"provider\": \"bureau-x\", \"outcome\": \"PASS\","
+    "   \"score\": 0.12, \"latency_ms\": 85, \"performed_at\": \"2026-11-24T10:00:00.123Z\"},"
+    "  {\"kind\": \"FRAUD\", \"provider\": \"in-house\", \"outcome\": \"PASS\","
+    "   \"score\": 0.02, \"latency_ms\": 4, \"performed_at\": \"2026-11-24T10:00:00.180Z\"}"
+    " ],"
+    " \"decided_at\": \"2026-11-24T10:00:00.250Z\","
+    " \"producer\": \"policy-engine-eu-1\","
+    " \"attributes\": {\"channel\": \"web\"}}";
+
+typedef struct {
+    dsCodec *codec;
+    avro_value_t val;
+    dsCodecError err;
+} fixture;
+
+static int setup(void **state) {
+    char errbuf[512] = "";
+    fixture *f = calloc(1, sizeof *f);
+    f->codec = dsCodecNew(errbuf, sizeof errbuf);
+    if (!f->codec) {
+        fprintf(stderr, "dsCodecNew: %s\n", errbuf);
+        free(f);
+        return -1;
+    }
+    if (!dsCodecNewValue(f->codec, &f->val)) return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    avro_value_decref(&f->val);
+    dsCodecFree(f->codec);
+    free(f);
+    return 0;
+}
+
+/* ---- document helpers ---- */
+
+static json_t *parse(const char *text) {
+    json_error_t e;
+    json_t *j = json_loads(text, 0, &e);
+    if (!j) fail_msg("bad test JSON: %s", e.text);
+    return j;
+}
+
+static json_t *example(void) { return parse(EXAMPLE); }
+
+/* Resolves "a.b[2].c" to the parent container of the last step; *last gets
+ * the last name (or NULL) and *idx the last index. */
+static json_t *walkTo(json_t *doc, const char *path, char *last, size_t lastlen, long *idx) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    json_t *cur = doc;
+    char *save = NULL;
+    char *tok = strtok_r(buf, ".", &save);
+    while (tok) {
+        char *next = strtok_r(NULL, ".", &save);
+        char *br = strchr(tok, '[');
+        long i = -1;
+        if (br) {
+            i = strtol(br + 1, NULL, 10);
+            *br = '\0';
+        }
+        if (!next) {
+            if (i >= 0) {
+                cur = json_object_get(cur, tok);
+                last[0] = '\0';
+            } else {
+                snprintf(last, lastlen, "%s", tok);
+            }
+            *idx = i;
+            return cur;
+        }
+        cur = json_object_get(cur, tok);
+        if (i >= 0) cur = json_array_get(cur, (size_t)i);
+        tok = next;
+    }
+    return NULL;
+}
+
+static void setPath(json_t *doc, const char *path, json_t *v) {
+    char last[128];
+    long idx;
+    json_t *parent = walkTo(doc, path, last, sizeof last, &idx);
+    assert_non_null(parent);
+    if (last[0])
+        json_object_set_new(parent, last, v);
+    else
+        json_array_set_new(parent, (size_t)idx, v);
+}
+
+static void delPath(json_t *doc, const char *path) {
+    char last[128];
+    long idx;
+    json_t *parent = walkTo(doc, path, last, sizeof last, &idx);
+    assert_non_null(parent);
+    assert_int_equal(json_object_del(parent, last), 0);
+}
+
+static json_t *getPath(json_t *doc, const char *path) {
+    char last[128];
+    long idx;
+    json_t *parent = walkTo(doc, path, last, sizeof last, &idx);
+    if (!parent) return NULL;
+    return last[0] ? json_object_get(parent, last) : json_array_get(parent, (size_t)idx);
+}
+
+static char *repeat(const char *s, int n) {
+    size_t len = strlen(s);
+    char *out = malloc(len * (size_t)n + 1);
+    for (int i = 0; i < n; i++) memcpy(out + len * (size_t)i, s, len);
+    out[len * (size_t)n] = '\0';
+    return out;
+}
+
+static json_t *stringOf(const char *s, int n) {
+    char *r = repeat(s, n);
+    json_t *j = json_string(r);
+    free(r);
+    return j;
+}
+
+/* ---- codec helpers ---- */
+
+/* Takes ownership of doc. */
+static void expectOk(fixture *f, json_t *doc) {
+    bool ok = dsCodecFromJson(f->codec, doc, &f->val, &f->err);
+    json_decref(doc);
+    if (!ok) fail_msg("rejected: %s %s: %s", f->err.code, f->err.field, f->err.message);
+}
+
+/* Takes ownership of doc; returns the message (valid until the next call). */
+static const char *expectErr(fixture *f, json_t *doc, const char *code, const char *field) {
+    bool ok = dsCodecFromJson(f->codec, doc, &f->val, &f->err);
+    json_decref(doc);
+    if (ok) fail_msg("accepted; expected %s at %s", code, field);
+    if (strcmp(f->err.code, code) != 0 || strcmp(f->err.field, field) != 0)
+        fail_msg("got %s at \"%s\" (%s); expected %s at \"%s\"", f->err.code, f->err.field, f->err.message, code, field);
+    assert_true(strlen(f->err.message) > 0);
+    if (field[0]) assert_true(strncmp(f->err.message, field, strlen(field)) == 0);
+    /* Both end up in a JSON error body: they must be valid UTF-8. */
+    json_t *check = json_pack("{ssss}", "field", f->err.field, "message", f->err.message);
+    assert_non_null(check);
+    json_decref(check);
+    return f->err.message;
+}
+
+/* Renders the current value; caller frees. */
+static char *render(fixture *f, int flags) {
+    json_t *j = dsCodecToJson(f->codec, &f->val, flags);
+    assert_non_null(j);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return s;
+}
+
+static char *canonical(fixture *f, json_t *doc) {
+    expectOk(f, doc);
+    return render(f, DS_CODEC_OMIT_SERVER_FIELDS);
+}
+
+/* ---- tests ---- */
+
+static void test_registry_facts(void **state) {
+    fixture *f = *state;
+    assert_string_equal(dsCodecSubject(f->codec), "decisions-value");
+    assert_int_equal(dsCodecCurrentVersion(f->codec), 1);
+    assert_int_equal(dsCodecSchemaId(f->codec, 1), 1);
+    assert_int_equal(dsCodecSchemaId(f->codec, 99), -1);
+    assert_null(dsCodecSchemaText(f->codec, 99));
+    assert_null(dsCodecSchema(f->codec, 99));
+    assert_non_null(dsCodecSchema(f->codec, 1));
+    /* The shipped text, with everything avro-c drops (docs, rules, logical types). */
+    json_t *s = parse(dsCodecSchemaText(f->codec, 1));
+    assert_string_equal(json_string_value(json_object_get(s, "name")), "Decision");
+    assert_non_null(strstr(dsCodecSchemaText(f->codec, 1), "timestamp-millis"));
+    json_decref(s);
+}
+
+static void test_example_accepted_and_round_trips(void **state) {
+    fixture *f = *state;
+    char *first = canonical(f, example());
+    assert_string_equal(
+        first,
+        "{\"decision_id\":\"7d3f0c1e-5b7a-4c2e-9a51-0e4a1c9b2d11\",\"purchase_id\":\"p-20261124-000042\","
+        "\"customer_id\":\"cust-42\",\"merchant_id\":\"m-7\",\"country\":\"SE\","
+        "\"amount\":{\"value\":12999,\"currency\":\"SEK\"},\"outcome\":\"APPROVED\",\"reasons\":[\"LOW_RISK\"],"
+        "\"policy\":{\"name\":\"bnpl-checkout\",\"version\":\"2026.11.3\"},"
+        "\"checks\":[{\"kind\":\"CREDIT\",\"provider\":\"bureau-x\",\"outcome\":\"PASS\",\"score\":0.12,"
+        "\"latency_ms\":85,\"performed_at\":\"2026-11-24T10:00:00.123Z\"},"
+        "{\"kind\":\"FRAUD\",\"provider\":\"in-house\",\"outcome\":\"PASS\",\"score\":0.02,\"latency_ms\":4,"
+        "\"performed_at\":\"2026-11-24T10:00:00.180Z\"}],"
+        "\"decided_at\":\"2026-11-24T10:00:00.250Z\",\"producer\":\"policy-engine-eu-1\","
+        "\"attributes\":{\"channel\":\"web\"}}");
+    /* ToJson output fed back gives the same bytes, with and without the
+     * server-set fields. */
+    char *second = canonical(f, parse(first));
+    assert_string_equal(first, second);
+    char *full = render(f, 0);
+    char *again = (expectOk(f, parse(full)), render(f, 0));
+    assert_string_equal(full, again);
+    assert_non_null(strstr(full, "\"recorded_at\":\"1970-01-01T00:00:00.000Z\",\"schema_version\":1}"));
+    free(first);
+    free(second);
+    free(full);
+    free(again);
+}
+
+static void test_avro_values(void **state) {
+    fixture *f = *state;
+    expectOk(f, example());
+    avro_value_t field, item, branch;
+    int64_t ms;
+    const char *s;
+    size_t len;
+    assert_int_equal(avro_value_get_by_name(&f->val, "decided_at", &field, NULL), 0);
+    assert_int_equal(avro_value_get_long(&field, &ms), 0);
+    assert_int_equal(ms, 1795514400250LL);
+    assert_int_equal(avro_value_get_by_name(&f->val, "decision_id", &field, NULL), 0);
+    assert_int_equal(avro_value_get_string(&field, &s, &len), 0);
+    assert_int_equal(len, 37); /* avro-c counts the NUL */
+    assert_int_equal(avro_value_get_by_name(&f->val, "checks", &field, NULL), 0);
+    assert_int_equal(avro_value_get_by_index(&field, 0, &item, NULL), 0);
+    assert_int_equal(avro_value_get_by_name(&item, "score", &field, NULL), 0);
+    int d;
+    double score;
+    assert_int_equal(avro_value_get_discriminant(&field, &d), 0);
+    assert_int_equal(d, 1);
+    assert_int_equal(avro_value_get_current_branch(&field, &branch), 0);
+    assert_int_equal(avro_value_get_double(&branch, &score), 0);
+    assert_true(score == 0.12);
+}
+
+static void test_avro_binary_round_trip(void **state) {
+    fixture *f = *state;
+    expectOk(f, example());
+    char *before = render(f, 0);
+    char buf[4096];
+    avro_writer_t w = avro_writer_memory(buf, sizeof buf);
+    assert_int_equal(avro_value_write(w, &f->val), 0);
+    int64_t n = avro_writer_tell(w);
+    avro_writer_free(w);
+    avro_value_t copy;
+    assert_true(dsCodecNewValue(f->codec, &copy));
+    avro_reader_t r = avro_reader_memory(buf, n);
+    assert_int_equal(avro_value_read(r, &copy), 0);
+    avro_reader_free(r);
+    json_t *j = dsCodecToJson(f->codec, &copy, 0);
+    char *after = json_dumps(j, JSON_COMPACT);
+    assert_string_equal(before, after);
+    json_decref(j);
+    avro_value_decref(&copy);
+    free(before);
+    free(after);
+}
+
+static void test_each_required_field_missing(void **state) {
+    fixture *f = *state;
+    static const char *const required[] = {
+        "decision_id", "purchase_id", "customer_id", "merchant_id", "country", "amount", "outcome",
+        "policy", "decided_at", "producer", "amount.value", "amount.currency", "policy.name",
+        "policy.version", "checks[0].kind", "checks[0].provider", "checks[0].outcome",
+        "checks[1].performed_at",
+    };
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+        json_t *doc = example();
+        delPath(doc, required[i]);
+        const char *msg = expectErr(f, doc, "missing_field", required[i]);
+        assert_non_null(strstr(msg, "is required"));
+    }
+}
+
+static void test_unknown_fields(void **state) {
+    fixture *f = *state;
+    static const char *const unknown[] = {"customer", "amount.cents", "policy.owner", "checks[1].note"};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        json_t *doc = example();
+        setPath(doc, unknown[i], json_string("x"));
+        expectErr(f, doc, "unknown_field", unknown[i]);
+    }
+    /* A typo is reported as the unknown field, not as the missing one. */
+    json_t *doc = example();
+    delPath(doc, "customer_id");
+    setPath(doc, "customer_idd", json_string("cust-42"));
+    expectErr(f, doc, "unknown_field", "customer_idd");
+}
+
+static void test_wrong_types(void **state) {
+    fixture *f = *state;
+    static const struct {
+        const char *path, *value;
+    } cases[] = {
+        {"customer_id", "42"},           {"amount", "\"12999 SEK\""},   {"amount.value", "1.5"},
+        {"amount.value", "12999.0"},     {"amount.value", "\"12999\""}, {"reasons", "\"LOW_RISK\""},
+        {"reasons[0]", "7"},             {"outcome", "1"},              {"checks", "{}"},
+        {"checks[0].score", "\"high\""}, {"checks[0].latency_ms", "1.5"}, {"checks[0].performed_at", "1795514400123"},
+        {"decided_at", "null"},          {"attributes", "[]"},          {"attributes.channel", "3"},
+        {"policy", "\"bnpl-checkout\""}, {"customer_id", "null"},       {"checks[0]", "\"CREDIT\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *doc = example();
+        setPath(doc, cases[i].path, json_loads(cases[i].value, JSON_DECODE_ANY, NULL));
+        expectErr(f, doc, "wrong_type", cases[i].path);
+    }
+    expectErr(f, parse("[1, 2]"), "wrong_type", "");
+    expectErr(f, json_string("x"), "wrong_type", "");
+    /* A double field takes integers too; they come back as reals. */
+    json_t *doc = example();
+    setPath(doc, "checks[0].score", json_integer(1));
+    char *out = canonical(f, doc);
+    assert_non_null(strstr(out, "\"score\":1.0,"));
+    free(out);
+}
+
+static void test_uuid(void **state) {
+    fixture *f = *state;
+    static const char *const bad[] = {
+        "7d3f0c1e-5b7a-4c2e-9a51-0e4a1c9b2d1",   "7d3f0c1e-5b7a-4c2e-9a51-0e4a1c9b2d111", "7d3f0c1e5b7a4c2e9a510e4a1c9b2d11",
+        "7d3f0c1e-5b7a-4c2e-9a51-0e4a1c9b2d1g",  "{7d3f0c1e-5b7a-4c2e-9a51-0e4a1c9b2d1}", "7d3f0c1e_5b7a_4c2e_9a51_0e4a1c9b2d11",
+        "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *doc = example();
+        setPath(doc, "decision_id", json_string(bad[i]));
+        expectErr(f, doc, "invalid_value", "decision_id");
+    }
+    json_t *doc = example();
+    setPath(doc, "decision_id", json_string("7D3F0C1E-5B7A-4C2E-9A51-0E4A1C9B2D11"));
+    char *out = canonical(f, doc);
+    assert_non_null(strstr(out, "\"decision_id\":\"7d3f0c1e-5b7a-4c2e-9a51-0e4a1c9b2d11\""));
+    free(out);
+}
+
+static void test_bad_timestamps(void **state) {
+    fixture *f = *state;
+    static const struct {
+        const char *value, *why;
+    } bad[] = {
+        {"2026-11-24T10:00:00.250", "missing UTC offset"},
+        {"2026-13-24T10:00:00.250Z", "month 13"},
+        {"2026-02-30T10:00:00.250Z", "day 30"},
+        {"2026-12-31T23:59:60Z", "leap second"},
+        {"2026-11-24", "'T'"},
+        {"yesterday", "year"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *doc = example();
+        setPath(doc, "decided_at", json_string(bad[i].value));
+        const char *msg = expectErr(f, doc, "invalid_value", "decided_at");
+        if (!strstr(msg, bad[i].why)) fail_msg("%s: \"%s\" lacks \"%s\"", bad[i].value, msg, bad[i].why);
+        doc = example();
+        setPath(doc, "checks[1].performed_at", json_string(bad[i].value));
+        expectErr(f, doc, "invalid_value", "checks[1].performed_at");
+    }
+}
+
+static void test_offsets_normalized(void **state) {
+    fixture *f = *state;
+    json_t *doc = example();
+    setPath(doc, "decided_at", json_string("2026-11-24T11:00:00.250+01:00"));
+    setPath(doc, "checks[0].performed_at", json_string("2026-11-24T04:30:00.123456-05:30"));
+    expectOk(f, doc);
+    avro_value_t field;
+    int64_t ms;
+    assert_int_equal(avro_value_get_by_name(&f->val, "decided_at", &field, NULL), 0);
+    assert_int_equal(avro_value_get_long(&field, &ms), 0);
+    assert_int_equal(ms, 1795514400250LL);
+    char *out = render(f, DS_CODEC_OMIT_SERVER_FIELDS);
+    assert_non_null(strstr(out, "\"decided_at\":\"2026-11-24T10:00:00.250Z\""));
+    assert_non_null(strstr(out, "\"performed_at\":\"2026-11-24T10:00:00.123Z\""));
+    free(out);
+}
+
+static void test_country_and_currency(void **state) {
+    fixture *f = *state;
+    static const char *const countries[] = {"se", "Se", "SWE", "S", "", "S1", "SE\n", "ÅÄ"};
+    for (size_t i = 0; i < sizeof countries / sizeof countries[0]; i++) {
+        json_t *doc = example();
+        setPath(doc, "country", json_string(countries[i]));
+        expectErr(f, doc, "invalid_value", "country");
+    }
+    static const char *const currencies[] = {"sek", "SE", "SEKK", "S3K", ""};
+    for (size_t i = 0; i < sizeof currencies / sizeof currencies[0]; i++) {
+        json_t *doc = example();
+        setPath(doc, "amount.currency", json_string(currencies[i]));
+        expectErr(f, doc, "invalid_value", "amount.currency");
+    }
+}
+
+static void test_amount_bounds(void **state) {
+    fixture *f = *state;
+    json_t *doc = example();
+    setPath(doc, "amount.value", json_integer(-1));
+    expectErr(f, doc, "invalid_value", "amount.value");
+    doc = example();
+    setPath(doc, "amount.value", json_integer(1000000000000001LL));
+    expectErr(f, doc, "invalid_value", "amount.value");
+    doc = example();
+    setPath(doc, "amount.value", json_integer(1000000000000000LL));
+    expectOk(f, doc);
+    doc = example();
+    setPath(doc, "amount.value", json_integer(0));
+    expectOk(f, doc);
+    doc = example();
+    setPath(doc, "checks[0].latency_ms", json_integer(-1));
+    expectErr(f, doc, "invalid_value", "checks[0].latency_ms");
+}
+
+static void test_too_many_items(void **state) {
+    fixture *f = *state;
+    json_t *doc = example(), *reasons = json_array();
+    for (int i = 0; i < 33; i++) json_array_append_new(reasons, json_string("R"));
+    setPath(doc, "reasons", json_deep_copy(reasons));
+    expectErr(f, doc, "too_many_items", "reasons");
+    json_array_remove(reasons, 0);
+    doc = example();
+    setPath(doc, "reasons", reasons);
+    expectOk(f, doc);
+
+    doc = example();
+    json_t *checks = json_array(), *one = json_array_get(getPath(doc, "checks"), 0);
+    for (int i = 0; i < 65; i++) json_array_append(checks, one);
+    setPath(doc, "checks", json_deep_copy(checks));
+    expectErr(f, doc, "too_many_items", "checks");
+    json_array_remove(checks, 0);
+    doc = example();
+    setPath(doc, "checks", checks);
+    expectOk(f, doc);
+
+    doc = example();
+    json_t *attrs = json_object();
+    for (int i = 0; i < 65; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%02d", i);
+        json_object_set_new(attrs, key, json_string("v"));
+    }
+    setPath(doc, "attributes", json_deep_copy(attrs));
+    expectErr(f, doc, "too_many_items", "attributes");
+    json_object_del(attrs, "k00");
+    doc = example();
+    setPath(doc, "attributes", attrs);
+    expectOk(f, doc);
+}
+
+static void test_control_characters(void **state) {
+    fixture *f = *state;
+    static const char *const bad[] = {"cust\n42", "cust\t42", "cust\x7f" "42", "cust\xc2\x85" "42", "\x1b[31m",
+                                      "cust\xc2\x9f"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *doc = example();
+        setPath(doc, "customer_id", json_string(bad[i]));
+        const char *msg = expectErr(f, doc, "invalid_value", "customer_id");
+        assert_non_null(strstr(msg, "control characters"));
+    }
+    json_t *doc = example();
+    setPath(doc, "merchant_id", json_string("m\r"));
+    expectErr(f, doc, "invalid_value", "merchant_id");
+    /* Printable non-ASCII is fine, U+00A0 included. */
+    doc = example();
+    setPath(doc, "customer_id", json_string("kund-\xc3\xa5\xc3\xa4\xc3\xb6-\xc2\xa0-\xe2\x82\xac"));
+    expectOk(f, doc);
+    /* NUL is refused everywhere, even where control characters are allowed. */
+    doc = example();
+    setPath(doc, "producer", json_stringn("a\0b", 3));
+    expectErr(f, doc, "invalid_value", "producer");
+    /* Strings built without jansson's check still get validated. */
+    doc = example();
+    setPath(doc, "producer", json_stringn_nocheck("a\xff", 2));
+    expectErr(f, doc, "invalid_value", "producer");
+}
+
+static void test_string_lengths(void **state) {
+    fixture *f = *state;
+    static const char *const min1[] = {"purchase_id", "customer_id", "merchant_id", "policy.name", "policy.version",
+                                       "producer", "reasons[0]", "checks[0].kind", "checks[1].provider"};
+    for (size_t i = 0; i < sizeof min1 / sizeof min1[0]; i++) {
+        json_t *doc = example();
+        setPath(doc, min1[i], json_string(""));
+        const char *msg = expectErr(f, doc, "invalid_value", min1[i]);
+        assert_non_null(strstr(msg, "must not be empty"));
+    }
+    static const char *const max128[] = {"purchase_id", "customer_id", "merchant_id", "policy.name",
+                                         "policy.version", "producer", "checks[0].kind", "checks[0].provider"};
+    for (size_t i = 0; i < sizeof max128 / sizeof max128[0]; i++) {
+        json_t *doc = example();
+        setPath(doc, max128[i], stringOf("x", 129));
+        expectErr(f, doc, "invalid_value", max128[i]);
+        doc = example();
+        setPath(doc, max128[i], stringOf("x", 128));
+        expectOk(f, doc);
+    }
+    /* Limits count bytes, not characters: 64 x "å" is 128 bytes, 65 is 130. */
+    json_t *doc = example();
+    setPath(doc, "customer_id", stringOf("\xc3\xa5", 64));
+    expectOk(f, doc);
+    doc = example();
+    setPath(doc, "customer_id", stringOf("\xc3\xa5", 65));
+    expectErr(f, doc, "invalid_value", "customer_id");
+    doc = example();
+    setPath(doc, "reasons[0]", stringOf("R", 65));
+    expectErr(f, doc, "invalid_value", "reasons[0]");
+    doc = example();
+    setPath(doc, "reasons[0]", stringOf("R", 64));
+    expectOk(f, doc);
+}
+
+static void test_attribute_limits(void **state) {
+    fixture *f = *state;
+    json_t *doc = example();
+    json_object_set_new(getPath(doc, "attributes"), "", json_string("v"));
+    expectErr(f, doc, "invalid_value", "attributes.");
+    char *key = repeat("k", 65);
+    doc = example();
+    json_object_set_new(getPath(doc, "attributes"), key, json_string("v"));
+    char field[128];
+    snprintf(field, sizeof field, "attributes.%s", key);
+    expectErr(f, doc, "invalid_value", field);
+    key[64] = '\0';
+    doc = example();
+    json_object_set_new(getPath(doc, "attributes"), key, json_string(""));
+    expectOk(f, doc);
+    free(key);
+    doc = example();
+    json_object_set_new(getPath(doc, "attributes"), "bad\nkey", json_string("v"));
+    expectErr(f, doc, "invalid_value", "attributes.bad\nkey");
+    doc = example();
+    setPath(doc, "attributes.channel", stringOf("v", 1025));
+    expectErr(f, doc, "invalid_value", "attributes.channel");
+    doc = example();
+    setPath(doc, "attributes.channel", stringOf("v", 1024));
+    expectOk(f, doc);
+}
+
+static void test_enums(void **state) {
+    fixture *f = *state;
+    json_t *doc = example();
+    setPath(doc, "outcome", json_string("APPROVE"));
+    const char *msg = expectErr(f, doc, "invalid_value", "outcome");
+    assert_non_null(strstr(msg, "APPROVED, REJECTED, REFERRED"));
+    doc = example();
+    setPath(doc, "checks[1].outcome", json_string("pass"));
+    expectErr(f, doc, "invalid_value", "checks[1].outcome");
+    static const char *const ok[] = {"REJECTED", "REFERRED"};
+    for (size_t i = 0; i < 2; i++) {
+        doc = example();
+        setPath(doc, "outcome", json_string(ok[i]));
+        setPath(doc, "checks[0].outcome", json_string(i ? "SKIPPED" : "ERROR"));
+        expectOk(f, doc);
+    }
+}
+
+static void test_defaults_filled(void **state) {
+    fixture *f = *state;
+    json_t *doc = example();
+    delPath(doc, "reasons");
+    delPath(doc, "attributes");
+    delPath(doc, "checks");
+    char *out = canonical(f, doc);
+    assert_non_null(strstr(out, "\"reasons\":[],"));
+    assert_non_null(strstr(out, "\"checks\":[],"));
+    assert_true(strstr(out, "\"attributes\":{}}") == out + strlen(out) - strlen("\"attributes\":{}}"));
+    free(out);
+
+    doc = example();
+    delPath(doc, "checks[0].score");
+    delPath(doc, "checks[0].latency_ms");
+    setPath(doc, "checks[1].score", json_null());
+    out = canonical(f, doc);
+    assert_non_null(strstr(out, "\"outcome\":\"PASS\",\"score\":null,\"latency_ms\":null,"));
+    assert_non_null(strstr(out, "\"score\":null,\"latency_ms\":4,"));
+    free(out);
+}
+
+static void test_value_reuse(void **state) {
+    fixture *f = *state;
+    /* A rejected document leaves nothing behind for the next one. */
+    json_t *doc = example();
+    setPath(doc, "checks[1].kind", json_string(""));
+    expectErr(f, doc, "invalid_value", "checks[1].kind");
+    doc = example();
+    delPath(doc, "checks");
+    char *out = canonical(f, doc);
+    assert_non_null(strstr(out, "\"checks\":[]"));
+    free(out);
+    char *a = canonical(f, example());
+    char *b = canonical(f, example());
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+}
+
+static void test_server_fields(void **state) {
+    fixture *f = *state;
+    json_t *doc = example();
+    setPath(doc, "recorded_at", json_string("not even a timestamp"));
+    setPath(doc, "schema_version", json_integer(99));
+    expectOk(f, doc);
+    char *out = render(f, 0);
+    assert_non_null(strstr(out, "\"recorded_at\":\"1970-01-01T00:00:00.000Z\",\"schema_version\":1}"));
+    free(out);
+    out = render(f, DS_CODEC_OMIT_SERVER_FIELDS);
+    assert_null(strstr(out, "recorded_at"));
+    assert_null(strstr(out, "schema_version"));
+    free(out);
+    assert_true(dsCodecSetServerFields(f->codec, &f->val, 1795514401000LL, 1));
+    out = render(f, 0);
+    assert_non_null(strstr(out, "\"recorded_at\":\"2026-11-24T10:00:01.000Z\",\"schema_version\":1}"));
+    free(out);
+    assert_false(dsCodecSetServerFields(f->codec, &f->val, INT64_MAX, 1));
+}
+
+static void test_canonical_form(void **state) {
+    fixture *f = *state;
+    char *a = canonical(f, example());
+    /* Same decision: keys in another order, upper-case UUID, other offsets,
+     * attributes posted in another order, an explicit null score. */
+    json_t *doc = example();
+    json_t *shuffled = json_object();
+    static const char *const order[] = {"attributes", "producer", "decided_at", "checks", "policy", "reasons",
+                                        "outcome", "amount", "country", "merchant_id", "customer_id",
+                                        "purchase_id", "decision_id"};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        json_object_set(shuffled, order[i], json_object_get(doc, order[i]));
+    json_decref(doc);
+    setPath(shuffled, "amount", parse("{\"currency\": \"SEK\", \"value\": 12999}"));
+    setPath(shuffled, "decision_id", json_string("7D3F0C1E-5B7A-4C2E-9A51-0E4A1C9B2D11"));
+    setPath(shuffled, "decided_at", json_string("2026-11-24T12:00:00.250000+02:00"));
+    setPath(shuffled, "checks[0].performed_at", json_string("2026-11-24t09:00:00.123-01:00"));
+    char *b = canonical(f, shuffled);
+    assert_string_equal(a, b);
+    free(b);
+
+    json_t *x = example(), *y = example();
+    setPath(x, "attributes", parse("{\"b\": \"2\", \"a\": \"1\", \"channel\": \"web\"}"));
+    setPath(y, "attributes", parse("{\"channel\": \"web\", \"a\": \"1\", \"b\": \"2\"}"));
+    char *cx = canonical(f, x), *cy = canonical(f, y);
+    assert_string_equal(cx, cy);
+    assert_non_null(strstr(cx, "\"attributes\":{\"a\":\"1\",\"b\":\"2\",\"channel\":\"web\"}"));
+    free(cx);
+    free(cy);
+    free(a);
+}
+
+static void test_error_text_stays_utf8(void **state) {
+    fixture *f = *state;
+    /* An unknown key long enough to be cut inside a multi-byte character. */
+    json_t *doc = example();
+    char *key = repeat("\xe2\x82\xac", 120);
+    json_object_set_new(doc, key, json_true());
+    bool ok = dsCodecFromJson(f->codec, doc, &f->val, &f->err);
+    json_decref(doc);
+    free(key);
+    assert_false(ok);
+    assert_string_equal(f->err.code, "unknown_field");
+    json_t *check = json_pack("{ssss}", "field", f->err.field, "message", f->err.message);
+    assert_non_null(check);
+    json_decref(check);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registry_facts),
+        cmocka_unit_test(test_example_accepted_and_round_trips),
+        cmocka_unit_test(test_avro_values),
+        cmocka_unit_test(test_avro_binary_round_trip),
+        cmocka_unit_test(test_each_required_field_missing),
+        cmocka_unit_test(test_unknown_fields),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_uuid),
+        cmocka_unit_test(test_bad_timestamps),
+        cmocka_unit_test(test_offsets_normalized),
+        cmocka_unit_test(test_country_and_currency),
+        cmocka_unit_test(test_amount_bounds),
+        cmocka_unit_test(test_too_many_items),
+        cmocka_unit_test(test_control_characters),
+        cmocka_unit_test(test_string_lengths),
+        cmocka_unit_test(test_attribute_limits),
+        cmocka_unit_test(test_enums),
+        cmocka_unit_test(test_defaults_filled),
+        cmocka_unit_test(test_value_reuse),
+        cmocka_unit_test(test_server_fields),
+        cmocka_unit_test(test_canonical_form),
+        cmocka_unit_test(test_error_text_stays_utf8),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,456 @@
+/* test_config.c - dsConfigLoad() sources, parsing, errors and --help.
+ *
+ * Every test that sets environment variables uses its own prefix so tests
+ * never see each other's variables, whatever order they run in.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ds/config.h"
+
+typedef struct {
+    char *host;
+    long port;
+    bool verbose;
+    size_t cache;
+    long timeout;
+} testVals;
+
+#define NOPTS 5
+
+static void testOpts(dsConfigOption opts[NOPTS], testVals *v) {
+    dsConfigOption o[NOPTS] = {
+        {"host", DS_CFG_STRING, "localhost", "address to bind", &v->host, 0, 0},
+        {"listen-port", DS_CFG_INT, "8080", "TCP port", &v->port, 1, 65535},
+        {"verbose", DS_CFG_BOOL, "false", "log more", &v->verbose, 0, 0},
+        {"cache-size", DS_CFG_SIZE, "1MiB", "cache budget", &v->cache, 1024, 1LL << 30},
+        {"timeout", DS_CFG_DURATION, "5s", "request timeout", &v->timeout, 1, 3600000},
+    };
+    memcpy(opts, o, sizeof o);
+}
+
+/* Loads with argv = {"prog", args..., NULL}; no positional arguments. */
+static dsConfigResult load(testVals *v, const char *prefix, char *err, size_t errlen, int argc,
+                           char **argv) {
+    dsConfigOption opts[NOPTS];
+    testOpts(opts, v);
+    return dsConfigLoad(opts, NOPTS, prefix, argc, argv, NULL, NULL, err, errlen);
+}
+
+#define ARGC(a) ((int)(sizeof(a) / sizeof(a[0])) - 1)
+
+static void freeVals(testVals *v) {
+    dsConfigOption opts[NOPTS];
+    testOpts(opts, v);
+    dsConfigFree(opts, NOPTS);
+    assert_null(v->host);
+}
+
+static void test_defaults(void **state) {
+    testVals v = {0};
+    char err[256];
+    char *argv[] = {"prog", NULL};
+    assert_int_equal(load(&v, "TCDEF_", err, sizeof err, ARGC(argv), argv), DS_CONFIG_OK);
+    assert_string_equal(err, "");
+    assert_string_equal(v.host, "localhost");
+    assert_int_equal(v.port, 8080);
+    assert_false(v.verbose);
+    assert_int_equal(v.cache, 1024 * 1024);
+    assert_int_equal(v.timeout, 5000);
+    freeVals(&v);
+}
+
+static void test_null_default_and_no_env(void **state) {
+    char *s = NULL;
+    long n = -1;
+    bool b = true;
+    dsConfigOption opts[] = {
+        {"name", DS_CFG_STRING, NULL, "", &s, 0, 0},
+        {"count", DS_CFG_INT, NULL, "", &n, 0, 0},
+        {"flag", DS_CFG_BOOL, NULL, "", &b, 0, 0},
+    };
+    char *argv[] = {"prog", NULL};
+    char err[256];
+    assert_int_equal(dsConfigLoad(opts, 3, NULL, 1, argv, NULL, NULL, err, sizeof err), DS_CONFIG_OK);
+    assert_non_null(s); /* the empty default is a malloc'd "" so free is uniform */
+    assert_string_equal(s, "");
+    assert_int_equal(n, 0);
+    assert_false(b);
+    dsConfigFree(opts, 3);
+    assert_null(s);
+}
+
+static void test_env_override(void **state) {
+    setenv("TCENV_HOST", "db.internal", 1);
+    setenv("TCENV_LISTEN_PORT", "9090", 1);
+    setenv("TCENV_VERBOSE", "yes", 1);
+    setenv("TCENV_CACHE_SIZE", "512k", 1);
+    setenv("TCENV_TIMEOUT", "2m", 1);
+    testVals v = {0};
+    char err[256];
+    char *argv[] = {"prog", NULL};
+    assert_int_equal(load(&v, "TCENV_", err, sizeof err, ARGC(argv), argv), DS_CONFIG_OK);
+    assert_string_equal(v.host, "db.internal");
+    assert_int_equal(v.port, 9090);
+    assert_true(v.verbose);
+    assert_int_equal(v.cache, 512 * 1024);
+    assert_int_equal(v.timeout, 120000);
+    freeVals(&v);
+}
+
+static void test_flag_beats_env(void **state) {
+    setenv("TCFLAG_LISTEN_PORT", "9090", 1);
+    setenv("TCFLAG_HOST", "from-env", 1);
+    testVals v = {0};
+    char err[256];
+    char *argv[] = {"prog", "--listen-port", "7070", "--host=from-flag", NULL};
+    assert_int_equal(load(&v, "TCFLAG_", err, sizeof err, ARGC(argv), argv), DS_CONFIG_OK);
+    assert_int_equal(v.port, 7070);
+    assert_string_equal(v.host, "from-flag");
+    freeVals(&v);
+}
+
+static void test_flag_syntaxes(void **state) {
+    testVals v = {0};
+    char err[256];
+    char *argv[] = {"prog", "--cache-size=2MiB", "--timeout", "250ms", "--listen-port=1",
+                    "--listen-port", "2", NULL}; /* repeated: the last one wins */
+    assert_int_equal(load(&v, "TCSYN_", err, sizeof err, ARGC(argv), argv), DS_CONFIG_OK);
+    assert_int_equal(v.cache, 2 * 1024 * 1024);
+    assert_int_equal(v.timeout, 250);
+    assert_int_equal(v.port, 2);
+    freeVals(&v);
+}
+
+static void test_bad_int_names_source(void **state) {
+    setenv("TCBAD_LISTEN_PORT", "abc", 1);
+    testVals v = {0};
+    char err[256];
+    char *argv[] = {"prog", NULL};
+    assert_int_equal(load(&v, "TCBAD_", err, sizeof err, ARGC(argv), argv), DS_CONFIG_ERROR);
+    assert_string_equal(err, "invalid value \"abc\" for --listen-port (from TCBAD_LISTEN_PORT): "
+                             "not an integer");
+    assert_null(v.host); /* a failed load stores nothing */
+
+    const char *bad[] = {"", " 1", "1 ", "12x", "0x10", "1.5", "+", "-"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *a[] = {"prog", "--listen-port", (char *)bad[i], NULL};
+        char arg[64];
+        snprintf(arg, sizeof arg, "--listen-port=%s", bad[i]);
+        char *b[] = {"prog", arg, NULL};
+        assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(b), b), DS_CONFIG_ERROR);
+        assert_non_null(strstr(err, "(from command line): not an integer"));
+        assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(a), a), DS_CONFIG_ERROR);
+        assert_non_null(strstr(err, "(from command line): not an integer"));
+    }
+    assert_null(v.host);
+}
+
+static void test_int_overflow_and_range(void **state) {
+    testVals v = {0};
+    char err[256];
+    char *big[] = {"prog", "--listen-port", "99999999999999999999", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(big), big), DS_CONFIG_ERROR);
+    assert_string_equal(err, "invalid value \"99999999999999999999\" for --listen-port "
+                             "(from command line): integer too large");
+
+    char *hi[] = {"prog", "--listen-port=65536", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(hi), hi), DS_CONFIG_ERROR);
+    assert_string_equal(err, "invalid value \"65536\" for --listen-port (from command line): "
+                             "out of range [1, 65535]");
+
+    char *lo[] = {"prog", "--listen-port", "0", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(lo), lo), DS_CONFIG_ERROR);
+    assert_non_null(strstr(err, "out of range [1, 65535]"));
+
+    char *neg[] = {"prog", "--listen-port", "-5", NULL}; /* "-5" is a value, not a flag */
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(neg), neg), DS_CONFIG_ERROR);
+    assert_non_null(strstr(err, "out of range"));
+
+    char *edge[] = {"prog", "--listen-port", "65535", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(edge), edge), DS_CONFIG_OK);
+    assert_int_equal(v.port, 65535);
+    freeVals(&v);
+}
+
+static void test_unbounded_negative_int(void **state) {
+    long n = 0;
+    dsConfigOption opts[] = {{"offset", DS_CFG_INT, "0", "", &n, 0, 0}};
+    char err[256];
+    char *argv[] = {"prog", "--offset", "-9223372036854775808", NULL};
+    assert_int_equal(dsConfigLoad(opts, 1, NULL, 3, argv, NULL, NULL, err, sizeof err), DS_CONFIG_OK);
+    assert_true(n == (-9223372036854775807L - 1));
+}
+
+static void test_sizes(void **state) {
+    static const struct {
+        const char *text;
+        size_t want;
+    } ok[] = {
+        {"1048576", 1048576}, {"1MiB", 1 << 20}, {"1mib", 1 << 20}, {"512k", 512 << 10},
+        {"2KiB", 2048},       {"1g", 1 << 30},   {"1GiB", 1 << 30}, {"4096b", 4096},
+        {"1M", 1 << 20},
+    };
+    testVals v = {0};
+    char err[256];
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        char *argv[] = {"prog", "--cache-size", (char *)ok[i].text, NULL};
+        assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(argv), argv), DS_CONFIG_OK);
+        assert_int_equal(v.cache, ok[i].want);
+    }
+
+    char *suffix[] = {"prog", "--cache-size", "10MB", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(suffix), suffix), DS_CONFIG_ERROR);
+    assert_string_equal(err, "invalid value \"10MB\" for --cache-size (from command line): "
+                             "unknown size suffix \"MB\" (use k, KiB, m, MiB, g, GiB, t, TiB)");
+
+    const char *bad[] = {"", "k", "-1", "1.5MiB", " 1k", "1 k", "99999999999999999999",
+                         "20000000000000000t"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char arg[64];
+        snprintf(arg, sizeof arg, "--cache-size=%s", bad[i]);
+        char *argv[] = {"prog", arg, NULL};
+        assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(argv), argv), DS_CONFIG_ERROR);
+    }
+
+    char *range[] = {"prog", "--cache-size", "2GiB", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(range), range), DS_CONFIG_ERROR);
+    assert_non_null(strstr(err, "out of range [1024, 1073741824] bytes"));
+    freeVals(&v);
+}
+
+static void test_durations(void **state) {
+    static const struct {
+        const char *text;
+        long want;
+    } ok[] = {
+        {"250ms", 250}, {"250", 250}, {"5s", 5000}, {"2m", 120000}, {"1h", 3600000}, {"1S", 1000},
+    };
+    testVals v = {0};
+    char err[256];
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        char *argv[] = {"prog", "--timeout", (char *)ok[i].text, NULL};
+        assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(argv), argv), DS_CONFIG_OK);
+        assert_int_equal(v.timeout, ok[i].want);
+    }
+    char *unit[] = {"prog", "--timeout=5d", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(unit), unit), DS_CONFIG_ERROR);
+    assert_string_equal(err, "invalid value \"5d\" for --timeout (from command line): "
+                             "unknown duration unit \"d\" (use ms, s, m, h)");
+
+    char *range[] = {"prog", "--timeout=2h", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(range), range), DS_CONFIG_ERROR);
+    assert_non_null(strstr(err, "out of range [1, 3600000] ms"));
+
+    const char *bad[] = {"", "s", "-5s", "1.5s", "99999999999999999h", "5 s"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char arg[64];
+        snprintf(arg, sizeof arg, "--timeout=%s", bad[i]);
+        char *argv[] = {"prog", arg, NULL};
+        assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(argv), argv), DS_CONFIG_ERROR);
+    }
+    freeVals(&v);
+}
+
+static void test_bools(void **state) {
+    static const struct {
+        const char *text;
+        bool want;
+    } words[] = {
+        {"true", true}, {"1", true}, {"yes", true}, {"on", true}, {"TRUE", true},
+        {"false", false}, {"0", false}, {"no", false}, {"off", false}, {"Off", false},
+    };
+    testVals v = {0};
+    char err[256];
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        char arg[64];
+        snprintf(arg, sizeof arg, "--verbose=%s", words[i].text);
+        char *eq[] = {"prog", arg, NULL};
+        assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(eq), eq), DS_CONFIG_OK);
+        assert_int_equal(v.verbose, words[i].want);
+        char *sep[] = {"prog", "--verbose", (char *)words[i].text, NULL};
+        assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(sep), sep), DS_CONFIG_OK);
+        assert_int_equal(v.verbose, words[i].want);
+    }
+    /* A bare boolean flag means true and does not swallow the next flag. */
+    char *bare[] = {"prog", "--verbose", "--listen-port", "81", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(bare), bare), DS_CONFIG_OK);
+    assert_true(v.verbose);
+    assert_int_equal(v.port, 81);
+
+    char *bad[] = {"prog", "--verbose=maybe", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(bad), bad), DS_CONFIG_ERROR);
+    assert_string_equal(err, "invalid value \"maybe\" for --verbose (from command line): "
+                             "not a boolean (use true/false, 1/0, yes/no, on/off)");
+    freeVals(&v);
+}
+
+static void test_unknown_flag(void **state) {
+    testVals v = {0};
+    char err[256];
+    char *argv[] = {"prog", "--no-such=1", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(argv), argv), DS_CONFIG_ERROR);
+    assert_string_equal(err, "unknown option --no-such (see --help)");
+    char *shrt[] = {"prog", "-x", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(shrt), shrt), DS_CONFIG_ERROR);
+    assert_string_equal(err, "unknown option -x (see --help)");
+    char *prefix[] = {"prog", "--listen", "1", NULL}; /* no prefix matching */
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(prefix), prefix), DS_CONFIG_ERROR);
+    assert_null(v.host);
+}
+
+static void test_missing_value(void **state) {
+    testVals v = {0};
+    char err[256];
+    char *end[] = {"prog", "--listen-port", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(end), end), DS_CONFIG_ERROR);
+    assert_string_equal(err, "missing value for --listen-port");
+    char *flag[] = {"prog", "--host", "--listen-port", "80", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(flag), flag), DS_CONFIG_ERROR);
+    assert_string_equal(err, "missing value for --host");
+    /* The = form can carry anything, including an empty string. */
+    char *eq[] = {"prog", "--host=--weird", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(eq), eq), DS_CONFIG_OK);
+    assert_string_equal(v.host, "--weird");
+    char *empty[] = {"prog", "--host=", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(empty), empty), DS_CONFIG_OK);
+    assert_string_equal(v.host, "");
+    freeVals(&v);
+}
+
+static void test_help(void **state) {
+    testVals v = {0};
+    char err[256];
+    char *lng[] = {"prog", "--listen-port", "81", "--help", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(lng), lng), DS_CONFIG_HELP);
+    assert_int_equal(v.port, 0); /* nothing stored */
+    char *shrt[] = {"prog", "-h", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(shrt), shrt), DS_CONFIG_HELP);
+    /* Help wins over a typo made before it. */
+    char *typo[] = {"prog", "--bogus", "-h", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(typo), typo), DS_CONFIG_HELP);
+    /* After "--" it is just an argument. */
+    char *dash[] = {"prog", "--", "--help", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(dash), dash), DS_CONFIG_ERROR);
+    assert_string_equal(err, "unexpected argument \"--help\"");
+    assert_null(v.host);
+}
+
+static void test_positional(void **state) {
+    testVals v = {0};
+    dsConfigOption opts[NOPTS];
+    testOpts(opts, &v);
+    char err[256];
+    char *pos[3];
+    size_t npos = 3;
+    char *argv[] = {"prog", "in.txt", "--listen-port", "90", "-", "--", "--not-a-flag", NULL};
+    assert_int_equal(dsConfigLoad(opts, NOPTS, NULL, ARGC(argv), argv, pos, &npos, err, sizeof err),
+                     DS_CONFIG_OK);
+    assert_int_equal(npos, 3);
+    assert_ptr_equal(pos[0], argv[1]); /* pointers into argv, not copies */
+    assert_string_equal(pos[1], "-");
+    assert_string_equal(pos[2], "--not-a-flag");
+    assert_int_equal(v.port, 90);
+
+    npos = 1;
+    char *many[] = {"prog", "a", "b", NULL};
+    assert_int_equal(dsConfigLoad(opts, NOPTS, NULL, ARGC(many), many, pos, &npos, err, sizeof err),
+                     DS_CONFIG_ERROR);
+    assert_string_equal(err, "too many arguments (at most 1): \"b\"");
+    assert_int_equal(npos, 0);
+
+    char *none[] = {"prog", "stray", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(none), none), DS_CONFIG_ERROR);
+    assert_string_equal(err, "unexpected argument \"stray\"");
+    freeVals(&v);
+}
+
+static void test_reload_and_error_keep_strings(void **state) {
+    testVals v = {0};
+    char err[256];
+    char *first[] = {"prog", "--host", "one", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(first), first), DS_CONFIG_OK);
+    char *second[] = {"prog", "--host", "two", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(second), second), DS_CONFIG_OK);
+    assert_string_equal(v.host, "two"); /* "one" freed: ASan would report the leak */
+    char *bad[] = {"prog", "--host", "three", "--listen-port", "x", NULL};
+    assert_int_equal(load(&v, NULL, err, sizeof err, ARGC(bad), bad), DS_CONFIG_ERROR);
+    assert_string_equal(v.host, "two"); /* "three" discarded, "two" kept */
+    freeVals(&v);
+    dsConfigOption opts[NOPTS];
+    testOpts(opts, &v);
+    dsConfigFree(opts, NOPTS); /* twice is harmless */
+}
+
+static void test_bad_default_and_tiny_errbuf(void **state) {
+    long n = 0;
+    dsConfigOption opts[] = {{"workers", DS_CFG_INT, "many", "", &n, 0, 0}};
+    char *argv[] = {"prog", NULL};
+    char err[256];
+    assert_int_equal(dsConfigLoad(opts, 1, "TCDFL_", 1, argv, NULL, NULL, err, sizeof err),
+                     DS_CONFIG_ERROR);
+    assert_string_equal(err, "invalid value \"many\" for --workers (from default): not an integer");
+    char tiny[8];
+    assert_int_equal(dsConfigLoad(opts, 1, NULL, 1, argv, NULL, NULL, tiny, sizeof tiny),
+                     DS_CONFIG_ERROR);
+    assert_string_equal(tiny, "invalid");
+    assert_int_equal(dsConfigLoad(opts, 1, NULL, 1, argv, NULL, NULL, NULL, 0), DS_CONFIG_ERROR);
+}
+
+static void test_usage(void **state) {
+    testVals v = {0};
+    dsConfigOption opts[NOPTS];
+    testOpts(opts, &v);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    dsConfigUsage(f, "decision-api", "Serves decisions.", opts, NOPTS, "DECISIONS_");
+    fclose(f);
+    const char *want =
+        "usage: decision-api [options]\n"
+        "Serves decisions.\n"
+        "\n"
+        "  OPTION              ENVIRONMENT            DEFAULT    DESCRIPTION\n"
+        "  --host STR          DECISIONS_HOST         localhost  address to bind\n"
+        "  --listen-port INT   DECISIONS_LISTEN_PORT  8080       TCP port (range 1..65535)\n"
+        "  --verbose BOOL      DECISIONS_VERBOSE      false      log more\n"
+        "  --cache-size SIZE   DECISIONS_CACHE_SIZE   1MiB       cache budget "
+        "(range 1024..1073741824 bytes)\n"
+        "  --timeout DURATION  DECISIONS_TIMEOUT      5s         request timeout "
+        "(range 1..3600000 ms)\n"
+        "  -h, --help                                            show this help and exit\n";
+    assert_string_equal(text, want);
+    free(text);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_null_default_and_no_env),
+        cmocka_unit_test(test_env_override),
+        cmocka_unit_test(test_flag_beats_env),
+        cmocka_unit_test(test_flag_syntaxes),
+        cmocka_unit_test(test_bad_int_names_source),
+        cmocka_unit_test(test_int_overflow_and_range),
+        cmocka_unit_test(test_unbounded_negative_int),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_bools),
+        cmocka_unit_test(test_unknown_flag),
+        cmocka_unit_test(test_missing_value),
+        cmocka_unit_test(test_help),
+        cmocka_unit_test(test_positional),
+        cmocka_unit_test(test_reload_and_error_keep_strings),
+        cmocka_unit_test(test_bad_default_and_tiny_errbuf),
+        cmocka_unit_test(test_usage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
