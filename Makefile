@@ -40,6 +40,8 @@ LIBDS     := $(BUILD)/lib/libds.a
 LIBSCHEMA := $(BUILD)/lib/libdsschema.a
 LIBTSUP   := $(BUILD)/lib/libdstest.a
 EMBED_C   := $(BUILD)/gen/schemas_embedded.c
+MIGR_C    := $(BUILD)/gen/migrations_embedded.c
+MIGRATIONS := $(sort $(wildcard decision-api/migrations/*.sql))
 
 BINS := $(BUILD)/bin/decision-api
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -55,11 +57,15 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(EMBED_C): schemas/embed.sh $(SCHEMA_DATA)
+$(EMBED_C): tools/embed.sh $(SCHEMA_DATA)
 	@mkdir -p $(dir $@)
-	bash schemas/embed.sh $@ $(SCHEMA_DATA)
+	bash tools/embed.sh $@ dsEmbeddedSchemas $(SCHEMA_DATA)
 
-$(BUILD)/obj/gen/schemas_embedded.o: $(EMBED_C)
+$(MIGR_C): tools/embed.sh $(MIGRATIONS)
+	@mkdir -p $(dir $@)
+	bash tools/embed.sh $@ apiMigrations $(MIGRATIONS)
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -75,23 +81,18 @@ $(LIBTSUP): $(call obj,$(TSUP_SRCS))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(BUILD)/bin/decision-api: $(call obj,$(API_SRCS)) $(LIBSCHEMA) $(LIBDS)
+$(BUILD)/bin/decision-api: $(call obj,$(API_SRCS)) $(BUILD)/obj/gen/migrations_embedded.o $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Unit tests link the libraries and, when a test is named after an API
-# module (test_api_<module>.c), that module's object too.
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBSCHEMA) $(LIBDS) $(LIBTSUP)
+# Unit tests link the libraries; integration tests also the test harness.
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Idecision-api/src -o $@ $< \
-	  $(if $(findstring api_,$*),$(call obj,$(filter-out decision-api/src/main.c,$(API_SRCS)))) \
-	  $(LIBSCHEMA) $(LIBTSUP) $(LIBDS) $(LDLIBS) -lcmocka -lcurl
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka
 
 $(BUILD)/tests/test_%: tests/integration/test_%.c $(LIBTSUP) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBTSUP) $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka -lcurl
-
-$(BUILD)/tests/test_api_%: $(call obj,$(filter-out decision-api/src/main.c,$(API_SRCS)))
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -o $@ $< $(LIBTSUP) $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka -lcurl
 
 check: all $(UNIT_TESTS) $(INTEG_TESTS)
 	BUILD=$(BUILD) bash tests/run.sh $(UNIT_TESTS) $(INTEG_TESTS)

@@ -26,6 +26,7 @@ typedef struct apiServer {
     int retry_after_s;    /* advertised with 503 */
     size_t max_batch_items;
     dsMetric *m_db_up;
+    dsMetric *m_abandoned;
 } apiServer;
 
 /* The single h2o entry point: routes by method and path (routes.c). */

@@ -73,7 +73,7 @@ static void readOnGet(PGresult *res, const char *error, void *arg) {
 /* Starts a query whose answer goes to done with a fresh apiPending. */
 static void readStart(apiServer *s, h2o_req_t *req, const char *route, const char *sql, int nparams,
                       const char *const *params, apiReadDoneFn *done, long limit) {
-    apiPending *p = apiPendingNew(req, sizeof(readState));
+    apiPending *p = apiPendingNew(req, sizeof(readState), s->m_abandoned);
     if (p == NULL) {
         dsHttpRespondError(s->http, req, route, 500, "internal", "out of memory", NULL, 0);
         return;

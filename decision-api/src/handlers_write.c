@@ -134,7 +134,7 @@ void apiPostDecision(apiServer *s, h2o_req_t *req) {
         dsHttpRespondError(s->http, req, ROUTE_POST, status, err.code, err.message, err.field, 0);
         return;
     }
-    apiPending *p = apiPendingNew(req, sizeof(postState));
+    apiPending *p = apiPendingNew(req, sizeof(postState), s->m_abandoned);
     if (p == NULL) {
         apiWriteItemFree(item);
         dsHttpRespondError(s->http, req, ROUTE_POST, 500, "internal", "out of memory", NULL, 0);
@@ -211,7 +211,7 @@ void apiPostBatch(apiServer *s, h2o_req_t *req) {
     }
     json_t *list = postBatchDecisions(s, req, body);
     size_t n = list ? json_array_size(list) : 0;
-    apiPending *p = list ? apiPendingNew(req, sizeof(postState)) : NULL;
+    apiPending *p = list ? apiPendingNew(req, sizeof(postState), s->m_abandoned) : NULL;
     apiWriteItem **items = list ? calloc(n ? n : 1, sizeof(*items)) : NULL;
     json_t *results = json_array();
     if (list == NULL || p == NULL || items == NULL || results == NULL) {

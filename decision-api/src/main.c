@@ -123,6 +123,8 @@ static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     s->max_batch_items = (size_t)opt.batch_max_items;
     if ((s->metrics = dsMetricsNew()) == NULL) return snprintf(err, errlen, "out of memory"), false;
     s->m_db_up = dsMetricsGauge(s->metrics, "decision_db_up", "1 when a writer session to PostgreSQL is up.");
+    s->m_abandoned = dsMetricsCounter(s->metrics, "http_requests_abandoned_total",
+                                      "Requests whose client went away before the database answered.");
     if ((s->codec = dsCodecNew(err, errlen)) == NULL) return false;
     if (!dsCodecNewValue(s->codec, &s->scratch)) return snprintf(err, errlen, "cannot create an Avro value"), false;
     if ((s->auth = apiAuthLoad(opt.tokens_file, err, errlen)) == NULL) return false;

@@ -16,15 +16,19 @@
 
 #include <h2o.h>
 
+#include "ds/metrics.h"
+
 typedef struct apiPending {
-    h2o_req_t *req;          /* NULL once the client has gone */
+    h2o_req_t *req;           /* NULL once the client has gone */
     struct apiPending **cell; /* the link in the request pool, NULL once disposed */
+    dsMetric *abandoned;      /* counts clients gone before their answer; may be NULL */
     void *data;               /* handler state, size given to apiPendingNew() */
 } apiPending;
 
 /* Allocates the pending state with data_size zeroed bytes of handler state.
- * Returns NULL on allocation failure. */
-apiPending *apiPendingNew(h2o_req_t *req, size_t data_size);
+ * abandoned (borrowed, may be NULL) is incremented if the client goes away
+ * first. Returns NULL on allocation failure. */
+apiPending *apiPendingNew(h2o_req_t *req, size_t data_size, dsMetric *abandoned);
 /* The request, or NULL if the client went away. */
 static inline h2o_req_t *apiPendingReq(const apiPending *p) {
     return p->req;

@@ -68,7 +68,7 @@ static const char *jsonTypeName(const json_t *j) {
     case JSON_ARRAY: return "an array";
     case JSON_STRING: return "a string";
     case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a non-integer number";
+    case JSON_REAL: return "a decimal number";
     case JSON_TRUE:
     case JSON_FALSE: return "a boolean";
     default: return "null";
@@ -240,18 +240,28 @@ static int cmpEntry(const void *a, const void *b) {
     return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
+/* A bad key is reported at the entry's path, with a message naming the map
+ * ("attributes key \"\" must not be empty"). */
+static bool badKey(dsWalk *w, const mapEntry *e, const char *why) {
+    fail(w, "invalid_value", "key \"%s\" %s", e->key, why);
+    size_t saved = pushPath(w, ".%s", e->key);
+    snprintf(w->err->field, sizeof w->err->field, "%s", w->path);
+    popPath(w, saved);
+    return false;
+}
+
 static bool walkMapEntries(dsWalk *w, const dsRule *r, mapEntry *e, size_t n, avro_value_t *v) {
     for (size_t i = 0; i < n; i++) {
         char why[256], uuid[37];
-        size_t saved = pushPath(w, ".%s", e[i].key);
-        bool ok = stringRules(r->keys, e[i].key, e[i].len, uuid, why, sizeof why) ||
-                  fail(w, "invalid_value", "is not a valid key: the key %s", why);
+        if (!stringRules(r->keys, e[i].key, e[i].len, uuid, why, sizeof why)) return badKey(w, &e[i], why);
         avro_value_t child, *cp = NULL;
-        if (ok && v) {
-            ok = avro_value_add(v, e[i].key, &child, NULL, NULL) == 0 || fail(w, "internal", "cannot be stored: %s", avro_strerror());
+        if (v) {
+            if (avro_value_add(v, e[i].key, &child, NULL, NULL) != 0)
+                return fail(w, "internal", "cannot be stored: %s", avro_strerror());
             cp = &child;
         }
-        ok = ok && dsWalkValue(w, r->items, e[i].val, cp);
+        size_t saved = pushPath(w, ".%s", e[i].key);
+        bool ok = dsWalkValue(w, r->items, e[i].val, cp);
         popPath(w, saved);
         if (!ok) return false;
     }

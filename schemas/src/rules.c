@@ -8,9 +8,7 @@
  * checked against the avro-c schema parsed from the same text (field order,
  * symbols, branches) and every default is run through the converter.
  */
-#include <errno.h>
 #include <float.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,9 +181,11 @@ static bool primitiveKind(const char *name, dsRuleKind *kind) {
 
 /* "a.b.C" stays; "C" in namespace "a.b" becomes "a.b.C". Caller frees. */
 static char *qualify(const char *name, const char *ns) {
-    char *out;
     if (strchr(name, '.') || !ns || !*ns) return strdup(name);
-    return asprintf(&out, "%s.%s", ns, name) < 0 ? NULL : out;
+    size_t len = strlen(ns) + 1 + strlen(name) + 1;
+    char *out = malloc(len);
+    if (out) snprintf(out, len, "%s.%s", ns, name);
+    return out;
 }
 
 static dsRule *findNamed(dsCompile *cc, const char *fullname) {

@@ -284,6 +284,40 @@ void dtResponseFree(dtResponse *r) {
     memset(r, 0, sizeof(*r));
 }
 
+bool dtHttp2PostAndHangUp(const dtApi *api, const char *path, const char *token, const char *body,
+                          bool (*until)(void *), void *arg, int timeout_ms) {
+    CURLM *m = curl_multi_init();
+    CURL *c = curl_easy_init();
+    char url[1024], auth[256];
+    snprintf(url, sizeof(url), "%s%s", api->url, path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    h = curl_slist_append(h, "Content-Type: application/json");
+    dtBuf b = {NULL, 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, dtOnBody);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_multi_add_handle(m, c);
+    long long deadline = dtNowMs() + timeout_ms;
+    bool reached = false;
+    int running = 1;
+    while (running && !(reached = until(arg)) && dtNowMs() < deadline) {
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 20, NULL);
+    }
+    /* Hang up: removing the handle closes its connection mid-request. */
+    curl_multi_remove_handle(m, c);
+    curl_easy_cleanup(c);
+    curl_multi_cleanup(m);
+    curl_slist_free_all(h);
+    bool answered = b.len > 0;
+    free(b.data);
+    return reached && !answered;
+}
+
 json_t *dtFixture(const char *name) {
     char path[512];
     snprintf(path, sizeof(path), "tests/fixtures/%s", name);

@@ -62,6 +62,13 @@ bool dtHttp(const dtApi *api, const char *method, const char *path, const char *
             const char *body, size_t len, dtResponse *out);
 void dtResponseFree(dtResponse *r);
 
+/* Posts body over HTTP/2 (prior knowledge), drives the transfer until
+ * until(arg) is true, then hangs up without reading the answer: a client
+ * that goes away while its request is pending. HTTP/2 because h2o 2.2
+ * notices a vanished HTTP/1 client only when it writes the response. */
+bool dtHttp2PostAndHangUp(const dtApi *api, const char *path, const char *token, const char *body,
+                          bool (*until)(void *), void *arg, int timeout_ms);
+
 /* Polls cond every 20 ms until it is true or timeout_ms passed. */
 bool dtWaitFor(bool (*cond)(void *), void *arg, int timeout_ms);
 

@@ -22,13 +22,18 @@ typedef struct dsCodec dsCodec;
 
 /* What is wrong with a document, for the HTTP 400 body. */
 typedef struct dsCodecError {
-    char code[32];     /* "missing_field", "unknown_field", "wrong_type", "invalid_value", "too_many_items" */
+    char code[32];     /* "missing_field", "unknown_field", "wrong_type", "invalid_value", "too_many_items";
+                        * "internal" only if avro-c fails to store a value (a server fault, not the client's) */
     char field[256];   /* JSON path of the first broken rule: "amount.currency", "checks[3].outcome"; "" for the whole document */
     char message[512]; /* one human sentence naming the field and the rule */
+    /* field and message are always valid UTF-8 (cut at a character boundary if long) */
 } dsCodecError;
 
-/* Loads the embedded manifest and every schema version. Returns NULL and
- * writes the reason into errbuf on failure. Freed with dsCodecFree(). */
+/* Loads the embedded manifest and every schema version, compiling their
+ * rules (a schema with a rule the codec cannot enforce, or a default that
+ * breaks its own rules, is refused here). Returns NULL and writes the reason
+ * into errbuf on failure. Freed with dsCodecFree(); values made with
+ * dsCodecNewValue() hold their own references and may outlive it. */
 dsCodec *dsCodecNew(char *errbuf, size_t errlen);
 void dsCodecFree(dsCodec *c);
 
@@ -60,14 +65,18 @@ bool dsCodecNewValue(dsCodec *c, avro_value_t *out);
  * borrowed. */
 bool dsCodecFromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsCodecError *err);
 
-/* Sets the server-set fields of a decision value. */
+/* Sets the server-set fields of a decision value of the current schema.
+ * Returns false if val is of another schema or recorded_at_ms cannot be
+ * rendered (outside years 0001-9999). */
 bool dsCodecSetServerFields(dsCodec *c, avro_value_t *val, int64_t recorded_at_ms, int schema_version);
 
 #define DS_CODEC_OMIT_SERVER_FIELDS 0x1
 
 /* Renders a decision value as the JSON document of CONTRACT §1: fields in
  * schema order, optional unions unwrapped (null or the plain value),
- * timestamps as RFC 3339 UTC with milliseconds, enums as their symbol. With
+ * timestamps as RFC 3339 UTC with milliseconds, enums as their symbol, map
+ * keys sorted by bytes. val must be of one of the codec's schema versions
+ * (by identity or avro_schema_equal); val is borrowed. With
  * DS_CODEC_OMIT_SERVER_FIELDS the server-set fields are left out; that form is
  * canonical (identical documents give identical bytes with JSON_COMPACT) and is
  * what idempotency compares. Returns a new reference, NULL on failure. */

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# `make run`: the local stack in the foreground, on embedded defaults.
+#   - a PostgreSQL cluster (wal_level=logical) whose data lives under var/
+#     (as root, in /var/tmp/decision-store-<id>, linked as var/pg, because the
+#     postgres user cannot traverse a checkout under /root);
+#   - development tokens in var/tokens.env (clear) and var/tokens (hashes);
+#   - migrations, then the decision API on :8080.
+# Ctrl-C stops the API, then PostgreSQL. Environment overrides: see README.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+BUILD=${BUILD:-build}
+PG_PORT=${DECISIONS_PG_PORT:-55432}
+export DECISIONS_LISTEN_PORT=${DECISIONS_LISTEN_PORT:-8080}
+export DECISIONS_TOKENS_FILE=${DECISIONS_TOKENS_FILE:-$root/var/tokens}
+
+mkdir -p var
+if [ ! -e var/pg ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    pgdir=/var/tmp/decision-store-$(echo "$root" | sha256sum | cut -c1-12)
+    mkdir -p "$pgdir"
+    ln -sfn "$pgdir" var/pg
+  else
+    mkdir -p var/pg
+  fi
+fi
+pgdir=$(readlink -f var/pg)
+
+# Development tokens: random, written once, kept across runs.
+if [ ! -f var/tokens.env ]; then
+  umask 077
+  {
+    for role in writer reader admin; do
+      tok=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+      echo "DECISIONS_$(echo $role | tr a-z A-Z)_TOKEN=$tok"
+    done
+  } >var/tokens.env
+  umask 022
+fi
+# shellcheck disable=SC1091
+. var/tokens.env
+{
+  echo "# SHA-256 of the development tokens in var/tokens.env; written by make run"
+  for role in writer reader admin; do
+    var="DECISIONS_$(echo $role | tr a-z A-Z)_TOKEN"
+    echo "$(printf %s "${!var}" | sha256sum | cut -d' ' -f1) $role dev-$role"
+  done
+} >var/tokens
+
+if [ -f "$pgdir/data/postmaster.pid" ] && bash deploy/pg-cluster.sh conninfo "$pgdir" >/dev/null 2>&1 &&
+   /usr/lib/postgresql/*/bin/pg_isready -q -h 127.0.0.1 -p "$(cat "$pgdir/port")"; then
+  conninfo=$(bash deploy/pg-cluster.sh conninfo "$pgdir")
+else
+  conninfo=$(bash deploy/pg-cluster.sh start "$pgdir" "$PG_PORT")
+fi
+export DECISIONS_DATABASE_URL=${DECISIONS_DATABASE_URL:-$conninfo}
+
+api_pid=""
+cleanup() {
+  trap - EXIT INT TERM
+  [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null || true
+  bash deploy/pg-cluster.sh stop "$pgdir" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+"$BUILD/bin/decision-api" migrate
+"$BUILD/bin/decision-api" &
+api_pid=$!
+
+cat <<MSG
+
+Decision store running. PostgreSQL: $DECISIONS_DATABASE_URL
+Decision API: http://127.0.0.1:$DECISIONS_LISTEN_PORT   (tokens in var/tokens.env)
+
+Post a decision:
+  . var/tokens.env
+  curl -s -X POST http://127.0.0.1:$DECISIONS_LISTEN_PORT/v1/decisions \\
+    -H "Authorization: Bearer \$DECISIONS_WRITER_TOKEN" -H 'Content-Type: application/json' \\
+    -d @tests/fixtures/decision.json
+Read it back:
+  curl -s -H "Authorization: Bearer \$DECISIONS_READER_TOKEN" \\
+    'http://127.0.0.1:$DECISIONS_LISTEN_PORT/v1/decisions?customer_id=cust-42'
+
+Ctrl-C stops everything.
+MSG
+wait "$api_pid"
