@@ -19,6 +19,11 @@ for t in "$@"; do
   rc=${PIPESTATUS[0]}
   p=$(grep -Eo '^\[  PASSED  \] [0-9]+' "$log" | awk '{s+=$4} END {print s+0}')
   f=$(grep -Eo '^\[  FAILED  \] [0-9]+' "$log" | awk '{s+=$4} END {print s+0}')
+  # cmocka exits 0 when only a group setup/teardown fails, and a sanitizer
+  # report from a child process (the API under test) shows only in the log.
+  if grep -Eq '^\[  (FAILED  \] GROUP|ERROR   \] tests)|ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' "$log"; then
+    [ "$rc" -eq 0 ] && rc=1
+  fi
   rm -f "$log"
   passed=$((passed + p)); failed=$((failed + f))
   if [ "$rc" -ne 0 ]; then

@@ -375,7 +375,7 @@ static void test_search_pagination_and_filters(void **state) {
     /* 7 decisions, decided one minute apart; every third is REJECTED */
     for (int i = 0; i < 7; i++) {
         json_t *d = newDecision(customer);
-        char ts[32];
+        char ts[48];
         snprintf(ts, sizeof(ts), "2026-11-20T10:%02d:00.000Z", i);
         json_object_set_new(d, "decided_at", json_string(ts));
         if (i % 3 == 0) json_object_set_new(d, "outcome", json_string("REJECTED"));
