@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark in bench/, one after another.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for b in bench/api.sh; do
+  echo "=== $b"
+  bash "$b"
+done
