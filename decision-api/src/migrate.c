@@ -26,11 +26,19 @@ static bool migrateExec(PGconn *pg, const char *sql, const char *what, char *err
     return ok;
 }
 
+/* Server notices ("already exists, skipping") are expected on every start. */
+static void migrateNotice(void *arg, const char *message) {
+    dsLogDebug("postgres: %s", message);
+}
+
 static PGconn *migrateConnect(const char *conninfo, long wait_ms, char *errbuf, size_t errlen) {
     int64_t deadline = dsTimeNowMs() + wait_ms;
     for (;;) {
         PGconn *pg = PQconnectdb(conninfo);
-        if (PQstatus(pg) == CONNECTION_OK) return pg;
+        if (PQstatus(pg) == CONNECTION_OK) {
+            PQsetNoticeProcessor(pg, migrateNotice, NULL);
+            return pg;
+        }
         snprintf(errbuf, errlen, "cannot connect to PostgreSQL: %s", PQerrorMessage(pg));
         PQfinish(pg);
         if (dsTimeNowMs() >= deadline) return NULL;
