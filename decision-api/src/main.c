@@ -24,9 +24,9 @@ typedef struct apiOptions {
     char *tokens_file;
     size_t max_body;
     long writer_connections, max_batch, write_timeout_ms, max_attempts;
-    size_t queue_size;
+    long queue_size;
     long reader_connections, statement_timeout_ms;
-    size_t reader_queue;
+    long reader_queue;
     long batch_max_items;
     long retry_after_ms;
     long db_wait_ms;
@@ -46,12 +46,12 @@ static const dsConfigOption apiConfig[] = {
     {"max-body", DS_CFG_SIZE, "1MiB", "largest request body accepted (413 above)", &opt.max_body, 1024, 1 << 30},
     {"writer-connections", DS_CFG_INT, "2", "PostgreSQL sessions committing decisions", &opt.writer_connections, 1, 64},
     {"max-batch", DS_CFG_INT, "256", "most decisions committed in one transaction", &opt.max_batch, 1, 10000},
-    {"queue-size", DS_CFG_SIZE, "10000", "decisions waiting to commit before 503", &opt.queue_size, 1, 10000000},
+    {"queue-size", DS_CFG_INT, "10000", "decisions waiting to commit before 503", &opt.queue_size, 1, 10000000},
     {"write-timeout", DS_CFG_DURATION, "10s", "how long a decision may wait for the database", &opt.write_timeout_ms,
      10, 3600000},
     {"max-attempts", DS_CFG_INT, "3", "re-sends of a batch after a lost session", &opt.max_attempts, 0, 100},
     {"reader-connections", DS_CFG_INT, "2", "PostgreSQL sessions for support queries", &opt.reader_connections, 1, 64},
-    {"reader-queue", DS_CFG_SIZE, "1000", "queries waiting before 503", &opt.reader_queue, 1, 1000000},
+    {"reader-queue", DS_CFG_INT, "1000", "queries waiting before 503", &opt.reader_queue, 1, 1000000},
     {"statement-timeout", DS_CFG_DURATION, "5s", "longest support query", &opt.statement_timeout_ms, 10, 3600000},
     {"batch-max-items", DS_CFG_INT, "1000", "most decisions in one :batch request", &opt.batch_max_items, 1, 100000},
     {"retry-after", DS_CFG_DURATION, "1s", "Retry-After advertised with 503 (rounded up to seconds)",
@@ -128,9 +128,9 @@ static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     if ((s->codec = dsCodecNew(err, errlen)) == NULL) return false;
     if (!dsCodecNewValue(s->codec, &s->scratch)) return snprintf(err, errlen, "cannot create an Avro value"), false;
     if ((s->auth = apiAuthLoad(opt.tokens_file, err, errlen)) == NULL) return false;
-    apiWriterConfig wc = {opt.database_url, (int)opt.writer_connections, (int)opt.max_batch, opt.queue_size,
+    apiWriterConfig wc = {opt.database_url, (int)opt.writer_connections, (int)opt.max_batch, (size_t)opt.queue_size,
                           opt.write_timeout_ms, (int)opt.max_attempts};
-    apiReaderConfig rc = {opt.database_url, (int)opt.reader_connections, opt.reader_queue, opt.statement_timeout_ms};
+    apiReaderConfig rc = {opt.database_url, (int)opt.reader_connections, (size_t)opt.reader_queue, opt.statement_timeout_ms};
     s->writer = apiWriterNew(loop, &wc, s->metrics);
     s->reader = apiReaderNew(loop, &rc);
     if (s->writer == NULL || s->reader == NULL) return snprintf(err, errlen, "out of memory"), false;
