@@ -13,7 +13,7 @@ BUILD ?= build
 SAN   ?= 0
 CC    ?= cc
 
-PKGS := libh2o libuv avro-c jansson libpq libcrypto libssl
+PKGS := libh2o libuv avro-c jansson libpq libcrypto libssl rdkafka
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -32,6 +32,10 @@ LIB_SRCS    := $(wildcard lib/src/*.c)
 SCHEMA_SRCS := $(wildcard schemas/src/*.c)
 SCHEMA_DATA := schemas/decision/manifest.json $(sort $(wildcard schemas/decision/v*.avsc))
 API_SRCS    := $(wildcard decision-api/src/*.c)
+# stream-processor modules other than main.c form a library, so unit tests
+# can link them; the same holds for future programs.
+SP_SRCS     := $(filter-out stream-processor/src/main.c,$(wildcard stream-processor/src/*.c))
+DEVKAFKA_SRCS := $(wildcard tools/dev-kafka/*.c)
 TSUP_SRCS   := $(wildcard tests/support/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -39,11 +43,12 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBDS     := $(BUILD)/lib/libds.a
 LIBSCHEMA := $(BUILD)/lib/libdsschema.a
 LIBTSUP   := $(BUILD)/lib/libdstest.a
+LIBSP     := $(BUILD)/lib/libsp.a
 EMBED_C   := $(BUILD)/gen/schemas_embedded.c
 MIGR_C    := $(BUILD)/gen/migrations_embedded.c
 MIGRATIONS := $(sort $(wildcard decision-api/migrations/*.sql))
 
-BINS := $(BUILD)/bin/decision-api
+BINS := $(BUILD)/bin/decision-api $(if $(DEVKAFKA_SRCS),$(BUILD)/bin/dev-kafka)
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
 
@@ -77,6 +82,10 @@ $(LIBSCHEMA): $(call obj,$(SCHEMA_SRCS)) $(BUILD)/obj/gen/schemas_embedded.o
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
+$(LIBSP): $(call obj,$(SP_SRCS))
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
 $(LIBTSUP): $(call obj,$(TSUP_SRCS))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
@@ -85,10 +94,14 @@ $(BUILD)/bin/decision-api: $(call obj,$(API_SRCS)) $(BUILD)/obj/gen/migrations_e
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Unit tests link the libraries; integration tests also the test harness.
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBSCHEMA) $(LIBDS)
+$(BUILD)/bin/dev-kafka: $(call obj,$(DEVKAFKA_SRCS)) $(LIBDS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests link the libraries; integration tests also the test harness.
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(if $(SP_SRCS),$(LIBSP)) $(LIBSCHEMA) $(LIBDS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Istream-processor/src -o $@ $< $(if $(SP_SRCS),$(LIBSP)) $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka
 
 $(BUILD)/tests/test_%: tests/integration/test_%.c $(LIBTSUP) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)

@@ -4,6 +4,8 @@
 #     (as root, in /var/tmp/decision-store-<id>, linked as var/pg, because the
 #     postgres user cannot traverse a checkout under /root);
 #   - development tokens in var/tokens.env (clear) and var/tokens (hashes);
+#   - the local Kafka-protocol broker (dev-kafka, librdkafka's mock cluster)
+#     on 127.0.0.1:9092, control endpoint on 127.0.0.1:9644;
 #   - migrations, then the decision API on :8080.
 # Ctrl-C stops the API, then PostgreSQL. Environment overrides: see README.
 set -euo pipefail
@@ -55,14 +57,18 @@ else
 fi
 export DECISIONS_DATABASE_URL=${DECISIONS_DATABASE_URL:-$conninfo}
 
-api_pid=""
+api_pid="" kafka_pid=""
 cleanup() {
   trap - EXIT INT TERM
-  [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null || true
+  [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null && # Either process ending ends the stack.
+wait -n "$api_pid" "$kafka_pid" 2>/dev/null || true
+  [ -n "$kafka_pid" ] && kill -TERM "$kafka_pid" 2>/dev/null && wait "$kafka_pid" 2>/dev/null || true
   bash deploy/pg-cluster.sh stop "$pgdir" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
 
+"$BUILD/bin/dev-kafka" &
+kafka_pid=$!
 "$BUILD/bin/decision-api" migrate
 "$BUILD/bin/decision-api" &
 api_pid=$!
@@ -71,6 +77,7 @@ cat <<MSG
 
 Decision store running. PostgreSQL: $DECISIONS_DATABASE_URL
 Decision API: http://127.0.0.1:$DECISIONS_LISTEN_PORT   (tokens in var/tokens.env)
+Local Kafka (dev-kafka): 127.0.0.1:${DEV_KAFKA_LISTEN_PORT:-9092}, topics decisions and decisions.dlq
 
 Post a decision:
   . var/tokens.env

@@ -120,7 +120,7 @@ char *dtPgTableFingerprint(const dtPg *pg) {
                           "recorded_at::text, ',' ORDER BY decision_id)), '') FROM decisions");
 }
 
-static int dtFreePort(void) {
+int dtFreePort(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(a);

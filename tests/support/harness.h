@@ -74,6 +74,9 @@ bool dtWaitFor(bool (*cond)(void *), void *arg, int timeout_ms);
 
 /* Loads a JSON file under tests/fixtures/ (new reference, NULL on error). */
 json_t *dtFixture(const char *name);
+/* A TCP port free on 127.0.0.1 right now. */
+int dtFreePort(void);
+
 /* A fresh random UUID, lower case. */
 void dtUuid(char out[37]);
 

@@ -1,0 +1,126 @@
+/* test_devkafka.c - the local broker for `make run` and the tests: an
+ * ordinary Kafka client (kcat, from Debian) produces and consumes through
+ * the fixed bootstrap port, and the control endpoint takes a broker down and
+ * up. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static pid_t broker = -1;
+static int bootstrap_port;
+static dtApi control; /* only its url is used: the control endpoint */
+
+static bool controlHealthy(void *arg) {
+    dtResponse r;
+    bool ok = dtHttp(&control, "GET", "/healthz", NULL, NULL, NULL, 0, &r) && r.status == 200;
+    dtResponseFree(&r);
+    return ok;
+}
+
+static int setup(void **state) {
+    bootstrap_port = dtFreePort();
+    int control_port = dtFreePort();
+    snprintf(control.url, sizeof(control.url), "http://127.0.0.1:%d", control_port);
+    char bin[256], bp[16], cp[16];
+    snprintf(bin, sizeof(bin), "%s/bin/dev-kafka", getenv("BUILD") ? getenv("BUILD") : "build");
+    snprintf(bp, sizeof(bp), "%d", bootstrap_port);
+    snprintf(cp, sizeof(cp), "%d", control_port);
+    broker = fork();
+    if (broker == 0) {
+        execl(bin, bin, "--listen-port", bp, "--control-port", cp, "--log-level", "warn", (char *)NULL);
+        _exit(127);
+    }
+    return broker > 0 && dtWaitFor(controlHealthy, NULL, 20000) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    if (broker <= 0) return -1;
+    kill(broker, SIGTERM);
+    int st;
+    waitpid(broker, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* Runs a shell command and returns its whole output (malloc'd). */
+static char *run(const char *cmd) {
+    FILE *p = popen(cmd, "r");
+    if (p == NULL) return NULL;
+    size_t cap = 4096, len = 0;
+    char *out = malloc(cap);
+    size_t n;
+    while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
+        len += n;
+        if (cap - len < 2) out = realloc(out, cap *= 2);
+    }
+    out[len] = '\0';
+    pclose(p);
+    return out;
+}
+
+static void test_produce_consume_with_kcat(void **state) {
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "printf 'cust-1:first\\ncust-2:second\\ncust-1:third\\n' | "
+             "timeout 30 kcat -P -b 127.0.0.1:%d -t decisions -K: 2>&1 && echo produced",
+             bootstrap_port);
+    char *out = run(cmd);
+    assert_non_null(strstr(out, "produced"));
+    free(out);
+    snprintf(cmd, sizeof(cmd), "timeout 30 kcat -C -b 127.0.0.1:%d -t decisions -e -q -f '%%k=%%s@%%p\\n'",
+             bootstrap_port);
+    out = run(cmd);
+    assert_non_null(strstr(out, "cust-1=first@"));
+    assert_non_null(strstr(out, "cust-2=second@"));
+    assert_non_null(strstr(out, "cust-1=third@"));
+    /* same key, same partition: one customer's decisions keep their order */
+    char p1[8] = "", p3[8] = "";
+    sscanf(strstr(out, "cust-1=first@") + strlen("cust-1=first@"), "%7s", p1);
+    sscanf(strstr(out, "cust-1=third@") + strlen("cust-1=third@"), "%7s", p3);
+    assert_string_equal(p1, p3);
+    free(out);
+}
+
+static void test_topics_created_at_start(void **state) {
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "timeout 30 kcat -L -b 127.0.0.1:%d -t decisions.dlq", bootstrap_port);
+    char *out = run(cmd);
+    assert_non_null(strstr(out, "topic \"decisions.dlq\" with 1 partitions"));
+    free(out);
+    snprintf(cmd, sizeof(cmd), "timeout 30 kcat -L -b 127.0.0.1:%d -t decisions", bootstrap_port);
+    out = run(cmd);
+    assert_non_null(strstr(out, "topic \"decisions\" with 6 partitions"));
+    free(out);
+}
+
+static void test_control_broker_down_up(void **state) {
+    dtResponse r;
+    assert_true(dtHttp(&control, "POST", "/brokers/2/down", NULL, NULL, "", 0, &r));
+    assert_int_equal(r.status, 200);
+    dtResponseFree(&r);
+    assert_true(dtHttp(&control, "POST", "/brokers/2/up", NULL, NULL, "", 0, &r));
+    assert_int_equal(r.status, 200);
+    dtResponseFree(&r);
+    assert_true(dtHttp(&control, "POST", "/brokers/9/down", NULL, NULL, "", 0, &r));
+    assert_int_equal(r.status, 404);
+    dtResponseFree(&r);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_produce_consume_with_kcat),
+        cmocka_unit_test(test_topics_created_at_start),
+        cmocka_unit_test(test_control_broker_down_up),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,191 @@
+/* main.c - dev-kafka: librdkafka's mock cluster as a local Kafka-protocol
+ * broker for `make run` and the tests.
+ *
+ * The mock brokers listen on ephemeral ports (librdkafka 2.0.2 cannot pick
+ * them); a forwarder on the fixed bootstrap address (127.0.0.1:9092) pipes
+ * each connection to one of them, and clients then follow the advertised
+ * broker addresses. Everything is in memory: a restart loses the topics.
+ *
+ * Control endpoint (--control-port, loopback only), for fault injection:
+ *   GET  /healthz                 {"bootstrap": "...", "brokers": N}
+ *   POST /brokers/{id}/down|up    take a broker down or bring it back (ids 1..N)
+ */
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ds/config.h"
+#include "ds/http.h"
+#include "ds/log.h"
+#include "forward.h"
+
+#define ENV_PREFIX "DEV_KAFKA_"
+
+static struct {
+    char *listen_host;
+    long listen_port;
+    long brokers;
+    char *topics;
+    long control_port;
+    char *log_level;
+} opt;
+
+static const dsConfigOption dkConfig[] = {
+    {"listen-host", DS_CFG_STRING, "127.0.0.1", "bootstrap address", &opt.listen_host, 0, 0},
+    {"listen-port", DS_CFG_INT, "9092", "bootstrap port", &opt.listen_port, 1, 65535},
+    {"brokers", DS_CFG_INT, "3", "mock brokers in the cluster", &opt.brokers, 1, 16},
+    {"topics", DS_CFG_STRING, "decisions:6,decisions.dlq:1",
+     "topics created at start as name:partitions,... (others are auto-created)", &opt.topics, 0, 0},
+    {"control-port", DS_CFG_INT, "9644", "HTTP control endpoint on 127.0.0.1 (0: none)", &opt.control_port, 0, 65535},
+    {"log-level", DS_CFG_STRING, "info", "debug, info, warn or error", &opt.log_level, 0, 0},
+};
+#define DK_NCONFIG (sizeof(dkConfig) / sizeof(dkConfig[0]))
+
+typedef struct dkMain {
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mc;
+    const char *bootstraps;
+    dkForward *fwd;
+    dsHttpServer *http;
+    uv_signal_t sigterm, sigint;
+} dkMain;
+
+static bool dkCreateTopics(dkMain *m, char *errbuf, size_t errlen) {
+    char *copy = strdup(opt.topics), *save = NULL;
+    bool ok = copy != NULL;
+    for (char *t = ok ? strtok_r(copy, ",", &save) : NULL; ok && t; t = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(t, ':');
+        int parts = colon ? atoi(colon + 1) : 1;
+        if (colon) *colon = '\0';
+        if (t[0] == '\0' || parts < 1) {
+            snprintf(errbuf, errlen, "invalid --topics entry \"%s\" (expected name:partitions)", t);
+            ok = false;
+        } else if (rd_kafka_mock_topic_create(m->mc, t, parts, (int)(opt.brokers < 3 ? opt.brokers : 3)) !=
+                   RD_KAFKA_RESP_ERR_NO_ERROR) {
+            snprintf(errbuf, errlen, "cannot create topic %s", t);
+            ok = false;
+        }
+    }
+    free(copy);
+    return ok;
+}
+
+/* The producer only hosts the mock cluster; its own connection chatter
+ * (it also tries the bootstrap address while shutting down) is debug noise. */
+static void dkRdkafkaLog(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    dsLogDebug("librdkafka %s: %s", fac, buf);
+}
+
+static bool dkStartCluster(dkMain *m, char *errbuf, size_t errlen) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, dkRdkafkaLog);
+    /* rd_kafka_new() takes conf on success only. */
+    if ((m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errlen)) == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return false;
+    }
+    if ((m->mc = rd_kafka_mock_cluster_new(m->rk, (int)opt.brokers)) == NULL) {
+        snprintf(errbuf, errlen, "cannot start the mock cluster");
+        return false;
+    }
+    m->bootstraps = rd_kafka_mock_cluster_bootstraps(m->mc);
+    return dkCreateTopics(m, errbuf, errlen);
+}
+
+static void dkHandle(void *app, h2o_req_t *req) {
+    dkMain *m = app;
+    h2o_iovec_t p = req->path_normalized;
+    int id = 0;
+    char action[8] = "";
+    char path[128];
+    snprintf(path, sizeof(path), "%.*s", (int)(p.len < 127 ? p.len : 127), p.base);
+    if (strcmp(path, "/healthz") == 0) {
+        dsHttpRespondJson(m->http, req, "GET /healthz", 200,
+                          json_pack("{s:s, s:I}", "bootstrap", m->bootstraps, "brokers", (json_int_t)opt.brokers),
+                          NULL, 0);
+    } else if (dsHttpMethodIs(req, "POST") && sscanf(path, "/brokers/%d/%7s", &id, action) == 2 && id >= 1 &&
+               id <= opt.brokers && (strcmp(action, "down") == 0 || strcmp(action, "up") == 0)) {
+        rd_kafka_resp_err_t err = action[0] == 'd' ? rd_kafka_mock_broker_set_down(m->mc, id)
+                                                   : rd_kafka_mock_broker_set_up(m->mc, id);
+        dsLogInfo("broker %d %s: %s", id, action, rd_kafka_err2str(err));
+        dsHttpRespondJson(m->http, req, "POST /brokers", err ? 500 : 200,
+                          json_pack("{s:i, s:s}", "broker", id, "state", action), NULL, 0);
+    } else {
+        dsHttpRespondError(m->http, req, "other", 404, "not_found",
+                           "GET /healthz or POST /brokers/{1..N}/down|up", NULL, 0);
+    }
+}
+
+static void dkOnStop(uv_signal_t *h, int signum) {
+    dkMain *m = h->data;
+    dsLogInfo("signal %d: stopping", signum);
+    dkForwardClose(m->fwd);
+    if (m->http) dsHttpServerStopAccepting(m->http);
+    uv_close((uv_handle_t *)&m->sigterm, NULL);
+    uv_close((uv_handle_t *)&m->sigint, NULL);
+}
+
+static void dkCloseHandle(uv_handle_t *h, void *arg) {
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+int main(int argc, char **argv) {
+    char err[512];
+    dsConfigResult cr = dsConfigLoad(dkConfig, DK_NCONFIG, ENV_PREFIX, argc, argv, NULL, NULL, err, sizeof(err));
+    if (cr == DS_CONFIG_HELP) {
+        dsConfigUsage(stdout, "dev-kafka", "A local Kafka-protocol broker: librdkafka's mock cluster.", dkConfig,
+                      DK_NCONFIG, ENV_PREFIX);
+        return 0;
+    }
+    dsLogLevel level;
+    if (cr != DS_CONFIG_OK || !dsLogParseLevel(opt.log_level, &level)) {
+        fprintf(stderr, "dev-kafka: %s (see --help)\n", cr != DS_CONFIG_OK ? err : "invalid --log-level");
+        return 2;
+    }
+    dsLogInit("dev-kafka", level);
+    signal(SIGPIPE, SIG_IGN);
+
+    static dkMain m;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int rc = 1;
+    if (!dkStartCluster(&m, err, sizeof(err)) ||
+        (m.fwd = dkForwardStart(&loop, opt.listen_host, (int)opt.listen_port, m.bootstraps, err, sizeof(err))) ==
+            NULL) {
+        dsLogError("cannot start: %s", err);
+        goto done;
+    }
+    if (opt.control_port > 0) {
+        dsHttpConfig hc = {"127.0.0.1", (int)opt.control_port, 4096, 64};
+        if ((m.http = dsHttpServerStart(&loop, &hc, dkHandle, &m, NULL, err, sizeof(err))) == NULL) {
+            dsLogError("cannot start the control endpoint: %s", err);
+            dkForwardClose(m.fwd);
+            goto done;
+        }
+    }
+    uv_signal_init(&loop, &m.sigterm);
+    uv_signal_init(&loop, &m.sigint);
+    m.sigterm.data = m.sigint.data = &m;
+    uv_signal_start(&m.sigterm, dkOnStop, SIGTERM);
+    uv_signal_start(&m.sigint, dkOnStop, SIGINT);
+    dsLogInfo("bootstrap %s:%ld -> mock brokers %s; control port %ld", opt.listen_host, opt.listen_port, m.bootstraps,
+              opt.control_port);
+    /* Runs until the signal handler has closed the listeners. h2o keeps
+     * timers of its own, so stop once only those remain. */
+    while (uv_run(&loop, UV_RUN_ONCE) && uv_is_active((uv_handle_t *)&m.sigterm)) {
+    }
+    rc = 0;
+
+done:
+    dsHttpServerFree(m.http);
+    uv_walk(&loop, dkCloseHandle, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    if (m.mc) rd_kafka_mock_cluster_destroy(m.mc);
+    if (m.rk) rd_kafka_destroy(m.rk);
+    dsConfigFree(dkConfig, DK_NCONFIG);
+    return rc;
+}
