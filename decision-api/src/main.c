@@ -12,6 +12,7 @@
 #include "api.h"
 #include "ds/config.h"
 #include "ds/log.h"
+#include "ds/loop.h"
 #include "ds/timefmt.h"
 #include "migrate.h"
 
@@ -148,21 +149,15 @@ static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     return true;
 }
 
-static void mainCloseHandle(uv_handle_t *h, void *arg) {
-    if (!uv_is_closing(h)) uv_close(h, NULL);
-}
-
 /* Frees everything once the loop has stopped: h2o's context first (it
- * closes its own timers), then any handle left, then a last loop run so
- * every close callback (which frees the writer, reader and sessions) runs. */
+ * closes its own timers), then the loop with every handle left, so every
+ * close callback (which frees the writer, reader and sessions) runs. */
 static void mainCleanup(apiMain *m, uv_loop_t *loop) {
     apiServer *s = &m->srv;
     if (s->writer) apiWriterClose(s->writer); /* start-up failed half way */
     if (s->reader) apiReaderClose(s->reader);
     dsHttpServerFree(s->http);
-    uv_walk(loop, mainCloseHandle, NULL);
-    uv_run(loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(loop) != 0) dsLogWarn("event loop closed with handles still open");
+    if (!dsLoopShutdown(loop)) dsLogWarn("event loop closed with handles still open");
     if (s->codec) avro_value_decref(&s->scratch);
     dsCodecFree(s->codec);
     apiAuthFree(s->auth);

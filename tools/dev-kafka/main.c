@@ -20,6 +20,7 @@
 #include "ds/config.h"
 #include "ds/http.h"
 #include "ds/log.h"
+#include "ds/loop.h"
 #include "forward.h"
 
 #define ENV_PREFIX "DEV_KAFKA_"
@@ -128,10 +129,6 @@ static void dkOnStop(uv_signal_t *h, int signum) {
     uv_close((uv_handle_t *)&m->sigint, NULL);
 }
 
-static void dkCloseHandle(uv_handle_t *h, void *arg) {
-    if (!uv_is_closing(h)) uv_close(h, NULL);
-}
-
 int main(int argc, char **argv) {
     char err[512];
     dsConfigResult cr = dsConfigLoad(dkConfig, DK_NCONFIG, ENV_PREFIX, argc, argv, NULL, NULL, err, sizeof(err));
@@ -181,9 +178,7 @@ int main(int argc, char **argv) {
 
 done:
     dsHttpServerFree(m.http);
-    uv_walk(&loop, dkCloseHandle, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
+    if (!dsLoopShutdown(&loop)) dsLogWarn("event loop closed with handles still open");
     if (m.mc) rd_kafka_mock_cluster_destroy(m.mc);
     if (m.rk) rd_kafka_destroy(m.rk);
     dsConfigFree(dkConfig, DK_NCONFIG);
