@@ -1,0 +1,98 @@
+/* record.c - decisions row -> Confluent wire-format Avro record. */
+#include "record.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ds/timefmt.h"
+
+void spRecordBufFree(spRecordBuf *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static bool recordReserve(spRecordBuf *b, size_t need) {
+    if (b->cap >= need) return true;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < need) cap *= 2;
+    uint8_t *grown = realloc(b->data, cap);
+    if (grown == NULL) return false;
+    b->data = grown;
+    b->cap = cap;
+    return true;
+}
+
+bool spPgTimestampParse(const char *text, int64_t *ms, char *errbuf, size_t errlen) {
+    /* PostgreSQL's ISO output differs from RFC 3339 in two ways: a space
+     * between date and time, and an offset that may omit its minutes
+     * ("+00"). Rewrite those, then let dsTimeParse do the rest. */
+    char buf[64];
+    size_t n = strlen(text);
+    if (n < 20 || n + 4 >= sizeof(buf)) {
+        snprintf(errbuf, errlen, "not a timestamptz: \"%.40s\"", text);
+        return false;
+    }
+    memcpy(buf, text, n + 1);
+    if (buf[10] == ' ') buf[10] = 'T';
+    char *sign = strpbrk(buf + 19, "+-");
+    if (sign != NULL && strlen(sign) == 3) strcat(buf, ":00");
+    char why[128];
+    if (!dsTimeParse(buf, strlen(buf), ms, why, sizeof(why))) {
+        snprintf(errbuf, errlen, "timestamptz \"%.40s\": %s", text, why);
+        return false;
+    }
+    return true;
+}
+
+/* Validates the stored document into scratch and sets the server fields. */
+static bool recordFill(dsCodec *codec, avro_value_t *scratch, const char *doc_json, const char *recorded_at,
+                       char *errbuf, size_t errlen) {
+    json_error_t jerr;
+    json_t *doc = json_loads(doc_json, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(doc)) {
+        snprintf(errbuf, errlen, "doc: not a JSON object: %s", doc ? "wrong type" : jerr.text);
+        json_decref(doc);
+        return false;
+    }
+    dsCodecError cerr;
+    bool ok = dsCodecFromJson(codec, doc, scratch, &cerr);
+    json_decref(doc);
+    if (!ok) {
+        snprintf(errbuf, errlen, "doc: %s %s: %s", cerr.code, cerr.field, cerr.message);
+        return false;
+    }
+    int64_t ms;
+    if (!spPgTimestampParse(recorded_at, &ms, errbuf, errlen)) return false;
+    if (!dsCodecSetServerFields(codec, scratch, ms, dsCodecCurrentVersion(codec))) {
+        snprintf(errbuf, errlen, "recorded_at: cannot be set");
+        return false;
+    }
+    return true;
+}
+
+bool spRecordEncode(dsCodec *codec, avro_value_t *scratch, const char *doc_json, const char *recorded_at,
+                    spRecordBuf *out, char *errbuf, size_t errlen) {
+    if (!recordFill(codec, scratch, doc_json, recorded_at, errbuf, errlen)) return false;
+    size_t body = 0;
+    if (avro_value_sizeof(scratch, &body) != 0 || !recordReserve(out, body + 5)) {
+        snprintf(errbuf, errlen, "cannot size the Avro record: %s", avro_strerror());
+        return false;
+    }
+    uint32_t id = (uint32_t)dsCodecSchemaId(codec, dsCodecCurrentVersion(codec));
+    out->data[0] = 0x00; /* Confluent wire format: magic byte, then the id in network order */
+    out->data[1] = (uint8_t)(id >> 24);
+    out->data[2] = (uint8_t)(id >> 16);
+    out->data[3] = (uint8_t)(id >> 8);
+    out->data[4] = (uint8_t)id;
+    avro_writer_t w = avro_writer_memory((char *)out->data + 5, (int64_t)body);
+    int rc = avro_value_write(w, scratch);
+    avro_writer_free(w);
+    if (rc != 0) {
+        snprintf(errbuf, errlen, "cannot encode the Avro record: %s", avro_strerror());
+        return false;
+    }
+    out->len = body + 5;
+    return true;
+}

@@ -1,0 +1,41 @@
+/* record.h - one row of the decisions table as the Kafka record value of
+ * CONTRACT §3: byte 0x00, the 4-byte big-endian schema id, then the Avro
+ * binary encoding of the decision under that schema.
+ *
+ * The row's canonical document (column doc) is validated again by the codec
+ * on the way out: a row written by hand that breaks the schema is refused
+ * here with the reason, and goes to the dead-letter topic instead.
+ */
+#ifndef SP_RECORD_H
+#define SP_RECORD_H
+
+#include <avro.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ds/codec.h"
+
+/* A growable byte buffer, reused from record to record. Owned by the caller;
+ * spRecordBufFree() releases its memory. */
+typedef struct spRecordBuf {
+    uint8_t *data;
+    size_t len, cap;
+} spRecordBuf;
+
+void spRecordBufFree(spRecordBuf *b);
+
+/* Encodes a row into out (replacing its contents). doc_json: the doc column
+ * as text; recorded_at: the recorded_at column as PostgreSQL prints a
+ * timestamptz (see spPgTimestampParse). scratch: a value from
+ * dsCodecNewValue(), reused. On failure returns false and writes why into
+ * errbuf ("doc: missing_field customer_id: ..."); out is then unspecified. */
+bool spRecordEncode(dsCodec *codec, avro_value_t *scratch, const char *doc_json, const char *recorded_at,
+                    spRecordBuf *out, char *errbuf, size_t errlen);
+
+/* Parses a timestamptz as PostgreSQL prints it in ISO DateStyle
+ * ("2026-11-24 17:05:35.655123+00", "...+05:30", also with 'T') into
+ * milliseconds since the epoch (sub-millisecond digits truncated). */
+bool spPgTimestampParse(const char *text, int64_t *ms, char *errbuf, size_t errlen);
+
+#endif

@@ -1,0 +1,129 @@
+/* test_record.c - a decisions row becomes the Confluent wire-format record
+ * of CONTRACT §3, and decodes back to the same decision; bad rows are
+ * refused with a reason (they go to the dead-letter topic). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "record.h"
+
+typedef struct fixture {
+    dsCodec *codec;
+    avro_value_t scratch;
+    spRecordBuf buf;
+    char *doc; /* the contract's example as stored (compact JSON) */
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof(*f));
+    char err[256];
+    f->codec = dsCodecNew(err, sizeof(err));
+    if (f->codec == NULL || !dsCodecNewValue(f->codec, &f->scratch)) return -1;
+    json_t *doc = json_load_file("tests/fixtures/decision.json", 0, NULL);
+    if (doc == NULL) return -1;
+    f->doc = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    spRecordBufFree(&f->buf);
+    avro_value_decref(&f->scratch);
+    dsCodecFree(f->codec);
+    free(f->doc);
+    free(f);
+    return 0;
+}
+
+/* Decodes buf (after the 5-byte header) and renders it as JSON. */
+static json_t *decode(fixture *f) {
+    avro_value_t v;
+    assert_true(dsCodecNewValue(f->codec, &v));
+    avro_reader_t r = avro_reader_memory((const char *)f->buf.data + 5, (int64_t)f->buf.len - 5);
+    assert_int_equal(avro_value_read(r, &v), 0);
+    avro_reader_free(r);
+    json_t *j = dsCodecToJson(f->codec, &v, 0);
+    avro_value_decref(&v);
+    return j;
+}
+
+static void test_encode_round_trip(void **state) {
+    fixture *f = *state;
+    char err[256];
+    assert_true(spRecordEncode(f->codec, &f->scratch, f->doc, "2026-11-24 17:05:35.655123+00", &f->buf, err,
+                               sizeof(err)));
+    int id = dsCodecSchemaId(f->codec, dsCodecCurrentVersion(f->codec));
+    assert_int_equal(f->buf.data[0], 0);
+    assert_int_equal((f->buf.data[1] << 24) | (f->buf.data[2] << 16) | (f->buf.data[3] << 8) | f->buf.data[4], id);
+    json_t *back = decode(f);
+    json_t *posted = json_loads(f->doc, 0, NULL);
+    json_object_set_new(posted, "recorded_at", json_string("2026-11-24T17:05:35.655Z"));
+    json_object_set_new(posted, "schema_version", json_integer(dsCodecCurrentVersion(f->codec)));
+    char *a = json_dumps(back, JSON_COMPACT | JSON_SORT_KEYS), *b = json_dumps(posted, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    json_decref(back);
+    json_decref(posted);
+}
+
+static void test_postgres_timestamps(void **state) {
+    char err[256];
+    int64_t ms;
+    assert_true(spPgTimestampParse("2026-11-24 17:05:35.655123+00", &ms, err, sizeof(err)));
+    assert_int_equal(ms, 1795539935655LL);
+    assert_true(spPgTimestampParse("2026-11-24 22:35:35.655+05:30", &ms, err, sizeof(err)));
+    assert_int_equal(ms, 1795539935655LL);
+    assert_true(spPgTimestampParse("2026-11-24 14:05:35.655-03", &ms, err, sizeof(err)));
+    assert_int_equal(ms, 1795539935655LL);
+    assert_true(spPgTimestampParse("2026-11-24T17:05:35+00:00", &ms, err, sizeof(err)));
+    assert_int_equal(ms, 1795539935000LL);
+    assert_false(spPgTimestampParse("2026-11-24 17:05:35", &ms, err, sizeof(err)));
+    assert_non_null(strstr(err, "2026-11-24 17:05:35"));
+    assert_false(spPgTimestampParse("yesterday", &ms, err, sizeof(err)));
+}
+
+static void expectRefused(fixture *f, const char *doc, const char *recorded_at, const char *why) {
+    char err[512];
+    assert_false(spRecordEncode(f->codec, &f->scratch, doc, recorded_at, &f->buf, err, sizeof(err)));
+    if (strstr(err, why) == NULL) fprintf(stderr, "message: %s\n", err);
+    assert_non_null(strstr(err, why));
+}
+
+static void test_bad_rows_refused_with_reason(void **state) {
+    fixture *f = *state;
+    json_t *doc = json_loads(f->doc, 0, NULL);
+    json_object_del(doc, "customer_id");
+    char *missing = json_dumps(doc, JSON_COMPACT);
+    expectRefused(f, missing, "2026-11-24 17:05:35+00", "missing_field customer_id");
+    json_object_set_new(doc, "customer_id", json_string("c"));
+    json_object_set_new(doc, "country", json_string("sweden"));
+    char *bad_country = json_dumps(doc, JSON_COMPACT);
+    expectRefused(f, bad_country, "2026-11-24 17:05:35+00", "invalid_value country");
+    expectRefused(f, "[1,2]", "2026-11-24 17:05:35+00", "doc: not a JSON object");
+    expectRefused(f, "{", "2026-11-24 17:05:35+00", "doc: not a JSON object");
+    expectRefused(f, f->doc, "not a time", "timestamptz");
+    free(missing);
+    free(bad_country);
+    json_decref(doc);
+    /* the buffer and scratch value still work after failures */
+    char err[256];
+    assert_true(spRecordEncode(f->codec, &f->scratch, f->doc, "2026-11-24 17:05:35+00", &f->buf, err, sizeof(err)));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_encode_round_trip),
+        cmocka_unit_test(test_postgres_timestamps),
+        cmocka_unit_test(test_bad_rows_refused_with_reason),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
