@@ -1,2 +1,0 @@
-build/obj/lib/src/config.o: lib/src/config.c lib/include/ds/config.h
-lib/include/ds/config.h:
