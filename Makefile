@@ -103,9 +103,10 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(if $(SP_SRCS),$(LIBSP)) $(LIBSCHEMA
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -Istream-processor/src -o $@ $< $(if $(SP_SRCS),$(LIBSP)) $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka
 
-$(BUILD)/tests/test_%: tests/integration/test_%.c $(LIBTSUP) $(LIBSCHEMA) $(LIBDS)
+$(BUILD)/tests/test_%: tests/integration/test_%.c $(LIBTSUP) $(if $(SP_SRCS),$(LIBSP)) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -o $@ $< $(LIBTSUP) $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka -lcurl
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Istream-processor/src -o $@ $< $(LIBTSUP) $(if $(SP_SRCS),$(LIBSP)) \
+	  $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka -lcurl
 
 check: all $(UNIT_TESTS) $(INTEG_TESTS)
 	BUILD=$(BUILD) bash tests/run.sh $(UNIT_TESTS) $(INTEG_TESTS)
