@@ -48,7 +48,7 @@ EMBED_C   := $(BUILD)/gen/schemas_embedded.c
 MIGR_C    := $(BUILD)/gen/migrations_embedded.c
 MIGRATIONS := $(sort $(wildcard decision-api/migrations/*.sql))
 
-BINS := $(BUILD)/bin/decision-api $(if $(DEVKAFKA_SRCS),$(BUILD)/bin/dev-kafka)
+BINS := $(BUILD)/bin/decision-api $(BUILD)/bin/dev-kafka $(BUILD)/bin/stream-processor
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
 
@@ -91,6 +91,10 @@ $(LIBTSUP): $(call obj,$(TSUP_SRCS))
 	$(AR) rcs $@ $^
 
 $(BUILD)/bin/decision-api: $(call obj,$(API_SRCS)) $(BUILD)/obj/gen/migrations_embedded.o $(LIBSCHEMA) $(LIBDS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/stream-processor: $(call obj,stream-processor/src/main.c) $(LIBSP) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -10,7 +10,7 @@ PACKAGES=(
   libh2o-dev libuv1-dev libssl-dev
   libjansson-dev libavro-dev librdkafka-dev
   libcmocka-dev
-  libcurl4-openssl-dev xxd curl wrk kcat python3 python3-avro python3-kafka
+  libcurl4-openssl-dev xxd curl wrk kcat python3 python3-avro python3-kafka python3-lz4
 )
 
 missing=()

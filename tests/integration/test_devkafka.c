@@ -32,40 +32,16 @@ static int setup(void **state) {
     bootstrap_port = dtFreePort();
     int control_port = dtFreePort();
     snprintf(control.url, sizeof(control.url), "http://127.0.0.1:%d", control_port);
-    char bin[256], bp[16], cp[16];
-    snprintf(bin, sizeof(bin), "%s/bin/dev-kafka", getenv("BUILD") ? getenv("BUILD") : "build");
+    char bp[16], cp[16];
     snprintf(bp, sizeof(bp), "%d", bootstrap_port);
     snprintf(cp, sizeof(cp), "%d", control_port);
-    broker = fork();
-    if (broker == 0) {
-        execl(bin, bin, "--listen-port", bp, "--control-port", cp, "--log-level", "warn", (char *)NULL);
-        _exit(127);
-    }
+    const char *args[] = {"--listen-port", bp, "--control-port", cp, "--log-level", "warn", NULL};
+    broker = dtSpawn("dev-kafka", args, NULL);
     return broker > 0 && dtWaitFor(controlHealthy, NULL, 20000) ? 0 : -1;
 }
 
 static int teardown(void **state) {
-    if (broker <= 0) return -1;
-    kill(broker, SIGTERM);
-    int st;
-    waitpid(broker, &st, 0);
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-/* Runs a shell command and returns its whole output (malloc'd). */
-static char *run(const char *cmd) {
-    FILE *p = popen(cmd, "r");
-    if (p == NULL) return NULL;
-    size_t cap = 4096, len = 0;
-    char *out = malloc(cap);
-    size_t n;
-    while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
-        len += n;
-        if (cap - len < 2) out = realloc(out, cap *= 2);
-    }
-    out[len] = '\0';
-    pclose(p);
-    return out;
+    return dtStop(broker, SIGTERM) == 0 ? 0 : -1;
 }
 
 static void test_produce_consume_with_kcat(void **state) {
@@ -74,12 +50,12 @@ static void test_produce_consume_with_kcat(void **state) {
              "printf 'cust-1:first\\ncust-2:second\\ncust-1:third\\n' | "
              "timeout 30 kcat -P -b 127.0.0.1:%d -t decisions -K: 2>&1 && echo produced",
              bootstrap_port);
-    char *out = run(cmd);
+    char *out = dtCapture(cmd);
     assert_non_null(strstr(out, "produced"));
     free(out);
     snprintf(cmd, sizeof(cmd), "timeout 30 kcat -C -b 127.0.0.1:%d -t decisions -e -q -f '%%k=%%s@%%p\\n'",
              bootstrap_port);
-    out = run(cmd);
+    out = dtCapture(cmd);
     assert_non_null(strstr(out, "cust-1=first@"));
     assert_non_null(strstr(out, "cust-2=second@"));
     assert_non_null(strstr(out, "cust-1=third@"));
@@ -94,11 +70,11 @@ static void test_produce_consume_with_kcat(void **state) {
 static void test_topics_created_at_start(void **state) {
     char cmd[256];
     snprintf(cmd, sizeof(cmd), "timeout 30 kcat -L -b 127.0.0.1:%d -t decisions.dlq", bootstrap_port);
-    char *out = run(cmd);
+    char *out = dtCapture(cmd);
     assert_non_null(strstr(out, "topic \"decisions.dlq\" with 1 partitions"));
     free(out);
     snprintf(cmd, sizeof(cmd), "timeout 30 kcat -L -b 127.0.0.1:%d -t decisions", bootstrap_port);
-    out = run(cmd);
+    out = dtCapture(cmd);
     assert_non_null(strstr(out, "topic \"decisions\" with 6 partitions"));
     free(out);
 }

@@ -131,6 +131,51 @@ int dtFreePort(void) {
     return port;
 }
 
+pid_t dtSpawn(const char *program, const char *const *args, const char *const *env) {
+    char bin[300];
+    snprintf(bin, sizeof(bin), "%s/bin/%s", dtBuild(), program);
+    const char *argv[32] = {bin};
+    for (size_t i = 0; args && args[i] && i < 30; i++) argv[i + 1] = args[i];
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (size_t i = 0; env && env[i]; i++) putenv((char *)env[i]);
+        execv(bin, (char *const *)argv);
+        fprintf(stderr, "harness: exec %s: %s\n", bin, strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+int dtStop(pid_t pid, int sig) {
+    if (pid <= 0) return -1;
+    kill(pid, sig);
+    long long deadline = dtNowMs() + 20000;
+    int st = 0;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (dtNowMs() >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        dtSleepMs(20);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+char *dtCapture(const char *cmd) {
+    FILE *p = popen(cmd, "r");
+    if (p == NULL) return strdup("");
+    size_t cap = 4096, len = 0, n;
+    char *out = malloc(cap);
+    while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
+        len += n;
+        if (cap - len < 2) out = realloc(out, cap *= 2);
+    }
+    out[len] = '\0';
+    pclose(p);
+    return out;
+}
+
 static void dtHashLine(FILE *f, const char *token, const char *roles) {
     unsigned char d[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)token, strlen(token), d);
@@ -189,21 +234,9 @@ bool dtApiStart(dtApi *api, const dtPg *pg, const char *const *extra_env) {
 }
 
 int dtApiStop(dtApi *api) {
-    if (api->pid <= 0) return -1;
-    kill(api->pid, SIGTERM);
-    long long deadline = dtNowMs() + 20000;
-    int st = 0;
-    while (waitpid(api->pid, &st, WNOHANG) == 0) {
-        if (dtNowMs() >= deadline) {
-            kill(api->pid, SIGKILL);
-            waitpid(api->pid, &st, 0);
-            api->pid = -1;
-            return -1;
-        }
-        dtSleepMs(20);
-    }
+    int rc = dtStop(api->pid, SIGTERM);
     api->pid = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return rc;
 }
 
 typedef struct dtBuf {

@@ -74,6 +74,16 @@ bool dtWaitFor(bool (*cond)(void *), void *arg, int timeout_ms);
 
 /* Loads a JSON file under tests/fixtures/ (new reference, NULL on error). */
 json_t *dtFixture(const char *name);
+/* Starts $BUILD/bin/<program> with args (NULL-terminated, without argv[0])
+ * and extra environment ("NAME=value", NULL-terminated, may be NULL).
+ * Returns the pid, or -1. */
+pid_t dtSpawn(const char *program, const char *const *args, const char *const *env);
+/* Sends sig and waits up to 20 s; returns the exit status, 128+signal if it
+ * died of a signal, -1 if it had to be SIGKILLed. */
+int dtStop(pid_t pid, int sig);
+/* Runs a shell command; returns its whole standard output (malloc'd). */
+char *dtCapture(const char *cmd);
+
 /* A TCP port free on 127.0.0.1 right now. */
 int dtFreePort(void);
 

@@ -1,0 +1,152 @@
+/* main.c - stream-processor: configuration table, the metrics endpoint,
+ * signals. The work itself is processor.c. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ds/config.h"
+#include "ds/http.h"
+#include "ds/log.h"
+#include "ds/loop.h"
+#include "processor.h"
+
+#define ENV_PREFIX "STREAM_"
+
+static struct {
+    char *database_url, *slot, *publication, *table;
+    char *brokers, *compression, *topic, *dlq_topic, *security_protocol, *sasl_mechanism, *sasl_username, *sasl_password;
+    long max_in_flight, status_interval_ms, message_timeout_ms, metrics_port, shutdown_timeout_ms;
+    char *log_level;
+} opt;
+
+static const dsConfigOption spConfig[] = {
+    {"database-url", DS_CFG_STRING, "dbname=decisions", "libpq connection string (replication=database is added)",
+     &opt.database_url, 0, 0},
+    {"slot", DS_CFG_STRING, "decisions_stream", "logical replication slot (created when missing)", &opt.slot, 0, 0},
+    {"publication", DS_CFG_STRING, "decisions_pub", "publication to stream (created when missing)", &opt.publication,
+     0, 0},
+    {"table", DS_CFG_STRING, "decisions", "the decisions table", &opt.table, 0, 0},
+    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", "Kafka bootstrap servers", &opt.brokers, 0, 0},
+    {"topic", DS_CFG_STRING, "decisions", "topic for decisions", &opt.topic, 0, 0},
+    {"compression", DS_CFG_STRING, "lz4", "Kafka compression.codec: none, gzip, snappy, lz4, zstd", &opt.compression,
+     0, 0},
+    {"dlq-topic", DS_CFG_STRING, "decisions.dlq", "topic for rows that fail validation", &opt.dlq_topic, 0, 0},
+    {"security-protocol", DS_CFG_STRING, "", "Kafka security.protocol (plaintext when empty)",
+     &opt.security_protocol, 0, 0},
+    {"sasl-mechanism", DS_CFG_STRING, "", "Kafka sasl.mechanism", &opt.sasl_mechanism, 0, 0},
+    {"sasl-username", DS_CFG_STRING, "", "Kafka sasl.username", &opt.sasl_username, 0, 0},
+    {"sasl-password", DS_CFG_STRING, "", "Kafka sasl.password", &opt.sasl_password, 0, 0},
+    {"max-in-flight", DS_CFG_INT, "50000", "messages awaiting Kafka before the stream pauses", &opt.max_in_flight, 1,
+     1000000},
+    {"status-interval", DS_CFG_DURATION, "1s", "how often the confirmed position is sent", &opt.status_interval_ms, 10,
+     60000},
+    {"message-timeout", DS_CFG_DURATION, "5m", "how long Kafka delivery is retried before restarting from the slot",
+     &opt.message_timeout_ms, 1000, 86400000},
+    {"metrics-port", DS_CFG_INT, "9101", "HTTP port of /metrics, /healthz, /readyz (0: none)", &opt.metrics_port, 0,
+     65535},
+    {"shutdown-timeout", DS_CFG_DURATION, "10s", "on SIGTERM, how long to wait for Kafka", &opt.shutdown_timeout_ms, 0,
+     600000},
+    {"log-level", DS_CFG_STRING, "info", "debug, info, warn or error", &opt.log_level, 0, 0},
+};
+#define SP_NCONFIG (sizeof(spConfig) / sizeof(spConfig[0]))
+
+typedef struct spMain {
+    spProcessor *proc;
+    dsHttpServer *http;
+    dsMetrics *metrics;
+    uv_signal_t sigterm, sigint;
+} spMain;
+
+static const char *orNull(const char *s) {
+    return s && s[0] ? s : NULL;
+}
+
+static void mainHandle(void *app, h2o_req_t *req) {
+    spMain *m = app;
+    h2o_iovec_t p = req->path_normalized;
+    if (h2o_memis(p.base, p.len, H2O_STRLIT("/metrics"))) {
+        size_t len;
+        char *text = dsMetricsRender(m->metrics, &len);
+        if (text) dsHttpRespond(m->http, req, "GET /metrics", 200, "text/plain; version=0.0.4", text, len, NULL, 0);
+        else dsHttpRespondError(m->http, req, "GET /metrics", 500, "internal", "out of memory", NULL, 0);
+        free(text);
+    } else if (h2o_memis(p.base, p.len, H2O_STRLIT("/healthz"))) {
+        dsHttpRespondJson(m->http, req, "GET /healthz", 200, json_pack("{s:s}", "status", "ok"), NULL, 0);
+    } else if (h2o_memis(p.base, p.len, H2O_STRLIT("/readyz"))) {
+        bool up = spProcessorStreaming(m->proc);
+        dsHttpRespondJson(m->http, req, "GET /readyz", up ? 200 : 503,
+                          json_pack("{s:s}", "status", up ? "streaming" : "reconnecting"), NULL, 0);
+    } else {
+        dsHttpRespondError(m->http, req, "other", 404, "not_found", "GET /metrics, /healthz or /readyz", NULL, 0);
+    }
+}
+
+static void mainOnStop(uv_signal_t *h, int signum) {
+    spMain *m = h->data;
+    dsLogInfo("signal %d: flushing to Kafka and confirming", signum);
+    spProcessorStop(m->proc, (int)opt.shutdown_timeout_ms);
+    if (m->http) dsHttpServerStopAccepting(m->http);
+    uv_close((uv_handle_t *)&m->sigterm, NULL);
+    uv_close((uv_handle_t *)&m->sigint, NULL);
+}
+
+int main(int argc, char **argv) {
+    char err[1024];
+    dsConfigResult cr = dsConfigLoad(spConfig, SP_NCONFIG, ENV_PREFIX, argc, argv, NULL, NULL, err, sizeof(err));
+    if (cr == DS_CONFIG_HELP) {
+        dsConfigUsage(stdout, "stream-processor", "Streams committed decisions from PostgreSQL to Kafka.", spConfig,
+                      SP_NCONFIG, ENV_PREFIX);
+        return 0;
+    }
+    dsLogLevel level;
+    if (cr != DS_CONFIG_OK || !dsLogParseLevel(opt.log_level, &level)) {
+        fprintf(stderr, "stream-processor: %s (see --help)\n", cr != DS_CONFIG_OK ? err : "invalid --log-level");
+        return 2;
+    }
+    dsLogInit("stream-processor", level);
+    signal(SIGPIPE, SIG_IGN);
+
+    static spMain m;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int rc = 1;
+    dsCodec *codec = dsCodecNew(err, sizeof(err));
+    m.metrics = dsMetricsNew();
+    spProcessorConfig pc = {
+        .repl = {opt.database_url, opt.slot, opt.publication, opt.table},
+        .kafka = {.bootstrap_servers = opt.brokers, .security_protocol = orNull(opt.security_protocol),
+                  .sasl_mechanism = orNull(opt.sasl_mechanism), .sasl_username = orNull(opt.sasl_username),
+                  .sasl_password = orNull(opt.sasl_password), .compression = orNull(opt.compression), .topic = opt.topic, .dlq_topic = opt.dlq_topic,
+                  .message_timeout_ms = (int)opt.message_timeout_ms, .queue_max_messages = (int)opt.max_in_flight * 2},
+        .max_in_flight = opt.max_in_flight,
+        .status_interval_ms = opt.status_interval_ms,
+    };
+    if (codec == NULL || m.metrics == NULL || (m.proc = spProcessorNew(&loop, &pc, codec, m.metrics, err, sizeof(err))) == NULL) {
+        dsLogError("cannot start: %s", err);
+        goto done;
+    }
+    if (opt.metrics_port > 0) {
+        dsHttpConfig hc = {"0.0.0.0", (int)opt.metrics_port, 4096, 128};
+        if ((m.http = dsHttpServerStart(&loop, &hc, mainHandle, &m, m.metrics, err, sizeof(err))) == NULL) {
+            dsLogError("cannot start the metrics endpoint: %s", err);
+            spProcessorStop(m.proc, 0);
+            goto done;
+        }
+    }
+    uv_signal_init(&loop, &m.sigterm);
+    uv_signal_init(&loop, &m.sigint);
+    m.sigterm.data = m.sigint.data = &m;
+    uv_signal_start(&m.sigterm, mainOnStop, SIGTERM);
+    uv_signal_start(&m.sigint, mainOnStop, SIGINT);
+    while (uv_run(&loop, UV_RUN_ONCE) && uv_is_active((uv_handle_t *)&m.sigterm)) {
+    }
+    rc = 0;
+
+done:
+    dsHttpServerFree(m.http);
+    if (!dsLoopShutdown(&loop)) dsLogWarn("event loop closed with handles still open");
+    dsMetricsFree(m.metrics);
+    dsCodecFree(codec);
+    dsConfigFree(spConfig, SP_NCONFIG);
+    return rc;
+}

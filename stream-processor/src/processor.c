@@ -1,0 +1,307 @@
+/* processor.c - replication stream -> Kafka, checkpointed by the watermark
+ * (see processor.h). */
+#include "processor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ds/log.h"
+#include "pgoutput.h"
+#include "record.h"
+#include "watermark.h"
+
+/* Delivery tags carry the session epoch in the high bits, so reports of
+ * messages sent by an earlier session (re-sent since) are ignored. */
+#define TAG_SEQ_BITS 48
+#define TAG_SEQ_MASK ((UINT64_C(1) << TAG_SEQ_BITS) - 1)
+
+struct spProcessor {
+    uv_loop_t *loop;
+    spProcessorConfig cfg;
+    dsCodec *codec;
+    avro_value_t scratch;
+    spRecordBuf buf;
+    spProducer *prod;
+    spRepl *repl;
+    spRelCache *rels;
+    spWatermark *wm;
+    spMsg msg;
+    uint64_t epoch, seq;
+    uint64_t server_end; /* newest server WAL position seen */
+    uint64_t confirmed;  /* newest flush position sent */
+    uv_timer_t status, retry;
+    unsigned backoff_ms;
+    int open_handles;
+    bool stopping;
+    dsMetric *m_events, *m_dlq, *m_inflight, *m_confirmed, *m_lag, *m_restarts;
+};
+
+static void procStartSession(spProcessor *p);
+
+/* --- session life cycle ---------------------------------------------------- */
+
+static void procOnRetry(uv_timer_t *t) {
+    procStartSession(t->data);
+}
+
+/* Drops the session and everything not yet confirmed; a new session will
+ * stream it again from the slot. */
+static void procRestart(spProcessor *p, const char *why) {
+    dsLogWarn("restarting from the slot's confirmed position: %s", why);
+    dsMetricInc(p->m_restarts, 1);
+    if (p->repl) spReplClose(p->repl);
+    p->repl = NULL;
+    spWatermarkFree(p->wm);
+    spRelCacheFree(p->rels);
+    spMsgFree(&p->msg);
+    memset(&p->msg, 0, sizeof(p->msg));
+    p->wm = spWatermarkNew();
+    p->rels = spRelCacheNew();
+    p->epoch++;
+    if (!p->stopping) uv_timer_start(&p->retry, procOnRetry, p->backoff_ms, 0);
+    p->backoff_ms = p->backoff_ms * 2 > 5000 ? 5000 : p->backoff_ms * 2;
+}
+
+static void procOnDown(const char *reason, void *arg) {
+    procRestart(arg, reason);
+}
+
+/* --- status updates -------------------------------------------------------- */
+
+static void procSendStatus(spProcessor *p, bool reply) {
+    if (p->repl == NULL) return;
+    uint64_t flush = spWatermarkConfirmable(p->wm);
+    /* Nothing in flight: everything the server sent so far is handled, so
+     * its own position can be confirmed and idle or foreign traffic never
+     * makes WAL pile up. */
+    if (spWatermarkTransactions(p->wm) == 0 && p->server_end > flush) flush = p->server_end;
+    if (flush < p->confirmed) flush = p->confirmed;
+    p->confirmed = flush;
+    spReplSendStatus(p->repl, p->server_end > flush ? p->server_end : flush, flush, reply);
+    dsMetricSet(p->m_confirmed, (double)flush);
+    dsMetricSet(p->m_lag, (double)(p->server_end > flush ? p->server_end - flush : 0));
+    dsMetricSet(p->m_inflight, (double)spProducerInFlight(p->prod));
+}
+
+static void procOnStatusTimer(uv_timer_t *t) {
+    procSendStatus(t->data, false);
+}
+
+/* --- Kafka ------------------------------------------------------------------ */
+
+static void procOnDelivered(uint64_t tag, bool ok, const char *error, void *arg) {
+    spProcessor *p = arg;
+    if ((tag >> TAG_SEQ_BITS) != (p->epoch & 0xffff)) return; /* from an earlier session */
+    if (!ok) {
+        char why[300];
+        snprintf(why, sizeof(why), "Kafka delivery failed: %s", error ? error : "unknown error");
+        procRestart(p, why);
+        return;
+    }
+    spWatermarkAck(p->wm, tag & TAG_SEQ_MASK);
+    if (p->repl && spProducerInFlight(p->prod) < (size_t)p->cfg.max_in_flight / 2) spReplResume(p->repl);
+}
+
+/* A NUL-terminated copy of a text column, NULL for SQL NULL or absence. */
+static char *procColumn(const spRelation *rel, const spTuple *tup, const char *name) {
+    const spValue *v = spTupleGet(rel, tup, name);
+    if (v == NULL || v->kind != 't') return NULL;
+    return strndup((const char *)v->data, v->len);
+}
+
+/* The whole row as a JSON object, for the dead-letter record. */
+static char *procRowJson(const spRelation *rel, const spTuple *tup) {
+    json_t *row = json_object();
+    for (int i = 0; row && i < rel->ncols && i < tup->ncols; i++) {
+        const spValue *v = &tup->values[i];
+        json_object_set_new(row, rel->cols[i].name,
+                            v->kind == 't' ? json_stringn((const char *)v->data, v->len) : json_null());
+    }
+    char *text = row ? json_dumps(row, JSON_COMPACT) : NULL;
+    json_decref(row);
+    return text;
+}
+
+static bool procSendDlq(spProcessor *p, const spRelation *rel, const spTuple *tup, const char *key,
+                        const char *error, const char *lsn, char *err, size_t errlen) {
+    char *row = procRowJson(rel, tup);
+    dsLogWarn("decision row at %s goes to the dead-letter topic: %s", lsn, error);
+    bool ok = row && spProducerSendDlq(p->prod, key, row, error, lsn, (p->epoch & 0xffff) << TAG_SEQ_BITS | p->seq,
+                                       err, errlen);
+    free(row);
+    if (ok) dsMetricInc(p->m_dlq, 1);
+    return ok;
+}
+
+static void procInsert(spProcessor *p, const spMsg *m, uint64_t lsn) {
+    const spRelation *rel = m->u.change.rel;
+    if (strcmp(rel->relname, p->cfg.repl.table) != 0) return;
+    const spTuple *tup = &m->u.change.newtup;
+    char lsntext[24], err[512], why[512];
+    spLsnFormat(lsn, lsntext);
+    char *id = procColumn(rel, tup, "decision_id"), *customer = procColumn(rel, tup, "customer_id");
+    char *doc = procColumn(rel, tup, "doc"), *recorded = procColumn(rel, tup, "recorded_at");
+    uint64_t tag = (p->epoch & 0xffff) << TAG_SEQ_BITS | p->seq;
+    bool sent;
+    if (!id || !doc || !recorded) {
+        snprintf(why, sizeof(why), "column %s is missing or null", !id ? "decision_id" : !doc ? "doc" : "recorded_at");
+        sent = procSendDlq(p, rel, tup, customer, why, lsntext, err, sizeof(err));
+    } else if (!spRecordEncode(p->codec, &p->scratch, doc, recorded, &p->buf, why, sizeof(why))) {
+        sent = procSendDlq(p, rel, tup, customer, why, lsntext, err, sizeof(err));
+    } else {
+        int schema_id = dsCodecSchemaId(p->codec, dsCodecCurrentVersion(p->codec));
+        sent = spProducerSend(p->prod, customer, customer ? strlen(customer) : 0, p->buf.data, p->buf.len, id,
+                              schema_id, lsntext, tag, err, sizeof(err));
+    }
+    free(id);
+    free(customer);
+    free(doc);
+    free(recorded);
+    if (!sent) {
+        procRestart(p, err);
+        return;
+    }
+    spWatermarkAddPending(p->wm, p->seq);
+    dsMetricInc(p->m_events, 1);
+    if (spProducerInFlight(p->prod) >= (size_t)p->cfg.max_in_flight) spReplPause(p->repl);
+}
+
+/* --- the replication stream ------------------------------------------------- */
+
+static void procMessage(spProcessor *p, uint64_t lsn, const uint8_t *data, size_t len) {
+    char err[512];
+    if (!spPgoutputParse(p->rels, data, len, &p->msg, err, sizeof(err))) {
+        char lsntext[24], why[600];
+        snprintf(why, sizeof(why), "undecodable message at %s: %s", spLsnFormat(lsn, lsntext), err);
+        procRestart(p, why);
+        return;
+    }
+    switch (p->msg.type) {
+    case 'B':
+        if (!spWatermarkBegin(p->wm, &p->seq)) procRestart(p, "out of memory");
+        break;
+    case 'I':
+        procInsert(p, &p->msg, lsn);
+        break;
+    case 'C':
+        spWatermarkCommit(p->wm, p->seq, p->msg.u.commit.end_lsn);
+        break;
+    default: /* Relation is cached by the parser; the rest carries no decision */
+        break;
+    }
+}
+
+static void procOnData(const uint8_t *buf, size_t len, void *arg) {
+    spProcessor *p = arg;
+    spCopyData cd;
+    char err[256];
+    if (!spCopyDataParse(buf, len, &cd, err, sizeof(err))) {
+        procRestart(p, err);
+        return;
+    }
+    if (cd.wal_end > p->server_end) p->server_end = cd.wal_end;
+    if (cd.kind == SP_COPY_KEEPALIVE) {
+        if (cd.reply_requested) procSendStatus(p, false);
+        return;
+    }
+    procMessage(p, cd.wal_start, cd.data, cd.len);
+}
+
+static void procStartSession(spProcessor *p) {
+    char err[512];
+    uint64_t start;
+    p->repl = spReplStart(p->loop, &p->cfg.repl, procOnData, procOnDown, p, &start, err, sizeof(err));
+    if (p->repl == NULL) {
+        dsLogWarn("replication session: %s (retry in %u ms)", err, p->backoff_ms);
+        uv_timer_start(&p->retry, procOnRetry, p->backoff_ms, 0);
+        p->backoff_ms = p->backoff_ms * 2 > 5000 ? 5000 : p->backoff_ms * 2;
+        return;
+    }
+    char lsn[24];
+    dsLogInfo("streaming slot %s from %s", p->cfg.repl.slot, spLsnFormat(start, lsn));
+    if (start > p->confirmed) p->confirmed = start;
+    p->backoff_ms = 200;
+}
+
+/* --- construction ------------------------------------------------------------ */
+
+static void procMetrics(spProcessor *p, dsMetrics *m) {
+    if (m == NULL) return;
+    p->m_events = dsMetricsCounter(m, "stream_events_total", "Decisions read from the replication stream.");
+    p->m_dlq = dsMetricsCounter(m, "stream_dlq_total", "Decision rows sent to the dead-letter topic.");
+    p->m_restarts = dsMetricsCounter(m, "stream_restarts_total", "Sessions restarted from the slot.");
+    p->m_inflight = dsMetricsGauge(m, "stream_in_flight", "Messages handed to Kafka and not yet acknowledged.");
+    p->m_confirmed = dsMetricsGauge(m, "stream_confirmed_lsn", "Flush position confirmed to the slot.");
+    p->m_lag = dsMetricsGauge(m, "stream_replication_lag_bytes", "Server WAL position minus the confirmed position.");
+}
+
+spProcessor *spProcessorNew(uv_loop_t *loop, const spProcessorConfig *cfg, dsCodec *codec, dsMetrics *metrics,
+                            char *errbuf, size_t errlen) {
+    spProcessor *p = calloc(1, sizeof(*p));
+    if (p == NULL) return snprintf(errbuf, errlen, "out of memory"), NULL;
+    p->loop = loop;
+    p->cfg = *cfg;
+    p->codec = codec;
+    p->backoff_ms = 200;
+    procMetrics(p, metrics);
+    p->cfg.kafka.metrics = metrics;
+    p->wm = spWatermarkNew();
+    p->rels = spRelCacheNew();
+    if (p->wm == NULL || p->rels == NULL || !dsCodecNewValue(codec, &p->scratch)) {
+        snprintf(errbuf, errlen, "out of memory");
+        spWatermarkFree(p->wm);
+        spRelCacheFree(p->rels);
+        free(p);
+        return NULL;
+    }
+    p->prod = spProducerNew(loop, &p->cfg.kafka, procOnDelivered, p, errbuf, errlen);
+    if (p->prod == NULL) {
+        avro_value_decref(&p->scratch);
+        spWatermarkFree(p->wm);
+        spRelCacheFree(p->rels);
+        free(p);
+        return NULL;
+    }
+    uv_timer_init(loop, &p->status);
+    uv_timer_init(loop, &p->retry);
+    p->status.data = p->retry.data = p;
+    p->open_handles = 2;
+    uv_timer_start(&p->status, procOnStatusTimer, (uint64_t)cfg->status_interval_ms, (uint64_t)cfg->status_interval_ms);
+    procStartSession(p);
+    return p;
+}
+
+bool spProcessorStreaming(const spProcessor *p) {
+    return p->repl != NULL;
+}
+
+uint64_t spProcessorConfirmed(const spProcessor *p) {
+    return p->confirmed;
+}
+
+static void procOnClosed(uv_handle_t *h) {
+    spProcessor *p = h->data;
+    if (--p->open_handles > 0) return;
+    spRecordBufFree(&p->buf);
+    avro_value_decref(&p->scratch);
+    spMsgFree(&p->msg);
+    spWatermarkFree(p->wm);
+    spRelCacheFree(p->rels);
+    free(p);
+}
+
+void spProcessorStop(spProcessor *p, int timeout_ms) {
+    p->stopping = true;
+    if (p->repl) spReplPause(p->repl);
+    if (!spProducerFlush(p->prod, timeout_ms))
+        dsLogWarn("stopping with %zu messages unacknowledged; they will be sent again", spProducerInFlight(p->prod));
+    procSendStatus(p, false);
+    char lsn[24];
+    dsLogInfo("stopped; slot confirmed at %s", spLsnFormat(p->confirmed, lsn));
+    if (p->repl) spReplClose(p->repl);
+    p->repl = NULL;
+    spProducerFree(p->prod);
+    uv_close((uv_handle_t *)&p->status, procOnClosed);
+    uv_close((uv_handle_t *)&p->retry, procOnClosed);
+}

@@ -1,0 +1,49 @@
+/* processor.h - the stream processor's core: decodes the replication stream,
+ * turns each inserted decision into its Kafka record (or a dead-letter
+ * record), produces it, and confirms the slot only up to what Kafka has
+ * acknowledged (watermark.h).
+ *
+ * At-least-once: after any failure (replication session lost, a Kafka
+ * delivery failed for good) the session is closed and started again from
+ * the slot's confirmed position, so everything not yet confirmed is sent
+ * again; duplicates carry the same decision_id. Back-pressure: the
+ * replication socket is paused while max_in_flight messages wait for Kafka.
+ */
+#ifndef SP_PROCESSOR_H
+#define SP_PROCESSOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "ds/codec.h"
+#include "ds/metrics.h"
+#include "producer.h"
+#include "replication.h"
+
+typedef struct spProcessor spProcessor;
+
+typedef struct spProcessorConfig {
+    spReplConfig repl;          /* strings borrowed: must outlive the processor */
+    spProducerConfig kafka;     /* likewise */
+    long max_in_flight;         /* messages waiting for Kafka before the stream pauses */
+    long status_interval_ms;    /* standby status update period */
+} spProcessorConfig;
+
+/* Starts the producer and the replication session (retrying the session in
+ * the background when PostgreSQL is not reachable yet). codec and metrics
+ * are borrowed. NULL with errbuf filled on a configuration error, including
+ * a slot whose WAL was lost. */
+spProcessor *spProcessorNew(uv_loop_t *loop, const spProcessorConfig *cfg, dsCodec *codec, dsMetrics *metrics,
+                            char *errbuf, size_t errlen);
+
+/* Graceful stop: stops reading, waits (blocking, up to timeout_ms) for Kafka
+ * to acknowledge what is in flight, confirms it, closes everything. The
+ * processor is freed once the loop has run again. */
+void spProcessorStop(spProcessor *p, int timeout_ms);
+
+/* For /metrics and /readyz. */
+bool spProcessorStreaming(const spProcessor *p);
+uint64_t spProcessorConfirmed(const spProcessor *p);
+
+#endif

@@ -1,0 +1,312 @@
+/* producer.c - idempotent librdkafka producer with delivery reports served
+ * on the libuv loop: librdkafka writes a byte to a pipe when its main queue
+ * becomes non-empty, a uv_poll on the pipe calls rd_kafka_poll(rk, 0). */
+#include "producer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ds/log.h"
+
+/* The tag travels as the message opaque pointer. */
+_Static_assert(sizeof(uintptr_t) >= sizeof(uint64_t), "the tag must fit in a pointer");
+
+/* A wake-up can be lost only if librdkafka's io-event write fails (pipe
+ * full is impossible: it writes once per non-polling period); the timer
+ * bounds the damage of any such surprise. */
+#define SP_PRODUCER_SAFETY_POLL_MS 100
+
+struct spProducer {
+    uv_loop_t *loop;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq;
+    rd_kafka_topic_t *topic, *dlq;
+    spDeliveredFn *on_delivered;
+    void *arg;
+    int pipefd[2];
+    uv_poll_t poll;
+    uv_timer_t timer;
+    int open_handles; /* uv handles not yet closed; freed at zero */
+    bool poll_started, timer_started;
+    bool queue_full;
+    dsMetric *m_delivered, *m_failed, *m_dlq;
+};
+
+/* ---- librdkafka callbacks ------------------------------------------------ */
+
+/* Served by rd_kafka_poll on the loop thread. */
+static void spOnDelivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    spProducer *p = opaque;
+    uint64_t tag = (uint64_t)(uintptr_t)m->_private;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        dsMetricInc(p->m_delivered, 1);
+        if (strcmp(rd_kafka_topic_name(m->rkt), rd_kafka_topic_name(p->dlq)) == 0) dsMetricInc(p->m_dlq, 1);
+        p->on_delivered(tag, true, NULL, p->arg);
+        return;
+    }
+    dsMetricInc(p->m_failed, 1);
+    dsLogError("kafka: delivery to %s failed permanently (tag %llu): %s", rd_kafka_topic_name(m->rkt),
+               (unsigned long long)tag, rd_kafka_err2str(m->err));
+    p->on_delivered(tag, false, rd_kafka_err2str(m->err), p->arg);
+}
+
+/* Served on the loop thread too (error events go to the main queue). Most
+ * errors are transient and librdkafka retries; a fatal one means the
+ * idempotence guarantee is gone, and every message still queued will fail
+ * through spOnDelivery, so logging is enough here. */
+static void spOnError(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[512];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
+        dsLogError("kafka: fatal producer error %s: %s", rd_kafka_err2name(orig), buf);
+    } else {
+        dsLogWarn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    }
+}
+
+/* Called from librdkafka's threads; dsLog is thread-safe. Its error lines
+ * are mostly connection failures it retries (spOnError reports them too),
+ * hence one level lower. */
+static void spOnLog(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    dsLogLevel l = level <= 4 ? DS_LOG_WARN : level <= 5 ? DS_LOG_INFO : DS_LOG_DEBUG;
+    dsLog(l, "kafka: %s: %s", fac, buf);
+}
+
+/* ---- loop side ----------------------------------------------------------- */
+
+static void spServe(spProducer *p) {
+    /* Drain the wake-up bytes before polling: librdkafka re-arms its write
+     * when the queue is served, so a report enqueued after this read still
+     * wakes us. */
+    char buf[64];
+    while (read(p->pipefd[0], buf, sizeof(buf)) > 0) {
+    }
+    rd_kafka_poll(p->rk, 0);
+}
+
+static void spOnPoll(uv_poll_t *h, int status, int events) {
+    spServe(h->data);
+}
+
+static void spOnTimer(uv_timer_t *t) {
+    spServe(t->data);
+}
+
+static void spOnClosed(uv_handle_t *h) {
+    spProducer *p = h->data;
+    if (--p->open_handles > 0) return;
+    close(p->pipefd[0]);
+    close(p->pipefd[1]);
+    free(p);
+}
+
+/* ---- construction -------------------------------------------------------- */
+
+static bool spConfSet(rd_kafka_conf_t *conf, const char *name, const char *value, char *errbuf, size_t errlen) {
+    if (value == NULL) return true;
+    char err[256];
+    if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) == RD_KAFKA_CONF_OK) return true;
+    snprintf(errbuf, errlen, "kafka config %s: %s", name, err);
+    return false;
+}
+
+/* Builds the configuration; on success the caller owns the result until
+ * rd_kafka_new takes it. */
+static rd_kafka_conf_t *spBuildConf(spProducer *p, const spProducerConfig *cfg, char *errbuf, size_t errlen) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char linger[16], timeout[16], qmax[16];
+    snprintf(linger, sizeof(linger), "%d", cfg->linger_ms > 0 ? cfg->linger_ms : 5);
+    snprintf(timeout, sizeof(timeout), "%d", cfg->message_timeout_ms);
+    snprintf(qmax, sizeof(qmax), "%d", cfg->queue_max_messages);
+    bool ok = spConfSet(conf, "bootstrap.servers", cfg->bootstrap_servers, errbuf, errlen) &&
+              spConfSet(conf, "client.id", cfg->client_id ? cfg->client_id : "stream-processor", errbuf, errlen) &&
+              spConfSet(conf, "enable.idempotence", "true", errbuf, errlen) &&
+              spConfSet(conf, "acks", "all", errbuf, errlen) &&
+              spConfSet(conf, "linger.ms", linger, errbuf, errlen) &&
+              /* Java's default partitioner: any other producer of the same
+               * key lands on the same partition. */
+              spConfSet(conf, "partitioner", "murmur2_random", errbuf, errlen) &&
+              spConfSet(conf, "message.timeout.ms", cfg->message_timeout_ms > 0 ? timeout : NULL, errbuf, errlen) &&
+              spConfSet(conf, "queue.buffering.max.messages", cfg->queue_max_messages > 0 ? qmax : NULL, errbuf,
+                        errlen) &&
+              spConfSet(conf, "security.protocol", cfg->security_protocol, errbuf, errlen) &&
+              spConfSet(conf, "sasl.mechanism", cfg->sasl_mechanism, errbuf, errlen) &&
+              spConfSet(conf, "sasl.username", cfg->sasl_username, errbuf, errlen) &&
+              spConfSet(conf, "sasl.password", cfg->sasl_password, errbuf, errlen) &&
+              spConfSet(conf, "compression.codec", cfg->compression, errbuf, errlen);
+    if (!ok) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_dr_msg_cb(conf, spOnDelivery);
+    rd_kafka_conf_set_error_cb(conf, spOnError);
+    rd_kafka_conf_set_log_cb(conf, spOnLog);
+    return conf;
+}
+
+static bool spCreateKafka(spProducer *p, const spProducerConfig *cfg, char *errbuf, size_t errlen) {
+    if (cfg->bootstrap_servers == NULL || cfg->bootstrap_servers[0] == '\0') {
+        snprintf(errbuf, errlen, "kafka: no bootstrap servers configured");
+        return false;
+    }
+    rd_kafka_conf_t *conf = spBuildConf(p, cfg, errbuf, errlen);
+    if (conf == NULL) return false;
+    char err[512];
+    /* rd_kafka_new owns conf on success only. */
+    if ((p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) == NULL) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(errbuf, errlen, "kafka: cannot create producer: %s", err);
+        return false;
+    }
+    p->topic = rd_kafka_topic_new(p->rk, cfg->topic ? cfg->topic : "decisions", NULL);
+    p->dlq = rd_kafka_topic_new(p->rk, cfg->dlq_topic ? cfg->dlq_topic : "decisions.dlq", NULL);
+    if (p->topic == NULL || p->dlq == NULL) {
+        snprintf(errbuf, errlen, "kafka: cannot create topic handles: %s", rd_kafka_err2str(rd_kafka_last_error()));
+        return false;
+    }
+    p->mainq = rd_kafka_queue_get_main(p->rk);
+    return true;
+}
+
+/* Releases what spCreateKafka made (any part of it may be missing). */
+static void spDestroyKafka(spProducer *p) {
+    if (p->mainq) {
+        rd_kafka_queue_io_event_enable(p->mainq, -1, NULL, 0);
+        rd_kafka_queue_destroy(p->mainq);
+    }
+    if (p->topic) rd_kafka_topic_destroy(p->topic);
+    if (p->dlq) rd_kafka_topic_destroy(p->dlq);
+    if (p->rk) rd_kafka_destroy(p->rk);
+    p->mainq = NULL;
+    p->topic = p->dlq = NULL;
+    p->rk = NULL;
+}
+
+static bool spStartWatching(spProducer *p, char *errbuf, size_t errlen) {
+    int rc;
+    if ((rc = uv_poll_start(&p->poll, UV_READABLE, spOnPoll)) != 0 ||
+        (rc = uv_timer_start(&p->timer, spOnTimer, SP_PRODUCER_SAFETY_POLL_MS, SP_PRODUCER_SAFETY_POLL_MS)) != 0) {
+        snprintf(errbuf, errlen, "kafka: cannot watch the delivery queue: %s", uv_strerror(rc));
+        return false;
+    }
+    static const char wake = 1;
+    rd_kafka_queue_io_event_enable(p->mainq, p->pipefd[1], &wake, 1);
+    return true;
+}
+
+spProducer *spProducerNew(uv_loop_t *loop, const spProducerConfig *cfg, spDeliveredFn *on_delivered, void *arg,
+                          char *errbuf, size_t errlen) {
+    spProducer *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    p->loop = loop;
+    p->on_delivered = on_delivered;
+    p->arg = arg;
+    if (pipe2(p->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
+        snprintf(errbuf, errlen, "kafka: pipe: %s", strerror(errno));
+        free(p);
+        return NULL;
+    }
+    /* From here on the handles exist and the memory goes through spOnClosed. */
+    int rc = uv_poll_init(loop, &p->poll, p->pipefd[0]);
+    if (rc != 0) {
+        snprintf(errbuf, errlen, "kafka: cannot watch the wake-up pipe: %s", uv_strerror(rc));
+        close(p->pipefd[0]);
+        close(p->pipefd[1]);
+        free(p);
+        return NULL;
+    }
+    uv_timer_init(loop, &p->timer);
+    p->poll.data = p->timer.data = p;
+    p->open_handles = 2;
+    if (!spCreateKafka(p, cfg, errbuf, errlen) || !spStartWatching(p, errbuf, errlen)) {
+        spProducerFree(p);
+        return NULL;
+    }
+    p->m_delivered = dsMetricsCounter(cfg->metrics, "kafka_delivered_total", "Messages Kafka acknowledged.");
+    p->m_failed = dsMetricsCounter(cfg->metrics, "kafka_delivery_failed_total",
+                                   "Messages that failed permanently after retries.");
+    p->m_dlq = dsMetricsCounter(cfg->metrics, "kafka_dlq_total", "Rejected rows Kafka acknowledged on the DLQ topic.");
+    return p;
+}
+
+void spProducerFree(spProducer *p) {
+    if (p == NULL) return;
+    uv_poll_stop(&p->poll);
+    uv_timer_stop(&p->timer);
+    /* Before closing the pipe: librdkafka's threads may write to it until
+     * rd_kafka_destroy returns. */
+    spDestroyKafka(p);
+    uv_close((uv_handle_t *)&p->poll, spOnClosed);
+    uv_close((uv_handle_t *)&p->timer, spOnClosed);
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+static bool spProduced(spProducer *p, rd_kafka_resp_err_t err, const char *what, char *errbuf, size_t errlen) {
+    p->queue_full = err == RD_KAFKA_RESP_ERR__QUEUE_FULL;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
+    if (p->queue_full)
+        snprintf(errbuf, errlen, "kafka: producer queue full (%d messages in flight): wait for deliveries",
+                 rd_kafka_outq_len(p->rk));
+    else
+        snprintf(errbuf, errlen, "kafka: cannot produce %s: %s", what, rd_kafka_err2str(err));
+    return false;
+}
+
+bool spProducerSend(spProducer *p, const void *key, size_t keylen, const void *value, size_t vallen,
+                    const char *decision_id, int schema_id, const char *source_lsn, uint64_t tag, char *errbuf,
+                    size_t errlen) {
+    char sid[16];
+    snprintf(sid, sizeof(sid), "%d", schema_id);
+    const char *did = decision_id ? decision_id : "", *lsn = source_lsn ? source_lsn : "";
+    /* RD_KAFKA_MSG_F_COPY: librdkafka copies key and value; header values
+     * are always copied. */
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_RKT(p->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY((void *)key, keylen), RD_KAFKA_V_VALUE((void *)value, vallen),
+        RD_KAFKA_V_HEADER("decision_id", did, -1), RD_KAFKA_V_HEADER("schema_id", sid, -1),
+        RD_KAFKA_V_HEADER("source_lsn", lsn, -1), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag), RD_KAFKA_V_END);
+    return spProduced(p, err, "decision", errbuf, errlen);
+}
+
+bool spProducerSendDlq(spProducer *p, const char *key, const char *row_json, const char *error, const char *source_lsn,
+                       uint64_t tag, char *errbuf, size_t errlen) {
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
+    rd_kafka_header_add(hdrs, "error", -1, error ? error : "", -1);
+    if (source_lsn) rd_kafka_header_add(hdrs, "source_lsn", -1, source_lsn, -1);
+    const char *row = row_json ? row_json : "";
+    /* The headers list passes to librdkafka on success only. */
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_RKT(p->dlq), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY((void *)key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)row, strlen(row)),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag), RD_KAFKA_V_END);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_headers_destroy(hdrs);
+    return spProduced(p, err, "DLQ record", errbuf, errlen);
+}
+
+bool spProducerQueueFull(const spProducer *p) {
+    return p->queue_full;
+}
+
+size_t spProducerInFlight(const spProducer *p) {
+    int n = rd_kafka_outq_len(p->rk);
+    return n > 0 ? (size_t)n : 0;
+}
+
+bool spProducerFlush(spProducer *p, int timeout_ms) {
+    /* rd_kafka_flush serves the main queue itself (callback mode), so the
+     * remaining reports reach on_delivered from inside this call. */
+    rd_kafka_resp_err_t err = rd_kafka_flush(p->rk, timeout_ms);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        dsLogWarn("kafka: flush: %zu messages still in flight after %d ms", spProducerInFlight(p), timeout_ms);
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR;
+}

@@ -1,0 +1,105 @@
+/* producer.h - the stream processor's Kafka producer: an idempotent
+ * librdkafka producer whose delivery reports are served on the libuv loop.
+ *
+ * Each message carries a caller tag (for the daemon, the watermark
+ * transaction sequence number); on_delivered(tag, ok, error, arg) is called
+ * exactly once per message handed over successfully, on the loop thread,
+ * from inside a loop callback (or from spProducerFlush). ok=false is a
+ * permanent failure after librdkafka's own retries (message.timeout.ms
+ * expired, message too large, fatal idempotence error, ...): the message is
+ * NOT in Kafka and the caller must not acknowledge it.
+ *
+ * Threads: every function must be called on the loop thread. librdkafka's
+ * own threads only write a byte to a pipe (rd_kafka_queue_io_event_enable)
+ * that a uv_poll watches, plus log lines through dsLog (thread-safe).
+ *
+ * The producer keeps the loop alive (a pipe poll and a 100 ms safety timer)
+ * until spProducerFree.
+ *
+ * Sending never blocks: when librdkafka's local queue is full, the send
+ * fails, spProducerQueueFull() says so, and the caller applies back-pressure
+ * until deliveries drain the queue.
+ */
+#ifndef SP_PRODUCER_H
+#define SP_PRODUCER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "ds/metrics.h"
+
+typedef struct spProducer spProducer;
+
+typedef struct spProducerConfig {
+    const char *bootstrap_servers; /* required, "host:port,..." */
+    /* Optional (NULL = librdkafka's default, i.e. plaintext, no SASL). */
+    const char *security_protocol;
+    const char *sasl_mechanism;
+    const char *sasl_username;
+    const char *sasl_password;
+    const char *client_id;         /* NULL = "stream-processor" */
+    /* compression.codec: none, gzip, snappy, lz4, zstd; NULL = none. Every
+     * consumer must support it (kafka-python needs python3-lz4 for lz4). */
+    const char *compression;
+    const char *topic;             /* NULL = "decisions" */
+    const char *dlq_topic;         /* NULL = "decisions.dlq" */
+    /* How long librdkafka keeps retrying one message before reporting it
+     * failed; 0 = librdkafka's default (300000). */
+    int message_timeout_ms;
+    int linger_ms;                 /* 0 = 5 */
+    int queue_max_messages;        /* local queue bound; 0 = librdkafka's default (100000) */
+    /* Counters kafka_delivered_total, kafka_delivery_failed_total and
+     * kafka_dlq_total are registered here; NULL = no metrics. Borrowed: must
+     * outlive the producer. */
+    dsMetrics *metrics;
+} spProducerConfig;
+
+/* error: NULL when ok, else a static or short-lived string valid only
+ * during the call. */
+typedef void spDeliveredFn(uint64_t tag, bool ok, const char *error, void *arg);
+
+/* Creates the producer and starts watching its queue on loop. All config
+ * strings are copied by librdkafka; cfg may be freed after the call.
+ * on_delivered is required. NULL with errbuf filled on failure; part of
+ * the memory may then be released only by the next turn of the loop. */
+spProducer *spProducerNew(uv_loop_t *loop, const spProducerConfig *cfg, spDeliveredFn *on_delivered, void *arg,
+                          char *errbuf, size_t errlen);
+
+/* Produces one decision to the topic with headers decision_id, schema_id
+ * (decimal text) and source_lsn. key and value are copied (the caller keeps
+ * ownership); key may be NULL (keylen 0). true = handed to librdkafka:
+ * on_delivered(tag, ...) will follow exactly once. false = not queued and no
+ * callback will come: errbuf says why; spProducerQueueFull() tells whether it
+ * was back-pressure (retry after deliveries) rather than a hard error. */
+bool spProducerSend(spProducer *p, const void *key, size_t keylen, const void *value, size_t vallen,
+                    const char *decision_id, int schema_id, const char *source_lsn, uint64_t tag, char *errbuf,
+                    size_t errlen);
+
+/* Produces a rejected row to the DLQ topic: value = row_json (the original
+ * row as JSON), headers error and source_lsn (source_lsn may be NULL =
+ * header omitted); key may be NULL. Strings are copied. Same result and
+ * callback rules as spProducerSend. */
+bool spProducerSendDlq(spProducer *p, const char *key, const char *row_json, const char *error, const char *source_lsn,
+                       uint64_t tag, char *errbuf, size_t errlen);
+
+/* Whether the last failed send failed only because the local queue was full. */
+bool spProducerQueueFull(const spProducer *p);
+
+/* Messages handed over and not yet reported (queued, in flight, or
+ * delivered with the report not yet served). */
+size_t spProducerInFlight(const spProducer *p);
+
+/* Blocks up to timeout_ms serving delivery reports (on_delivered is called
+ * from inside) until nothing is in flight. For shutdown only: it stalls the
+ * loop. true if everything was reported. */
+bool spProducerFlush(spProducer *p, int timeout_ms);
+
+/* Destroys the librdkafka handle (messages still in flight are dropped
+ * WITHOUT callbacks: flush first) and closes the uv handles; the memory is
+ * released from their close callbacks, so the loop must run once more.
+ * Must not be called from inside on_delivered. NULL is ignored. */
+void spProducerFree(spProducer *p);
+
+#endif
