@@ -6,7 +6,8 @@
 #   - development tokens in var/tokens.env (clear) and var/tokens (hashes);
 #   - the local Kafka-protocol broker (dev-kafka, librdkafka's mock cluster)
 #     on 127.0.0.1:9092, control endpoint on 127.0.0.1:9644;
-#   - migrations, then the decision API on :8080.
+#   - migrations, then the decision API on :8080;
+#   - the stream processor (slot decisions_stream -> topic decisions), metrics on :9101.
 # Ctrl-C stops the API, then PostgreSQL. Environment overrides: see README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,12 +58,15 @@ else
 fi
 export DECISIONS_DATABASE_URL=${DECISIONS_DATABASE_URL:-$conninfo}
 
-api_pid="" kafka_pid=""
+api_pid="" kafka_pid="" stream_pid=""
+stop() { # stop PID: SIGTERM and wait for it, if it was started
+  [ -n "$1" ] && kill -TERM "$1" 2>/dev/null && wait "$1" 2>/dev/null || true
+}
 cleanup() {
   trap - EXIT INT TERM
-  [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null && # Either process ending ends the stack.
-wait -n "$api_pid" "$kafka_pid" 2>/dev/null || true
-  [ -n "$kafka_pid" ] && kill -TERM "$kafka_pid" 2>/dev/null && wait "$kafka_pid" 2>/dev/null || true
+  stop "$stream_pid"
+  stop "$api_pid"
+  stop "$kafka_pid"
   bash deploy/pg-cluster.sh stop "$pgdir" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
@@ -72,6 +76,9 @@ kafka_pid=$!
 "$BUILD/bin/decision-api" migrate
 "$BUILD/bin/decision-api" &
 api_pid=$!
+STREAM_DATABASE_URL=${STREAM_DATABASE_URL:-$DECISIONS_DATABASE_URL} \
+STREAM_BROKERS=${STREAM_BROKERS:-127.0.0.1:${DEV_KAFKA_LISTEN_PORT:-9092}} "$BUILD/bin/stream-processor" &
+stream_pid=$!
 
 cat <<MSG
 
@@ -84,10 +91,13 @@ Post a decision:
   curl -s -X POST http://127.0.0.1:$DECISIONS_LISTEN_PORT/v1/decisions \\
     -H "Authorization: Bearer \$DECISIONS_WRITER_TOKEN" -H 'Content-Type: application/json' \\
     -d @tests/fixtures/decision.json
+Watch it reach Kafka (key, headers; the value is Confluent-framed Avro):
+  kcat -C -b 127.0.0.1:9092 -t decisions -f 'key=%k %h\n'
 Read it back:
   curl -s -H "Authorization: Bearer \$DECISIONS_READER_TOKEN" \\
     'http://127.0.0.1:$DECISIONS_LISTEN_PORT/v1/decisions?customer_id=cust-42'
 
 Ctrl-C stops everything.
 MSG
-wait "$api_pid"
+# Any daemon ending ends the stack (cleanup stops the others).
+wait -n "$api_pid" "$kafka_pid" "$stream_pid"
