@@ -183,10 +183,12 @@ static void dtHashLine(FILE *f, const char *token, const char *roles) {
     fprintf(f, " %s %s\n", roles, token);
 }
 
-static bool dtApiHealthy(void *arg) {
+static bool dtApiReady(void *arg) {
     dtApi *api = arg;
     dtResponse r;
-    bool ok = dtHttp(api, "GET", "/healthz", NULL, NULL, NULL, 0, &r) && r.status == 200;
+    /* /readyz, not /healthz: until the database sessions are up the API
+     * rightly answers 503, and the first test must not race that. */
+    bool ok = dtHttp(api, "GET", "/readyz", NULL, NULL, NULL, 0, &r) && r.status == 200;
     dtResponseFree(&r);
     int st;
     if (waitpid(api->pid, &st, WNOHANG) == api->pid) {
@@ -225,8 +227,8 @@ bool dtApiStart(dtApi *api, const dtPg *pg, const char *const *extra_env) {
         fprintf(stderr, "harness: exec %s: %s\n", bin, strerror(errno));
         _exit(127);
     }
-    if (!dtWaitFor(dtApiHealthy, api, 30000) || api->pid < 0) {
-        fprintf(stderr, "harness: decision-api did not become healthy\n");
+    if (!dtWaitFor(dtApiReady, api, 30000) || api->pid < 0) {
+        fprintf(stderr, "harness: decision-api did not become ready\n");
         if (api->pid > 0) dtApiStop(api);
         return false;
     }

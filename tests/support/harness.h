@@ -41,7 +41,7 @@ typedef struct dtApi {
 #define DT_ADMIN_TOKEN "test-admin-token"
 
 /* Starts $BUILD/bin/decision-api against pg on a free port; extra_env is a
- * NULL-terminated list of "NAME=value" (may be NULL). Waits for /healthz. */
+ * NULL-terminated list of "NAME=value" (may be NULL). Waits for /readyz. */
 bool dtApiStart(dtApi *api, const dtPg *pg, const char *const *extra_env);
 /* SIGTERM, then waits; returns the exit status (-1 if it had to be killed). */
 int dtApiStop(dtApi *api);
