@@ -24,6 +24,12 @@ local body_fmt = '{"decision_id":"%08x-%04x-4%03x-a%03x-%012d","purchase_id":"p-
   '"score":0.02,"latency_ms":4,"performed_at":"2026-11-24T10:00:00.180Z"}],' ..
   '"decided_at":"2026-11-24T10:00:00.250Z","producer":"bench","attributes":{"channel":"web"}}'
 
+-- BENCH_DELAY_MS paces each connection (connections x 1000/delay = rate).
+local pace = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+if pace > 0 then
+  function delay() return pace end
+end
+
 local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. (token or "")}
 
 function request()

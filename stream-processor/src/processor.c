@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ds/log.h"
 #include "pgoutput.h"
@@ -34,10 +35,31 @@ struct spProcessor {
     unsigned backoff_ms;
     int open_handles;
     bool stopping;
-    dsMetric *m_events, *m_dlq, *m_inflight, *m_confirmed, *m_lag, *m_restarts;
+    dsMetric *m_events, *m_dlq, *m_inflight, *m_confirmed, *m_lag, *m_restarts, *m_latency;
 };
 
 static void procStartSession(spProcessor *p);
+
+/* Microseconds since 2000-01-01, the clock of pgoutput's commit time. */
+static int64_t procNowPg(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ((int64_t)ts.tv_sec - 946684800LL) * 1000000LL + ts.tv_nsec / 1000;
+}
+
+/* A transaction is fully acknowledged: commit-to-ack latency. Transactions
+ * without decisions are not latency. */
+static void procOnConfirmable(int64_t commit_time, size_t messages, void *arg) {
+    spProcessor *p = arg;
+    if (messages > 0) dsMetricObserve(p->m_latency, (double)(procNowPg() - commit_time) / 1e6);
+}
+
+/* A fresh watermark for a new session. */
+static spWatermark *procWatermark(spProcessor *p) {
+    spWatermark *w = spWatermarkNew();
+    if (w) spWatermarkSetObserver(w, procOnConfirmable, p);
+    return w;
+}
 
 /* --- session life cycle ---------------------------------------------------- */
 
@@ -56,7 +78,7 @@ static void procRestart(spProcessor *p, const char *why) {
     spRelCacheFree(p->rels);
     spMsgFree(&p->msg);
     memset(&p->msg, 0, sizeof(p->msg));
-    p->wm = spWatermarkNew();
+    p->wm = procWatermark(p);
     p->rels = spRelCacheNew();
     p->epoch++;
     if (!p->stopping) uv_timer_start(&p->retry, procOnRetry, p->backoff_ms, 0);
@@ -185,7 +207,7 @@ static void procMessage(spProcessor *p, uint64_t lsn, const uint8_t *data, size_
         procInsert(p, &p->msg, lsn);
         break;
     case 'C':
-        spWatermarkCommit(p->wm, p->seq, p->msg.u.commit.end_lsn);
+        spWatermarkCommit(p->wm, p->seq, p->msg.u.commit.end_lsn, p->msg.u.commit.commit_time);
         break;
     default: /* Relation is cached by the parser; the rest carries no decision */
         break;
@@ -234,6 +256,10 @@ static void procMetrics(spProcessor *p, dsMetrics *m) {
     p->m_inflight = dsMetricsGauge(m, "stream_in_flight", "Messages handed to Kafka and not yet acknowledged.");
     p->m_confirmed = dsMetricsGauge(m, "stream_confirmed_lsn", "Flush position confirmed to the slot.");
     p->m_lag = dsMetricsGauge(m, "stream_replication_lag_bytes", "Server WAL position minus the confirmed position.");
+    static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    p->m_latency = dsMetricsHistogram(m, "stream_commit_to_ack_seconds",
+                                      "From a decision's commit in PostgreSQL to Kafka acknowledging its transaction.",
+                                      buckets, sizeof(buckets) / sizeof(buckets[0]));
 }
 
 spProcessor *spProcessorNew(uv_loop_t *loop, const spProcessorConfig *cfg, dsCodec *codec, dsMetrics *metrics,
@@ -246,7 +272,7 @@ spProcessor *spProcessorNew(uv_loop_t *loop, const spProcessorConfig *cfg, dsCod
     p->backoff_ms = 200;
     procMetrics(p, metrics);
     p->cfg.kafka.metrics = metrics;
-    p->wm = spWatermarkNew();
+    p->wm = procWatermark(p);
     p->rels = spRelCacheNew();
     if (p->wm == NULL || p->rels == NULL || !dsCodecNewValue(codec, &p->scratch)) {
         snprintf(errbuf, errlen, "out of memory");

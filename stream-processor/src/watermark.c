@@ -7,6 +7,8 @@
 
 typedef struct wmTxn {
     uint64_t end_lsn;
+    int64_t commit_time;
+    uint32_t messages; /* handed to Kafka in all */
     uint32_t pending;
     bool committed;
 } wmTxn;
@@ -18,6 +20,8 @@ struct spWatermark {
     uint64_t next_seq; /* sequence number the next Begin gets */
     uint64_t confirmable;
     size_t pending_messages;
+    spWatermarkObserver *observer;
+    void *observer_arg;
 };
 
 spWatermark *spWatermarkNew(void) {
@@ -61,6 +65,7 @@ static void wmAdvance(spWatermark *w) {
         wmTxn *t = wmAt(w, w->head_seq);
         if (!t->committed || t->pending > 0) break;
         if (t->end_lsn > w->confirmable) w->confirmable = t->end_lsn;
+        if (w->observer) w->observer(t->commit_time, t->messages, w->observer_arg);
         w->head_seq++;
     }
 }
@@ -76,15 +81,22 @@ bool spWatermarkAddPending(spWatermark *w, uint64_t seq) {
     wmTxn *t = wmAt(w, seq);
     if (t == NULL || t->committed) return false;
     t->pending++;
+    t->messages++;
     w->pending_messages++;
     return true;
 }
 
-bool spWatermarkCommit(spWatermark *w, uint64_t seq, uint64_t end_lsn) {
+void spWatermarkSetObserver(spWatermark *w, spWatermarkObserver *fn, void *arg) {
+    w->observer = fn;
+    w->observer_arg = arg;
+}
+
+bool spWatermarkCommit(spWatermark *w, uint64_t seq, uint64_t end_lsn, int64_t commit_time) {
     wmTxn *t = wmAt(w, seq);
     if (t == NULL || t->committed) return false;
     t->committed = true;
     t->end_lsn = end_lsn;
+    t->commit_time = commit_time;
     wmAdvance(w);
     return true;
 }

@@ -35,8 +35,16 @@ bool spWatermarkBegin(spWatermark *w, uint64_t *seq);
  * tracked, uncommitted transaction. */
 bool spWatermarkAddPending(spWatermark *w, uint64_t seq);
 /* Transaction seq committed (pgoutput Commit) with end_lsn, the LSN just
- * after its commit record. end LSNs must not decrease. */
-bool spWatermarkCommit(spWatermark *w, uint64_t seq, uint64_t end_lsn);
+ * after its commit record, at commit_time (any clock the observer shares;
+ * the processor uses microseconds since 2000-01-01 as PostgreSQL sends it).
+ * end LSNs must not decrease. */
+bool spWatermarkCommit(spWatermark *w, uint64_t seq, uint64_t end_lsn, int64_t commit_time);
+
+/* Called once per transaction when it becomes confirmable (committed and
+ * every message acknowledged), with its commit_time: the place to measure
+ * commit-to-acknowledgement latency. Optional. */
+typedef void spWatermarkObserver(int64_t commit_time, size_t messages, void *arg);
+void spWatermarkSetObserver(spWatermark *w, spWatermarkObserver *fn, void *arg);
 /* Kafka acknowledged one message of transaction seq. false if seq has no
  * message in flight (a bug in the caller). */
 bool spWatermarkAck(spWatermark *w, uint64_t seq);

@@ -25,7 +25,7 @@ static uint64_t txn(spWatermark *w, int n, uint64_t lsn) {
     uint64_t seq;
     assert_true(spWatermarkBegin(w, &seq));
     for (int i = 0; i < n; i++) assert_true(spWatermarkAddPending(w, seq));
-    assert_true(spWatermarkCommit(w, seq, lsn));
+    assert_true(spWatermarkCommit(w, seq, lsn, (int64_t)lsn));
     return seq;
 }
 
@@ -60,7 +60,7 @@ static void test_uncommitted_transaction_blocks(void **state) {
     assert_true(spWatermarkAddPending(w, a));
     assert_true(spWatermarkAck(w, a)); /* acknowledged before its Commit arrived */
     assert_int_equal(spWatermarkConfirmable(w), 0);
-    assert_true(spWatermarkCommit(w, a, 500));
+    assert_true(spWatermarkCommit(w, a, 500, 0));
     assert_int_equal(spWatermarkConfirmable(w), 500);
 }
 
@@ -79,7 +79,7 @@ static void test_misuse_is_refused(void **state) {
     spWatermark *w = *state;
     uint64_t a = txn(w, 1, 100);
     assert_false(spWatermarkAddPending(w, a)); /* committed already */
-    assert_false(spWatermarkCommit(w, a, 200));
+    assert_false(spWatermarkCommit(w, a, 200, 0));
     assert_false(spWatermarkAck(w, a + 7)); /* never begun */
     assert_true(spWatermarkAck(w, a));
     assert_false(spWatermarkAck(w, a)); /* more acks than messages */
@@ -120,6 +120,34 @@ static void test_random_order_matches_model(void **state) {
     assert_int_equal(spWatermarkTransactions(w), 0);
 }
 
+typedef struct observed {
+    int calls;
+    size_t messages;
+    int64_t last_time;
+} observed;
+
+static void observe(int64_t commit_time, size_t messages, void *arg) {
+    observed *o = arg;
+    o->calls++;
+    o->messages += messages;
+    o->last_time = commit_time;
+}
+
+/* The observer hears each transaction once, when it becomes confirmable. */
+static void test_observer_sees_confirmable_transactions(void **state) {
+    spWatermark *w = *state;
+    observed o = {0};
+    spWatermarkSetObserver(w, observe, &o);
+    uint64_t a = txn(w, 2, 100);
+    txn(w, 0, 200);
+    assert_int_equal(o.calls, 0); /* both wait for a */
+    assert_true(spWatermarkAck(w, a));
+    assert_true(spWatermarkAck(w, a));
+    assert_int_equal(o.calls, 2);
+    assert_int_equal(o.messages, 2);
+    assert_int_equal(o.last_time, 200);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_in_order, setup, teardown),
@@ -128,6 +156,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_foreign_transactions_advance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_misuse_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_order_matches_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_observer_sees_confirmable_transactions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
