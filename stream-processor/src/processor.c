@@ -122,7 +122,10 @@ static void procOnDelivered(uint64_t tag, bool ok, const char *error, void *arg)
         return;
     }
     spWatermarkAck(p->wm, tag & TAG_SEQ_MASK);
-    if (p->repl && spProducerInFlight(p->prod) < (size_t)p->cfg.max_in_flight / 2) spReplResume(p->repl);
+    /* Resume reading once half the window is free, but never while stopping:
+     * the final flush serves these reports with reading paused on purpose. */
+    if (p->repl && !p->stopping && spProducerInFlight(p->prod) < (size_t)p->cfg.max_in_flight / 2)
+        spReplResume(p->repl);
 }
 
 /* A NUL-terminated copy of a text column, NULL for SQL NULL or absence. */
