@@ -35,6 +35,7 @@ API_SRCS    := $(wildcard decision-api/src/*.c)
 # stream-processor modules other than main.c form a library, so unit tests
 # can link them; the same holds for future programs.
 SP_SRCS     := $(filter-out stream-processor/src/main.c,$(wildcard stream-processor/src/*.c))
+RP_SRCS     := $(filter-out replay/src/main.c replay/src/replay_main.c,$(wildcard replay/src/*.c))
 DEVKAFKA_SRCS := $(wildcard tools/dev-kafka/*.c)
 TSUP_SRCS   := $(wildcard tests/support/*.c)
 
@@ -44,6 +45,9 @@ LIBDS     := $(BUILD)/lib/libds.a
 LIBSCHEMA := $(BUILD)/lib/libdsschema.a
 LIBTSUP   := $(BUILD)/lib/libdstest.a
 LIBSP     := $(BUILD)/lib/libsp.a
+LIBRP     := $(BUILD)/lib/librp.a
+# Program libraries tests link (those with sources so far).
+PROGLIBS  := $(if $(SP_SRCS),$(LIBSP)) $(if $(RP_SRCS),$(LIBRP))
 EMBED_C   := $(BUILD)/gen/schemas_embedded.c
 MIGR_C    := $(BUILD)/gen/migrations_embedded.c
 MIGRATIONS := $(sort $(wildcard decision-api/migrations/*.sql))
@@ -86,6 +90,10 @@ $(LIBSP): $(call obj,$(SP_SRCS))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
+$(LIBRP): $(call obj,$(RP_SRCS))
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
 $(LIBTSUP): $(call obj,$(TSUP_SRCS))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
@@ -103,13 +111,14 @@ $(BUILD)/bin/dev-kafka: $(call obj,$(DEVKAFKA_SRCS)) $(LIBDS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests link the libraries; integration tests also the test harness.
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(if $(SP_SRCS),$(LIBSP)) $(LIBSCHEMA) $(LIBDS)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(PROGLIBS) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Istream-processor/src -o $@ $< $(if $(SP_SRCS),$(LIBSP)) $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) -Istream-processor/src -Ireplay/src -o $@ $< $(PROGLIBS) $(LIBSCHEMA) $(LIBDS) \
+	  $(LDLIBS) -lcmocka
 
-$(BUILD)/tests/test_%: tests/integration/test_%.c $(LIBTSUP) $(if $(SP_SRCS),$(LIBSP)) $(LIBSCHEMA) $(LIBDS)
+$(BUILD)/tests/test_%: tests/integration/test_%.c $(LIBTSUP) $(PROGLIBS) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Istream-processor/src -o $@ $< $(LIBTSUP) $(if $(SP_SRCS),$(LIBSP)) \
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Istream-processor/src -Ireplay/src -o $@ $< $(LIBTSUP) $(PROGLIBS) \
 	  $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka -lcurl
 
 check: all $(UNIT_TESTS) $(INTEG_TESTS)

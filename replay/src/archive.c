@@ -1,0 +1,177 @@
+/* archive.c - archive file naming and atomic, durable writes. */
+#include "archive.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct rpArchiveFile {
+    FILE *fp;
+    avro_file_writer_t writer;
+    size_t records;
+    char dir[1024];
+    char tmp[1200];
+    char final[1200];
+};
+
+/* dir and file name parts of a path. */
+static bool archiveNames(char *dir, size_t dlen, char *name, size_t nlen, const char *root, int64_t ms,
+                         int32_t partition, int64_t first_offset) {
+    if (ms < 0 || partition < 0 || first_offset < 0) return false;
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&secs, &tm) == NULL || tm.tm_year + 1900 > 9999) return false;
+    int d = snprintf(dir, dlen, "%s/decisions/dt=%04d-%02d-%02d/hour=%02d", root, tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour);
+    int n = snprintf(name, nlen, "decisions+%d+%020lld.avro", partition, (long long)first_offset);
+    return d > 0 && (size_t)d < dlen && n > 0 && (size_t)n < nlen;
+}
+
+bool rpArchivePath(char *out, size_t len, const char *root, int64_t decided_at_ms, int32_t partition,
+                   int64_t first_offset) {
+    char dir[1024], name[128];
+    if (!archiveNames(dir, sizeof(dir), name, sizeof(name), root, decided_at_ms, partition, first_offset)) return false;
+    int n = snprintf(out, len, "%s/%s", dir, name);
+    return n > 0 && (size_t)n < len;
+}
+
+/* mkdir -p */
+static bool archiveMkdirs(const char *path, char *errbuf, size_t errlen) {
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) goto failed;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) == 0 || errno == EEXIST) return true;
+failed:
+    snprintf(errbuf, errlen, "cannot create directory %s: %s", buf, strerror(errno));
+    return false;
+}
+
+static bool archiveFsyncPath(const char *path, int flags, char *errbuf, size_t errlen) {
+    int fd = open(path, flags);
+    if (fd < 0 || fsync(fd) != 0) {
+        snprintf(errbuf, errlen, "fsync %s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return false;
+    }
+    close(fd);
+    return true;
+}
+
+rpArchiveFile *rpArchiveOpen(const char *root, int64_t decided_at_ms, int32_t partition, int64_t first_offset,
+                             avro_schema_t schema, size_t block_size, char *errbuf, size_t errlen) {
+    rpArchiveFile *f = calloc(1, sizeof(*f));
+    char name[128];
+    if (f == NULL) return snprintf(errbuf, errlen, "out of memory"), NULL;
+    if (!archiveNames(f->dir, sizeof(f->dir), name, sizeof(name), root, decided_at_ms, partition, first_offset)) {
+        snprintf(errbuf, errlen, "no archive path for partition %d offset %lld at %lld ms", partition,
+                 (long long)first_offset, (long long)decided_at_ms);
+        goto failed;
+    }
+    snprintf(f->final, sizeof(f->final), "%s/%s", f->dir, name);
+    snprintf(f->tmp, sizeof(f->tmp), "%s/.%s.tmp", f->dir, name);
+    if (!archiveMkdirs(f->dir, errbuf, errlen)) goto failed;
+    if ((f->fp = fopen(f->tmp, "wb")) == NULL) {
+        snprintf(errbuf, errlen, "cannot create %s: %s", f->tmp, strerror(errno));
+        goto failed;
+    }
+    /* Our own FILE*, not closed by avro-c, so it can be fsynced before close. */
+    if (avro_file_writer_create_with_codec_fp(f->fp, f->tmp, 0, schema, &f->writer, "deflate", block_size) != 0) {
+        snprintf(errbuf, errlen, "cannot start Avro file %s: %s", f->tmp, avro_strerror());
+        fclose(f->fp);
+        unlink(f->tmp);
+        goto failed;
+    }
+    return f;
+
+failed:
+    free(f);
+    return NULL;
+}
+
+bool rpArchiveAppend(rpArchiveFile *f, avro_value_t *record, char *errbuf, size_t errlen) {
+    if (avro_file_writer_append_value(f->writer, record) != 0) {
+        snprintf(errbuf, errlen, "cannot append to %s: %s", f->tmp, avro_strerror());
+        return false;
+    }
+    f->records++;
+    return true;
+}
+
+size_t rpArchiveRecords(const rpArchiveFile *f) {
+    return f->records;
+}
+
+bool rpArchiveCommit(rpArchiveFile *f, char *errbuf, size_t errlen) {
+    bool ok = true;
+    /* avro_file_writer_flush() only fflush()es: the fsync is ours. */
+    if (avro_file_writer_flush(f->writer) != 0 || fflush(f->fp) != 0 || fsync(fileno(f->fp)) != 0) {
+        snprintf(errbuf, errlen, "cannot write %s: %s", f->tmp, errno ? strerror(errno) : avro_strerror());
+        ok = false;
+    }
+    avro_file_writer_close(f->writer);
+    if (fclose(f->fp) != 0 && ok) {
+        snprintf(errbuf, errlen, "cannot close %s: %s", f->tmp, strerror(errno));
+        ok = false;
+    }
+    if (ok && rename(f->tmp, f->final) != 0) {
+        snprintf(errbuf, errlen, "cannot rename %s: %s", f->tmp, strerror(errno));
+        ok = false;
+    }
+    /* The rename is durable only once the directory is. */
+    if (ok) ok = archiveFsyncPath(f->dir, O_RDONLY | O_DIRECTORY, errbuf, errlen);
+    if (!ok) unlink(f->tmp);
+    free(f);
+    return ok;
+}
+
+void rpArchiveAbort(rpArchiveFile *f) {
+    if (f == NULL) return;
+    avro_file_writer_close(f->writer);
+    fclose(f->fp);
+    unlink(f->tmp);
+    free(f);
+}
+
+static int archiveSweepDir(const char *dir, char *errbuf, size_t errlen) {
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        if (errno == ENOENT) return 0;
+        snprintf(errbuf, errlen, "cannot read %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    int removed = 0;
+    struct dirent *e;
+    while (removed >= 0 && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        char path[2048];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        size_t n = strlen(e->d_name);
+        struct stat st;
+        if (lstat(path, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) {
+            int r = archiveSweepDir(path, errbuf, errlen);
+            removed = r < 0 ? -1 : removed + r;
+        } else if (e->d_name[0] == '.' && n > 4 && strcmp(e->d_name + n - 4, ".tmp") == 0 && unlink(path) == 0) {
+            removed++;
+        }
+    }
+    closedir(d);
+    return removed;
+}
+
+int rpArchiveSweep(const char *root, char *errbuf, size_t errlen) {
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s/decisions", root);
+    return archiveSweepDir(dir, errbuf, errlen);
+}

@@ -1,0 +1,51 @@
+/* archive.h - the archive layout of CONTRACT §4 and how a file gets there:
+ *
+ *   <root>/decisions/dt=YYYY-MM-DD/hour=HH/decisions+<partition>+<first offset, 20 digits>.avro
+ *
+ * dt/hour come from decided_at in UTC. A file is written under a hidden
+ * temporary name in its final directory, then, once complete: flushed,
+ * fsynced, renamed, and the directory fsynced. So a file appears under its
+ * final name only when complete and durable, and since the name depends only
+ * on (partition, first offset, hour), a re-run after a crash overwrites
+ * rather than duplicates. Temporary files left by a crash start with '.'
+ * and end in ".tmp"; readers skip them and rpArchiveSweep() removes them.
+ *
+ * Files are Avro Object Container Files with the deflate codec, written by
+ * avro-c with an explicit block size (its 16 KiB default fails on a record
+ * larger than a block).
+ */
+#ifndef RP_ARCHIVE_H
+#define RP_ARCHIVE_H
+
+#include <avro.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Writes the final path of a file into out. false if it does not fit or the
+ * time is out of range. */
+bool rpArchivePath(char *out, size_t len, const char *root, int64_t decided_at_ms, int32_t partition,
+                   int64_t first_offset);
+
+typedef struct rpArchiveFile rpArchiveFile;
+
+/* Starts a file (creating its directories). schema is borrowed and must
+ * outlive the file. block_size: bytes per Avro block (at least the largest
+ * record). NULL with errbuf filled on failure. */
+rpArchiveFile *rpArchiveOpen(const char *root, int64_t decided_at_ms, int32_t partition, int64_t first_offset,
+                             avro_schema_t schema, size_t block_size, char *errbuf, size_t errlen);
+/* Appends one record (a value of the file's schema). */
+bool rpArchiveAppend(rpArchiveFile *f, avro_value_t *record, char *errbuf, size_t errlen);
+size_t rpArchiveRecords(const rpArchiveFile *f);
+/* Finishes the file: flush, fsync, rename to the final name, fsync the
+ * directory. Frees f whatever the result; on failure the temporary file is
+ * removed and nothing appears under the final name. */
+bool rpArchiveCommit(rpArchiveFile *f, char *errbuf, size_t errlen);
+/* Gives the file up: removes the temporary file and frees f. */
+void rpArchiveAbort(rpArchiveFile *f);
+
+/* Removes temporary files a crash left under root/decisions. Returns how
+ * many were removed, -1 on error (errbuf says which directory). */
+int rpArchiveSweep(const char *root, char *errbuf, size_t errlen);
+
+#endif

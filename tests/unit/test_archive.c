@@ -1,0 +1,180 @@
+/* test_archive.c - archive file names, atomic and durable appearance, and
+ * files any Avro reader can read (CONTRACT §4). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "archive.h"
+#include "ds/codec.h"
+
+typedef struct fixture {
+    char root[64];
+    dsCodec *codec;
+    avro_value_t rec;
+} fixture;
+
+static const int64_t DECIDED = 1795514400250LL; /* 2026-11-24T10:00:00.250Z */
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof(*f));
+    char err[256];
+    snprintf(f->root, sizeof(f->root), "/tmp/ds-archive-XXXXXX");
+    if (mkdtemp(f->root) == NULL || (f->codec = dsCodecNew(err, sizeof(err))) == NULL ||
+        !dsCodecNewValue(f->codec, &f->rec))
+        return -1;
+    json_t *doc = json_load_file("tests/fixtures/decision.json", 0, NULL);
+    dsCodecError cerr;
+    if (!doc || !dsCodecFromJson(f->codec, doc, &f->rec, &cerr) ||
+        !dsCodecSetServerFields(f->codec, &f->rec, DECIDED + 1000, 1))
+        return -1;
+    json_decref(doc);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->root);
+    if (system(cmd) != 0) return -1;
+    avro_value_decref(&f->rec);
+    dsCodecFree(f->codec);
+    free(f);
+    return 0;
+}
+
+static avro_schema_t schema(fixture *f) {
+    return dsCodecSchema(f->codec, dsCodecCurrentVersion(f->codec));
+}
+
+static int countRecords(const char *path) {
+    avro_file_reader_t r;
+    if (avro_file_reader(path, &r) != 0) return -1;
+    avro_schema_t ws = avro_file_reader_get_writer_schema(r); /* a new reference */
+    avro_value_iface_t *iface = avro_generic_class_from_schema(ws);
+    avro_value_t v;
+    avro_generic_value_new(iface, &v);
+    int n = 0;
+    while (avro_file_reader_read_value(r, &v) == 0) n++;
+    avro_value_decref(&v);
+    avro_value_iface_decref(iface);
+    avro_schema_decref(ws);
+    avro_file_reader_close(r);
+    return n;
+}
+
+static void test_path_layout(void **state) {
+    char p[512];
+    assert_true(rpArchivePath(p, sizeof(p), "/a", DECIDED, 3, 42));
+    assert_string_equal(p, "/a/decisions/dt=2026-11-24/hour=10/decisions+3+00000000000000000042.avro");
+    assert_false(rpArchivePath(p, sizeof(p), "/a", -1, 3, 42));
+    assert_false(rpArchivePath(p, 20, "/a", DECIDED, 3, 42));
+}
+
+static void test_write_commit_read_back(void **state) {
+    fixture *f = *state;
+    char err[512], final[512], tmp[600];
+    assert_true(rpArchivePath(final, sizeof(final), f->root, DECIDED, 0, 7));
+    rpArchiveFile *a = rpArchiveOpen(f->root, DECIDED, 0, 7, schema(f), 256 * 1024, err, sizeof(err));
+    assert_non_null(a);
+    for (int i = 0; i < 3; i++) assert_true(rpArchiveAppend(a, &f->rec, err, sizeof(err)));
+    assert_int_equal(rpArchiveRecords(a), 3);
+    /* nothing under the final name before the commit */
+    assert_int_not_equal(access(final, F_OK), 0);
+    snprintf(tmp, sizeof(tmp), "%s/decisions/dt=2026-11-24/hour=10/.decisions+0+00000000000000000007.avro.tmp", f->root);
+    assert_int_equal(access(tmp, F_OK), 0);
+    assert_true(rpArchiveCommit(a, err, sizeof(err)));
+    assert_int_equal(access(final, F_OK), 0);
+    assert_int_not_equal(access(tmp, F_OK), 0);
+    assert_int_equal(countRecords(final), 3);
+
+    /* an independent reader: python3-avro from Debian */
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "/usr/bin/python3 -c 'import sys, avro.datafile, avro.io; "
+             "r = avro.datafile.DataFileReader(open(sys.argv[1], \"rb\"), avro.io.DatumReader()); "
+             "recs = list(r); print(len(recs), r.get_meta(\"avro.codec\").decode(), recs[0][\"customer_id\"])' %s",
+             final);
+    FILE *p = popen(cmd, "r");
+    char out[128] = "";
+    assert_non_null(fgets(out, sizeof(out), p));
+    pclose(p);
+    assert_string_equal(out, "3 deflate cust-42\n");
+}
+
+static void test_record_larger_than_avro_c_default_block(void **state) {
+    fixture *f = *state;
+    /* 64 attributes of 1,000 bytes: a ~66 KB record, over avro-c's 16 KiB default block */
+    json_t *doc = json_load_file("tests/fixtures/decision.json", 0, NULL);
+    json_t *attrs = json_object_get(doc, "attributes");
+    char big[1001];
+    memset(big, 'x', 1000);
+    big[1000] = '\0';
+    for (int i = 0; i < 63; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%02d", i);
+        json_object_set_new(attrs, k, json_string(big));
+    }
+    dsCodecError cerr;
+    assert_true(dsCodecFromJson(f->codec, doc, &f->rec, &cerr));
+    assert_true(dsCodecSetServerFields(f->codec, &f->rec, DECIDED, 1));
+    json_decref(doc);
+    char err[512], final[512];
+    rpArchiveFile *a = rpArchiveOpen(f->root, DECIDED, 1, 0, schema(f), 1024 * 1024, err, sizeof(err));
+    assert_non_null(a);
+    assert_true(rpArchiveAppend(a, &f->rec, err, sizeof(err)));
+    assert_true(rpArchiveCommit(a, err, sizeof(err)));
+    assert_true(rpArchivePath(final, sizeof(final), f->root, DECIDED, 1, 0));
+    assert_int_equal(countRecords(final), 1);
+}
+
+static void test_abort_rerun_and_sweep(void **state) {
+    fixture *f = *state;
+    char err[512], final[512];
+    assert_true(rpArchivePath(final, sizeof(final), f->root, DECIDED, 2, 100));
+    rpArchiveFile *a = rpArchiveOpen(f->root, DECIDED, 2, 100, schema(f), 65536, err, sizeof(err));
+    assert_true(rpArchiveAppend(a, &f->rec, err, sizeof(err)));
+    rpArchiveAbort(a);
+    assert_int_not_equal(access(final, F_OK), 0);
+
+    /* the same offsets twice: one name, the second run overwrites */
+    for (int run = 1; run <= 2; run++) {
+        a = rpArchiveOpen(f->root, DECIDED, 2, 100, schema(f), 65536, err, sizeof(err));
+        for (int i = 0; i < run; i++) assert_true(rpArchiveAppend(a, &f->rec, err, sizeof(err)));
+        assert_true(rpArchiveCommit(a, err, sizeof(err)));
+    }
+    assert_int_equal(countRecords(final), 2);
+
+    /* a crash leaves a temporary file: swept, finals untouched */
+    a = rpArchiveOpen(f->root, DECIDED, 2, 200, schema(f), 65536, err, sizeof(err));
+    assert_true(rpArchiveAppend(a, &f->rec, err, sizeof(err)));
+    /* simulate the crash: leak the half-written file (no commit, no abort) */
+    assert_int_equal(rpArchiveSweep(f->root, err, sizeof(err)), 1);
+    assert_int_equal(countRecords(final), 2);
+    rpArchiveAbort(a); /* frees; its temporary file is already gone */
+}
+
+static void test_unwritable_root_is_a_clear_error(void **state) {
+    fixture *f = *state;
+    char err[512];
+    assert_null(rpArchiveOpen("/proc/no-such-archive", DECIDED, 0, 0, schema(f), 65536, err, sizeof(err)));
+    assert_non_null(strstr(err, "/proc/no-such-archive"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_path_layout),
+        cmocka_unit_test_setup_teardown(test_write_commit_read_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_larger_than_avro_c_default_block, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abort_rerun_and_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unwritable_root_is_a_clear_error, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
