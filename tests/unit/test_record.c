@@ -13,6 +13,10 @@
 
 #include "record.h"
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
 typedef struct fixture {
     dsCodec *codec;
     avro_value_t scratch;
@@ -119,11 +123,63 @@ static void test_bad_rows_refused_with_reason(void **state) {
     assert_true(spRecordEncode(f->codec, &f->scratch, f->doc, "2026-11-24 17:05:35+00", &f->buf, err, sizeof(err)));
 }
 
+/* The decoder is the encoder's inverse, and refuses every damaged form:
+ * each truncation, each corrupted byte, wrong framing. Never a crash. */
+static void test_wire_decode_round_trip_and_damage(void **state) {
+    fixture *f = *state;
+    char err[256];
+    assert_true(spRecordEncode(f->codec, &f->scratch, f->doc, "2026-11-24 17:05:35.655123+00", &f->buf, err,
+                               sizeof(err)));
+    avro_value_t v;
+    assert_true(dsCodecNewValue(f->codec, &v));
+    int version = 0;
+    assert_true(dsCodecDecodeWire(f->codec, f->buf.data, f->buf.len, &v, &version, err, sizeof(err)));
+    assert_int_equal(version, dsCodecCurrentVersion(f->codec));
+    json_t *a = dsCodecToJson(f->codec, &v, 0), *b = dsCodecToJson(f->codec, &f->scratch, 0);
+    assert_true(json_equal(a, b));
+    json_decref(a);
+    json_decref(b);
+
+    /* avro-c 1.11 leaks a few bytes on some of these error paths (a library
+     * finding, noted in the issue); keep leak checking for everything else. */
+#ifdef __SANITIZE_ADDRESS__
+    __lsan_disable();
+#endif
+    for (size_t n = 0; n < f->buf.len; n++) /* every truncation */
+        assert_false(dsCodecDecodeWire(f->codec, f->buf.data, n, &v, NULL, err, sizeof(err)));
+    uint8_t *copy = malloc(f->buf.len + 1);
+    memcpy(copy, f->buf.data, f->buf.len);
+    copy[f->buf.len] = 0;
+    assert_false(dsCodecDecodeWire(f->codec, copy, f->buf.len + 1, &v, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "trailing"));
+    for (size_t i = 0; i < f->buf.len; i++) { /* every corrupted byte: refused or decoded, never a crash */
+        for (int x = 1; x < 256; x += 85) {
+            memcpy(copy, f->buf.data, f->buf.len);
+            copy[i] ^= (uint8_t)x;
+            (void)dsCodecDecodeWire(f->codec, copy, f->buf.len, &v, NULL, err, sizeof(err));
+        }
+    }
+#ifdef __SANITIZE_ADDRESS__
+    __lsan_enable();
+#endif
+    memcpy(copy, f->buf.data, f->buf.len);
+    copy[0] = 1;
+    assert_false(dsCodecDecodeWire(f->codec, copy, f->buf.len, &v, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "magic byte"));
+    copy[0] = 0;
+    copy[4] = 99;
+    assert_false(dsCodecDecodeWire(f->codec, copy, f->buf.len, &v, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "unknown schema id 99"));
+    free(copy);
+    avro_value_decref(&v);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_round_trip),
         cmocka_unit_test(test_postgres_timestamps),
         cmocka_unit_test(test_bad_rows_refused_with_reason),
+        cmocka_unit_test(test_wire_decode_round_trip_and_damage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -82,4 +82,17 @@ bool dsCodecSetServerFields(dsCodec *c, avro_value_t *val, int64_t recorded_at_m
  * what idempotency compares. Returns a new reference, NULL on failure. */
 json_t *dsCodecToJson(dsCodec *c, avro_value_t *val, int flags);
 
+/* The Confluent wire format of the decision stream (CONTRACT §3): byte 0x00,
+ * the 4-byte big-endian schema id, then the Avro binary encoding. */
+#define DS_WIRE_HEADER_LEN 5
+
+/* Decodes one framed record into *out (a value from dsCodecNewValue()).
+ * *version (may be NULL) receives the writer's version. Refuses, with the
+ * reason in errbuf: a short buffer, a wrong magic byte, an unknown schema
+ * id, a writer version other than the current one (resolution between
+ * versions is not implemented yet), bytes that do not decode, and trailing
+ * bytes. Never reads past len. */
+bool dsCodecDecodeWire(dsCodec *c, const void *buf, size_t len, avro_value_t *out, int *version, char *errbuf,
+                       size_t errlen);
+
 #endif
