@@ -35,7 +35,7 @@ API_SRCS    := $(wildcard decision-api/src/*.c)
 # stream-processor modules other than main.c form a library, so unit tests
 # can link them; the same holds for future programs.
 SP_SRCS     := $(filter-out stream-processor/src/main.c,$(wildcard stream-processor/src/*.c))
-RP_SRCS     := $(filter-out replay/src/main.c replay/src/replay_main.c,$(wildcard replay/src/*.c))
+RP_SRCS     := $(filter-out %_main.c,$(wildcard replay/src/*.c))
 DEVKAFKA_SRCS := $(wildcard tools/dev-kafka/*.c)
 TSUP_SRCS   := $(wildcard tests/support/*.c)
 
@@ -52,7 +52,7 @@ EMBED_C   := $(BUILD)/gen/schemas_embedded.c
 MIGR_C    := $(BUILD)/gen/migrations_embedded.c
 MIGRATIONS := $(sort $(wildcard decision-api/migrations/*.sql))
 
-BINS := $(BUILD)/bin/decision-api $(BUILD)/bin/dev-kafka $(BUILD)/bin/stream-processor
+BINS := $(BUILD)/bin/decision-api $(BUILD)/bin/dev-kafka $(BUILD)/bin/stream-processor $(BUILD)/bin/decision-archiver
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
 
@@ -103,6 +103,10 @@ $(BUILD)/bin/decision-api: $(call obj,$(API_SRCS)) $(BUILD)/obj/gen/migrations_e
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bin/stream-processor: $(call obj,stream-processor/src/main.c) $(LIBSP) $(LIBSCHEMA) $(LIBDS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/decision-archiver: $(call obj,replay/src/archiver_main.c) $(LIBRP) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -7,7 +7,8 @@
 #   - the local Kafka-protocol broker (dev-kafka, librdkafka's mock cluster)
 #     on 127.0.0.1:9092, control endpoint on 127.0.0.1:9644;
 #   - migrations, then the decision API on :8080;
-#   - the stream processor (slot decisions_stream -> topic decisions), metrics on :9101.
+#   - the stream processor (slot decisions_stream -> topic decisions), metrics on :9101;
+#   - the archiver (topic decisions -> var/archive, files closed within 60 s).
 # Ctrl-C stops the API, then PostgreSQL. Environment overrides: see README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,12 +59,13 @@ else
 fi
 export DECISIONS_DATABASE_URL=${DECISIONS_DATABASE_URL:-$conninfo}
 
-api_pid="" kafka_pid="" stream_pid=""
+api_pid="" kafka_pid="" stream_pid="" archiver_pid=""
 stop() { # stop PID: SIGTERM and wait for it, if it was started
   [ -n "$1" ] && kill -TERM "$1" 2>/dev/null && wait "$1" 2>/dev/null || true
 }
 cleanup() {
   trap - EXIT INT TERM
+  stop "$archiver_pid"
   stop "$stream_pid"
   stop "$api_pid"
   stop "$kafka_pid"
@@ -79,6 +81,9 @@ api_pid=$!
 STREAM_DATABASE_URL=${STREAM_DATABASE_URL:-$DECISIONS_DATABASE_URL} \
 STREAM_BROKERS=${STREAM_BROKERS:-127.0.0.1:${DEV_KAFKA_LISTEN_PORT:-9092}} "$BUILD/bin/stream-processor" &
 stream_pid=$!
+ARCHIVER_BROKERS=${ARCHIVER_BROKERS:-127.0.0.1:${DEV_KAFKA_LISTEN_PORT:-9092}} \
+ARCHIVER_ROOT=${ARCHIVER_ROOT:-$root/var/archive} "$BUILD/bin/decision-archiver" &
+archiver_pid=$!
 
 cat <<MSG
 
@@ -93,6 +98,7 @@ Post a decision:
     -d @tests/fixtures/decision.json
 Watch it reach Kafka (key, headers; the value is Confluent-framed Avro):
   kcat -C -b 127.0.0.1:9092 -t decisions -f 'key=%k %h\n'
+Its archive file appears within a minute under var/archive/decisions/dt=.../hour=.../
 Read it back:
   curl -s -H "Authorization: Bearer \$DECISIONS_READER_TOKEN" \\
     'http://127.0.0.1:$DECISIONS_LISTEN_PORT/v1/decisions?customer_id=cust-42'
@@ -100,4 +106,4 @@ Read it back:
 Ctrl-C stops everything.
 MSG
 # Any daemon ending ends the stack (cleanup stops the others).
-wait -n "$api_pid" "$kafka_pid" "$stream_pid"
+wait -n "$api_pid" "$kafka_pid" "$stream_pid" "$archiver_pid"
