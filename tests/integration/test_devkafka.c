@@ -17,31 +17,14 @@
 
 #include "harness.h"
 
-static pid_t broker = -1;
-static int bootstrap_port;
-static dtApi control; /* only its url is used: the control endpoint */
-
-static bool controlHealthy(void *arg) {
-    dtResponse r;
-    bool ok = dtHttp(&control, "GET", "/healthz", NULL, NULL, NULL, 0, &r) && r.status == 200;
-    dtResponseFree(&r);
-    return ok;
-}
+static dtKafka kafka;
 
 static int setup(void **state) {
-    bootstrap_port = dtFreePort();
-    int control_port = dtFreePort();
-    snprintf(control.url, sizeof(control.url), "http://127.0.0.1:%d", control_port);
-    char bp[16], cp[16];
-    snprintf(bp, sizeof(bp), "%d", bootstrap_port);
-    snprintf(cp, sizeof(cp), "%d", control_port);
-    const char *args[] = {"--listen-port", bp, "--control-port", cp, "--log-level", "warn", NULL};
-    broker = dtSpawn("dev-kafka", args, NULL);
-    return broker > 0 && dtWaitFor(controlHealthy, NULL, 20000) ? 0 : -1;
+    return dtKafkaStart(&kafka) ? 0 : -1;
 }
 
 static int teardown(void **state) {
-    return dtStop(broker, SIGTERM) == 0 ? 0 : -1;
+    return dtKafkaStop(&kafka) == 0 ? 0 : -1;
 }
 
 static void test_produce_consume_with_kcat(void **state) {
@@ -49,12 +32,12 @@ static void test_produce_consume_with_kcat(void **state) {
     snprintf(cmd, sizeof(cmd),
              "printf 'cust-1:first\\ncust-2:second\\ncust-1:third\\n' | "
              "timeout 30 kcat -P -b 127.0.0.1:%d -t decisions -K: 2>&1 && echo produced",
-             bootstrap_port);
+             kafka.port);
     char *out = dtCapture(cmd);
     assert_non_null(strstr(out, "produced"));
     free(out);
     snprintf(cmd, sizeof(cmd), "timeout 30 kcat -C -b 127.0.0.1:%d -t decisions -e -q -f '%%k=%%s@%%p\\n'",
-             bootstrap_port);
+             kafka.port);
     out = dtCapture(cmd);
     assert_non_null(strstr(out, "cust-1=first@"));
     assert_non_null(strstr(out, "cust-2=second@"));
@@ -69,11 +52,11 @@ static void test_produce_consume_with_kcat(void **state) {
 
 static void test_topics_created_at_start(void **state) {
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "timeout 30 kcat -L -b 127.0.0.1:%d -t decisions.dlq", bootstrap_port);
+    snprintf(cmd, sizeof(cmd), "timeout 30 kcat -L -b 127.0.0.1:%d -t decisions.dlq", kafka.port);
     char *out = dtCapture(cmd);
     assert_non_null(strstr(out, "topic \"decisions.dlq\" with 1 partitions"));
     free(out);
-    snprintf(cmd, sizeof(cmd), "timeout 30 kcat -L -b 127.0.0.1:%d -t decisions", bootstrap_port);
+    snprintf(cmd, sizeof(cmd), "timeout 30 kcat -L -b 127.0.0.1:%d -t decisions", kafka.port);
     out = dtCapture(cmd);
     assert_non_null(strstr(out, "topic \"decisions\" with 6 partitions"));
     free(out);
@@ -81,13 +64,13 @@ static void test_topics_created_at_start(void **state) {
 
 static void test_control_broker_down_up(void **state) {
     dtResponse r;
-    assert_true(dtHttp(&control, "POST", "/brokers/2/down", NULL, NULL, "", 0, &r));
+    assert_true(dtHttp(&kafka.control, "POST", "/brokers/2/down", NULL, NULL, "", 0, &r));
     assert_int_equal(r.status, 200);
     dtResponseFree(&r);
-    assert_true(dtHttp(&control, "POST", "/brokers/2/up", NULL, NULL, "", 0, &r));
+    assert_true(dtHttp(&kafka.control, "POST", "/brokers/2/up", NULL, NULL, "", 0, &r));
     assert_int_equal(r.status, 200);
     dtResponseFree(&r);
-    assert_true(dtHttp(&control, "POST", "/brokers/9/down", NULL, NULL, "", 0, &r));
+    assert_true(dtHttp(&kafka.control, "POST", "/brokers/9/down", NULL, NULL, "", 0, &r));
     assert_int_equal(r.status, 404);
     dtResponseFree(&r);
 }

@@ -20,68 +20,18 @@
 
 #include "producer.h"
 
-static pid_t broker = -1;
-static int bootstrap_port;
-static dtApi control; /* only its url is used: the control endpoint */
-
-/* ---- the broker ---------------------------------------------------------- */
-
-static bool controlHealthy(void *arg) {
-    dtResponse r;
-    bool ok = dtHttp(&control, "GET", "/healthz", NULL, NULL, NULL, 0, &r) && r.status == 200;
-    dtResponseFree(&r);
-    return ok;
-}
+static dtKafka kafka;
 
 static int setup(void **state) {
-    bootstrap_port = dtFreePort();
-    int control_port = dtFreePort();
-    snprintf(control.url, sizeof(control.url), "http://127.0.0.1:%d", control_port);
-    char bin[256], bp[16], cp[16];
-    snprintf(bin, sizeof(bin), "%s/bin/dev-kafka", getenv("BUILD") ? getenv("BUILD") : "build");
-    snprintf(bp, sizeof(bp), "%d", bootstrap_port);
-    snprintf(cp, sizeof(cp), "%d", control_port);
-    broker = fork();
-    if (broker == 0) {
-        execl(bin, bin, "--listen-port", bp, "--control-port", cp, "--log-level", "warn", (char *)NULL);
-        _exit(127);
-    }
-    return broker > 0 && dtWaitFor(controlHealthy, NULL, 20000) ? 0 : -1;
+    return dtKafkaStart(&kafka) ? 0 : -1;
 }
 
 static int teardown(void **state) {
-    if (broker <= 0) return -1;
-    kill(broker, SIGTERM);
-    int st;
-    waitpid(broker, &st, 0);
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+    return dtKafkaStop(&kafka) == 0 ? 0 : -1;
 }
 
 static void setBrokers(const char *action) {
-    for (int id = 1; id <= 3; id++) {
-        char path[64];
-        snprintf(path, sizeof(path), "/brokers/%d/%s", id, action);
-        dtResponse r;
-        assert_true(dtHttp(&control, "POST", path, NULL, NULL, "", 0, &r));
-        assert_int_equal(r.status, 200);
-        dtResponseFree(&r);
-    }
-}
-
-/* Runs a shell command and returns its whole output (malloc'd). */
-static char *run(const char *cmd) {
-    FILE *p = popen(cmd, "r");
-    if (p == NULL) return NULL;
-    size_t cap = 4096, len = 0;
-    char *out = malloc(cap);
-    size_t n;
-    while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
-        len += n;
-        if (cap - len < 2) out = realloc(out, cap *= 2);
-    }
-    out[len] = '\0';
-    pclose(p);
-    return out;
+    assert_true(dtKafkaBrokers(&kafka, action));
 }
 
 /* ---- the producer under test, on its own loop ---------------------------- */
@@ -117,7 +67,7 @@ static tCtx *ctxNew(int queue_max) {
     assert_int_equal(uv_loop_init(&c->loop), 0);
     c->metrics = dsMetricsNew();
     char bootstrap[64], err[512] = "";
-    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%d", bootstrap_port);
+    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%d", kafka.port);
     spProducerConfig cfg = {
         .bootstrap_servers = bootstrap,
         /* long enough that an outage in a test never fails a message */
@@ -184,8 +134,8 @@ static void sendDecision(tCtx *c, const char *prefix, int i) {
 static void assertConsumed(const char *prefix, int n) {
     char cmd[256];
     snprintf(cmd, sizeof(cmd), "timeout 60 kcat -C -b 127.0.0.1:%d -t decisions -e -q -f '%%k %%h\\n'",
-             bootstrap_port);
-    char *out = run(cmd);
+             kafka.port);
+    char *out = dtCapture(cmd);
     assert_non_null(out);
     int *seen = calloc((size_t)n, sizeof(int));
     size_t plen = strlen(prefix);
@@ -237,8 +187,8 @@ static void test_dlq_record_with_error_header(void **state) {
 
     char cmd[256];
     snprintf(cmd, sizeof(cmd), "timeout 60 kcat -C -b 127.0.0.1:%d -t decisions.dlq -e -q -f '%%k|%%s|%%h\\n'",
-             bootstrap_port);
-    char *out = run(cmd);
+             kafka.port);
+    char *out = dtCapture(cmd);
     assert_non_null(out);
     if (strstr(out, "cust-9|{\"customer_id\":\"cust-9\",\"amount\":\"abc\"}|") == NULL) fail_msg("DLQ: %s", out);
     assert_non_null(strstr(out, "error=amount: not a number"));

@@ -20,14 +20,13 @@
 
 static dtPg pg;
 static dtApi api;
-static pid_t kafka = -1, proc = -1, archiver = -1;
+static dtKafka kafka;
+static pid_t proc = -1, archiver = -1;
 static char env_abrokers[64], env_aroot[300];
 static const char *archEnv[] = {env_abrokers, env_aroot, "ARCHIVER_MAX_AGE=300ms", "ARCHIVER_LOG_LEVEL=error",
                                 "ARCHIVER_SESSION_TIMEOUT=6s", NULL};
-static int kafka_port;
 static dtApi procHttp; /* only its url: the processor's metrics endpoint */
 static char env_db[400], env_brokers[64], env_metrics[64];
-static dtApi control; /* only its url: dev-kafka's control endpoint */
 static const char *procEnv[] = {env_db, env_brokers, env_metrics, "STREAM_LOG_LEVEL=warn", "STREAM_STATUS_INTERVAL=100ms",
                                 NULL};
 
@@ -38,33 +37,16 @@ static bool procReady(void *arg) {
     return ok;
 }
 
-static bool kafkaUp(void *arg) {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "timeout 5 kcat -L -b 127.0.0.1:%d -t decisions 2>/dev/null", kafka_port);
-    char *out = dtCapture(cmd);
-    bool up = strstr(out, "6 partitions") != NULL;
-    free(out);
-    return up;
-}
-
 static int setup(void **state) {
     if (!dtPgStart(&pg) || !dtApiStart(&api, &pg, NULL)) return -1;
-    kafka_port = dtFreePort();
-    char kp[16], cp[16];
-    snprintf(kp, sizeof(kp), "%d", kafka_port);
-    int control_port = dtFreePort();
-    snprintf(cp, sizeof(cp), "%d", control_port);
-    snprintf(control.url, sizeof(control.url), "http://127.0.0.1:%d", control_port);
-    const char *kargs[] = {"--listen-port", kp, "--control-port", cp, "--log-level", "warn", NULL};
-    kafka = dtSpawn("dev-kafka", kargs, NULL);
-    if (!dtWaitFor(kafkaUp, NULL, 20000)) return -1;
+    if (!dtKafkaStart(&kafka)) return -1;
     int mport = dtFreePort();
     snprintf(procHttp.url, sizeof(procHttp.url), "http://127.0.0.1:%d", mport);
     snprintf(env_db, sizeof(env_db), "STREAM_DATABASE_URL=%s", pg.conninfo);
-    snprintf(env_brokers, sizeof(env_brokers), "STREAM_BROKERS=127.0.0.1:%d", kafka_port);
+    snprintf(env_brokers, sizeof(env_brokers), "STREAM_BROKERS=127.0.0.1:%d", kafka.port);
     snprintf(env_metrics, sizeof(env_metrics), "STREAM_METRICS_PORT=%d", mport);
     proc = dtSpawn("stream-processor", NULL, procEnv);
-    snprintf(env_abrokers, sizeof(env_abrokers), "ARCHIVER_BROKERS=127.0.0.1:%d", kafka_port);
+    snprintf(env_abrokers, sizeof(env_abrokers), "ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port);
     snprintf(env_aroot, sizeof(env_aroot), "ARCHIVER_ROOT=%s/archive", pg.dir);
     archiver = dtSpawn("decision-archiver", NULL, archEnv);
     return dtWaitFor(procReady, NULL, 20000) ? 0 : -1;
@@ -74,7 +56,7 @@ static int teardown(void **state) {
     int rc = dtStop(proc, SIGTERM);
     if (dtStop(archiver, SIGTERM) != 0) rc = -1;
     dtApiStop(&api);
-    dtStop(kafka, SIGTERM);
+    dtKafkaStop(&kafka);
     dtPgDestroy(&pg);
     return rc == 0 ? 0 : -1;
 }
@@ -126,7 +108,7 @@ static void test_posted_decisions_reach_the_topic(void **state) {
 
     char cmd[256];
     snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/tools/consume_decisions.py 127.0.0.1:%d decisions; echo rc=$?",
-             kafka_port);
+             kafka.port);
     char *out = dtCapture(cmd);
     assert_non_null(strstr(out, "rc=0")); /* every record decoded with the shipped schema */
     for (int i = 0; i < N; i++) {
@@ -163,12 +145,12 @@ static void test_poison_row_goes_to_dlq_and_stream_continues(void **state) {
     assert_true(dtWaitFor(procDrained, &d, 30000));
 
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "timeout 20 kcat -C -b 127.0.0.1:%d -t decisions.dlq -e -q -f '%%h|%%s\\n'", kafka_port);
+    snprintf(cmd, sizeof(cmd), "timeout 20 kcat -C -b 127.0.0.1:%d -t decisions.dlq -e -q -f '%%h|%%s\\n'", kafka.port);
     char *dlq = dtCapture(cmd);
     assert_non_null(strstr(dlq, poison));
     assert_non_null(strstr(dlq, "error=doc: "));
     free(dlq);
-    snprintf(cmd, sizeof(cmd), "timeout 20 kcat -C -b 127.0.0.1:%d -t decisions -e -q -f '%%h\\n'", kafka_port);
+    snprintf(cmd, sizeof(cmd), "timeout 20 kcat -C -b 127.0.0.1:%d -t decisions -e -q -f '%%h\\n'", kafka.port);
     char *topic = dtCapture(cmd);
     assert_non_null(strstr(topic, after));
     assert_null(strstr(topic, poison));
@@ -222,7 +204,7 @@ static bool slotCaughtUpNow(int timeout_ms) {
 /* The decision_id headers of the whole topic (malloc'd text). */
 static char *topicIds(void) {
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "timeout 30 kcat -C -b 127.0.0.1:%d -t decisions -e -q -f '%%h\\n'", kafka_port);
+    snprintf(cmd, sizeof(cmd), "timeout 30 kcat -C -b 127.0.0.1:%d -t decisions -e -q -f '%%h\\n'", kafka.port);
     return dtCapture(cmd);
 }
 
@@ -282,17 +264,6 @@ static void test_crash_restart_loses_nothing(void **state) {
     assert_int_equal(checked, N);
 }
 
-static void brokers(const char *state) {
-    for (int b = 1; b <= 3; b++) {
-        char path[64];
-        snprintf(path, sizeof(path), "/brokers/%d/%s", b, state);
-        dtResponse r;
-        assert_true(dtHttp(&control, "POST", path, NULL, NULL, "", 0, &r));
-        assert_int_equal(r.status, 200);
-        dtResponseFree(&r);
-    }
-}
-
 static bool inFlightAtLeast(void *arg) {
     return procMetric("stream_in_flight") >= *(double *)arg;
 }
@@ -303,7 +274,7 @@ static void test_broker_outage_holds_the_slot(void **state) {
     enum { N = 20 };
     assert_true(slotCaughtUpNow(20000));
     char *before = dtPgScalar(&pg, "SELECT pg_current_wal_lsn()");
-    brokers("down");
+    assert_true(dtKafkaBrokers(&kafka, "down"));
     char ids[N][37];
     for (int i = 0; i < N; i++) assert_true(postOne(ids[i]));
     double want = N;
@@ -322,7 +293,8 @@ static void test_broker_outage_holds_the_slot(void **state) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    brokers("up"); /* before asserting: later tests need the brokers */
+    bool back = dtKafkaBrokers(&kafka, "up"); /* before asserting: later tests need the brokers */
+    assert_true(back);
     assert_true(waiting);
     assert_true(held);
     assert_true(slotCaughtUpNow(60000));

@@ -176,6 +176,43 @@ char *dtCapture(const char *cmd) {
     return out;
 }
 
+static bool dtKafkaHealthy(void *arg) {
+    dtResponse r;
+    bool ok = dtHttp(&((dtKafka *)arg)->control, "GET", "/healthz", NULL, NULL, NULL, 0, &r) && r.status == 200;
+    dtResponseFree(&r);
+    return ok;
+}
+
+bool dtKafkaStart(dtKafka *k) {
+    char bp[16], cp[16];
+    k->port = dtFreePort();
+    int control_port = dtFreePort();
+    snprintf(k->control.url, sizeof(k->control.url), "http://127.0.0.1:%d", control_port);
+    snprintf(bp, sizeof(bp), "%d", k->port);
+    snprintf(cp, sizeof(cp), "%d", control_port);
+    const char *args[] = {"--listen-port", bp, "--control-port", cp, "--log-level", "warn", NULL};
+    k->pid = dtSpawn("dev-kafka", args, NULL);
+    return k->pid > 0 && dtWaitFor(dtKafkaHealthy, k, 20000);
+}
+
+int dtKafkaStop(dtKafka *k) {
+    int rc = dtStop(k->pid, SIGTERM);
+    k->pid = -1;
+    return rc;
+}
+
+bool dtKafkaBrokers(dtKafka *k, const char *state) {
+    for (int b = 1; b <= 3; b++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/brokers/%d/%s", b, state);
+        dtResponse r;
+        bool ok = dtHttp(&k->control, "POST", path, NULL, NULL, "", 0, &r) && r.status == 200;
+        dtResponseFree(&r);
+        if (!ok) return false;
+    }
+    return true;
+}
+
 static void dtHashLine(FILE *f, const char *token, const char *roles) {
     unsigned char d[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)token, strlen(token), d);

@@ -84,6 +84,21 @@ int dtStop(pid_t pid, int sig);
 /* Runs a shell command; returns its whole standard output (malloc'd). */
 char *dtCapture(const char *cmd);
 
+/* A dev-kafka broker on free ports: port is the bootstrap port, control the
+ * fault-injection endpoint (only its url is used). */
+typedef struct dtKafka {
+    pid_t pid;
+    int port;
+    dtApi control;
+} dtKafka;
+
+/* Starts $BUILD/bin/dev-kafka and waits for its control endpoint. */
+bool dtKafkaStart(dtKafka *k);
+/* SIGTERM; returns the exit status like dtStop(). */
+int dtKafkaStop(dtKafka *k);
+/* Takes all three mock brokers "down" or brings them "up". */
+bool dtKafkaBrokers(dtKafka *k, const char *state);
+
 /* A TCP port free on 127.0.0.1 right now. */
 int dtFreePort(void);
 
