@@ -61,13 +61,17 @@ static void arOnSignal(int sig) {
     stopping = 1;
 }
 
-static bool arCommitOffset(rd_kafka_t *rk, int32_t partition, int64_t next) {
+/* A failed commit is not fatal: the file is durable, and whoever reads the
+ * partition next (this archiver after rejoining, or another member) starts
+ * at the last committed offset and writes the same file name again. */
+static void arCommitOffset(rd_kafka_t *rk, int32_t partition, int64_t next) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, opt.topic, partition)->offset = next;
     rd_kafka_resp_err_t err = rd_kafka_commit(rk, l, 0);
     rd_kafka_topic_partition_list_destroy(l);
-    if (err) dsLogError("partition %d: cannot commit offset %lld: %s", partition, (long long)next, rd_kafka_err2str(err));
-    return err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err)
+        dsLogWarn("partition %d: offset %lld not committed (%s); it will be archived again under the same name",
+                  partition, (long long)next, rd_kafka_err2str(err));
 }
 
 /* Finishes a partition's file, then (only then) commits its offset. */
@@ -83,7 +87,8 @@ static bool arFinish(rd_kafka_t *rk, int32_t partition) {
         return false;
     }
     dsLogDebug("partition %d: archived %zu records up to offset %lld", partition, n, (long long)p->last_offset);
-    return arCommitOffset(rk, partition, p->last_offset + 1);
+    arCommitOffset(rk, partition, p->last_offset + 1);
+    return true;
 }
 
 static void arAbortAll(void) {
