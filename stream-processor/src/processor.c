@@ -16,6 +16,8 @@
  * messages sent by an earlier session (re-sent since) are ignored. */
 #define TAG_SEQ_BITS 48
 #define TAG_SEQ_MASK ((UINT64_C(1) << TAG_SEQ_BITS) - 1)
+#define PROC_BACKOFF_MIN_MS 200
+#define PROC_BACKOFF_MAX_MS 5000
 
 struct spProcessor {
     uv_loop_t *loop;
@@ -63,8 +65,20 @@ static spWatermark *procWatermark(spProcessor *p) {
 
 /* --- session life cycle ---------------------------------------------------- */
 
+/* The delivery tag of the current transaction's messages. */
+static uint64_t procTag(const spProcessor *p) {
+    return (p->epoch & 0xffff) << TAG_SEQ_BITS | p->seq;
+}
+
 static void procOnRetry(uv_timer_t *t) {
     procStartSession(t->data);
+}
+
+/* Starts the next session attempt after the current backoff, then doubles
+ * the backoff (capped). */
+static void procScheduleRetry(spProcessor *p) {
+    uv_timer_start(&p->retry, procOnRetry, p->backoff_ms, 0);
+    p->backoff_ms = p->backoff_ms * 2 > PROC_BACKOFF_MAX_MS ? PROC_BACKOFF_MAX_MS : p->backoff_ms * 2;
 }
 
 /* Drops the session and everything not yet confirmed; a new session will
@@ -81,8 +95,7 @@ static void procRestart(spProcessor *p, const char *why) {
     p->wm = procWatermark(p);
     p->rels = spRelCacheNew();
     p->epoch++;
-    if (!p->stopping) uv_timer_start(&p->retry, procOnRetry, p->backoff_ms, 0);
-    p->backoff_ms = p->backoff_ms * 2 > 5000 ? 5000 : p->backoff_ms * 2;
+    if (!p->stopping) procScheduleRetry(p);
 }
 
 static void procOnDown(const char *reason, void *arg) {
@@ -152,7 +165,7 @@ static bool procSendDlq(spProcessor *p, const spRelation *rel, const spTuple *tu
                         const char *error, const char *lsn, char *err, size_t errlen) {
     char *row = procRowJson(rel, tup);
     dsLogWarn("decision row at %s goes to the dead-letter topic: %s", lsn, error);
-    bool ok = row && spProducerSendDlq(p->prod, key, row, error, lsn, (p->epoch & 0xffff) << TAG_SEQ_BITS | p->seq,
+    bool ok = row && spProducerSendDlq(p->prod, key, row, error, lsn, procTag(p),
                                        err, errlen);
     free(row);
     if (ok) dsMetricInc(p->m_dlq, 1);
@@ -167,7 +180,7 @@ static void procInsert(spProcessor *p, const spMsg *m, uint64_t lsn) {
     spLsnFormat(lsn, lsntext);
     char *id = procColumn(rel, tup, "decision_id"), *customer = procColumn(rel, tup, "customer_id");
     char *doc = procColumn(rel, tup, "doc"), *recorded = procColumn(rel, tup, "recorded_at");
-    uint64_t tag = (p->epoch & 0xffff) << TAG_SEQ_BITS | p->seq;
+    uint64_t tag = procTag(p);
     bool sent;
     if (!id || !doc || !recorded) {
         snprintf(why, sizeof(why), "column %s is missing or null", !id ? "decision_id" : !doc ? "doc" : "recorded_at");
@@ -239,14 +252,13 @@ static void procStartSession(spProcessor *p) {
     p->repl = spReplStart(p->loop, &p->cfg.repl, procOnData, procOnDown, p, &start, err, sizeof(err));
     if (p->repl == NULL) {
         dsLogWarn("replication session: %s (retry in %u ms)", err, p->backoff_ms);
-        uv_timer_start(&p->retry, procOnRetry, p->backoff_ms, 0);
-        p->backoff_ms = p->backoff_ms * 2 > 5000 ? 5000 : p->backoff_ms * 2;
+        procScheduleRetry(p);
         return;
     }
     char lsn[24];
     dsLogInfo("streaming slot %s from %s", p->cfg.repl.slot, spLsnFormat(start, lsn));
     if (start > p->confirmed) p->confirmed = start;
-    p->backoff_ms = 200;
+    p->backoff_ms = PROC_BACKOFF_MIN_MS;
 }
 
 /* --- construction ------------------------------------------------------------ */
@@ -272,7 +284,7 @@ spProcessor *spProcessorNew(uv_loop_t *loop, const spProcessorConfig *cfg, dsCod
     p->loop = loop;
     p->cfg = *cfg;
     p->codec = codec;
-    p->backoff_ms = 200;
+    p->backoff_ms = PROC_BACKOFF_MIN_MS;
     procMetrics(p, metrics);
     p->cfg.kafka.metrics = metrics;
     p->wm = procWatermark(p);
