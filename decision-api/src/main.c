@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "ds/config.h"
+#include "ds/daemon.h"
 #include "ds/log.h"
 #include "ds/loop.h"
 #include "ds/timefmt.h"
@@ -168,24 +169,11 @@ int main(int argc, char **argv) {
     char err[1024];
     char *positional[1];
     size_t npositional = 1;
-    dsConfigResult cr = dsConfigLoad(apiConfig, API_NCONFIG, ENV_PREFIX, argc, argv, positional, &npositional, err,
-                                     sizeof(err));
-    if (cr == DS_CONFIG_HELP) {
-        dsConfigUsage(stdout, "decision-api [migrate]",
-                      "Decision API: stores credit decisions in PostgreSQL and serves them.", apiConfig, API_NCONFIG,
-                      ENV_PREFIX);
-        return 0;
-    }
-    if (cr != DS_CONFIG_OK) {
-        fprintf(stderr, "decision-api: %s (see --help)\n", err);
-        return 2;
-    }
-    dsLogLevel level;
-    if (!dsLogParseLevel(opt.log_level, &level)) {
-        fprintf(stderr, "decision-api: invalid --log-level \"%s\" (debug, info, warn, error)\n", opt.log_level);
-        return 2;
-    }
-    dsLogInit("decision-api", level);
+    static const dsDaemonSpec spec = {"decision-api", "decision-api [migrate]",
+                                      "Decision API: stores credit decisions in PostgreSQL and serves them.",
+                                      apiConfig, API_NCONFIG, ENV_PREFIX, &opt.log_level};
+    int early = dsDaemonStart(&spec, argc, argv, positional, &npositional);
+    if (early >= 0) return early;
     bool migrate_only = npositional == 1 && strcmp(positional[0], "migrate") == 0;
     if (npositional == 1 && !migrate_only) {
         fprintf(stderr, "decision-api: unknown command \"%s\" (the only command is migrate)\n", positional[0]);

@@ -17,6 +17,7 @@
 #include "archive.h"
 #include "ds/codec.h"
 #include "ds/config.h"
+#include "ds/daemon.h"
 #include "ds/log.h"
 #include "ds/timefmt.h"
 
@@ -221,18 +222,11 @@ static int arRun(rd_kafka_t *rk, dsCodec *codec, avro_value_t *v) {
 
 int main(int argc, char **argv) {
     char err[512];
-    dsConfigResult cr = dsConfigLoad(arConfig, AR_NCONFIG, ENV_PREFIX, argc, argv, NULL, NULL, err, sizeof(err));
-    if (cr == DS_CONFIG_HELP) {
-        dsConfigUsage(stdout, "decision-archiver", "Archives the decision stream as Avro container files.", arConfig,
-                      AR_NCONFIG, ENV_PREFIX);
-        return 0;
-    }
-    dsLogLevel level;
-    if (cr != DS_CONFIG_OK || !dsLogParseLevel(opt.log_level, &level)) {
-        fprintf(stderr, "decision-archiver: %s (see --help)\n", cr != DS_CONFIG_OK ? err : "invalid --log-level");
-        return 2;
-    }
-    dsLogInit("decision-archiver", level);
+    static const dsDaemonSpec spec = {"decision-archiver", "decision-archiver",
+                                      "Archives the decision stream as Avro container files.", arConfig, AR_NCONFIG,
+                                      ENV_PREFIX, &opt.log_level};
+    int early = dsDaemonStart(&spec, argc, argv, NULL, NULL);
+    if (early >= 0) return early;
     signal(SIGTERM, arOnSignal);
     signal(SIGINT, arOnSignal);
     int rc = 1, swept = rpArchiveSweep(opt.root, err, sizeof(err));

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ds/config.h"
+#include "ds/daemon.h"
 #include "ds/http.h"
 #include "ds/log.h"
 #include "ds/loop.h"
@@ -92,18 +93,11 @@ static void mainOnStop(uv_signal_t *h, int signum) {
 
 int main(int argc, char **argv) {
     char err[1024];
-    dsConfigResult cr = dsConfigLoad(spConfig, SP_NCONFIG, ENV_PREFIX, argc, argv, NULL, NULL, err, sizeof(err));
-    if (cr == DS_CONFIG_HELP) {
-        dsConfigUsage(stdout, "stream-processor", "Streams committed decisions from PostgreSQL to Kafka.", spConfig,
-                      SP_NCONFIG, ENV_PREFIX);
-        return 0;
-    }
-    dsLogLevel level;
-    if (cr != DS_CONFIG_OK || !dsLogParseLevel(opt.log_level, &level)) {
-        fprintf(stderr, "stream-processor: %s (see --help)\n", cr != DS_CONFIG_OK ? err : "invalid --log-level");
-        return 2;
-    }
-    dsLogInit("stream-processor", level);
+    static const dsDaemonSpec spec = {"stream-processor", "stream-processor",
+                                      "Streams committed decisions from PostgreSQL to Kafka.", spConfig, SP_NCONFIG,
+                                      ENV_PREFIX, &opt.log_level};
+    int early = dsDaemonStart(&spec, argc, argv, NULL, NULL);
+    if (early >= 0) return early;
     signal(SIGPIPE, SIG_IGN);
 
     static spMain m;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "ds/config.h"
+#include "ds/daemon.h"
 #include "ds/http.h"
 #include "ds/log.h"
 #include "ds/loop.h"
@@ -131,18 +132,11 @@ static void dkOnStop(uv_signal_t *h, int signum) {
 
 int main(int argc, char **argv) {
     char err[512];
-    dsConfigResult cr = dsConfigLoad(dkConfig, DK_NCONFIG, ENV_PREFIX, argc, argv, NULL, NULL, err, sizeof(err));
-    if (cr == DS_CONFIG_HELP) {
-        dsConfigUsage(stdout, "dev-kafka", "A local Kafka-protocol broker: librdkafka's mock cluster.", dkConfig,
-                      DK_NCONFIG, ENV_PREFIX);
-        return 0;
-    }
-    dsLogLevel level;
-    if (cr != DS_CONFIG_OK || !dsLogParseLevel(opt.log_level, &level)) {
-        fprintf(stderr, "dev-kafka: %s (see --help)\n", cr != DS_CONFIG_OK ? err : "invalid --log-level");
-        return 2;
-    }
-    dsLogInit("dev-kafka", level);
+    static const dsDaemonSpec spec = {"dev-kafka", "dev-kafka",
+                                      "A local Kafka-protocol broker: librdkafka's mock cluster.", dkConfig,
+                                      DK_NCONFIG, ENV_PREFIX, &opt.log_level};
+    int early = dsDaemonStart(&spec, argc, argv, NULL, NULL);
+    if (early >= 0) return early;
     signal(SIGPIPE, SIG_IGN);
 
     static dkMain m;
