@@ -85,24 +85,32 @@ static bool procDrained(void *arg) {
     return procMetric("stream_events_total") >= d->events && procMetric("stream_in_flight") == 0;
 }
 
+/* Posts the fixture decision with a fresh decision_id (written into id) and,
+ * when not NULL, another customer_id or decided_at; true on 201. */
+static bool postDecision(char id[37], const char *customer, const char *decided_at) {
+    json_t *doc = dtFixture("decision.json");
+    dtUuid(id);
+    json_object_set_new(doc, "decision_id", json_string(id));
+    if (customer) json_object_set_new(doc, "customer_id", json_string(customer));
+    if (decided_at) json_object_set_new(doc, "decided_at", json_string(decided_at));
+    char *body = json_dumps(doc, JSON_COMPACT);
+    dtResponse r;
+    bool ok = dtHttp(&api, "POST", "/v1/decisions", DT_WRITER_TOKEN, "application/json", body, strlen(body), &r) &&
+              r.status == 201;
+    dtResponseFree(&r);
+    free(body);
+    json_decref(doc);
+    return ok;
+}
+
 static void test_posted_decisions_reach_the_topic(void **state) {
     enum { N = 200 };
     static char ids[N][37];
     static char customers[N][16];
     drained d = {procMetric("stream_events_total") + N};
     for (int i = 0; i < N; i++) {
-        json_t *doc = dtFixture("decision.json");
-        dtUuid(ids[i]);
         snprintf(customers[i], sizeof(customers[i]), "cust-%d", i % 13);
-        json_object_set_new(doc, "decision_id", json_string(ids[i]));
-        json_object_set_new(doc, "customer_id", json_string(customers[i]));
-        char *body = json_dumps(doc, JSON_COMPACT);
-        dtResponse r;
-        assert_true(dtHttp(&api, "POST", "/v1/decisions", DT_WRITER_TOKEN, "application/json", body, strlen(body), &r));
-        assert_int_equal(r.status, 201);
-        dtResponseFree(&r);
-        free(body);
-        json_decref(doc);
+        assert_true(postDecision(ids[i], customers[i], NULL));
     }
     assert_true(dtWaitFor(procDrained, &d, 30000));
 
@@ -124,7 +132,6 @@ static void test_posted_decisions_reach_the_topic(void **state) {
 static void test_poison_row_goes_to_dlq_and_stream_continues(void **state) {
     char poison[37], after[37];
     dtUuid(poison);
-    dtUuid(after);
     char sql[512];
     snprintf(sql, sizeof(sql),
              "INSERT INTO decisions (decision_id, purchase_id, customer_id, merchant_id, outcome, decided_at,"
@@ -133,15 +140,7 @@ static void test_poison_row_goes_to_dlq_and_stream_continues(void **state) {
              poison, poison);
     drained d = {procMetric("stream_events_total") + 2};
     assert_true(dtPgExec(&pg, sql));
-    json_t *doc = dtFixture("decision.json");
-    json_object_set_new(doc, "decision_id", json_string(after));
-    char *body = json_dumps(doc, JSON_COMPACT);
-    dtResponse r;
-    assert_true(dtHttp(&api, "POST", "/v1/decisions", DT_WRITER_TOKEN, "application/json", body, strlen(body), &r));
-    assert_int_equal(r.status, 201);
-    dtResponseFree(&r);
-    free(body);
-    json_decref(doc);
+    assert_true(postDecision(after, NULL, NULL));
     assert_true(dtWaitFor(procDrained, &d, 30000));
 
     char cmd[256];
@@ -177,21 +176,6 @@ static void test_foreign_traffic_advances_the_slot(void **state) {
     free(lsn);
 }
 
-
-/* Posts one fresh decision; returns true on 201 and its id in id. */
-static bool postOne(char id[37]) {
-    json_t *doc = dtFixture("decision.json");
-    dtUuid(id);
-    json_object_set_new(doc, "decision_id", json_string(id));
-    char *body = json_dumps(doc, JSON_COMPACT);
-    dtResponse r;
-    bool ok = dtHttp(&api, "POST", "/v1/decisions", DT_WRITER_TOKEN, "application/json", body, strlen(body), &r) &&
-              r.status == 201;
-    dtResponseFree(&r);
-    free(body);
-    json_decref(doc);
-    return ok;
-}
 
 /* Waits until the slot has confirmed everything written so far. */
 static bool slotCaughtUpNow(int timeout_ms) {
@@ -229,7 +213,10 @@ static void test_crash_restart_loses_nothing(void **state) {
         int ok = 0;
         for (int i = 0; i < N; i++) {
             char id[37];
-            if (postOne(id)) fprintf(f, "%s\n", id), ok++;
+            if (postDecision(id, NULL, NULL)) {
+                fprintf(f, "%s\n", id);
+                ok++;
+            }
         }
         fclose(f);
         _exit(ok == N ? 0 : 1);
@@ -276,7 +263,7 @@ static void test_broker_outage_holds_the_slot(void **state) {
     char *before = dtPgScalar(&pg, "SELECT pg_current_wal_lsn()");
     assert_true(dtKafkaBrokers(&kafka, "down"));
     char ids[N][37];
-    for (int i = 0; i < N; i++) assert_true(postOne(ids[i]));
+    for (int i = 0; i < N; i++) assert_true(postDecision(ids[i], NULL, NULL));
     double want = N;
     bool waiting = dtWaitFor(inFlightAtLeast, &want, 20000);
     /* A window of many status intervals in which the slot must NOT pass
@@ -342,17 +329,7 @@ static void test_archive_round_trip_and_crash(void **state) {
             assert_int_equal(dtStop(archiver, SIGKILL), 128 + SIGKILL);
             archiver = dtSpawn("decision-archiver", NULL, archEnv);
         }
-        json_t *doc = dtFixture("decision.json");
-        dtUuid(ids[i]);
-        json_object_set_new(doc, "decision_id", json_string(ids[i]));
-        json_object_set_new(doc, "decided_at", json_string(i % 2 ? "2026-11-20T09:59:59.999Z" : "2026-11-20T10:00:00Z"));
-        char *body = json_dumps(doc, JSON_COMPACT);
-        dtResponse r;
-        assert_true(dtHttp(&api, "POST", "/v1/decisions", DT_WRITER_TOKEN, "application/json", body, strlen(body), &r));
-        assert_int_equal(r.status, 201);
-        dtResponseFree(&r);
-        free(body);
-        json_decref(doc);
+        assert_true(postDecision(ids[i], NULL, i % 2 ? "2026-11-20T09:59:59.999Z" : "2026-11-20T10:00:00Z"));
     }
     archived a = {ids, N};
     assert_true(dtWaitFor(allArchived, &a, 60000));
