@@ -31,6 +31,9 @@ endif
 LIB_SRCS    := $(wildcard lib/src/*.c)
 SCHEMA_SRCS := $(wildcard schemas/src/*.c)
 SCHEMA_DATA := schemas/decision/manifest.json $(sort $(wildcard schemas/decision/v*.avsc))
+# The tests' schema set (dtFixtureSchemas): version 1 is the shipped file
+# itself, so a fixture can never drift from it.
+FIXTURE_DATA := tests/fixtures/schemas/manifest.json schemas/decision/v1.avsc tests/fixtures/schemas/v2.avsc
 API_SRCS    := $(wildcard decision-api/src/*.c)
 # stream-processor modules other than main.c form a library, so unit tests
 # can link them; the same holds for future programs.
@@ -49,10 +52,16 @@ LIBRP     := $(BUILD)/lib/librp.a
 # Program libraries tests link (those with sources so far).
 PROGLIBS  := $(if $(SP_SRCS),$(LIBSP)) $(if $(RP_SRCS),$(LIBRP))
 EMBED_C   := $(BUILD)/gen/schemas_embedded.c
+FIXTURE_C := $(BUILD)/gen/fixture_schemas.c
+FIXTURE_O := $(BUILD)/obj/gen/fixture_schemas.o
+# Only pattern rules name it, which would make it an intermediate file that
+# make deletes after each run (and then relinks every test for).
+.SECONDARY: $(FIXTURE_O)
 MIGR_C    := $(BUILD)/gen/migrations_embedded.c
 MIGRATIONS := $(sort $(wildcard decision-api/migrations/*.sql))
 
-BINS := $(BUILD)/bin/decision-api $(BUILD)/bin/dev-kafka $(BUILD)/bin/stream-processor $(BUILD)/bin/decision-archiver
+BINS := $(BUILD)/bin/decision-api $(BUILD)/bin/dev-kafka $(BUILD)/bin/stream-processor $(BUILD)/bin/decision-archiver \
+        $(BUILD)/bin/decision-replay
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
 
@@ -69,6 +78,10 @@ $(BUILD)/obj/%.o: %.c
 $(EMBED_C): tools/embed.sh $(SCHEMA_DATA)
 	@mkdir -p $(dir $@)
 	bash tools/embed.sh $@ dsEmbeddedSchemas $(SCHEMA_DATA)
+
+$(FIXTURE_C): tools/embed.sh $(FIXTURE_DATA)
+	@mkdir -p $(dir $@)
+	bash tools/embed.sh $@ dtFixtureSchemas $(FIXTURE_DATA)
 
 $(MIGR_C): tools/embed.sh $(MIGRATIONS)
 	@mkdir -p $(dir $@)
@@ -94,6 +107,9 @@ $(LIBRP): $(call obj,$(RP_SRCS))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
+# The test support library builds test archives with the archiver's own module.
+$(call obj,$(TSUP_SRCS)): CFLAGS += -Ireplay/src
+
 $(LIBTSUP): $(call obj,$(TSUP_SRCS))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
@@ -110,20 +126,30 @@ $(BUILD)/bin/decision-archiver: $(call obj,replay/src/archiver_main.c) $(LIBRP) 
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bin/decision-replay: $(call obj,replay/src/replay_main.c) $(LIBRP) $(LIBSCHEMA) $(LIBDS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/bin/dev-kafka: $(call obj,$(DEVKAFKA_SRCS)) $(LIBDS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Unit tests link the libraries; integration tests also the test harness.
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(PROGLIBS) $(LIBSCHEMA) $(LIBDS)
+# Unit tests link the libraries and the fixture schema set
+# (tests/support/fixture_schemas.h); integration tests also the test harness.
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(FIXTURE_O) $(PROGLIBS) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Istream-processor/src -Ireplay/src -o $@ $< $(PROGLIBS) $(LIBSCHEMA) $(LIBDS) \
-	  $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Istream-processor/src -Ireplay/src -o $@ $< $(FIXTURE_O) $(PROGLIBS) \
+	  $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka
 
-$(BUILD)/tests/test_%: tests/integration/test_%.c $(LIBTSUP) $(PROGLIBS) $(LIBSCHEMA) $(LIBDS)
+$(BUILD)/tests/test_%: tests/integration/test_%.c $(FIXTURE_O) $(LIBTSUP) $(PROGLIBS) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Istream-processor/src -Ireplay/src -o $@ $< $(LIBTSUP) $(PROGLIBS) \
-	  $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka -lcurl
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Istream-processor/src -Ireplay/src -o $@ $< $(FIXTURE_O) $(LIBTSUP) \
+	  $(PROGLIBS) $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka -lcurl
+
+# Benchmark tools (bench/tools/*.c) build test archives with the test support library.
+$(BUILD)/bench/bench-gen: bench/tools/bench_gen.c $(LIBTSUP) $(LIBRP) $(LIBSCHEMA) $(LIBDS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Ireplay/src -o $@ $^ $(LDLIBS)
 
 check: all $(UNIT_TESTS) $(INTEG_TESTS)
 	BUILD=$(BUILD) bash tests/run.sh $(UNIT_TESTS) $(INTEG_TESTS)
@@ -135,7 +161,7 @@ test: deps
 run: deps all
 	bash deploy/run.sh
 
-bench: deps all
+bench: deps all $(BUILD)/bench/bench-gen
 	bash bench/run.sh
 
 clean:

@@ -1,6 +1,7 @@
-/* codec.c - the codec's life cycle: loads the embedded manifest and schema
- * versions, compiles their rules, and answers the registry-style questions
- * (subject, ids, schema text) and the server-set fields.
+/* codec.c - the codec's life cycle: loads the manifest and schema versions
+ * (embedded, or from a caller's file table), compiles their rules, makes
+ * values of any version, and answers the registry-style questions (subject,
+ * ids, schema text) and the server-set fields.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,9 +22,9 @@ static void *lfail(char *errbuf, size_t errlen, const char *fmt, ...) {
     return NULL;
 }
 
-static const dsEmbeddedFile *embedded(const char *name) {
-    for (size_t i = 0; i < dsEmbeddedSchemasCount; i++)
-        if (strcmp(dsEmbeddedSchemas[i].name, name) == 0) return &dsEmbeddedSchemas[i];
+static const dsEmbeddedFile *embedded(const dsCodec *c, const char *name) {
+    for (size_t i = 0; i < c->nfiles; i++)
+        if (strcmp(c->files[i].name, name) == 0) return &c->files[i];
     return NULL;
 }
 
@@ -41,8 +42,14 @@ static bool loadVersion(dsCodecVersion *v, const dsEmbeddedFile *f, char *errbuf
         ok = dsRulesCompile(js, v->schema, f->name, &v->rules, errbuf, errlen);
     }
     json_decref(js);
-    v->text = (const char *)f->data;
-    return ok;
+    if (!ok) return false;
+    /* A copy, so a caller's table need not outlive the codec. */
+    if (!(v->text = malloc(f->len + 1))) return lfail(errbuf, errlen, "out of memory"), false;
+    memcpy(v->text, f->data, f->len);
+    v->text[f->len] = '\0';
+    if (!(v->iface = avro_generic_class_from_schema(v->schema)))
+        return lfail(errbuf, errlen, "%s: avro-c cannot build a value class: %s", f->name, avro_strerror()), false;
+    return true;
 }
 
 static bool loadVersions(dsCodec *c, const json_t *list, char *errbuf, size_t errlen) {
@@ -63,7 +70,7 @@ static bool loadVersions(dsCodec *c, const json_t *list, char *errbuf, size_t er
         for (size_t k = 0; k < i; k++)
             if (c->versions[k].version == v->version || c->versions[k].id == v->id)
                 return lfail(errbuf, errlen, "manifest.json: version %d or id %d appears twice", v->version, v->id), false;
-        const dsEmbeddedFile *f = embedded(file);
+        const dsEmbeddedFile *f = embedded(c, file);
         if (!f) return lfail(errbuf, errlen, "manifest.json: %s is not embedded in this build", file), false;
         c->nversions = i + 1; /* so dsCodecFree() releases a half-loaded version */
         if (!loadVersion(v, f, errbuf, errlen)) return false;
@@ -86,7 +93,7 @@ static bool findServerField(dsCodec *c, const char *name, dsRuleKind kind, size_
 }
 
 static bool loadManifest(dsCodec *c, char *errbuf, size_t errlen) {
-    const dsEmbeddedFile *mf = embedded("manifest.json");
+    const dsEmbeddedFile *mf = embedded(c, "manifest.json");
     if (!mf) return lfail(errbuf, errlen, "manifest.json is not embedded in this build"), false;
     json_error_t jerr;
     json_t *m = json_loadb((const char *)mf->data, mf->len, 0, &jerr);
@@ -107,30 +114,35 @@ static bool loadManifest(dsCodec *c, char *errbuf, size_t errlen) {
     return ok;
 }
 
-dsCodec *dsCodecNew(char *errbuf, size_t errlen) {
+dsCodec *dsCodecNewFrom(const dsEmbeddedFile *files, size_t nfiles, char *errbuf, size_t errlen) {
     dsCodec *c = calloc(1, sizeof *c);
     if (!c) return lfail(errbuf, errlen, "out of memory");
+    c->files = files;
+    c->nfiles = nfiles;
     if (!loadManifest(c, errbuf, errlen) ||
         !findServerField(c, "recorded_at", DSR_LONG, &c->recorded_at_index, errbuf, errlen) ||
         !findServerField(c, "schema_version", DSR_INT, &c->schema_version_index, errbuf, errlen)) {
         dsCodecFree(c);
         return NULL;
     }
-    c->current_iface = avro_generic_class_from_schema(c->current->schema);
-    if (!c->current_iface) {
-        lfail(errbuf, errlen, "avro-c cannot build a value class: %s", avro_strerror());
-        dsCodecFree(c);
-        return NULL;
-    }
+    c->files = NULL; /* borrowed for loading only */
+    c->nfiles = 0;
     return c;
+}
+
+dsCodec *dsCodecNew(char *errbuf, size_t errlen) {
+    return dsCodecNewFrom(dsEmbeddedSchemas, dsEmbeddedSchemasCount, errbuf, errlen);
 }
 
 void dsCodecFree(dsCodec *c) {
     if (!c) return;
-    if (c->current_iface) avro_value_iface_decref(c->current_iface);
     for (size_t i = 0; i < c->nversions; i++) {
-        dsRulesFree(&c->versions[i].rules);
-        if (c->versions[i].schema) avro_schema_decref(c->versions[i].schema);
+        dsCodecVersion *v = &c->versions[i];
+        if (v->has_scratch) avro_value_decref(&v->scratch);
+        if (v->iface) avro_value_iface_decref(v->iface);
+        dsRulesFree(&v->rules);
+        free(v->text);
+        if (v->schema) avro_schema_decref(v->schema);
     }
     free(c->versions);
     free(c->subject);
@@ -163,7 +175,12 @@ avro_schema_t dsCodecSchema(const dsCodec *c, int version) {
 }
 
 bool dsCodecNewValue(dsCodec *c, avro_value_t *out) {
-    return avro_generic_value_new(c->current_iface, out) == 0;
+    return avro_generic_value_new(c->current->iface, out) == 0;
+}
+
+bool dsCodecNewVersionValue(dsCodec *c, int version, avro_value_t *out) {
+    const dsCodecVersion *v = findVersion(c, version);
+    return v && avro_generic_value_new(v->iface, out) == 0;
 }
 
 bool dsCodecSetServerFields(dsCodec *c, avro_value_t *val, int64_t recorded_at_ms, int schema_version) {

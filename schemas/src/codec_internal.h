@@ -74,6 +74,7 @@ struct dsRule {
     char **symbols; /* owned */
     size_t nsymbols;
     char *symbol_list; /* owned; "A, B, C" for messages */
+    int default_symbol; /* the enum's "default" (what an unknown writer symbol resolves to); -1 when none */
 
     /* union: exactly "null" plus one other branch */
     dsRule *branch; /* the non-null branch; borrowed */
@@ -99,19 +100,31 @@ void dsRulesFree(dsRuleSet *rs);
 /* One schema version as loaded from the manifest. */
 typedef struct dsCodecVersion {
     int version, id;
-    const char *text; /* the embedded .avsc bytes, NUL-terminated; static */
+    char *text; /* the .avsc bytes, NUL-terminated; owned copy */
     avro_schema_t schema;
     dsRuleSet rules;
+    avro_value_iface_t *iface; /* generic class of schema; owned reference */
+    /* dsCodecDecodeWire() decodes an older writer's record here before
+     * resolving it; made on first use, so unused versions cost nothing. */
+    avro_value_t scratch;
+    bool has_scratch;
 } dsCodecVersion;
 
 struct dsCodec {
     char *subject;
+    const dsEmbeddedFile *files; /* the manifest and schema files; borrowed, only while loading */
+    size_t nfiles;
     dsCodecVersion *versions; /* owned, nversions entries */
     size_t nversions;
-    dsCodecVersion *current;           /* points into versions */
-    avro_value_iface_t *current_iface; /* generic class of the current schema; owned reference */
+    dsCodecVersion *current; /* points into versions */
     size_t recorded_at_index, schema_version_index; /* server-set fields of the current record */
 };
+
+/* The version whose schema s is: by identity, else the first structurally
+ * equal one (avro_schema_equal ignores docs, defaults and rule attributes,
+ * which container-file headers lack), the current version preferred. NULL
+ * when none. */
+dsCodecVersion *dsCodecFindSchema(const dsCodec *c, avro_schema_t s);
 
 /* JSON -> Avro walk shared by dsCodecFromJson() and the load-time check of
  * schema defaults. path is the JSON path built while descending. */
@@ -121,6 +134,12 @@ typedef struct dsWalk {
     size_t plen;
     char path[sizeof(((dsCodecError *)0)->field)];
 } dsWalk;
+
+/* Appends to w->path (printf-style); returns the length to restore with
+ * dsWalkPopPath(). A path that no longer fits is cut at a character
+ * boundary: it is only for error reports. */
+size_t dsWalkPushPath(dsWalk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void dsWalkPopPath(dsWalk *w, size_t saved);
 
 /* Converts j under rule r into v. v may be NULL to validate only (used at
  * load for the schema's defaults). */

@@ -41,10 +41,7 @@ static bool fail(dsWalk *w, const char *code, const char *fmt, ...) {
     return false;
 }
 
-/* Appends to the path; returns the length to restore with popPath(). A path
- * that no longer fits is cut at a character boundary: it is only for the
- * error report. */
-static size_t pushPath(dsWalk *w, const char *fmt, ...) {
+size_t dsWalkPushPath(dsWalk *w, const char *fmt, ...) {
     size_t saved = w->plen;
     if (w->plen < sizeof w->path - 1) {
         va_list ap;
@@ -57,7 +54,7 @@ static size_t pushPath(dsWalk *w, const char *fmt, ...) {
     return saved;
 }
 
-static void popPath(dsWalk *w, size_t saved) {
+void dsWalkPopPath(dsWalk *w, size_t saved) {
     w->plen = saved;
     w->path[saved] = '\0';
 }
@@ -219,9 +216,9 @@ static bool walkArray(dsWalk *w, const dsRule *r, const json_t *j, avro_value_t 
             if (avro_value_append(v, &child, NULL) != 0) return fail(w, "internal", "cannot be stored: %s", avro_strerror());
             cp = &child;
         }
-        size_t saved = pushPath(w, "[%zu]", i);
+        size_t saved = dsWalkPushPath(w, "[%zu]", i);
         bool ok = dsWalkValue(w, r->items, json_array_get(j, i), cp);
-        popPath(w, saved);
+        dsWalkPopPath(w, saved);
         if (!ok) return false;
     }
     return true;
@@ -244,9 +241,9 @@ static int cmpEntry(const void *a, const void *b) {
  * ("attributes key \"\" must not be empty"). */
 static bool badKey(dsWalk *w, const mapEntry *e, const char *why) {
     fail(w, "invalid_value", "key \"%s\" %s", e->key, why);
-    size_t saved = pushPath(w, ".%s", e->key);
+    size_t saved = dsWalkPushPath(w, ".%s", e->key);
     snprintf(w->err->field, sizeof w->err->field, "%s", w->path);
-    popPath(w, saved);
+    dsWalkPopPath(w, saved);
     return false;
 }
 
@@ -260,9 +257,9 @@ static bool walkMapEntries(dsWalk *w, const dsRule *r, mapEntry *e, size_t n, av
                 return fail(w, "internal", "cannot be stored: %s", avro_strerror());
             cp = &child;
         }
-        size_t saved = pushPath(w, ".%s", e[i].key);
+        size_t saved = dsWalkPushPath(w, ".%s", e[i].key);
         bool ok = dsWalkValue(w, r->items, e[i].val, cp);
-        popPath(w, saved);
+        dsWalkPopPath(w, saved);
         if (!ok) return false;
     }
     return true;
@@ -304,9 +301,9 @@ static bool findUnknownField(dsWalk *w, const dsRule *r, const json_t *j) {
         for (i = 0; i < r->nfields && strcmp(r->fields[i].name, key) != 0; i++)
             ;
         if (i == r->nfields) {
-            size_t saved = pushPath(w, "%s%s", w->plen ? "." : "", key);
+            size_t saved = dsWalkPushPath(w, "%s%s", w->plen ? "." : "", key);
             fail(w, "unknown_field", "is not a known field");
-            popPath(w, saved);
+            dsWalkPopPath(w, saved);
             return true;
         }
     }
@@ -314,7 +311,7 @@ static bool findUnknownField(dsWalk *w, const dsRule *r, const json_t *j) {
 }
 
 static bool walkField(dsWalk *w, const dsRuleField *f, const json_t *fj, avro_value_t *child) {
-    size_t saved = pushPath(w, "%s%s", w->plen ? "." : "", f->name);
+    size_t saved = dsWalkPushPath(w, "%s%s", w->plen ? "." : "", f->name);
     bool ok;
     if (fj) {
         ok = dsWalkValue(w, f->type, fj, child);
@@ -326,7 +323,7 @@ static bool walkField(dsWalk *w, const dsRuleField *f, const json_t *fj, avro_va
         ok = dsWalkValue(w, f->type, f->def, child);
         w->from_default = was;
     }
-    popPath(w, saved);
+    dsWalkPopPath(w, saved);
     return ok;
 }
 

@@ -255,6 +255,16 @@ static char *joinSymbols(char **syms, size_t n) {
     return out;
 }
 
+/* The symbol an unknown writer symbol resolves to (Avro 1.9+); it must be
+ * one of the enum's own, or resolution would fill a value no reader has. */
+static bool enumDefault(dsCompile *cc, dsRule *r, const json_t *def, const char *where) {
+    r->default_symbol = -1;
+    if (!def) return true;
+    for (size_t i = 0; json_is_string(def) && i < r->nsymbols; i++)
+        if (strcmp(r->symbols[i], json_string_value(def)) == 0) return r->default_symbol = (int)i, true;
+    return cfail(cc, where, "the enum's \"default\" must be one of its symbols");
+}
+
 static dsRule *compileEnum(dsCompile *cc, dsRule *r, const json_t *obj, const char *where) {
     static const char *const allowed[] = {"type", "name", "namespace", "doc", "aliases", "symbols", "default", NULL};
     if (!onlyKeys(cc, obj, allowed, where)) return NULL;
@@ -272,7 +282,7 @@ static dsRule *compileEnum(dsCompile *cc, dsRule *r, const json_t *obj, const ch
         r->nsymbols++;
     }
     if (!(r->symbol_list = joinSymbols(r->symbols, r->nsymbols))) return cfail(cc, where, "out of memory"), NULL;
-    return r;
+    return enumDefault(cc, r, json_object_get(obj, "default"), where) ? r : NULL;
 }
 
 static bool compileField(dsCompile *cc, dsRule *rec, size_t i, const json_t *f, const char *ns, const char *where) {

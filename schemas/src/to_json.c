@@ -145,15 +145,9 @@ static json_t *outValue(const dsRule *r, avro_value_t *v, int flags) {
 }
 
 json_t *dsCodecToJson(dsCodec *c, avro_value_t *val, int flags) {
-    avro_schema_t s = avro_value_get_schema(val);
-    if (!s) return NULL;
     /* Values normally come from dsCodecNewValue(), whose schema is the
      * codec's own; a value of an equal schema parsed elsewhere (a file
      * reader's) is rendered with the matching rules too. */
-    for (size_t i = 0; i < c->nversions; i++)
-        if (c->versions[i].schema == s) return outValue(c->versions[i].rules.root, val, flags);
-    if (avro_schema_equal(c->current->schema, s)) return outValue(c->current->rules.root, val, flags);
-    for (size_t i = 0; i < c->nversions; i++)
-        if (avro_schema_equal(c->versions[i].schema, s)) return outValue(c->versions[i].rules.root, val, flags);
-    return NULL;
+    const dsCodecVersion *v = dsCodecFindSchema(c, avro_value_get_schema(val));
+    return v ? outValue(v->rules.root, val, flags) : NULL;
 }

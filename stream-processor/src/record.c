@@ -75,24 +75,11 @@ static bool recordFill(dsCodec *codec, avro_value_t *scratch, const char *doc_js
 bool spRecordEncode(dsCodec *codec, avro_value_t *scratch, const char *doc_json, const char *recorded_at,
                     spRecordBuf *out, char *errbuf, size_t errlen) {
     if (!recordFill(codec, scratch, doc_json, recorded_at, errbuf, errlen)) return false;
-    size_t body = 0;
-    if (avro_value_sizeof(scratch, &body) != 0 || !recordReserve(out, body + 5)) {
-        snprintf(errbuf, errlen, "cannot size the Avro record: %s", avro_strerror());
-        return false;
+    size_t n = dsCodecEncodeWire(codec, scratch, out->data, out->cap, errbuf, errlen);
+    if (n > out->cap) {
+        if (!recordReserve(out, n)) return snprintf(errbuf, errlen, "out of memory"), false;
+        n = dsCodecEncodeWire(codec, scratch, out->data, out->cap, errbuf, errlen);
     }
-    uint32_t id = (uint32_t)dsCodecSchemaId(codec, dsCodecCurrentVersion(codec));
-    out->data[0] = 0x00; /* Confluent wire format: magic byte, then the id in network order */
-    out->data[1] = (uint8_t)(id >> 24);
-    out->data[2] = (uint8_t)(id >> 16);
-    out->data[3] = (uint8_t)(id >> 8);
-    out->data[4] = (uint8_t)id;
-    avro_writer_t w = avro_writer_memory((char *)out->data + 5, (int64_t)body);
-    int rc = avro_value_write(w, scratch);
-    avro_writer_free(w);
-    if (rc != 0) {
-        snprintf(errbuf, errlen, "cannot encode the Avro record: %s", avro_strerror());
-        return false;
-    }
-    out->len = body + 5;
-    return true;
+    out->len = n;
+    return n > 0;
 }

@@ -87,7 +87,9 @@ static bool procDrained(void *arg) {
 
 /* Posts the fixture decision with a fresh decision_id (written into id) and,
  * when not NULL, another customer_id or decided_at; true on 201. */
-static bool postDecision(char id[37], const char *customer, const char *decided_at) {
+/* Posts the fixture decision under a fresh id; *posted (if given) receives
+ * the document as posted (new reference). */
+static bool postDecision(char id[37], const char *customer, const char *decided_at, json_t **posted) {
     json_t *doc = dtFixture("decision.json");
     dtUuid(id);
     json_object_set_new(doc, "decision_id", json_string(id));
@@ -99,6 +101,7 @@ static bool postDecision(char id[37], const char *customer, const char *decided_
               r.status == 201;
     dtResponseFree(&r);
     free(body);
+    if (posted) *posted = json_incref(doc);
     json_decref(doc);
     return ok;
 }
@@ -110,7 +113,7 @@ static void test_posted_decisions_reach_the_topic(void **state) {
     drained d = {procMetric("stream_events_total") + N};
     for (int i = 0; i < N; i++) {
         snprintf(customers[i], sizeof(customers[i]), "cust-%d", i % 13);
-        assert_true(postDecision(ids[i], customers[i], NULL));
+        assert_true(postDecision(ids[i], customers[i], NULL, NULL));
     }
     assert_true(dtWaitFor(procDrained, &d, 30000));
 
@@ -140,7 +143,7 @@ static void test_poison_row_goes_to_dlq_and_stream_continues(void **state) {
              poison, poison);
     drained d = {procMetric("stream_events_total") + 2};
     assert_true(dtPgExec(&pg, sql));
-    assert_true(postDecision(after, NULL, NULL));
+    assert_true(postDecision(after, NULL, NULL, NULL));
     assert_true(dtWaitFor(procDrained, &d, 30000));
 
     char cmd[256];
@@ -213,7 +216,7 @@ static void test_crash_restart_loses_nothing(void **state) {
         int ok = 0;
         for (int i = 0; i < N; i++) {
             char id[37];
-            if (postDecision(id, NULL, NULL)) {
+            if (postDecision(id, NULL, NULL, NULL)) {
                 fprintf(f, "%s\n", id);
                 ok++;
             }
@@ -263,7 +266,7 @@ static void test_broker_outage_holds_the_slot(void **state) {
     char *before = dtPgScalar(&pg, "SELECT pg_current_wal_lsn()");
     assert_true(dtKafkaBrokers(&kafka, "down"));
     char ids[N][37];
-    for (int i = 0; i < N; i++) assert_true(postDecision(ids[i], NULL, NULL));
+    for (int i = 0; i < N; i++) assert_true(postDecision(ids[i], NULL, NULL, NULL));
     double want = N;
     bool waiting = dtWaitFor(inFlightAtLeast, &want, 20000);
     /* A window of many status intervals in which the slot must NOT pass
@@ -318,18 +321,58 @@ static bool allArchived(void *arg) {
     return all;
 }
 
+/* Each archived record, read through the shipped schema by python3-avro,
+ * is the posted document plus the server-set fields, and equals what the
+ * API serves for it. */
+static void assertArchivedAsPosted(json_t **posted, int n) {
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/tools/read_archive.py --json %s/archive", pg.dir);
+    char *out = dtCapture(cmd);
+    json_t *byId = json_object();
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *doc = json_loads(line, 0, NULL);
+        assert_non_null(doc);
+        json_object_set_new(byId, json_string_value(json_object_get(doc, "decision_id")), doc);
+    }
+    for (int i = 0; i < n; i++) {
+        const char *id = json_string_value(json_object_get(posted[i], "decision_id"));
+        json_t *rec = json_object_get(byId, id);
+        assert_non_null(rec);
+        const char *key;
+        json_t *v;
+        json_object_foreach(posted[i], key, v) assert_true(json_equal(v, json_object_get(rec, key)));
+        char path[64];
+        dtResponse r;
+        snprintf(path, sizeof(path), "/v1/decisions/%s", id);
+        assert_true(dtHttp(&api, "GET", path, DT_READER_TOKEN, NULL, NULL, 0, &r) && r.status == 200);
+        if (!json_equal(r.json, rec)) {
+            char *a = json_dumps(rec, JSON_SORT_KEYS), *b = json_dumps(r.json, JSON_SORT_KEYS);
+            fprintf(stderr, "archived %s\nserved   %s\n", a, b);
+            free(a);
+            free(b);
+        }
+        assert_true(json_equal(r.json, rec));
+        dtResponseFree(&r);
+        json_decref(posted[i]);
+    }
+    json_decref(byId);
+    free(out);
+}
+
 /* Decisions in two hours of decided_at land in their dt/hour directories,
  * each exactly once, readable by python3-avro; a kill -9 of the archiver in
  * the middle changes nothing of that. */
 static void test_archive_round_trip_and_crash(void **state) {
     enum { N = 60 };
     static char ids[N][37];
+    json_t *posted[N];
     for (int i = 0; i < N; i++) {
         if (i == N / 2) { /* crash the archiver half way, restart it */
             assert_int_equal(dtStop(archiver, SIGKILL), 128 + SIGKILL);
             archiver = dtSpawn("decision-archiver", NULL, archEnv);
         }
-        assert_true(postDecision(ids[i], NULL, i % 2 ? "2026-11-20T09:59:59.999Z" : "2026-11-20T10:00:00Z"));
+        const char *decided = i % 2 ? "2026-11-20T09:59:59.999Z" : "2026-11-20T10:00:00.000Z";
+        assert_true(postDecision(ids[i], NULL, decided, &posted[i]));
     }
     archived a = {ids, N};
     assert_true(dtWaitFor(allArchived, &a, 60000));
@@ -344,6 +387,7 @@ static void test_archive_round_trip_and_crash(void **state) {
         assert_non_null(strstr(out, line));
     }
     free(out);
+    assertArchivedAsPosted(posted, N);
 }
 
 int main(void) {

@@ -725,7 +725,7 @@ static void test_schema_vocabulary(void **state) {
     /* Named references, namespaces, a recursive type, every rule. */
     const char *good =
         "{\"type\":\"record\",\"name\":\"Node\",\"namespace\":\"t\",\"fields\":["
-        "{\"name\":\"k\",\"type\":{\"type\":\"enum\",\"name\":\"K\",\"symbols\":[\"A\",\"B\"]}},"
+        "{\"name\":\"k\",\"type\":{\"type\":\"enum\",\"name\":\"K\",\"symbols\":[\"A\",\"B\"],\"default\":\"A\"}},"
         "{\"name\":\"k2\",\"type\":\"K\",\"default\":\"B\"},"
         "{\"name\":\"k3\",\"type\":\"t.K\",\"default\":\"A\"},"
         "{\"name\":\"n\",\"type\":{\"type\":\"int\",\"minimum\":-5,\"maximum\":5},\"default\":0},"
@@ -751,6 +751,8 @@ static void test_schema_vocabulary(void **state) {
                "map keys");
     compileBad("{\"name\":\"a\",\"type\":{\"type\":\"array\",\"items\":\"string\",\"maxItems\":1},\"default\":[\"x\",\"y\"]}",
                "at most 1");
+    compileBad("{\"name\":\"a\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\"],\"default\":\"B\"}}",
+               "must be one of its symbols");
 }
 
 int main(void) {

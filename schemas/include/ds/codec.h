@@ -5,6 +5,9 @@
  * maxLength, pattern, format, minimum, maximum, maxItems, serverSet; see
  * schemas/README.md) that this codec enforces while it converts. The schema
  * files and their manifest are embedded in the binary at build time.
+ * Values of one version are resolved to another by the Avro specification's
+ * rules, reader defaults included (dsCodecResolve()), which avro-c 1.11 does
+ * not do by itself.
  *
  * Not thread-safe: keep one dsCodec and its values to one thread (avro-c's
  * error strings and value interfaces are per thread).
@@ -17,6 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "ds/embedded.h"
 
 typedef struct dsCodec dsCodec;
 
@@ -35,6 +40,10 @@ typedef struct dsCodecError {
  * into errbuf on failure. Freed with dsCodecFree(); values made with
  * dsCodecNewValue() hold their own references and may outlive it. */
 dsCodec *dsCodecNew(char *errbuf, size_t errlen);
+/* The same from another file table (tests use a fixture schema set): it must
+ * hold "manifest.json" and every file the manifest names, by base name. The
+ * table is borrowed for the call only; the codec keeps copies of the texts. */
+dsCodec *dsCodecNewFrom(const dsEmbeddedFile *files, size_t nfiles, char *errbuf, size_t errlen);
 void dsCodecFree(dsCodec *c);
 
 /* The version new documents are validated against and served as. */
@@ -54,6 +63,29 @@ avro_schema_t dsCodecSchema(const dsCodec *c, int version);
  * owns it and releases it with avro_value_decref(). Values can be reused for
  * many documents. */
 bool dsCodecNewValue(dsCodec *c, avro_value_t *out);
+/* The same for any known version; false if the version is unknown. */
+bool dsCodecNewVersionValue(dsCodec *c, int version, avro_value_t *out);
+
+/* Which known version the schema s is: the codec's own schema object, else
+ * the first version avro_schema_equal() to it (the current one preferred),
+ * so the stripped copy avro-c writes into container files (no doc, default,
+ * logicalType or rules) is recognised. -1 if none. s is borrowed. */
+int dsCodecVersionOfSchema(const dsCodec *c, avro_schema_t s);
+
+/* Resolves src, a value of one version, into dst, a value of the same or
+ * another version (both as dsCodecVersionOfSchema() tells), following the
+ * Avro specification's schema resolution: record fields matched by name,
+ * reader fields the writer lacks taking the reader's default, writer fields
+ * the reader lacks dropped; enum symbols by name, an unknown one taking the
+ * reader enum's default; union branches by type (and name); the promotions
+ * int -> long/float/double, long -> float/double, float -> double; arrays and
+ * maps element by element. dst is reset first; the same version is a plain
+ * copy. Reader rule attributes are not re-checked: the evolution rule
+ * (schemas/README.md) never tightens them. On failure returns false and
+ * writes into errbuf the versions, the JSON path of the field
+ * ("checks[3].outcome") and the rule that failed; dst is then in an
+ * unspecified (but valid to reuse) state. Both values are borrowed. */
+bool dsCodecResolve(dsCodec *c, avro_value_t *src, avro_value_t *dst, char *errbuf, size_t errlen);
 
 /* Validates a posted document against the current schema and writes it into
  * *out (a value from dsCodecNewValue(); reset here first). Every rule of the
@@ -86,13 +118,22 @@ json_t *dsCodecToJson(dsCodec *c, avro_value_t *val, int flags);
  * the 4-byte big-endian schema id, then the Avro binary encoding. */
 #define DS_WIRE_HEADER_LEN 5
 
-/* Decodes one framed record into *out (a value from dsCodecNewValue()).
+/* Decodes one framed record of any known writer version into *out (a value
+ * from dsCodecNewValue(), or of any version from dsCodecNewVersionValue()),
+ * resolving it with dsCodecResolve() when the versions differ (the writer's
+ * record is decoded into a scratch value the codec keeps per version).
  * *version (may be NULL) receives the writer's version. Refuses, with the
  * reason in errbuf: a short buffer, a wrong magic byte, an unknown schema
- * id, a writer version other than the current one (resolution between
- * versions is not implemented yet), bytes that do not decode, and trailing
- * bytes. Never reads past len. */
+ * id, bytes that do not decode, trailing bytes, and a record that does not
+ * resolve to out's version. Never reads past len. */
 bool dsCodecDecodeWire(dsCodec *c, const void *buf, size_t len, avro_value_t *out, int *version, char *errbuf,
                        size_t errlen);
+
+/* Encodes val (a value of one of the codec's versions) in the wire format
+ * under that version's id into buf. Like snprintf, returns the full length
+ * of the record: when it is larger than cap nothing is written and the
+ * caller retries with a buffer of that size. 0 (errbuf filled) when val is
+ * of no known version or avro-c cannot encode it. */
+size_t dsCodecEncodeWire(dsCodec *c, avro_value_t *val, void *buf, size_t cap, char *errbuf, size_t errlen);
 
 #endif

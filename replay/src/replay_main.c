@@ -1,0 +1,165 @@
+/* replay_main.c - decision-replay (CONTRACT §5): the command line, the
+ * target it builds, and the exit status. The replay itself is replay.c.
+ *
+ * Exit status: 0 every selected decision written (or already present);
+ * 1 some decisions or files failed, or the run could not go on; 2 a bad
+ * command line; 3 interrupted (resume with the same command and
+ * --checkpoint).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ds/codec.h"
+#include "ds/config.h"
+#include "ds/daemon.h"
+#include "ds/log.h"
+#include "ds/timefmt.h"
+#include "progress.h"
+#include "replay.h"
+#include "target.h"
+
+#define ENV_PREFIX "REPLAY_"
+
+static struct {
+    char *archive, *from, *to, *customer_id, *merchant_id, *outcome, *target, *brokers, *topic, *compression, *dsn,
+        *url, *checkpoint, *on_error, *log_level;
+    long rate, batch, checkpoint_ms, progress_ms;
+    bool dry_run;
+} opt;
+
+static const dsConfigOption rpConfig[] = {
+    {"archive", DS_CFG_STRING, "var/archive", "archive root (the directory holding decisions/)", &opt.archive, 0, 0},
+    {"from", DS_CFG_STRING, "", "first decided_at replayed, inclusive (RFC 3339; required)", &opt.from, 0, 0},
+    {"to", DS_CFG_STRING, "", "end of the range on decided_at, exclusive (RFC 3339; required)", &opt.to, 0, 0},
+    {"customer-id", DS_CFG_STRING, "", "only this customer's decisions", &opt.customer_id, 0, 0},
+    {"merchant-id", DS_CFG_STRING, "", "only this merchant's decisions", &opt.merchant_id, 0, 0},
+    {"outcome", DS_CFG_STRING, "", "only decisions with this outcome (APPROVED, REJECTED, REFERRED)", &opt.outcome, 0,
+     0},
+    {"target", DS_CFG_STRING, "", "kafka, postgres or variable-store (required unless --dry-run)", &opt.target, 0, 0},
+    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", "kafka target: bootstrap servers", &opt.brokers, 0, 0},
+    {"topic", DS_CFG_STRING, "decisions", "kafka target: topic", &opt.topic, 0, 0},
+    {"compression", DS_CFG_STRING, "lz4", "kafka target: none, gzip, snappy, lz4 or zstd", &opt.compression, 0, 0},
+    {"dsn", DS_CFG_STRING, "", "postgres target: libpq connection string", &opt.dsn, 0, 0},
+    {"url", DS_CFG_STRING, "", "variable-store target: http://HOST:PORT", &opt.url, 0, 0},
+    {"batch", DS_CFG_INT, "1000", "postgres target: rows per INSERT (one transaction each)", &opt.batch, 1, 100000},
+    {"dry-run", DS_CFG_BOOL, "false", "read, resolve and filter, count, write nothing", &opt.dry_run, 0, 0},
+    {"rate", DS_CFG_INT, "0", "at most this many decisions/s to the target (0: no limit)", &opt.rate, 0, 100000000},
+    {"checkpoint", DS_CFG_STRING, "", "file recording progress; an interrupted run resumes from it",
+     &opt.checkpoint, 0, 0},
+    {"checkpoint-interval", DS_CFG_DURATION, "1s", "how often the target is flushed and the checkpoint saved",
+     &opt.checkpoint_ms, 10, 3600000},
+    {"on-error", DS_CFG_STRING, "stop", "a damaged or unreadable file: stop, or continue with the next file",
+     &opt.on_error, 0, 0},
+    {"progress-interval", DS_CFG_DURATION, "5s", "between JSON progress lines when stderr is not a terminal",
+     &opt.progress_ms, 100, 3600000},
+    {"log-level", DS_CFG_STRING, "info", "debug, info, warn or error", &opt.log_level, 0, 0},
+};
+#define RP_NCONFIG (sizeof(rpConfig) / sizeof(rpConfig[0]))
+
+static volatile sig_atomic_t stopping;
+
+static void rpOnSignal(int sig) {
+    stopping = 1;
+}
+
+static const char *rpOptional(const char *s) {
+    return s && *s ? s : NULL;
+}
+
+static bool rpUsageError(const char *fmt, const char *arg) {
+    fprintf(stderr, "decision-replay: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see --help)\n");
+    return false;
+}
+
+/* Whether sym is a symbol of the current schema's outcome enum. */
+static bool rpIsOutcome(dsCodec *codec, const char *sym) {
+    avro_schema_t f = avro_schema_record_field_get(dsCodecSchema(codec, dsCodecCurrentVersion(codec)), "outcome");
+    return f != NULL && avro_typeof(f) == AVRO_ENUM && avro_schema_enum_get_by_name(f, sym) >= 0;
+}
+
+static bool rpParseTime(const char *name, const char *text, int64_t *ms) {
+    char err[128], msg[256];
+    if (!*text) return rpUsageError("--%s is required", name);
+    if (dsTimeParse(text, strlen(text), ms, err, sizeof(err))) return true;
+    snprintf(msg, sizeof(msg), "--%s %s: %s", name, text, err);
+    return rpUsageError("%s", msg);
+}
+
+/* Checks the command line beyond what the option table can. */
+static bool rpCheckOptions(rpReplaySpec *spec, dsCodec *codec) {
+    if (!rpParseTime("from", opt.from, &spec->from_ms) || !rpParseTime("to", opt.to, &spec->to_ms)) return false;
+    if (spec->from_ms >= spec->to_ms) return rpUsageError("--from must be before --to%s", "");
+    if (strcmp(opt.on_error, "stop") != 0 && strcmp(opt.on_error, "continue") != 0)
+        return rpUsageError("--on-error must be stop or continue, not %s", opt.on_error);
+    if (*opt.outcome && !rpIsOutcome(codec, opt.outcome))
+        return rpUsageError("--outcome %s is not an outcome of the current schema", opt.outcome);
+    if (!opt.dry_run && !*opt.target) return rpUsageError("--target is required (or --dry-run)%s", "");
+    if (*opt.target && strcmp(opt.target, "kafka") != 0 && strcmp(opt.target, "postgres") != 0 &&
+        strcmp(opt.target, "variable-store") != 0)
+        return rpUsageError("--target must be kafka, postgres or variable-store, not %s", opt.target);
+    if (!opt.dry_run && strcmp(opt.target, "postgres") == 0 && !*opt.dsn)
+        return rpUsageError("--target postgres needs --dsn%s", "");
+    if (!opt.dry_run && strcmp(opt.target, "variable-store") == 0)
+        return rpUsageError("--target variable-store: %s", "the variable store does not exist yet in this build");
+    return true;
+}
+
+static rpTarget *rpMakeTarget(dsCodec *codec, char *desc, size_t dlen, char *errbuf, size_t errlen) {
+    if (strcmp(opt.target, "kafka") == 0) {
+        snprintf(desc, dlen, "kafka:%s/%s", opt.brokers, opt.topic);
+        return rpKafkaTargetNew(codec, opt.brokers, opt.topic, opt.compression, errbuf, errlen);
+    }
+    snprintf(desc, dlen, "postgres");
+    return rpPgTargetNew(codec, opt.dsn, (size_t)opt.batch, errbuf, errlen);
+}
+
+static int rpMain(dsCodec *codec) {
+    char err[2048], desc[512] = "dry-run";
+    rpReplaySpec spec = {.root = opt.archive, .customer_id = rpOptional(opt.customer_id),
+                         .merchant_id = rpOptional(opt.merchant_id), .outcome = rpOptional(opt.outcome),
+                         .rate = (double)opt.rate, .checkpoint = rpOptional(opt.checkpoint),
+                         .checkpoint_ms = opt.checkpoint_ms, .progress_ms = 200,
+                         .stop_on_error = strcmp(opt.on_error, "stop") == 0};
+    if (!rpCheckOptions(&spec, codec)) return 2;
+    rpTarget *target = NULL;
+    if (!opt.dry_run && (target = rpMakeTarget(codec, desc, sizeof(desc), err, sizeof(err))) == NULL) {
+        dsLogError("%s target: %s", opt.target, err);
+        return 1;
+    }
+    spec.target_desc = desc;
+    if (!spec.checkpoint && !opt.dry_run)
+        dsLogInfo("no --checkpoint: an interrupted run starts again from the beginning");
+    rpProgress progress = {stderr, isatty(STDERR_FILENO) == 1, opt.progress_ms, 0, opt.dry_run};
+    rpReplayStats st;
+    int rc = rpReplayRun(&spec, codec, target, &stopping, rpProgressReport, &progress, &st, err, sizeof(err));
+    if (rc < 0) dsLogError("%s", err);
+    if (rc == RP_REPLAY_INTERRUPTED)
+        dsLogWarn("interrupted%s", spec.checkpoint ? "; the same command resumes from the checkpoint" : "");
+    rpProgressSummary(stdout, isatty(STDOUT_FILENO) == 1, &st, rc, opt.dry_run);
+    rpTargetDestroy(target);
+    return rc < 0 ? 1 : rc;
+}
+
+int main(int argc, char **argv) {
+    static const dsDaemonSpec spec = {
+        "decision-replay", "decision-replay --from RFC3339 --to RFC3339 --target kafka|postgres|variable-store",
+        "Replays archived decisions of a time range into Kafka, PostgreSQL or the variable store.", rpConfig,
+        RP_NCONFIG, ENV_PREFIX, &opt.log_level};
+    int early = dsDaemonStart(&spec, argc, argv, NULL, NULL);
+    if (early >= 0) return early;
+    char err[512];
+    struct sigaction sa = {.sa_handler = rpOnSignal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    dsCodec *codec = dsCodecNew(err, sizeof(err));
+    int rc = 1;
+    if (codec == NULL) dsLogError("cannot load the schemas: %s", err);
+    else rc = rpMain(codec);
+    dsCodecFree(codec);
+    dsConfigFree(rpConfig, RP_NCONFIG);
+    return rc;
+}

@@ -1,0 +1,73 @@
+/* target.h - where decision-replay writes: one small interface, one file
+ * per kind of target (target_kafka.c, target_pg.c).
+ *
+ * A target may buffer what it is handed; rpTargetFlush() waits until every
+ * decision handed so far is settled (written, found already present, or
+ * failed) and only then may the replay record its position in a checkpoint.
+ * Results are counted in the target's settled counters as they come in.
+ */
+#ifndef RP_TARGET_H
+#define RP_TARGET_H
+
+#include <avro.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ds/codec.h"
+
+typedef struct rpTargetCounts {
+    uint64_t written; /* newly written */
+    uint64_t present; /* the target already had the decision (idempotent targets) */
+    uint64_t failed;  /* could not be written; the first reason is logged */
+} rpTargetCounts;
+
+typedef struct rpTarget rpTarget;
+
+typedef struct rpTargetOps {
+    const char *kind; /* "kafka", "postgres", ... */
+    /* Hands over one decision (a value of the codec's current schema,
+     * borrowed for the call: the target copies what it keeps). false: the
+     * target cannot go on (errbuf says why); the decision is not counted. */
+    bool (*write)(rpTarget *t, avro_value_t *decision, char *errbuf, size_t errlen);
+    /* Settles everything handed so far. false: the target cannot go on. */
+    bool (*flush)(rpTarget *t, char *errbuf, size_t errlen);
+    void (*destroy)(rpTarget *t);
+} rpTargetOps;
+
+struct rpTarget {
+    const rpTargetOps *ops;
+    rpTargetCounts settled; /* updated by the target; read by the replay */
+    uint64_t handed;        /* decisions accepted by write(); updated by rpTargetWrite */
+};
+
+static inline bool rpTargetWrite(rpTarget *t, avro_value_t *decision, char *errbuf, size_t errlen) {
+    if (!t->ops->write(t, decision, errbuf, errlen)) return false;
+    t->handed++;
+    return true;
+}
+
+static inline bool rpTargetFlush(rpTarget *t, char *errbuf, size_t errlen) {
+    return t->ops->flush(t, errbuf, errlen);
+}
+
+/* Frees the target; whatever was not flushed is lost (call flush first). */
+static inline void rpTargetDestroy(rpTarget *t) {
+    if (t) t->ops->destroy(t);
+}
+
+/* Kafka: the live stream's key (customer_id) and Confluent wire format
+ * under the current schema id, headers decision_id and schema_id, through
+ * an idempotent producer (acks=all). brokers and topic are copied; codec is
+ * borrowed. NULL with errbuf filled on a configuration error. */
+rpTarget *rpKafkaTargetNew(dsCodec *codec, const char *brokers, const char *topic, const char *compression,
+                           char *errbuf, size_t errlen);
+
+/* PostgreSQL: batched INSERT ... ON CONFLICT (decision_id) DO NOTHING into
+ * the decisions table, one transaction per batch, rows exactly as the
+ * decision API writes them (canonical document, its SHA-256, the archived
+ * recorded_at and schema_version). Connects at once; NULL with errbuf
+ * filled if it cannot. */
+rpTarget *rpPgTargetNew(dsCodec *codec, const char *conninfo, size_t batch, char *errbuf, size_t errlen);
+
+#endif

@@ -1,0 +1,146 @@
+/* target_kafka.c - the Kafka target of decision-replay (target.h): one
+ * idempotent librdkafka producer, records built exactly as the stream
+ * processor builds them, delivery reports counted on flush. */
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ds/log.h"
+#include "target.h"
+
+typedef struct tkTarget {
+    rpTarget base;
+    dsCodec *codec;
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *topic;
+    char schema_id[16];
+    unsigned char *buf;
+    size_t cap;
+    bool logged_failure;
+} tkTarget;
+
+static void tkOnDelivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    tkTarget *t = opaque;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        t->base.settled.written++;
+        return;
+    }
+    t->base.settled.failed++;
+    if (!t->logged_failure) dsLogError("kafka: a decision was not delivered: %s", rd_kafka_err2str(m->err));
+    t->logged_failure = true;
+}
+
+static void tkOnLog(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    dsLog(level <= 3 ? DS_LOG_WARN : DS_LOG_DEBUG, "kafka %s: %s", fac, buf);
+}
+
+static const char *tkString(avro_value_t *v, const char *name) {
+    avro_value_t f;
+    const char *s = NULL;
+    size_t len;
+    if (avro_value_get_by_name(v, name, &f, NULL) != 0 || avro_value_get_string(&f, &s, &len) != 0) return NULL;
+    return s;
+}
+
+/* The wire bytes into t->buf, grown as needed; 0 on failure. */
+static size_t tkEncode(tkTarget *t, avro_value_t *v, char *errbuf, size_t errlen) {
+    size_t n = dsCodecEncodeWire(t->codec, v, t->buf, t->cap, errbuf, errlen);
+    if (n <= t->cap) return n;
+    unsigned char *grown = realloc(t->buf, n);
+    if (grown == NULL) return snprintf(errbuf, errlen, "out of memory"), 0;
+    t->buf = grown;
+    t->cap = n;
+    return dsCodecEncodeWire(t->codec, v, t->buf, t->cap, errbuf, errlen);
+}
+
+static bool tkWrite(rpTarget *base, avro_value_t *v, char *errbuf, size_t errlen) {
+    tkTarget *t = (tkTarget *)base;
+    const char *key = tkString(v, "customer_id"), *id = tkString(v, "decision_id");
+    size_t len = tkEncode(t, v, errbuf, errlen);
+    if (key == NULL || id == NULL || len == 0) {
+        if (len != 0) snprintf(errbuf, errlen, "decision without customer_id or decision_id");
+        return false;
+    }
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            t->rk, RD_KAFKA_V_RKT(t->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY((void *)key, strlen(key)), RD_KAFKA_V_VALUE(t->buf, len),
+            RD_KAFKA_V_HEADER("decision_id", id, -1), RD_KAFKA_V_HEADER("schema_id", t->schema_id, -1),
+            RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            snprintf(errbuf, errlen, "kafka: cannot produce: %s", rd_kafka_err2str(err));
+            return false;
+        }
+        rd_kafka_poll(t->rk, 10); /* the local queue is full: wait for deliveries */
+    }
+    rd_kafka_poll(t->rk, 0);
+    return true;
+}
+
+static bool tkFlush(rpTarget *base, char *errbuf, size_t errlen) {
+    tkTarget *t = (tkTarget *)base;
+    /* rd_kafka_flush() returns once every message is delivered or has
+     * failed after librdkafka's own retries (message.timeout.ms). */
+    while (rd_kafka_outq_len(t->rk) > 0) rd_kafka_flush(t->rk, 1000);
+    return true;
+}
+
+static void tkDestroy(rpTarget *base) {
+    tkTarget *t = (tkTarget *)base;
+    if (t->topic) rd_kafka_topic_destroy(t->topic);
+    if (t->rk) rd_kafka_destroy(t->rk);
+    free(t->buf);
+    free(t);
+}
+
+static const rpTargetOps tkOps = {"kafka", tkWrite, tkFlush, tkDestroy};
+
+static rd_kafka_conf_t *tkConf(tkTarget *t, const char *brokers, const char *compression, char *errbuf,
+                               size_t errlen) {
+    static const char *const fixed[][2] = {
+        {"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "20"},
+        {"batch.num.messages", "10000"}, {"queue.buffering.max.messages", "1000000"},
+        {"message.timeout.ms", "120000"},
+        /* Java's default partitioner, as the stream processor uses. */
+        {"partitioner", "murmur2_random"},
+    };
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    bool ok = rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errbuf, errlen) == RD_KAFKA_CONF_OK &&
+              rd_kafka_conf_set(conf, "compression.codec", compression, errbuf, errlen) == RD_KAFKA_CONF_OK;
+    for (size_t i = 0; ok && i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        ok = rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], errbuf, errlen) == RD_KAFKA_CONF_OK;
+    if (!ok) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(conf, t);
+    rd_kafka_conf_set_dr_msg_cb(conf, tkOnDelivery);
+    rd_kafka_conf_set_log_cb(conf, tkOnLog);
+    return conf;
+}
+
+rpTarget *rpKafkaTargetNew(dsCodec *codec, const char *brokers, const char *topic, const char *compression,
+                           char *errbuf, size_t errlen) {
+    tkTarget *t = calloc(1, sizeof(*t));
+    if (t == NULL) return snprintf(errbuf, errlen, "out of memory"), NULL;
+    t->base.ops = &tkOps;
+    t->codec = codec;
+    snprintf(t->schema_id, sizeof(t->schema_id), "%d", dsCodecSchemaId(codec, dsCodecCurrentVersion(codec)));
+    rd_kafka_conf_t *conf = tkConf(t, brokers, compression, errbuf, errlen);
+    if (conf == NULL) goto failed;
+    if ((t->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errlen)) == NULL) {
+        rd_kafka_conf_destroy(conf);
+        goto failed;
+    }
+    if ((t->topic = rd_kafka_topic_new(t->rk, topic, NULL)) == NULL) {
+        snprintf(errbuf, errlen, "kafka: topic %s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+        goto failed;
+    }
+    return &t->base;
+
+failed:
+    tkDestroy(&t->base);
+    return NULL;
+}

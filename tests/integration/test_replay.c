@@ -1,0 +1,371 @@
+/* test_replay.c - decision-replay as a data team runs it (CONTRACT §5): an
+ * archive of known decisions replayed into a fresh topic (read back with an
+ * independent client), into an emptied decision store (then checked
+ * through the API), with each filter, interrupted and resumed without a
+ * duplicate, and over damaged files. Real PostgreSQL, dev-kafka over TCP,
+ * the real binary. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <avro.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "archive_gen.h"
+#include "harness.h"
+
+enum { N = 240 };
+#define FIRST_MS 1795165200000LL /* 2026-11-20T09:00:00Z */
+#define STEP_MS 45000LL          /* N decisions over three hours */
+
+static dtPg pg;
+static dtApi api;
+static dtKafka kafka;
+static json_t *docs;
+static char root[300];
+
+static int setup(void **state) {
+    if (!dtPgStart(&pg) || !dtApiStart(&api, &pg, NULL) || !dtKafkaStart(&kafka)) return -1;
+    snprintf(root, sizeof(root), "%s/archive", pg.dir);
+    dtGenBlockSize = 4096; /* several blocks per file, so damage can hit the middle of one */
+    return dtArchiveGenerate(root, N, FIRST_MS, STEP_MS, &docs) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    json_decref(docs);
+    dtApiStop(&api);
+    dtKafkaStop(&kafka);
+    dtPgDestroy(&pg);
+    return 0;
+}
+
+/* Runs decision-replay over the archive (or another root) with args; returns
+ * its whole output (stdout then stderr) followed by "rc=<status>". */
+static char *replay(const char *archive, const char *args) {
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "${BUILD:-build}/bin/decision-replay --archive %s --from 2026-11-20T00:00:00Z --to 2026-11-21T00:00:00Z"
+             " --brokers 127.0.0.1:%d --log-level warn %s 2>/tmp/replay-stderr.$$; rc=$?; cat /tmp/replay-stderr.$$;"
+             " rm -f /tmp/replay-stderr.$$; echo rc=$rc",
+             archive ? archive : root, kafka.port, args);
+    return dtCapture(cmd);
+}
+
+/* The "summary" object of a run's output (new reference). */
+static json_t *summaryOf(const char *out) {
+    const char *s = strstr(out, "{\"summary\":");
+    json_t *j = s ? json_loadb(s, strcspn(s, "\n"), 0, NULL) : NULL;
+    json_t *sum = json_incref(json_object_get(j, "summary"));
+    json_decref(j);
+    if (sum == NULL) fprintf(stderr, "no summary in:\n%s\n", out);
+    return sum;
+}
+
+static long long count(json_t *sum, const char *name) {
+    return json_integer_value(json_object_get(sum, name));
+}
+
+/* Records of a topic as "<key> <decision_id header> <decision_id>" lines. */
+static char *topic(const char *name) {
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/tools/consume_decisions.py 127.0.0.1:%d %s; echo rc=$?",
+             kafka.port, name);
+    return dtCapture(cmd);
+}
+
+static int occurrences(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
+    return n;
+}
+
+/* Every decision i with want(i) is on the topic exactly once, keyed by its
+ * customer; no other one is. */
+static void assertTopicHolds(const char *out, bool (*want)(int)) {
+    assert_non_null(strstr(out, "rc=0"));
+    for (int i = 0; i < N; i++) {
+        char id[37], line[128];
+        dtGenId(i, id);
+        snprintf(line, sizeof(line), " cust-%d %s %s 1\n", i % 7, id, id);
+        if (occurrences(out, id) != (want(i) ? 2 : 0)) fprintf(stderr, "decision %d: %s\n", i, id);
+        assert_int_equal(occurrences(out, line), want(i) ? 1 : 0);
+        assert_int_equal(occurrences(out, id), want(i) ? 2 : 0);
+    }
+}
+
+static bool all(int i) {
+    return true;
+}
+
+static void test_replay_to_a_fresh_topic(void **state) {
+    char *out = replay(NULL, "--target kafka --topic replayed");
+    json_t *sum = summaryOf(out);
+    assert_non_null(strstr(out, "rc=0"));
+    assert_int_equal(count(sum, "read"), N);
+    assert_int_equal(count(sum, "written"), N);
+    assert_int_equal(count(sum, "failed"), 0);
+    char *t = topic("replayed");
+    assertTopicHolds(t, all);
+    free(t);
+    json_decref(sum);
+    free(out);
+}
+
+static void test_replay_into_an_emptied_decision_store(void **state) {
+    char args[600];
+    snprintf(args, sizeof(args), "--target postgres --dsn '%s' --batch 50", pg.conninfo);
+    char *out = replay(NULL, args);
+    json_t *sum = summaryOf(out);
+    assert_non_null(strstr(out, "rc=0"));
+    assert_int_equal(count(sum, "written"), N);
+    char *rows = dtPgScalar(&pg, "SELECT count(*) FROM decisions");
+    assert_string_equal(rows, "240");
+    /* Served by the API as generated, with the archived server fields. */
+    for (int i = 0; i < N; i += 37) {
+        char id[37], path[64];
+        dtGenId(i, id);
+        snprintf(path, sizeof(path), "/v1/decisions/%s", id);
+        dtResponse r;
+        assert_true(dtHttp(&api, "GET", path, DT_READER_TOKEN, NULL, NULL, 0, &r) && r.status == 200);
+        const char *key;
+        json_t *v, *doc = json_array_get(docs, i);
+        json_object_foreach(doc, key, v) assert_true(json_equal(v, json_object_get(r.json, key)));
+        assert_int_equal(json_integer_value(json_object_get(r.json, "schema_version")), 1);
+        dtResponseFree(&r);
+        /* The same document posted again is an idempotent retry (same hash). */
+        char *body = json_dumps(doc, JSON_COMPACT);
+        assert_true(dtHttp(&api, "POST", "/v1/decisions", DT_WRITER_TOKEN, "application/json", body, strlen(body),
+                           &r));
+        assert_int_equal(r.status, 200);
+        dtResponseFree(&r);
+        free(body);
+    }
+    /* Replayed again: everything is already present, nothing changes. */
+    char *before = dtPgTableFingerprint(&pg);
+    char *again = replay(NULL, args);
+    json_t *sum2 = summaryOf(again);
+    assert_non_null(strstr(again, "rc=0"));
+    assert_int_equal(count(sum2, "written"), 0);
+    assert_int_equal(count(sum2, "present"), N);
+    char *after = dtPgTableFingerprint(&pg);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    json_decref(sum2);
+    free(again);
+    free(rows);
+    json_decref(sum);
+    free(out);
+}
+
+static bool cust3(int i) {
+    return i % 7 == 3;
+}
+
+/* Each filter selects exactly the decisions it names (dry runs count), and a
+ * filtered replay writes only those. */
+static void test_filters(void **state) {
+    static const struct {
+        const char *args;
+        int expect;
+    } cases[] = {
+        {"--customer-id cust-3", (N + 3) / 7},
+        {"--merchant-id m-2", N / 5},
+        {"--outcome REJECTED", N / 3},
+        {"--customer-id cust-3 --outcome APPROVED", 12}, /* i%7==3 && i%3==0: i = 3 + 21k */
+        /* decided_at in [10:00, 10:30): i in [80, 120) */
+        {"--from 2026-11-20T10:00:00Z --to 2026-11-20T10:30:00Z", 40},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        char args[300];
+        snprintf(args, sizeof(args), "--dry-run %s", cases[c].args);
+        char *out = replay(NULL, args);
+        json_t *sum = summaryOf(out);
+        if (count(sum, "selected") != cases[c].expect) fprintf(stderr, "%s:\n%s\n", args, out);
+        assert_int_equal(count(sum, "selected"), cases[c].expect);
+        assert_int_equal(count(sum, "written"), 0);
+        assert_non_null(strstr(out, "rc=0"));
+        json_decref(sum);
+        free(out);
+    }
+    char *out = replay(NULL, "--target kafka --topic filtered --customer-id cust-3");
+    assert_non_null(strstr(out, "rc=0"));
+    char *t = topic("filtered");
+    assertTopicHolds(t, cust3);
+    free(t);
+    free(out);
+    /* An outcome the schema does not know is a usage error, not an empty run. */
+    out = replay(NULL, "--dry-run --outcome MAYBE");
+    assert_non_null(strstr(out, "--outcome MAYBE"));
+    assert_non_null(strstr(out, "rc=2"));
+    free(out);
+}
+
+typedef struct ckpt {
+    const char *path;
+} ckpt;
+
+static bool checkpointAdvanced(void *arg) {
+    json_t *j = json_load_file(((ckpt *)arg)->path, 0, NULL);
+    long long written = json_integer_value(json_object_get(json_object_get(j, "counts"), "written"));
+    json_decref(j);
+    return written >= 20;
+}
+
+/* A rate-limited replay to a topic is interrupted (SIGINT, as Ctrl-C) and
+ * resumed from its checkpoint: every decision on the topic exactly once;
+ * a third run of the finished replay writes nothing. */
+static void test_interrupt_and_resume(void **state) {
+    char cp[400], brokers[64], args[1024];
+    snprintf(cp, sizeof(cp), "%s/replay.checkpoint", pg.dir);
+    snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", kafka.port);
+    const char *argv[] = {"--archive", root, "--from", "2026-11-20T00:00:00Z", "--to", "2026-11-21T00:00:00Z",
+                          "--target", "kafka", "--brokers", brokers, "--topic", "resumed", "--checkpoint", cp,
+                          "--checkpoint-interval", "50ms", "--rate", "200", "--log-level", "warn", NULL};
+    pid_t pid = dtSpawn("decision-replay", argv, NULL);
+    assert_true(pid > 0);
+    ckpt c = {cp};
+    assert_true(dtWaitFor(checkpointAdvanced, &c, 20000));
+    assert_int_equal(dtStop(pid, SIGINT), 3);
+    json_t *j = json_load_file(cp, 0, NULL);
+    long long first = json_integer_value(json_object_get(json_object_get(j, "counts"), "written"));
+    assert_true(first >= 20 && first < N);
+    assert_false(json_is_true(json_object_get(j, "done")));
+    json_decref(j);
+
+    snprintf(args, sizeof(args), "--target kafka --topic resumed --checkpoint %s", cp);
+    char *out = replay(NULL, args);
+    json_t *sum = summaryOf(out);
+    assert_non_null(strstr(out, "rc=0"));
+    assert_true(json_is_true(json_object_get(sum, "resumed")));
+    assert_int_equal(count(sum, "written"), N); /* the counts cover both runs */
+    char *t = topic("resumed");
+    assertTopicHolds(t, all);
+    free(t);
+    json_decref(sum);
+    free(out);
+
+    out = replay(NULL, args); /* finished: nothing is written again */
+    assert_non_null(strstr(out, "already finished"));
+    assert_non_null(strstr(out, "rc=0"));
+    t = topic("resumed");
+    assertTopicHolds(t, all);
+    free(t);
+    free(out);
+    /* The checkpoint belongs to that selection only. */
+    snprintf(args, sizeof(args), "--target kafka --topic other --checkpoint %s", cp);
+    out = replay(NULL, args);
+    assert_non_null(strstr(out, "belongs to another replay"));
+    assert_non_null(strstr(out, "rc=1"));
+    free(out);
+}
+
+/* The archive files in time order (path below root/decisions), as ls sees them. */
+static char *firstFile(const char *dir, int nth) {
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "find %s/decisions -name '*.avro' | sort | sed -n %dp | tr -d '\\n'", dir, nth);
+    return dtCapture(cmd);
+}
+
+/* A container file any Avro reader accepts, but of a schema that is no
+ * decision version. */
+static void writeForeignFile(const char *path) {
+    avro_schema_t s;
+    assert_int_equal(avro_schema_from_json_literal("{\"type\":\"record\",\"name\":\"Other\",\"fields\":"
+                                                   "[{\"name\":\"x\",\"type\":\"long\"}]}", &s), 0);
+    avro_file_writer_t w;
+    assert_int_equal(avro_file_writer_create(path, s, &w), 0);
+    avro_value_iface_t *iface = avro_generic_class_from_schema(s);
+    avro_value_t v, f;
+    avro_generic_value_new(iface, &v);
+    avro_value_get_by_index(&v, 0, &f, NULL);
+    avro_value_set_long(&f, 7);
+    assert_int_equal(avro_file_writer_append_value(w, &v), 0);
+    avro_file_writer_close(w);
+    avro_value_decref(&v);
+    avro_value_iface_decref(iface);
+    avro_schema_decref(s);
+}
+
+/* Damaged files (truncated, a corrupt block size, not Avro at all, a
+ * foreign schema) are each named with what is wrong; --on-error decides
+ * whether the run stops at the first or replays everything else. */
+static void test_damaged_files(void **state) {
+    char bad[400], cmd[1200];
+    snprintf(bad, sizeof(bad), "%s/damaged", pg.dir);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s && cp -r %s %s", bad, root, bad);
+    assert_int_equal(system(cmd), 0);
+    char *f1 = firstFile(bad, 1), *f2 = firstFile(bad, 2), *f3 = firstFile(bad, 3);
+    struct stat st;
+    assert_int_equal(stat(f1, &st), 0);
+    assert_int_equal(truncate(f1, st.st_size - 40), 0); /* the last block loses its tail, the others are read */
+    /* The first block's size becomes huge. The file ends with the sync
+     * marker, whose first appearance ends the header. */
+    FILE *fp = fopen(f2, "r+b");
+    assert_non_null(fp);
+    static char whole[1 << 20];
+    size_t n = fread(whole, 1, sizeof(whole), fp);
+    assert_true(n > 16 && n < sizeof(whole));
+    const char *sync = memmem(whole, n, whole + n - 16, 16);
+    assert_non_null(sync);
+    fseek(fp, (long)(sync - whole) + 16 + 1, SEEK_SET); /* past the object count (1 byte for < 64) */
+    fwrite("\xfe\xff\xff\xff\x0f", 1, 5, fp);
+    fclose(fp);
+    fp = fopen(f3, "wb");
+    fputs("this is not an Avro file\n", fp);
+    fclose(fp);
+    char foreign[600];
+    snprintf(foreign, sizeof(foreign), "%s/decisions/dt=2026-11-20/hour=09/decisions+9+00000000000000000000.avro", bad);
+    writeForeignFile(foreign);
+
+    char *out = replay(bad, "--dry-run");
+    assert_non_null(strstr(out, "rc=1"));
+    assert_non_null(strstr(out, "--on-error=stop"));
+    json_t *sum = summaryOf(out);
+    assert_int_equal(count(sum, "bad_files"), 1);
+    json_decref(sum);
+    free(out);
+
+    out = replay(bad, "--dry-run --on-error continue");
+    assert_non_null(strstr(out, "rc=1"));
+    snprintf(cmd, sizeof(cmd), "%s: damaged after record ", f1);
+    const char *at = strstr(out, cmd);
+    assert_non_null(at);
+    assert_true(atoi(at + strlen(cmd)) > 0);
+    snprintf(cmd, sizeof(cmd), "%s: damaged after record 0: block runs past the end of the file", f2);
+    assert_non_null(strstr(out, cmd));
+    snprintf(cmd, sizeof(cmd), "%s: not an Avro container file", f3);
+    assert_non_null(strstr(out, cmd));
+    snprintf(cmd, sizeof(cmd), "%s: written with a schema that is none of the known decision schema versions", foreign);
+    assert_non_null(strstr(out, cmd));
+    sum = summaryOf(out);
+    assert_int_equal(count(sum, "bad_files"), 4);
+    assert_true(count(sum, "read") > N / 2 && count(sum, "read") < N); /* all but the damaged parts */
+    json_decref(sum);
+    free(out);
+    out = replay("/nonexistent", "--dry-run");
+    assert_non_null(strstr(out, "/nonexistent/decisions"));
+    assert_non_null(strstr(out, "rc=1"));
+    free(out);
+    free(f1);
+    free(f2);
+    free(f3);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_replay_to_a_fresh_topic),
+        cmocka_unit_test(test_replay_into_an_emptied_decision_store),
+        cmocka_unit_test(test_filters),
+        cmocka_unit_test(test_interrupt_and_resume),
+        cmocka_unit_test(test_damaged_files),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
