@@ -23,7 +23,7 @@ static void pgLine(rpProgress *p, const rpReplayStats *st) {
     fprintf(p->out, "\r\033[K%llu read  %llu %s  %.0f/s  %.1f/%.1f MiB  files %llu/%llu  ETA %s",
             (unsigned long long)st->read,
             (unsigned long long)(p->dry_run ? st->read - st->skipped : st->target.written + st->target.present),
-            p->dry_run ? "selected" : "written", pgRate(st->read, st->elapsed_ms),
+            p->dry_run ? "selected" : "written", pgRate(st->read - st->read_before, st->elapsed_ms),
             (double)st->bytes_done / 1048576.0, (double)st->bytes_total / 1048576.0,
             (unsigned long long)st->files_done, (unsigned long long)st->files, etas);
     fflush(p->out);
@@ -33,7 +33,7 @@ static void pgJson(rpProgress *p, const rpReplayStats *st) {
     json_t *j = json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I}}", "progress", "read",
                           (json_int_t)st->read, "skipped", (json_int_t)st->skipped, "written",
                           (json_int_t)st->target.written, "present", (json_int_t)st->target.present, "failed",
-                          (json_int_t)st->target.failed, "records_per_s", pgRate(st->read, st->elapsed_ms),
+                          (json_int_t)st->target.failed, "records_per_s", pgRate(st->read - st->read_before, st->elapsed_ms),
                           "bytes", (json_int_t)st->bytes_done, "bytes_total", (json_int_t)st->bytes_total,
                           "files_done", (json_int_t)st->files_done, "files", (json_int_t)st->files, "eta_s",
                           (json_int_t)pgEta(st));
@@ -76,7 +76,7 @@ void rpProgressSummary(FILE *out, bool human, const rpReplayStats *st, int resul
                 (unsigned long long)st->read, (unsigned long long)st->skipped, dry_run ? "would write" : "written",
                 (unsigned long long)(dry_run ? selected : st->target.written),
                 (unsigned long long)st->target.present, (unsigned long long)st->target.failed,
-                (unsigned long long)st->bad_files, pgRate(st->read, st->elapsed_ms));
+                (unsigned long long)st->bad_files, pgRate(st->read - st->read_before, st->elapsed_ms));
         return;
     }
     json_t *j = json_pack("{s:{s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}}", "summary", "status",
@@ -84,7 +84,7 @@ void rpProgressSummary(FILE *out, bool human, const rpReplayStats *st, int resul
                           "skipped", (json_int_t)st->skipped, "selected", (json_int_t)selected, "written",
                           (json_int_t)st->target.written, "present", (json_int_t)st->target.present, "failed",
                           (json_int_t)st->target.failed, "bad_files", (json_int_t)st->bad_files, "elapsed_ms",
-                          (json_int_t)st->elapsed_ms, "records_per_s", pgRate(st->read, st->elapsed_ms));
+                          (json_int_t)st->elapsed_ms, "records_per_s", pgRate(st->read - st->read_before, st->elapsed_ms));
     if (j) json_dumpf(j, out, JSON_COMPACT);
     fputc('\n', out);
     fflush(out);

@@ -182,7 +182,7 @@ static bool rpResume(rpRun *r, bool *finished) {
     snprintf(r->cp.selection, sizeof(r->cp.selection), "%s", selection);
     r->base = r->cp;
     r->st->resumed = exists;
-    r->st->read = r->cp.read;
+    r->st->read = r->st->read_before = r->cp.read;
     r->st->skipped = r->cp.skipped;
     r->st->bad_files = r->cp.bad_files;
     *finished = exists && r->cp.done;

@@ -30,9 +30,10 @@ typedef struct rpReplaySpec {
 typedef struct rpReplayStats {
     uint64_t files, files_done, bad_files;
     uint64_t read, skipped; /* skipped: read, but outside the range or filters */
+    uint64_t read_before;   /* of read: by the earlier runs a checkpoint continues */
     rpTargetCounts target;  /* written, present, failed */
     uint64_t bytes_total, bytes_done;
-    int64_t started_ms, elapsed_ms;
+    int64_t started_ms, elapsed_ms; /* of this run */
     bool resumed, interrupted;
 } rpReplayStats;
 
