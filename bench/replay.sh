@@ -77,7 +77,7 @@ t0=$(now)
   --root "$work/archived" --max-age 1s --log-level debug 2>"$work/archiver.log" &
 apid=$!
 pids+=($apid)
-archived() { grep -o 'archived [0-9]* records' "$work/archiver.log" | awk '{s += $2} END {print s + 0}'; }
+archived() { grep -so 'archived [0-9]* records' "$work/archiver.log" | awk '{s += $2} END {print s + 0}'; }
 while [ "$(archived)" -lt "$held" ]; do
   kill -0 "$apid" 2>/dev/null || { echo "the archiver exited" >&2; exit 1; }
   sleep 0.1
