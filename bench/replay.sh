@@ -11,31 +11,20 @@
 #      BENCH_REPLAY_PG_N (200000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 BUILD=${BUILD:-build}
 N=${BENCH_REPLAY_N:-1000000}
 RUNS=${BENCH_REPLAY_RUNS:-3}
 PG_N=${BENCH_REPLAY_PG_N:-200000}
 FIRST_MS=1795165200000 # 2026-11-20T09:00:00Z; N decisions spread over ten hours
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 STEP_MS=$((36000000 / N > 0 ? 36000000 / N : 1))
 KEY_DELIM='\x1f\x1e\x1d\x1c\x1b\x1a\x19\x18' # as bench/tools/bench_gen.c writes them
 MSG_DELIM='\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f'
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 rate() { echo "scale=0; $1 / ($3 - $2)" | bc; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 
-work=$(mktemp -d /tmp/ds-bench-replay-XXXXXX)
-chmod 755 "$work" # the postgres user must traverse it
-pids=()
-cleanup() {
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${pids[$i]}" 2>/dev/null && wait "${pids[$i]}" 2>/dev/null || true
-  done
-  bash deploy/pg-cluster.sh destroy "$work/pg" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir replay
 
 kport=$(freeport)
 brokers=127.0.0.1:$kport

@@ -8,24 +8,12 @@
 # Env: BENCH_STREAM_N (default 200000), BENCH_LATENCY_SECONDS (default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 BUILD=${BUILD:-build}
 N=${BENCH_STREAM_N:-200000}
 LAT_SECS=${BENCH_LATENCY_SECONDS:-20}
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-work=$(mktemp -d /tmp/ds-bench-stream-XXXXXX)
-chmod 755 "$work" # the postgres user must traverse it
-pids=()
-cleanup() {
-  # newest first: the processor and API before the broker they talk to
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${pids[$i]}" 2>/dev/null && wait "${pids[$i]}" 2>/dev/null || true
-  done
-  bash deploy/pg-cluster.sh destroy "$work/pg" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir stream
 
 conninfo=$(bash deploy/pg-cluster.sh start "$work/pg")
 sql() { "$PGBIN/psql" "$conninfo" -Atqc "$1"; }
