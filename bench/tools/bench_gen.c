@@ -32,11 +32,9 @@ static bool writeMessages(dsCodec *c, const char *root, FILE *out, long *written
         rpFileReader *r = rpFileReaderOpen(c, l.files[i].path, err, sizeof(err));
         ok = r != NULL;
         while (ok && rpFileReaderNext(r, &v, err, sizeof(err)) == 1) {
-            avro_value_t f;
-            const char *key;
-            size_t klen, n = dsCodecEncodeWire(c, &v, buf, sizeof(buf), err, sizeof(err));
-            ok = n > 0 && n <= sizeof(buf) && avro_value_get_by_name(&v, "customer_id", &f, NULL) == 0 &&
-                 avro_value_get_string(&f, &key, &klen) == 0;
+            const char *key = dsCodecFieldText(&v, "customer_id");
+            size_t n = dsCodecEncodeWire(c, &v, buf, sizeof(buf), err, sizeof(err));
+            ok = n > 0 && n <= sizeof(buf) && key != NULL;
             if (ok && (memmem(buf, n, MSG_DELIM, 8) || memmem(buf, n, KEY_DELIM, 8))) {
                 fprintf(stderr, "%s: a record holds a delimiter; change the delimiters\n", l.files[i].path);
                 ok = false;

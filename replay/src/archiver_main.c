@@ -127,10 +127,8 @@ static bool arMessage(rd_kafka_t *rk, dsCodec *codec, avro_value_t *v, rd_kafka_
         dsLogError("partition %d offset %lld: not archived: %s", m->partition, (long long)m->offset, err);
         return true;
     }
-    avro_value_t f;
     int64_t decided = 0;
-    avro_value_get_by_name(v, "decided_at", &f, NULL);
-    avro_value_get_long(&f, &decided);
+    dsCodecFieldLong(v, "decided_at", &decided); /* the codec checked it is there */
     arPart *p = &parts[m->partition];
     int64_t hour = decided / 3600000;
     if (p->file && p->hour != hour && !arFinish(rk, m->partition)) return false;

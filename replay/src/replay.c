@@ -104,25 +104,14 @@ static void rpPace(rpRun *r, uint64_t handed) {
 }
 
 static bool rpFieldIs(avro_value_t *v, const char *name, const char *want) {
-    avro_value_t f;
-    const char *s;
-    size_t len;
-    int sym;
-    if (avro_value_get_by_name(v, name, &f, NULL) != 0) return false;
-    if (avro_value_get_type(&f) == AVRO_ENUM) {
-        avro_schema_t es = avro_value_get_schema(&f);
-        return avro_value_get_enum(&f, &sym) == 0 && strcmp(avro_schema_enum_get(es, sym), want) == 0;
-    }
-    return avro_value_get_string(&f, &s, &len) == 0 && strcmp(s, want) == 0;
+    const char *text = dsCodecFieldText(v, name);
+    return text != NULL && strcmp(text, want) == 0;
 }
 
 static bool rpSelected(rpRun *r, avro_value_t *v) {
     const rpReplaySpec *s = r->spec;
-    avro_value_t f;
     int64_t decided = 0;
-    if (avro_value_get_by_name(v, "decided_at", &f, NULL) != 0 || avro_value_get_long(&f, &decided) != 0 ||
-        decided < s->from_ms || decided >= s->to_ms)
-        return false;
+    if (!dsCodecFieldLong(v, "decided_at", &decided) || decided < s->from_ms || decided >= s->to_ms) return false;
     return (!s->customer_id || rpFieldIs(v, "customer_id", s->customer_id)) &&
            (!s->merchant_id || rpFieldIs(v, "merchant_id", s->merchant_id)) &&
            (!s->outcome || rpFieldIs(v, "outcome", s->outcome));

@@ -35,14 +35,6 @@ static void tkOnLog(const rd_kafka_t *rk, int level, const char *fac, const char
     dsLog(level <= 3 ? DS_LOG_WARN : DS_LOG_DEBUG, "kafka %s: %s", fac, buf);
 }
 
-static const char *tkString(avro_value_t *v, const char *name) {
-    avro_value_t f;
-    const char *s = NULL;
-    size_t len;
-    if (avro_value_get_by_name(v, name, &f, NULL) != 0 || avro_value_get_string(&f, &s, &len) != 0) return NULL;
-    return s;
-}
-
 /* The wire bytes into t->buf, grown as needed; 0 on failure. */
 static size_t tkEncode(tkTarget *t, avro_value_t *v, char *errbuf, size_t errlen) {
     size_t n = dsCodecEncodeWire(t->codec, v, t->buf, t->cap, errbuf, errlen);
@@ -56,7 +48,7 @@ static size_t tkEncode(tkTarget *t, avro_value_t *v, char *errbuf, size_t errlen
 
 static bool tkWrite(rpTarget *base, avro_value_t *v, char *errbuf, size_t errlen) {
     tkTarget *t = (tkTarget *)base;
-    const char *key = tkString(v, "customer_id"), *id = tkString(v, "decision_id");
+    const char *key = dsCodecFieldText(v, "customer_id"), *id = dsCodecFieldText(v, "decision_id");
     size_t len = tkEncode(t, v, errbuf, errlen);
     if (key == NULL || id == NULL || len == 0) {
         if (len != 0) snprintf(errbuf, errlen, "decision without customer_id or decision_id");

@@ -194,3 +194,20 @@ bool dsCodecSetServerFields(dsCodec *c, avro_value_t *val, int64_t recorded_at_m
            avro_value_get_by_index(val, c->schema_version_index, &f, NULL) == 0 &&
            avro_value_set_int(&f, schema_version) == 0;
 }
+
+const char *dsCodecFieldText(avro_value_t *val, const char *name) {
+    avro_value_t f;
+    const char *s = NULL;
+    size_t len;
+    int sym;
+    if (avro_value_get_by_name(val, name, &f, NULL) != 0) return NULL;
+    if (avro_value_get_type(&f) == AVRO_ENUM)
+        return avro_value_get_enum(&f, &sym) == 0 ? avro_schema_enum_get(avro_value_get_schema(&f), sym) : NULL;
+    return avro_value_get_type(&f) == AVRO_STRING && avro_value_get_string(&f, &s, &len) == 0 ? s : NULL;
+}
+
+bool dsCodecFieldLong(avro_value_t *val, const char *name, int64_t *out) {
+    avro_value_t f;
+    return avro_value_get_by_name(val, name, &f, NULL) == 0 && avro_value_get_type(&f) == AVRO_INT64 &&
+           avro_value_get_long(&f, out) == 0;
+}

@@ -114,6 +114,13 @@ bool dsCodecSetServerFields(dsCodec *c, avro_value_t *val, int64_t recorded_at_m
  * what idempotency compares. Returns a new reference, NULL on failure. */
 json_t *dsCodecToJson(dsCodec *c, avro_value_t *val, int flags);
 
+/* A top-level field of a decision value as text: a string field's value, an
+ * enum field's symbol. NULL if there is no such field or it is of another
+ * type. Borrowed from val (valid until val changes). */
+const char *dsCodecFieldText(avro_value_t *val, const char *name);
+/* A top-level long field (decided_at, recorded_at); false if there is none. */
+bool dsCodecFieldLong(avro_value_t *val, const char *name, int64_t *out);
+
 /* The Confluent wire format of the decision stream (CONTRACT §3): byte 0x00,
  * the 4-byte big-endian schema id, then the Avro binary encoding. */
 #define DS_WIRE_HEADER_LEN 5
