@@ -13,7 +13,7 @@ BUILD ?= build
 SAN   ?= 0
 CC    ?= cc
 
-PKGS := libh2o libuv avro-c jansson libpq libcrypto libssl rdkafka
+PKGS := libh2o libuv avro-c jansson libpq libcrypto libssl rdkafka lmdb
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -39,6 +39,7 @@ API_SRCS    := $(wildcard decision-api/src/*.c)
 # can link them; the same holds for future programs.
 SP_SRCS     := $(filter-out stream-processor/src/main.c,$(wildcard stream-processor/src/*.c))
 RP_SRCS     := $(filter-out %_main.c,$(wildcard replay/src/*.c))
+VS_SRCS     := $(filter-out variable-store/src/main.c,$(wildcard variable-store/src/*.c))
 DEVKAFKA_SRCS := $(wildcard tools/dev-kafka/*.c)
 TSUP_SRCS   := $(wildcard tests/support/*.c)
 
@@ -49,8 +50,9 @@ LIBSCHEMA := $(BUILD)/lib/libdsschema.a
 LIBTSUP   := $(BUILD)/lib/libdstest.a
 LIBSP     := $(BUILD)/lib/libsp.a
 LIBRP     := $(BUILD)/lib/librp.a
+LIBVS     := $(BUILD)/lib/libvs.a
 # Program libraries tests link (those with sources so far).
-PROGLIBS  := $(if $(SP_SRCS),$(LIBSP)) $(if $(RP_SRCS),$(LIBRP))
+PROGLIBS  := $(if $(SP_SRCS),$(LIBSP)) $(if $(RP_SRCS),$(LIBRP)) $(if $(VS_SRCS),$(LIBVS))
 EMBED_C   := $(BUILD)/gen/schemas_embedded.c
 FIXTURE_C := $(BUILD)/gen/fixture_schemas.c
 FIXTURE_O := $(BUILD)/obj/gen/fixture_schemas.o
@@ -61,7 +63,7 @@ MIGR_C    := $(BUILD)/gen/migrations_embedded.c
 MIGRATIONS := $(sort $(wildcard decision-api/migrations/*.sql))
 
 BINS := $(BUILD)/bin/decision-api $(BUILD)/bin/dev-kafka $(BUILD)/bin/stream-processor $(BUILD)/bin/decision-archiver \
-        $(BUILD)/bin/decision-replay
+        $(BUILD)/bin/decision-replay $(BUILD)/bin/variable-store
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
 
@@ -107,6 +109,10 @@ $(LIBRP): $(call obj,$(RP_SRCS))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
+$(LIBVS): $(call obj,$(VS_SRCS))
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
 # The test support library builds test archives with the archiver's own module.
 $(call obj,$(TSUP_SRCS)): CFLAGS += -Ireplay/src
 
@@ -130,6 +136,10 @@ $(BUILD)/bin/decision-replay: $(call obj,replay/src/replay_main.c) $(LIBRP) $(LI
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bin/variable-store: $(call obj,variable-store/src/main.c) $(LIBVS) $(LIBSCHEMA) $(LIBDS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/bin/dev-kafka: $(call obj,$(DEVKAFKA_SRCS)) $(LIBDS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -138,12 +148,12 @@ $(BUILD)/bin/dev-kafka: $(call obj,$(DEVKAFKA_SRCS)) $(LIBDS)
 # (tests/support/fixture_schemas.h); integration tests also the test harness.
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(FIXTURE_O) $(PROGLIBS) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Istream-processor/src -Ireplay/src -o $@ $< $(FIXTURE_O) $(PROGLIBS) \
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Istream-processor/src -Ireplay/src -Ivariable-store/src -o $@ $< $(FIXTURE_O) $(PROGLIBS) \
 	  $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka
 
 $(BUILD)/tests/test_%: tests/integration/test_%.c $(FIXTURE_O) $(LIBTSUP) $(PROGLIBS) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Istream-processor/src -Ireplay/src -o $@ $< $(FIXTURE_O) $(LIBTSUP) \
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Istream-processor/src -Ireplay/src -Ivariable-store/src -o $@ $< $(FIXTURE_O) $(LIBTSUP) \
 	  $(PROGLIBS) $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka -lcurl
 
 # Benchmark tools (bench/tools/*.c) build test archives with the test support library.

@@ -213,12 +213,12 @@ static int httpHexVal(char c) {
     return -1;
 }
 
-/* Percent-decodes src[0..len) into the request pool. */
-static bool httpUnescape(h2o_mem_pool_t *pool, const char *src, size_t len, h2o_iovec_t *out) {
+/* Percent-decodes src[0..len) into the request pool; in a query a '+' is a space. */
+static bool httpUnescape(h2o_mem_pool_t *pool, const char *src, size_t len, bool plus_is_space, h2o_iovec_t *out) {
     char *dst = h2o_mem_alloc_pool(pool, len + 1);
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
-        if (src[i] == '+') {
+        if (src[i] == '+' && plus_is_space) {
             dst[n++] = ' ';
         } else if (src[i] == '%') {
             int hi, lo;
@@ -250,11 +250,15 @@ bool dsHttpQueryNext(h2o_req_t *req, size_t *pos, h2o_iovec_t *name, h2o_iovec_t
         size_t nlen = eq ? (size_t)(eq - start) : plen;
         const char *v = eq ? eq + 1 : start + plen;
         size_t vlen = eq ? plen - nlen - 1 : 0;
-        if (!httpUnescape(&req->pool, start, nlen, name) || !httpUnescape(&req->pool, v, vlen, value)) {
+        if (!httpUnescape(&req->pool, start, nlen, true, name) || !httpUnescape(&req->pool, v, vlen, true, value)) {
             *bad = true;
             return false;
         }
         return true;
     }
     return false;
+}
+
+bool dsHttpUnescapePath(h2o_req_t *req, const char *src, size_t len, h2o_iovec_t *out) {
+    return httpUnescape(&req->pool, src, len, false, out);
 }

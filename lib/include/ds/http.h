@@ -69,4 +69,9 @@ bool dsHttpHeaderGet(const h2o_req_t *req, const h2o_token_t *token, h2o_iovec_t
  * pool. Returns false and sets *bad = true on a malformed escape. */
 bool dsHttpQueryNext(h2o_req_t *req, size_t *pos, h2o_iovec_t *name, h2o_iovec_t *value, bool *bad);
 
+/* Percent-decodes part of the raw path (req->path, not path_normalized,
+ * which keeps escapes such as %2F) into the request pool; a '+' stays a
+ * '+'. false on a malformed escape. */
+bool dsHttpUnescapePath(h2o_req_t *req, const char *src, size_t len, h2o_iovec_t *out);
+
 #endif

@@ -1,0 +1,90 @@
+/* feed.h - the variable store's writer: one thread that applies decisions
+ * to the store, from the Kafka topic (a consumer group member) and from
+ * ingest jobs (HTTP, decision-replay), in batches of one LMDB transaction
+ * each, with the consumed offsets in the same transaction.
+ *
+ * On assignment each partition resumes at the offset the store recorded
+ * (the beginning when it has none); the group's committed offsets are only
+ * updated afterwards, for lag monitoring by standard tools. So a store
+ * restarted after kill -9 resumes exactly where its state ends. Every store
+ * with its own directory needs its own group id: members of one group
+ * split the partitions between them.
+ */
+#ifndef VS_FEED_H
+#define VS_FEED_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "store.h"
+#include "vars.h"
+
+typedef struct vsFeed vsFeed;
+
+typedef struct vsFeedConfig {
+    const char *brokers;  /* "" or NULL: no consumer, ingest jobs only */
+    const char *topic;
+    const char *group_id;
+    size_t batch_max;     /* Kafka messages per transaction */
+    long batch_wait_ms;   /* longest wait for a batch to fill */
+    long sweep_interval_ms;
+    long session_timeout_ms;
+} vsFeedConfig;
+
+/* Counters the writer keeps and the HTTP thread reads (/metrics). */
+typedef struct vsFeedCounters {
+    atomic_uint_fast64_t consumed;   /* Kafka messages read */
+    atomic_uint_fast64_t ingested;   /* decisions from ingest jobs */
+    atomic_uint_fast64_t counted, duplicates, expired;
+    atomic_uint_fast64_t rejected;   /* Kafka messages that did not decode (logged) */
+    atomic_uint_fast64_t commits;
+    atomic_uint_fast64_t swept;      /* expired events deleted */
+    atomic_int_fast64_t lag;         /* messages behind the partitions' ends, at the last batch */
+    atomic_int_fast64_t last_commit_ms;
+} vsFeedCounters;
+
+/* A batch of prepared decisions to apply in one transaction, all or nothing.
+ * The submitter fills prepared and ends, then hands the job over with
+ * vsFeedSubmit(); on_done is called on the writer thread once the job is
+ * committed (ok) or failed (error filled); the job is then the
+ * submitter's again. */
+typedef struct vsFeedJob {
+    vsBuf prepared;
+    size_t *ends; /* ends[i]: end of decision i in prepared */
+    size_t n, cap;
+    bool ok;
+    char error[256];
+    uint64_t counted, duplicates, expired;
+    void (*on_done)(struct vsFeedJob *job);
+    void *arg;
+    struct vsFeedJob *next; /* the feed's queue */
+} vsFeedJob;
+
+/* Appends decision i's end (after vsEventPrepare into job->prepared). */
+bool vsFeedJobMark(vsFeedJob *job);
+/* Empties the job for reuse; vsFeedJobFree releases its buffers. */
+void vsFeedJobReset(vsFeedJob *job);
+void vsFeedJobFree(vsFeedJob *job);
+
+/* Starts the writer thread. store and vars are borrowed and must outlive
+ * the feed; the strings of cfg are copied. NULL with errbuf filled if the
+ * consumer cannot be configured. */
+vsFeed *vsFeedStart(const vsFeedConfig *cfg, vsStore *store, const vsVars *vars, char *errbuf, size_t errlen);
+/* Stops the thread after its current batch, leaves the group, answers
+ * queued jobs as failed, and frees the feed. */
+void vsFeedStop(vsFeed *f);
+
+/* Queues a job; false (job untouched) when the feed is stopping or failed. */
+bool vsFeedSubmit(vsFeed *f, vsFeedJob *job);
+
+/* Whether every assigned partition has been read to its end once since
+ * start (always, without a consumer): the variables are current. */
+bool vsFeedCaughtUp(vsFeed *f);
+/* Whether the writer stopped on a storage error (logged); the daemon exits. */
+bool vsFeedFailed(vsFeed *f);
+vsFeedCounters *vsFeedGetCounters(vsFeed *f);
+
+#endif

@@ -1,0 +1,72 @@
+/* server.h - the variable store's HTTP side (CONTRACT §6), on one libuv
+ * loop thread: variable lookups straight from LMDB snapshots, the ingest
+ * endpoint that hands decisions to the writer thread, and the operational
+ * endpoints. */
+#ifndef VS_SERVER_H
+#define VS_SERVER_H
+
+#include <avro.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "ds/codec.h"
+#include "ds/http.h"
+#include "ds/metrics.h"
+#include "feed.h"
+#include "store.h"
+#include "vars.h"
+
+typedef struct vsServer {
+    uv_loop_t *loop;
+    dsHttpServer *http;
+    dsMetrics *metrics;
+    const vsVars *vars;     /* borrowed */
+    vsStore *store;         /* borrowed */
+    vsFeed *feed;           /* borrowed; NULL on a read replica */
+    vsStoreReader *reader;  /* owned; the loop thread's snapshots */
+    dsCodec *codec;         /* owned; the loop thread's, for ingested documents */
+    avro_value_t scratch;
+    size_t batch_get_max;   /* keys per batchGet (413 above) */
+    size_t ingest_max;      /* decisions per ingest request (413 above) */
+    bool ingest;            /* whether POST /v1/decisions:ingest is served */
+    int retry_after_s;
+    /* ingest jobs the writer finished, answered on the loop thread */
+    uv_async_t done_async;
+    pthread_mutex_t done_mu;
+    bool done_mu_ready;
+    struct vsFeedJob *done;
+    /* what /metrics last reported of the writer's counters */
+    uint64_t seen[9];
+    dsMetric *m_counters[9], *m_lag, *m_last_commit, *m_caught_up, *m_used, *m_map;
+    dsMetricFamily *f_events, *f_entities;
+} vsServer;
+
+/* Fills the server's own parts (reader, codec, metrics, async) and starts
+ * listening. loop, vars, store, feed, and the limits must be set in s
+ * before. false with errbuf filled on failure; vsServerFree() undoes a
+ * partial start. */
+bool vsServerStart(vsServer *s, const dsHttpConfig *http, char *errbuf, size_t errlen);
+/* Stops accepting; call before stopping the feed. */
+void vsServerStopAccepting(vsServer *s);
+/* Answers ingest jobs the writer has finished (the async does it while the
+ * loop runs; call once more after vsFeedStop). */
+void vsServerDrainJobs(vsServer *s);
+/* Closes the async handle; the loop must run once more to finish. */
+void vsServerClose(vsServer *s);
+/* Frees what vsServerStart made, after the loop has stopped. */
+void vsServerFree(vsServer *s);
+
+/* The single h2o entry point (routes.c). */
+void vsServerHandle(void *app, h2o_req_t *req);
+
+/* Handlers (lookup.c, ingest.c). */
+void vsLookupGet(vsServer *s, h2o_req_t *req, const char *rest, size_t len);
+void vsLookupBatch(vsServer *s, h2o_req_t *req);
+void vsIngestPost(vsServer *s, h2o_req_t *req);
+
+/* Shared by handlers: 415 unless the body is application/json; false when
+ * the request has been answered. */
+bool vsServerRequireJson(vsServer *s, h2o_req_t *req, const char *route);
+
+#endif
