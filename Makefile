@@ -134,7 +134,7 @@ $(BUILD)/bin/decision-archiver: $(call obj,replay/src/archiver_main.c) $(LIBRP) 
 
 $(BUILD)/bin/decision-replay: $(call obj,replay/src/replay_main.c) $(LIBRP) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcurl
 
 $(BUILD)/bin/variable-store: $(call obj,variable-store/src/main.c) $(LIBVS) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)

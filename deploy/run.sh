@@ -8,7 +8,8 @@
 #     on 127.0.0.1:9092, control endpoint on 127.0.0.1:9644;
 #   - migrations, then the decision API on :8080;
 #   - the stream processor (slot decisions_stream -> topic decisions), metrics on :9101;
-#   - the archiver (topic decisions -> var/archive, files closed within 60 s).
+#   - the archiver (topic decisions -> var/archive, files closed within 60 s);
+#   - the variable store on :8081 (topic decisions -> var/variable-store).
 # Ctrl-C stops the API, then PostgreSQL. Environment overrides: see README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,12 +60,13 @@ else
 fi
 export DECISIONS_DATABASE_URL=${DECISIONS_DATABASE_URL:-$conninfo}
 
-api_pid="" kafka_pid="" stream_pid="" archiver_pid=""
+api_pid="" kafka_pid="" stream_pid="" archiver_pid="" vstore_pid=""
 stop() { # stop PID: SIGTERM and wait for it, if it was started
   [ -n "$1" ] && kill -TERM "$1" 2>/dev/null && wait "$1" 2>/dev/null || true
 }
 cleanup() {
   trap - EXIT INT TERM
+  stop "$vstore_pid"
   stop "$archiver_pid"
   stop "$stream_pid"
   stop "$api_pid"
@@ -84,6 +86,9 @@ stream_pid=$!
 ARCHIVER_BROKERS=${ARCHIVER_BROKERS:-127.0.0.1:${DEV_KAFKA_LISTEN_PORT:-9092}} \
 ARCHIVER_ROOT=${ARCHIVER_ROOT:-$root/var/archive} "$BUILD/bin/decision-archiver" &
 archiver_pid=$!
+VARSTORE_BROKERS=${VARSTORE_BROKERS:-127.0.0.1:${DEV_KAFKA_LISTEN_PORT:-9092}} \
+VARSTORE_DATA_DIR=${VARSTORE_DATA_DIR:-$root/var/variable-store} "$BUILD/bin/variable-store" &
+vstore_pid=$!
 
 cat <<MSG
 
@@ -102,8 +107,11 @@ Its archive file appears within a minute under var/archive/decisions/dt=.../hour
 Read it back:
   curl -s -H "Authorization: Bearer \$DECISIONS_READER_TOKEN" \\
     'http://127.0.0.1:$DECISIONS_LISTEN_PORT/v1/decisions?customer_id=cust-42'
+Variable store: http://127.0.0.1:${VARSTORE_LISTEN_PORT:-8081} (the fixture's decided_at is old: post one
+dated now to see the 30-day counts move)
+  curl -s http://127.0.0.1:${VARSTORE_LISTEN_PORT:-8081}/v1/variables/customer/cust-42
 
 Ctrl-C stops everything.
 MSG
 # Any daemon ending ends the stack (cleanup stops the others).
-wait -n "$api_pid" "$kafka_pid" "$stream_pid" "$archiver_pid"
+wait -n "$api_pid" "$kafka_pid" "$stream_pid" "$archiver_pid" "$vstore_pid"

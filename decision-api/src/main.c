@@ -102,18 +102,19 @@ static void mainFinish(apiMain *m) {
 static void mainOnDrain(uv_timer_t *t) {
     apiMain *m = t->data;
     size_t pending = apiWriterPending(m->srv.writer);
-    if (pending == 0 || dsTimeNowMs() >= m->drain_deadline) {
+    if ((pending == 0 && dsHttpServerIdle(m->srv.http)) || dsTimeNowMs() >= m->drain_deadline) {
         if (pending) dsLogWarn("shutdown: %zu decisions still pending, answering 503", pending);
         mainFinish(m);
     }
 }
 
-/* SIGTERM/SIGINT: stop accepting, let queued decisions commit, then exit. */
+/* SIGTERM/SIGINT: stop accepting, let queued decisions commit and their
+ * answers go out (connections close after them), then exit. */
 static void mainOnStop(uv_signal_t *h, int signum) {
     apiMain *m = h->data;
     if (uv_is_active((uv_handle_t *)&m->drain)) return;
     dsLogInfo("signal %d: draining %zu pending decisions", signum, apiWriterPending(m->srv.writer));
-    dsHttpServerStopAccepting(m->srv.http);
+    dsHttpServerShutdown(m->srv.http);
     m->drain_deadline = dsTimeNowMs() + opt.shutdown_timeout_ms;
     uv_timer_start(&m->drain, mainOnDrain, 0, 20);
 }

@@ -19,7 +19,14 @@ struct dsHttpServer {
     void *app;
     dsMetricFamily *requests;  /* http_requests_total{route,status} */
     dsMetricFamily *durations; /* http_request_duration_seconds{route} */
+    size_t open;               /* accepted connections not yet closed */
 };
+
+/* An accepted connection's handle, with the server to tell when it closes. */
+typedef struct httpConn {
+    uv_tcp_t tcp; /* first: libuv hands back this pointer */
+    dsHttpServer *server;
+} httpConn;
 
 /* h2o hands us a handler struct; we keep the server pointer beside it. */
 typedef struct httpHandler {
@@ -36,17 +43,25 @@ static int httpOnReq(h2o_handler_t *self, h2o_req_t *req) {
     return 0;
 }
 
+static void httpOnConnClosed(uv_handle_t *h) {
+    httpConn *conn = (httpConn *)h;
+    conn->server->open--;
+    free(conn);
+}
+
 static void httpOnAccept(uv_stream_t *listener, int status) {
     dsHttpServer *s = listener->data;
     if (status != 0) return;
-    uv_tcp_t *conn = h2o_mem_alloc(sizeof(*conn));
-    uv_tcp_init(listener->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+    httpConn *conn = h2o_mem_alloc(sizeof(*conn));
+    conn->server = s;
+    s->open++;
+    uv_tcp_init(listener->loop, &conn->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
+        uv_close((uv_handle_t *)&conn->tcp, httpOnConnClosed);
         return;
     }
-    uv_tcp_nodelay(conn, 1);
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    uv_tcp_nodelay(&conn->tcp, 1);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, httpOnConnClosed);
     h2o_accept(&s->accept_ctx, sock);
 }
 
@@ -114,8 +129,27 @@ void dsHttpServerStopAccepting(dsHttpServer *s) {
     if (s->listening && !uv_is_closing((uv_handle_t *)&s->listener)) uv_close((uv_handle_t *)&s->listener, NULL);
 }
 
+void dsHttpServerShutdown(dsHttpServer *s) {
+    dsHttpServerStopAccepting(s);
+    h2o_context_request_shutdown(&s->ctx);
+}
+
+bool dsHttpServerIdle(dsHttpServer *s) {
+    return s->open == 0;
+}
+
 void dsHttpServerFree(dsHttpServer *s) {
     if (s == NULL) return;
+    if (!dsHttpServerIdle(s) || !h2o_linklist_is_empty(&s->ctx.http1.req_timeout._entries)) {
+        /* h2o 2.2 asserts when a context is disposed under open connections
+         * (their timers are still linked); the process is ending, so leave it. */
+        dsLogWarn("HTTP: connections still open at exit; closing them with the process");
+        return;
+    }
+    /* request_shutdown arms HTTP/2's graceful-shutdown timer; h2o 2.2 leaves
+     * it linked, and dispose asserts that every timer list is empty. */
+    if (h2o_timeout_is_linked(&s->ctx.http2._graceful_shutdown_timeout))
+        h2o_timeout_unlink(&s->ctx.http2._graceful_shutdown_timeout);
     h2o_context_dispose(&s->ctx);
     h2o_config_dispose(&s->globalconf);
     free(s);

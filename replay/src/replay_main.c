@@ -43,7 +43,9 @@ static const dsConfigOption rpConfig[] = {
     {"compression", DS_CFG_STRING, "lz4", "kafka target: none, gzip, snappy, lz4 or zstd", &opt.compression, 0, 0},
     {"dsn", DS_CFG_STRING, "", "postgres target: libpq connection string", &opt.dsn, 0, 0},
     {"url", DS_CFG_STRING, "", "variable-store target: http://HOST:PORT", &opt.url, 0, 0},
-    {"batch", DS_CFG_INT, "1000", "postgres target: rows per INSERT (one transaction each)", &opt.batch, 1, 100000},
+    {"batch", DS_CFG_INT, "1000",
+     "postgres and variable-store targets: decisions per INSERT or ingest request (one transaction each)", &opt.batch,
+     1, 100000},
     {"dry-run", DS_CFG_BOOL, "false", "read, resolve and filter, count, write nothing", &opt.dry_run, 0, 0},
     {"rate", DS_CFG_INT, "0", "at most this many decisions/s to the target (0: no limit)", &opt.rate, 0, 100000000},
     {"checkpoint", DS_CFG_STRING, "", "file recording progress; an interrupted run resumes from it",
@@ -103,8 +105,8 @@ static bool rpCheckOptions(rpReplaySpec *spec, dsCodec *codec) {
         return rpUsageError("--target must be kafka, postgres or variable-store, not %s", opt.target);
     if (!opt.dry_run && strcmp(opt.target, "postgres") == 0 && !*opt.dsn)
         return rpUsageError("--target postgres needs --dsn%s", "");
-    if (!opt.dry_run && strcmp(opt.target, "variable-store") == 0)
-        return rpUsageError("--target variable-store: %s", "the variable store does not exist yet in this build");
+    if (!opt.dry_run && strcmp(opt.target, "variable-store") == 0 && !*opt.url)
+        return rpUsageError("--target variable-store needs --url%s", "");
     return true;
 }
 
@@ -112,6 +114,10 @@ static rpTarget *rpMakeTarget(dsCodec *codec, char *desc, size_t dlen, char *err
     if (strcmp(opt.target, "kafka") == 0) {
         snprintf(desc, dlen, "kafka:%s/%s", opt.brokers, opt.topic);
         return rpKafkaTargetNew(codec, opt.brokers, opt.topic, opt.compression, errbuf, errlen);
+    }
+    if (strcmp(opt.target, "variable-store") == 0) {
+        snprintf(desc, dlen, "variable-store:%s", opt.url);
+        return rpVsTargetNew(codec, opt.url, (size_t)opt.batch, errbuf, errlen);
     }
     snprintf(desc, dlen, "postgres");
     return rpPgTargetNew(codec, opt.dsn, (size_t)opt.batch, errbuf, errlen);

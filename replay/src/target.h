@@ -1,5 +1,5 @@
 /* target.h - where decision-replay writes: one small interface, one file
- * per kind of target (target_kafka.c, target_pg.c).
+ * per kind of target (target_kafka.c, target_pg.c, target_vs.c).
  *
  * A target may buffer what it is handed; rpTargetFlush() waits until every
  * decision handed so far is settled (written, found already present, or
@@ -69,5 +69,15 @@ rpTarget *rpKafkaTargetNew(dsCodec *codec, const char *brokers, const char *topi
  * recorded_at and schema_version). Connects at once; NULL with errbuf
  * filled if it cannot. */
 rpTarget *rpPgTargetNew(dsCodec *codec, const char *conninfo, size_t batch, char *errbuf, size_t errlen);
+
+/* Variable store: batches of `batch` decision documents (as the decision
+ * API serves them) POSTed to {url}/v1/decisions:ingest, one transaction
+ * each; counted decisions are written, duplicates and expired ones present.
+ * A batch the store refuses as invalid is counted failed without stopping
+ * the target; a store that cannot take writes is retried for a minute. url
+ * (http:// or https://, a trailing '/' ignored) is copied; codec is
+ * borrowed. Checks GET {url}/healthz at once; NULL with errbuf filled if
+ * the URL is malformed or the store does not answer. */
+rpTarget *rpVsTargetNew(dsCodec *codec, const char *url, size_t batch, char *errbuf, size_t errlen);
 
 #endif

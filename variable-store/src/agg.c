@@ -76,9 +76,12 @@ static void aggSum(aggAcc *c, const vsValue *v) {
     if (v->type == VS_VAL_DOUBLE) {
         c->dsum += v->u.d;
     } else if (v->type == VS_VAL_LONG) {
-        if (!c->real && __builtin_add_overflow(c->lsum, v->u.l, &c->lsum)) {
+        int64_t sum; /* on overflow holds the wrapped value, which lsum must not take */
+        if (!c->real && __builtin_add_overflow(c->lsum, v->u.l, &sum)) {
             c->real = true; /* past 9.2e18: keep going inexactly rather than wrap */
             c->dsum = (double)c->lsum;
+        } else if (!c->real) {
+            c->lsum = sum;
         }
         if (c->real) c->dsum += (double)v->u.l;
     }
@@ -184,7 +187,8 @@ static json_t *aggVariableJson(const vsVariable *var, aggAcc *c, const aggRunnin
     case VS_AGG_SUM:
         return c->real ? json_real(c->dsum) : json_integer(c->lsum);
     case VS_AGG_DISTINCT:
-        qsort(c->distinct, c->ndistinct, sizeof(vsValue), aggCompareQsort);
+        if (c->ndistinct > 1) /* none: distinct is still NULL, which qsort must not get */
+            qsort(c->distinct, c->ndistinct, sizeof(vsValue), aggCompareQsort);
         for (size_t i = 0; i < c->ndistinct; i++) unique += i == 0 || !vsValueEqual(&c->distinct[i - 1], &c->distinct[i]);
         return json_integer((json_int_t)unique);
     default:

@@ -91,10 +91,11 @@ static void feedRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topi
             dsLogError("partition %d is beyond this store's limit of %d: not consumed", p, FEED_MAX_PARTITIONS);
             continue;
         }
-        l->elems[i].offset = vsStoreGetOffset(f->store, f->topic, p, &next) ? next : RD_KAFKA_OFFSET_BEGINNING;
-        f->parts[p] = (feedPartition){l->elems[i].offset >= 0 ? l->elems[i].offset : -1, true, false, false};
-        dsLogInfo("partition %d: resuming at %s%lld", p, next >= 0 && l->elems[i].offset >= 0 ? "offset " : "the ",
-                  l->elems[i].offset >= 0 ? (long long)l->elems[i].offset : 0LL);
+        bool recorded = vsStoreGetOffset(f->store, f->topic, p, &next);
+        l->elems[i].offset = recorded ? next : RD_KAFKA_OFFSET_BEGINNING;
+        f->parts[p] = (feedPartition){recorded ? next : -1, true, false, false};
+        if (recorded) dsLogInfo("partition %d: resuming at offset %lld", p, (long long)next);
+        else dsLogInfo("partition %d: nothing recorded, reading from the beginning", p);
     }
     rd_kafka_assign(rk, l);
     f->assigned_once = true;

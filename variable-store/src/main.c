@@ -14,6 +14,7 @@
 #include "ds/daemon.h"
 #include "ds/log.h"
 #include "ds/loop.h"
+#include "ds/timefmt.h"
 #include "feed.h"
 #include "server.h"
 #include "store.h"
@@ -23,7 +24,7 @@
 
 static struct {
     char *role, *listen_host, *data_dir, *variables_file, *brokers, *topic, *group_id, *on_layout_change, *log_level;
-    long listen_port, batch_max, batch_wait_ms, sweep_ms, session_ms, batch_get_max, ingest_max, retry_after_ms;
+    long listen_port, batch_max, batch_wait_ms, sweep_ms, session_ms, batch_get_max, ingest_max, retry_after_ms, shutdown_ms;
     size_t map_size, max_body;
     bool ingest;
 } opt;
@@ -55,6 +56,8 @@ static const dsConfigOption vsConfig[] = {
     {"ingest-max-items", DS_CFG_INT, "1000", "most decisions in one ingest request (413 above)", &opt.ingest_max, 1,
      100000},
     {"retry-after", DS_CFG_DURATION, "1s", "Retry-After advertised with 503", &opt.retry_after_ms, 0, 3600000},
+    {"shutdown-timeout", DS_CFG_DURATION, "5s", "on SIGTERM, how long open connections may take to close",
+     &opt.shutdown_ms, 0, 3600000},
     {"log-level", DS_CFG_STRING, "info", "debug, info, warn or error", &opt.log_level, 0, 0},
 };
 #define VS_NCONFIG (sizeof(vsConfig) / sizeof(vsConfig[0]))
@@ -67,22 +70,29 @@ typedef struct vsMain {
     uv_signal_t sigterm, sigint;
     uv_timer_t watch;
     bool stopping;
+    int64_t deadline;
     int rc;
 } vsMain;
 
-static void mainStop(vsMain *m, int rc) {
-    if (m->stopping) return;
-    m->stopping = true;
-    m->rc = rc;
-    vsServerStopAccepting(&m->srv);
-    vsFeedStop(m->feed); /* answers every job it holds */
-    m->feed = m->srv.feed = NULL;
-    vsServerDrainJobs(&m->srv);
+static void mainFinish(vsMain *m) {
     vsServerClose(&m->srv);
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
     uv_close((uv_handle_t *)&m->watch, NULL);
     uv_stop(m->srv.loop);
+}
+
+/* Stops the writer (it answers every job it holds), then lets the answers
+ * go out and the connections close (mainWatch ends the loop). */
+static void mainStop(vsMain *m, int rc) {
+    if (m->stopping) return;
+    m->stopping = true;
+    m->rc = rc;
+    m->deadline = dsTimeNowMs() + opt.shutdown_ms;
+    vsServerShutdown(&m->srv);
+    vsFeedStop(m->feed);
+    m->feed = m->srv.feed = NULL;
+    vsServerDrainJobs(&m->srv);
 }
 
 static void mainOnSignal(uv_signal_t *h, int signum) {
@@ -95,6 +105,7 @@ static void mainOnSignal(uv_signal_t *h, int signum) {
 static void mainWatch(uv_timer_t *t) {
     vsMain *m = t->data;
     if (m->feed && vsFeedFailed(m->feed)) mainStop(m, 1);
+    if (m->stopping && (vsServerIdle(&m->srv) || dsTimeNowMs() >= m->deadline)) mainFinish(m);
 }
 
 /* Opens the state; a layout change empties it (or refuses) as configured. */
@@ -146,7 +157,7 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     m->sigterm.data = m->sigint.data = m->watch.data = m;
     uv_signal_start(&m->sigterm, mainOnSignal, SIGTERM);
     uv_signal_start(&m->sigint, mainOnSignal, SIGINT);
-    uv_timer_start(&m->watch, mainWatch, 200, 200);
+    uv_timer_start(&m->watch, mainWatch, 20, 20);
     return true;
 }
 

@@ -164,8 +164,12 @@ bool vsServerStart(vsServer *s, const dsHttpConfig *http, char *errbuf, size_t e
     return (s->http = dsHttpServerStart(s->loop, http, vsServerHandle, s, s->metrics, errbuf, errlen)) != NULL;
 }
 
-void vsServerStopAccepting(vsServer *s) {
-    if (s->http) dsHttpServerStopAccepting(s->http);
+void vsServerShutdown(vsServer *s) {
+    if (s->http) dsHttpServerShutdown(s->http);
+}
+
+bool vsServerIdle(vsServer *s) {
+    return s->http == NULL || dsHttpServerIdle(s->http);
 }
 
 void vsServerClose(vsServer *s) {

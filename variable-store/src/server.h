@@ -47,8 +47,11 @@ typedef struct vsServer {
  * before. false with errbuf filled on failure; vsServerFree() undoes a
  * partial start. */
 bool vsServerStart(vsServer *s, const dsHttpConfig *http, char *errbuf, size_t errlen);
-/* Stops accepting; call before stopping the feed. */
-void vsServerStopAccepting(vsServer *s);
+/* Stops accepting and asks open connections to close once answered; call
+ * before stopping the feed. */
+void vsServerShutdown(vsServer *s);
+/* Whether every connection has closed. */
+bool vsServerIdle(vsServer *s);
 /* Answers ingest jobs the writer has finished (the async does it while the
  * loop runs; call once more after vsFeedStop). */
 void vsServerDrainJobs(vsServer *s);

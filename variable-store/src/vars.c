@@ -59,18 +59,23 @@ static bool varsResolvePath(avro_schema_t s, vsPath *p, avro_schema_t *leaf, cha
             s = other;
         }
         if (s != NULL && is_avro_record(s)) {
-            s = avro_schema_record_field_get(s, p->parts[i]);
-            if (s == NULL) return varsFail(errbuf, errlen, "field \"%s\" of \"%s\" is not in the decision schema",
-                                           p->parts[i], p->text);
+            /* by index: avro_schema_record_field_get() reads an uninitialized
+             * pointer for a name the record lacks */
+            int idx = avro_schema_record_field_get_index(s, p->parts[i]);
+            if (idx < 0) return varsFail(errbuf, errlen, "field \"%s\" of \"%s\" is not in the decision schema",
+                                         p->parts[i], p->text);
+            s = avro_schema_record_field_get_by_index(s, idx);
         } else if (s != NULL && is_avro_map(s)) {
             s = avro_schema_map_values(s);
         } else {
             return varsFail(errbuf, errlen, "\"%s\": \"%s\" is not inside a record or map", p->text, p->parts[i]);
         }
     }
-    if (is_avro_union(s)) {
+    if (is_avro_union(s)) { /* a nullable scalar: its other branch (s stays the union while looping) */
+        avro_schema_t other = NULL;
         for (size_t b = 0; b < avro_schema_union_size(s); b++)
-            if (!is_avro_null(avro_schema_union_branch(s, b))) s = avro_schema_union_branch(s, b);
+            if (!is_avro_null(avro_schema_union_branch(s, b))) other = avro_schema_union_branch(s, b);
+        s = other;
     }
     if (is_avro_string(s) || is_avro_enum(s)) p->type = VS_VAL_STRING;
     else if (is_avro_int32(s) || is_avro_int64(s)) p->type = VS_VAL_LONG;

@@ -38,6 +38,14 @@ dsHttpServer *dsHttpServerStart(uv_loop_t *loop, const dsHttpConfig *cfg, dsHttp
                                 void *app, dsMetrics *metrics, char *errbuf, size_t errlen);
 /* Stops accepting new connections; open connections are left to finish. */
 void dsHttpServerStopAccepting(dsHttpServer *s);
+/* Stops accepting and asks every connection to close: idle keep-alive
+ * connections at once, busy ones after their response (HTTP/2: GOAWAY). */
+void dsHttpServerShutdown(dsHttpServer *s);
+/* Whether no connection is open (after dsHttpServerShutdown, the moment to
+ * stop the loop). */
+bool dsHttpServerIdle(dsHttpServer *s);
+/* Frees the server. With connections still open (h2o 2.2 cannot dispose a
+ * context under them) it logs and leaves the memory to the exiting process. */
 void dsHttpServerFree(dsHttpServer *s);
 
 /* Extra response headers for dsHttpRespond(); name and value are copied. */

@@ -1,0 +1,483 @@
+/* test_varstore.c - the variable store end to end (CONTRACT §6): decisions
+ * posted through the API reach the store through PostgreSQL, the stream
+ * processor and the topic, and every variable of the shipped file equals
+ * what this test computes itself from the posted documents; the same
+ * history replayed twice (into the store, and onto the topic) changes
+ * nothing; kill -9 while consuming loses and doubles nothing; an empty
+ * store refilled from the archive, and a read replica, answer exactly as
+ * the live store does; bad requests get the statuses of the contract.
+ * Real PostgreSQL, dev-kafka, real processes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "harness.h"
+
+enum { NCUST = 8, NMERCH = 5 };
+#define DAY_MS 86400000LL
+#define HOUR_MS 3600000LL
+
+static dtPg pg;
+static dtApi api, vs;
+static dtKafka kafka;
+static pid_t proc = -1, archiver = -1, store = -1;
+static json_t *posted; /* every document posted, for the expected values */
+static size_t reproduced; /* decisions replayed onto the topic: archived again */
+static char vsdir[300], archive[300];
+static char env_db[400], env_brokers[64], env_metrics[64];
+static const char *procEnv[] = {env_db, env_brokers, env_metrics, "STREAM_LOG_LEVEL=warn", NULL};
+static char env_abrokers[64], env_aroot[330];
+static const char *archEnv[] = {env_abrokers, env_aroot, "ARCHIVER_MAX_AGE=300ms", "ARCHIVER_LOG_LEVEL=error",
+                                "ARCHIVER_SESSION_TIMEOUT=6s", NULL};
+static char env_vbrokers[64], env_vdir[330], env_vport[64];
+static const char *storeEnv[] = {env_vbrokers, env_vdir, env_vport, "VARSTORE_LOG_LEVEL=warn",
+                                 "VARSTORE_BATCH_WAIT=5ms", "VARSTORE_SESSION_TIMEOUT=6s", NULL};
+
+static bool ready(void *arg) {
+    dtResponse r;
+    bool ok = dtHttp(arg, "GET", "/readyz", NULL, NULL, NULL, 0, &r) && r.status == 200;
+    dtResponseFree(&r);
+    return ok;
+}
+
+static bool storeStart(void) {
+    store = dtSpawn("variable-store", NULL, storeEnv);
+    return store > 0 && dtWaitFor(ready, &vs, 30000);
+}
+
+static int setup(void **state) {
+    if (!dtPgStart(&pg) || !dtApiStart(&api, &pg, NULL) || !dtKafkaStart(&kafka)) return -1;
+    posted = json_array();
+    dtApi procHttp;
+    int mport = dtFreePort();
+    snprintf(procHttp.url, sizeof(procHttp.url), "http://127.0.0.1:%d", mport);
+    snprintf(env_db, sizeof(env_db), "STREAM_DATABASE_URL=%s", pg.conninfo);
+    snprintf(env_brokers, sizeof(env_brokers), "STREAM_BROKERS=127.0.0.1:%d", kafka.port);
+    snprintf(env_metrics, sizeof(env_metrics), "STREAM_METRICS_PORT=%d", mport);
+    proc = dtSpawn("stream-processor", NULL, procEnv);
+    snprintf(archive, sizeof(archive), "%s/archive", pg.dir);
+    snprintf(env_abrokers, sizeof(env_abrokers), "ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port);
+    snprintf(env_aroot, sizeof(env_aroot), "ARCHIVER_ROOT=%s", archive);
+    archiver = dtSpawn("decision-archiver", NULL, archEnv);
+    vs.port = dtFreePort();
+    snprintf(vs.url, sizeof(vs.url), "http://127.0.0.1:%d", vs.port);
+    snprintf(vsdir, sizeof(vsdir), "%s/variable-store", pg.dir);
+    snprintf(env_vbrokers, sizeof(env_vbrokers), "VARSTORE_BROKERS=127.0.0.1:%d", kafka.port);
+    snprintf(env_vdir, sizeof(env_vdir), "VARSTORE_DATA_DIR=%s", vsdir);
+    snprintf(env_vport, sizeof(env_vport), "VARSTORE_LISTEN_PORT=%d", vs.port);
+    return dtWaitFor(ready, &procHttp, 20000) && storeStart() ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    int rc = dtStop(store, SIGTERM);
+    if (dtStop(proc, SIGTERM) != 0 || dtStop(archiver, SIGTERM) != 0) rc = -1;
+    dtApiStop(&api);
+    dtKafkaStop(&kafka);
+    dtPgDestroy(&pg);
+    json_decref(posted);
+    return rc == 0 ? 0 : -1;
+}
+
+static int64_t nowMs(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void rfc3339(int64_t ms, char out[32]) {
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+}
+
+static int64_t parseMs(const char *s) {
+    struct tm tm = {0};
+    int ms = 0;
+    sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms);
+    tm.tm_year -= 1900, tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* Decision k of a batch: customers, merchants, outcomes and amounts vary;
+ * ages are far from every window edge (45 d, 20 d, 5 h, 10 min), so the
+ * few seconds between posting and reading never move one across. */
+static json_t *decision(int k, int64_t now) {
+    static const char *const outcomes[] = {"APPROVED", "REJECTED", "APPROVED", "REFERRED", "APPROVED"};
+    static const int64_t ages[] = {45 * DAY_MS, 20 * DAY_MS, 5 * HOUR_MS, 10 * 60000};
+    json_t *doc = dtFixture("decision.json");
+    char id[37], cust[16], merch[16], at[32];
+    dtUuid(id);
+    snprintf(cust, sizeof(cust), "cust-%d", k % NCUST);
+    snprintf(merch, sizeof(merch), "m-%d", (k * 7 / 3) % NMERCH);
+    rfc3339(now - ages[k % 4] - k, at); /* - k: no two decisions share a decided_at */
+    json_object_set_new(doc, "decision_id", json_string(id));
+    json_object_set_new(doc, "customer_id", json_string(cust));
+    json_object_set_new(doc, "merchant_id", json_string(merch));
+    json_object_set_new(doc, "outcome", json_string(outcomes[k % 5]));
+    json_object_set_new(json_object_get(doc, "amount"), "value", json_integer(1000 + 37 * k));
+    json_object_set_new(doc, "decided_at", json_string(at));
+    return doc;
+}
+
+/* Posts n decisions through the API's batch endpoint, 100 per request. */
+static void postDecisions(int n) {
+    int64_t now = nowMs();
+    int base = (int)json_array_size(posted);
+    for (int start = 0; start < n; start += 100) {
+        json_t *batch = json_array();
+        for (int k = start; k < n && k < start + 100; k++) {
+            json_t *doc = decision(base + k, now);
+            json_array_append(batch, doc);
+            json_array_append_new(posted, doc);
+        }
+        char *body = json_dumps(json_pack("{s:o}", "decisions", batch), JSON_COMPACT);
+        dtResponse r;
+        assert_true(dtHttp(&api, "POST", "/v1/decisions:batch", DT_WRITER_TOKEN, "application/json", body,
+                           strlen(body), &r));
+        assert_int_equal(r.status, 200);
+        dtResponseFree(&r);
+        free(body);
+    }
+}
+
+/* --- the expected values, computed here from the posted documents ---- */
+
+static bool inWindow(json_t *doc, int64_t as_of, int64_t window) {
+    return parseMs(json_string_value(json_object_get(doc, "decided_at"))) > as_of - window;
+}
+
+static const char *str(json_t *doc, const char *k) {
+    return json_string_value(json_object_get(doc, k));
+}
+
+static json_t *expectCustomer(const char *id, int64_t as_of) {
+    json_int_t approved = 0, rejected = 0, amount = 0, c24 = 0, c1 = 0, maxamt = -1;
+    const char *last = NULL, *merchants[64];
+    int64_t last_at = INT64_MIN;
+    size_t nm = 0, i;
+    json_t *doc;
+    json_array_foreach(posted, i, doc) {
+        if (strcmp(str(doc, "customer_id"), id) != 0) continue;
+        int64_t at = parseMs(str(doc, "decided_at"));
+        json_int_t value = json_integer_value(json_object_get(json_object_get(doc, "amount"), "value"));
+        bool ok = strcmp(str(doc, "outcome"), "APPROVED") == 0;
+        if (at > last_at) last_at = at, last = str(doc, "outcome");
+        c24 += inWindow(doc, as_of, 24 * HOUR_MS);
+        c1 += inWindow(doc, as_of, HOUR_MS);
+        if (!inWindow(doc, as_of, 30 * DAY_MS)) continue;
+        approved += ok, rejected += strcmp(str(doc, "outcome"), "REJECTED") == 0;
+        if (ok) amount += value, maxamt = value > maxamt ? value : maxamt;
+        size_t m = 0;
+        while (m < nm && strcmp(merchants[m], str(doc, "merchant_id")) != 0) m++;
+        if (m == nm) merchants[nm++] = str(doc, "merchant_id");
+    }
+    return json_pack("{s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:o}", "approved_count_30d", approved, "rejected_count_30d",
+                     rejected, "approved_amount_30d", amount, "last_outcome", last ? json_string(last) : json_null(),
+                     "distinct_merchants_30d", (json_int_t)nm, "decision_count_24h", c24, "decision_count_1h", c1,
+                     "max_approved_amount_30d", maxamt >= 0 ? json_integer(maxamt) : json_null());
+}
+
+static json_t *expectMerchant(const char *id, int64_t as_of) {
+    json_int_t count = 0, rejected = 0;
+    const char *customers[64];
+    size_t nc = 0, i;
+    json_t *doc;
+    json_array_foreach(posted, i, doc) {
+        if (strcmp(str(doc, "merchant_id"), id) != 0 || !inWindow(doc, as_of, 24 * HOUR_MS)) continue;
+        count++, rejected += strcmp(str(doc, "outcome"), "REJECTED") == 0;
+        size_t c = 0;
+        while (c < nc && strcmp(customers[c], str(doc, "customer_id")) != 0) c++;
+        if (c == nc) customers[nc++] = str(doc, "customer_id");
+    }
+    return json_pack("{s:I, s:I, s:I}", "decision_count_24h", count, "rejected_count_24h", rejected,
+                     "distinct_customers_24h", (json_int_t)nc);
+}
+
+/* --- what a store answers ---- */
+
+/* Every customer and merchant (plus one never seen of each) through one
+ * batchGet: the results array, or NULL. */
+static json_t *snapshot(const dtApi *at) {
+    json_t *keys = json_array();
+    char id[16];
+    for (int c = 0; c <= NCUST; c++) {
+        snprintf(id, sizeof(id), "cust-%d", c);
+        json_array_append_new(keys, json_pack("{s:s, s:s}", "entity", "customer", "id", id));
+    }
+    for (int m = 0; m <= NMERCH; m++) {
+        snprintf(id, sizeof(id), "m-%d", m);
+        json_array_append_new(keys, json_pack("{s:s, s:s}", "entity", "merchant", "id", id));
+    }
+    json_t *req = json_pack("{s:o}", "keys", keys);
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    dtResponse r;
+    json_t *out = NULL;
+    if (dtHttp(at, "POST", "/v1/variables:batchGet", NULL, "application/json", body, strlen(body), &r) &&
+        r.status == 200)
+        out = json_incref(json_object_get(r.json, "results"));
+    dtResponseFree(&r);
+    free(body);
+    return out;
+}
+
+/* Whether every variable a store answers equals the computed one; prints the
+ * first difference when verbose. */
+static bool matchesExpected(const dtApi *at, bool verbose) {
+    json_t *snap = snapshot(at), *res;
+    size_t i;
+    bool ok = snap != NULL;
+    json_array_foreach(snap, i, res) {
+        if (!ok) break;
+        const char *entity = str(res, "entity"), *id = str(res, "id");
+        int64_t as_of = parseMs(str(res, "as_of"));
+        json_t *want = strcmp(entity, "customer") == 0 ? expectCustomer(id, as_of) : expectMerchant(id, as_of);
+        ok = json_equal(want, json_object_get(res, "variables"));
+        if (!ok && verbose) {
+            char *w = json_dumps(want, JSON_SORT_KEYS), *g = json_dumps(json_object_get(res, "variables"), JSON_SORT_KEYS);
+            fprintf(stderr, "%s %s:\n  expected %s\n  got      %s\n", entity, id, w, g);
+            free(w), free(g);
+        }
+        json_decref(want);
+    }
+    json_decref(snap);
+    return ok;
+}
+
+static bool storeMatches(void *arg) {
+    return matchesExpected(arg, false);
+}
+
+/* Value of an unlabelled metric of the store, -1 if absent. */
+static double metric(const dtApi *at, const char *name) {
+    dtResponse r;
+    double v = -1;
+    char key[128];
+    snprintf(key, sizeof(key), "\n%s ", name);
+    if (dtHttp(at, "GET", "/metrics", NULL, NULL, NULL, 0, &r) && r.body && strstr(r.body, key))
+        v = atof(strstr(r.body, key) + strlen(key));
+    dtResponseFree(&r);
+    return v;
+}
+
+typedef struct atLeast {
+    const char *name;
+    double value;
+} atLeast;
+
+static bool metricAtLeast(void *arg) {
+    atLeast *a = arg;
+    return metric(&vs, a->name) >= a->value;
+}
+
+static bool archived(void *arg);
+
+/* decision-replay of a whole archive with args; its output then "rc=N". */
+static char *replayFrom(const char *root, const char *args) {
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "${BUILD:-build}/bin/decision-replay --archive %s --from 2020-01-01T00:00:00Z --to 2100-01-01T00:00:00Z"
+             " --log-level warn %s 2>&1; echo rc=$?",
+             root, args);
+    return dtCapture(cmd);
+}
+
+static char *replay(const char *args) {
+    return replayFrom(archive, args);
+}
+
+/* The archive holds every posted decision (the archiver closes files within 300 ms). */
+static bool archived(void *arg) {
+    char *out = replay("--dry-run");
+    char want[64];
+    snprintf(want, sizeof(want), "\"read\":%zu,", json_array_size(posted) + reproduced);
+    bool ok = strstr(out, want) != NULL;
+    free(out);
+    return ok;
+}
+
+static void test_variables_follow_posted_decisions(void **state) {
+    postDecisions(120);
+    if (!dtWaitFor(storeMatches, &vs, 30000)) assert_true(matchesExpected(&vs, true));
+    /* and again with more decisions on top, so the values are seen to change */
+    json_t *before = snapshot(&vs);
+    postDecisions(40);
+    if (!dtWaitFor(storeMatches, &vs, 30000)) assert_true(matchesExpected(&vs, true));
+    json_t *after = snapshot(&vs);
+    assert_false(json_equal(before, after));
+    json_decref(before);
+    json_decref(after);
+}
+
+/* The same history twice into the live store, then twice onto its topic:
+ * every decision is a duplicate, no value moves. */
+static void test_replayed_history_changes_nothing(void **state) {
+    assert_true(dtWaitFor(archived, NULL, 30000));
+    assert_true(matchesExpected(&vs, true));
+    size_t n = json_array_size(posted);
+    char args[200];
+    snprintf(args, sizeof(args), "--target variable-store --url %s", vs.url);
+    for (int round = 0; round < 2; round++) {
+        char *out = replay(args);
+        if (strstr(out, "rc=0") == NULL) fprintf(stderr, "%s\n", out);
+        assert_non_null(strstr(out, "rc=0"));
+        free(out);
+        assert_true(matchesExpected(&vs, true));
+    }
+    /* from a copy: what goes onto the topic is archived again */
+    char copy[1000];
+    snprintf(copy, sizeof(copy), "rm -rf %s/copy && cp -r %s %s/copy && echo copied", pg.dir, archive, pg.dir);
+    free(dtCapture(copy));
+    snprintf(copy, sizeof(copy), "%s/copy", pg.dir);
+    atLeast dups = {"variable_store_duplicates_total", metric(&vs, "variable_store_duplicates_total")};
+    snprintf(args, sizeof(args), "--target kafka --brokers 127.0.0.1:%d --topic decisions", kafka.port);
+    for (int round = 0; round < 2; round++) {
+        char *out = replayFrom(copy, args);
+        assert_non_null(strstr(out, "rc=0"));
+        free(out);
+    }
+    reproduced += 2 * n;
+    /* decisions older than every window are "expired", not duplicates */
+    dups.value += 2.0 * (double)n * 3 / 4;
+    assert_true(dtWaitFor(metricAtLeast, &dups, 30000));
+    assert_true(matchesExpected(&vs, true));
+}
+
+static bool consuming(void *arg) {
+    return metric(&vs, "variable_store_kafka_messages_total") > *(double *)arg;
+}
+
+static void test_kill9_while_consuming(void **state) {
+    double seen = metric(&vs, "variable_store_kafka_messages_total");
+    postDecisions(400);
+    assert_true(dtWaitFor(consuming, &seen, 30000));
+    assert_int_equal(dtStop(store, SIGKILL), 128 + SIGKILL);
+    assert_true(storeStart());
+    if (!dtWaitFor(storeMatches, &vs, 30000)) assert_true(matchesExpected(&vs, true));
+}
+
+/* An empty store (no Kafka) refilled from the archive answers exactly as the
+ * live one; so does a read replica of the live one's directory. */
+static void test_refill_and_replica_equal_live(void **state) {
+    assert_true(dtWaitFor(archived, NULL, 30000));
+    dtApi fresh = {0}, replica = {0};
+    char dir[330], e_dir[360], e_port[64], r_dir[360], r_port[64];
+    fresh.port = dtFreePort();
+    snprintf(fresh.url, sizeof(fresh.url), "http://127.0.0.1:%d", fresh.port);
+    snprintf(dir, sizeof(dir), "%s/refilled", pg.dir);
+    snprintf(e_dir, sizeof(e_dir), "VARSTORE_DATA_DIR=%s", dir);
+    snprintf(e_port, sizeof(e_port), "VARSTORE_LISTEN_PORT=%d", fresh.port);
+    const char *freshEnv[] = {"VARSTORE_BROKERS=", e_dir, e_port, "VARSTORE_LOG_LEVEL=warn", NULL};
+    pid_t f = dtSpawn("variable-store", NULL, freshEnv);
+    assert_true(dtWaitFor(ready, &fresh, 20000));
+    char args[200];
+    snprintf(args, sizeof(args), "--target variable-store --url %s", fresh.url);
+    char *out = replay(args);
+    if (strstr(out, "rc=0") == NULL) fprintf(stderr, "%s\n", out);
+    assert_non_null(strstr(out, "rc=0"));
+    free(out);
+
+    replica.port = dtFreePort();
+    snprintf(replica.url, sizeof(replica.url), "http://127.0.0.1:%d", replica.port);
+    snprintf(r_dir, sizeof(r_dir), "VARSTORE_DATA_DIR=%s", vsdir);
+    snprintf(r_port, sizeof(r_port), "VARSTORE_LISTEN_PORT=%d", replica.port);
+    const char *replicaEnv[] = {"VARSTORE_ROLE=replica", r_dir, r_port, "VARSTORE_LOG_LEVEL=warn", NULL};
+    pid_t r = dtSpawn("variable-store", NULL, replicaEnv);
+    assert_true(dtWaitFor(ready, &replica, 20000));
+
+    assert_true(matchesExpected(&vs, true));
+    json_t *live = snapshot(&vs), *refilled = snapshot(&fresh), *replicated = snapshot(&replica);
+    assert_non_null(live);
+    for (size_t i = 0; i < json_array_size(live); i++) {
+        json_t *want = json_object_get(json_array_get(live, i), "variables");
+        assert_true(json_equal(want, json_object_get(json_array_get(refilled, i), "variables")));
+        assert_true(json_equal(want, json_object_get(json_array_get(replicated, i), "variables")));
+    }
+    /* a replica takes no writes */
+    dtResponse resp;
+    assert_true(dtHttp(&replica, "POST", "/v1/decisions:ingest", NULL, "application/json", "{\"decisions\":[]}", 16,
+                       &resp));
+    assert_int_equal(resp.status, 503);
+    dtResponseFree(&resp);
+    json_decref(live), json_decref(refilled), json_decref(replicated);
+    assert_int_equal(dtStop(f, SIGTERM), 0);
+    assert_int_equal(dtStop(r, SIGTERM), 0);
+}
+
+static long status(const char *method, const char *path, const char *ctype, const char *body, json_t **json) {
+    dtResponse r;
+    long st = dtHttp(&vs, method, path, NULL, ctype, body, body ? strlen(body) : 0, &r) ? r.status : -1;
+    if (json) *json = json_incref(r.json);
+    dtResponseFree(&r);
+    return st;
+}
+
+static void test_bad_requests(void **state) {
+    json_t *j = NULL;
+    assert_int_equal(status("GET", "/v1/variables/planet/earth", NULL, NULL, &j), 404);
+    assert_string_equal(str(j, "error"), "unknown_entity");
+    json_decref(j);
+    assert_int_equal(status("GET", "/v1/variables/customer/never-seen", NULL, NULL, &j), 200);
+    json_t *v = json_object_get(j, "variables");
+    assert_int_equal(json_integer_value(json_object_get(v, "approved_count_30d")), 0);
+    assert_true(json_is_null(json_object_get(v, "last_outcome")));
+    json_decref(j);
+    assert_int_equal(status("GET", "/v1/variables/customer/a%2Fb", NULL, NULL, NULL), 200);
+    assert_int_equal(status("GET", "/v1/variables/customer/%zz", NULL, NULL, NULL), 400);
+    assert_int_equal(status("GET", "/v1/variables/customer/", NULL, NULL, NULL), 400);
+    assert_int_equal(status("DELETE", "/v1/variables/customer/x", NULL, NULL, NULL), 405);
+
+    const char *batch = "/v1/variables:batchGet", *json = "application/json";
+    assert_int_equal(status("POST", batch, json, "{\"keys\": [", NULL), 400);
+    assert_int_equal(status("POST", batch, json, "{\"keys\": {}}", NULL), 400);
+    assert_int_equal(status("POST", batch, json, "{\"keys\": [{\"entity\": \"customer\"}]}", &j), 400);
+    assert_string_equal(str(j, "field"), "keys[0].id");
+    json_decref(j);
+    assert_int_equal(status("POST", batch, json, "{\"keys\": [{\"entity\": \"planet\", \"id\": \"x\"}]}", NULL), 404);
+    assert_int_equal(status("POST", batch, "text/plain", "{\"keys\": []}", NULL), 415);
+    json_t *keys = json_array();
+    for (int i = 0; i < 101; i++) json_array_append_new(keys, json_pack("{s:s, s:s}", "entity", "customer", "id", "x"));
+    json_t *big = json_pack("{s:o}", "keys", keys);
+    char *body = json_dumps(big, JSON_COMPACT);
+    assert_int_equal(status("POST", batch, json, body, &j), 413);
+    assert_string_equal(str(j, "error"), "too_many_keys");
+    json_decref(j);
+    free(body);
+    json_decref(big);
+
+    /* an ingest batch with one broken decision applies none of them */
+    double counted = metric(&vs, "variable_store_counted_total");
+    json_t *good = decision(1000, nowMs()), *bad = decision(1001, nowMs());
+    json_object_set_new(json_object_get(bad, "amount"), "value", json_string("lots"));
+    json_t *ing = json_pack("{s:[o,o]}", "decisions", good, bad);
+    body = json_dumps(ing, JSON_COMPACT);
+    assert_int_equal(status("POST", "/v1/decisions:ingest", json, body, &j), 400);
+    assert_string_equal(str(j, "field"), "decisions[1].amount.value");
+    json_decref(j);
+    assert_true(metric(&vs, "variable_store_counted_total") == counted);
+    free(body);
+    json_decref(ing);
+    assert_true(matchesExpected(&vs, true));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_variables_follow_posted_decisions),
+        cmocka_unit_test(test_replayed_history_changes_nothing),
+        cmocka_unit_test(test_kill9_while_consuming),
+        cmocka_unit_test(test_refill_and_replica_equal_live),
+        cmocka_unit_test(test_bad_requests),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
