@@ -116,7 +116,7 @@ static json_t *decision(int k, int64_t now) {
     static const char *const outcomes[] = {"APPROVED", "REJECTED", "APPROVED", "REFERRED", "APPROVED"};
     static const int64_t ages[] = {45 * DAY_MS, 20 * DAY_MS, 5 * HOUR_MS, 10 * 60000};
     json_t *doc = dtFixture("decision.json");
-    char id[37], cust[16], merch[16], at[32];
+    char id[37], cust[24], merch[24], at[32];
     dtUuid(id);
     snprintf(cust, sizeof(cust), "cust-%d", k % NCUST);
     snprintf(merch, sizeof(merch), "m-%d", (k * 7 / 3) % NMERCH);
@@ -141,7 +141,9 @@ static void postDecisions(int n) {
             json_array_append(batch, doc);
             json_array_append_new(posted, doc);
         }
-        char *body = json_dumps(json_pack("{s:o}", "decisions", batch), JSON_COMPACT);
+        json_t *req = json_pack("{s:o}", "decisions", batch);
+        char *body = json_dumps(req, JSON_COMPACT);
+        json_decref(req);
         dtResponse r;
         assert_true(dtHttp(&api, "POST", "/v1/decisions:batch", DT_WRITER_TOKEN, "application/json", body,
                            strlen(body), &r));
@@ -210,7 +212,7 @@ static json_t *expectMerchant(const char *id, int64_t as_of) {
  * batchGet: the results array, or NULL. */
 static json_t *snapshot(const dtApi *at) {
     json_t *keys = json_array();
-    char id[16];
+    char id[24];
     for (int c = 0; c <= NCUST; c++) {
         snprintf(id, sizeof(id), "cust-%d", c);
         json_array_append_new(keys, json_pack("{s:s, s:s}", "entity", "customer", "id", id));
