@@ -12,7 +12,6 @@
 #include "agg.h"
 #include "event.h"
 
-#define STORE_MAX_FIELDS 64
 
 struct vsStore {
     MDB_env *env;
@@ -184,8 +183,8 @@ bool vsStoreApply(vsStore *s, const uint8_t *prepared, size_t len, int64_t now, 
     for (size_t i = 0; i < s->vars->nentities; i++) {
         const vsEntity *e = &s->vars->entities[i];
         vsEventRef ev;
-        vsValue fields[STORE_MAX_FIELDS];
-        if (!vsEventNext(&p, end, &ev) || e->nfields > STORE_MAX_FIELDS ||
+        vsValue fields[VS_MAX_FIELDS];
+        if (!vsEventNext(&p, end, &ev) || e->nfields > VS_MAX_FIELDS ||
             (ev.present && !vsEventFields(ev.val, ev.vallen, fields, e->nfields)))
             return snprintf(errbuf, errlen, "malformed prepared decision"), false;
         if (!ev.present) continue;
@@ -336,7 +335,7 @@ static bool storeScan(vsStoreReader *r, size_t i, const uint8_t *prefix, size_t 
     int rc = mdb_cursor_open(r->txn, r->s->events[i], &c);
     if (rc) return storeFail(errbuf, errlen, "cursor", rc);
     MDB_val k = {slen, start}, v;
-    vsValue fields[STORE_MAX_FIELDS];
+    vsValue fields[VS_MAX_FIELDS];
     bool ok = true;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         if (k.mv_size != plen + VS_EVENT_SUFFIX || memcmp(k.mv_data, prefix, plen) != 0) break;

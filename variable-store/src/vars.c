@@ -263,6 +263,9 @@ static bool varsEntity(vsEntity *e, const json_t *j, avro_schema_t root, char *e
         }
         e->nvars++;
     }
+    if (e->nfields > VS_MAX_FIELDS)
+        return varsFail(errbuf, errlen, "entity %s: its variables read %zu fields, at most %d are stored", name,
+                        e->nfields, VS_MAX_FIELDS);
     return true;
 }
 
@@ -308,10 +311,12 @@ vsVars *vsVarsParse(const char *text, size_t len, dsCodec *codec, char *errbuf, 
     vsVars *v = calloc(1, sizeof(*v));
     json_t *ents = NULL;
     char sub[900];
+    jerr.text[0] = '\0';
     if (v == NULL) goto oom;
     if (json_unpack_ex(root, &jerr, JSON_STRICT, "{s:o}", "entities", &ents) != 0 || !json_is_array(ents) ||
         json_array_size(ents) == 0) {
-        varsFail(errbuf, errlen, "the file must be {\"entities\": [ ... ]} with at least one entity");
+        varsFail(errbuf, errlen, "the file must be {\"entities\": [ ... ]} with at least one entity%s%s",
+                 *jerr.text ? ": " : "", jerr.text);
         goto failed;
     }
     if ((v->entities = calloc(json_array_size(ents), sizeof(vsEntity))) == NULL) goto oom;

@@ -28,6 +28,8 @@
 
 #include "ds/codec.h"
 
+#define VS_MAX_FIELDS 64 /* fields one entity's variables may read */
+
 typedef enum { VS_AGG_COUNT, VS_AGG_SUM, VS_AGG_MIN, VS_AGG_MAX, VS_AGG_LAST, VS_AGG_DISTINCT } vsAggKind;
 
 typedef enum { VS_VAL_NULL = 0, VS_VAL_LONG = 1, VS_VAL_DOUBLE = 2, VS_VAL_STRING = 3, VS_VAL_BOOL = 4 } vsValType;
