@@ -5,7 +5,8 @@
  * history replayed twice (into the store, and onto the topic) changes
  * nothing; kill -9 while consuming loses and doubles nothing; an empty
  * store refilled from the archive, and a read replica, answer exactly as
- * the live store does; bad requests get the statuses of the contract.
+ * the live store does; bad requests get the statuses of the contract; a
+ * new variable over a field not kept rebuilds the state from the topic.
  * Real PostgreSQL, dev-kafka, real processes. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -47,6 +48,11 @@ static bool ready(void *arg) {
     bool ok = dtHttp(arg, "GET", "/readyz", NULL, NULL, NULL, 0, &r) && r.status == 200;
     dtResponseFree(&r);
     return ok;
+}
+
+static bool storeStartWith(const char *const *env) {
+    store = dtSpawn("variable-store", NULL, env);
+    return store > 0 && dtWaitFor(ready, &vs, 30000);
 }
 
 static bool storeStart(void) {
@@ -121,7 +127,10 @@ static json_t *decision(int k, int64_t now) {
     snprintf(cust, sizeof(cust), "cust-%d", k % NCUST);
     snprintf(merch, sizeof(merch), "m-%d", (k * 7 / 3) % NMERCH);
     rfc3339(now - ages[k % 4] - k, at); /* - k: no two decisions share a decided_at */
+    char purchase[24];
+    snprintf(purchase, sizeof(purchase), "p-%d", k / 2); /* two decisions per purchase */
     json_object_set_new(doc, "decision_id", json_string(id));
+    json_object_set_new(doc, "purchase_id", json_string(purchase));
     json_object_set_new(doc, "customer_id", json_string(cust));
     json_object_set_new(doc, "merchant_id", json_string(merch));
     json_object_set_new(doc, "outcome", json_string(outcomes[k % 5]));
@@ -473,6 +482,53 @@ static void test_bad_requests(void **state) {
     assert_true(matchesExpected(&vs, true));
 }
 
+/* Distinct purchases of a customer in 30 days, computed here. */
+static json_int_t expectPurchases(const char *id, int64_t as_of) {
+    json_t *seen = json_object(), *doc;
+    size_t i;
+    json_array_foreach(posted, i, doc)
+        if (strcmp(str(doc, "customer_id"), id) == 0 && inWindow(doc, as_of, 30 * DAY_MS))
+            json_object_set_new(seen, str(doc, "purchase_id"), json_true());
+    json_int_t n = (json_int_t)json_object_size(seen);
+    json_decref(seen);
+    return n;
+}
+
+/* A variable over a field the store did not keep: restarted with the new
+ * file, the store empties its state, reads the topic again, and answers the
+ * new variable and the old ones exactly. */
+static void test_new_variable_rebuilds_from_the_topic(void **state) {
+    json_error_t jerr;
+    json_t *file = json_load_file("variable-store/variables.json", 0, &jerr);
+    assert_non_null(file);
+    json_array_append_new(json_object_get(json_array_get(json_object_get(file, "entities"), 0), "variables"),
+                          json_pack("{s:s, s:s, s:s, s:s}", "name", "distinct_purchases_30d", "aggregation",
+                                    "distinct", "field", "purchase_id", "window", "30d"));
+    char path[330], env_file[360];
+    snprintf(path, sizeof(path), "%s/variables-plus.json", pg.dir);
+    assert_int_equal(json_dump_file(file, path, 0), 0);
+    json_decref(file);
+    snprintf(env_file, sizeof(env_file), "VARSTORE_VARIABLES_FILE=%s", path);
+    const char *env[] = {env_vbrokers, env_vdir, env_vport, env_file, "VARSTORE_LOG_LEVEL=error",
+                         "VARSTORE_BATCH_WAIT=5ms", "VARSTORE_SESSION_TIMEOUT=6s", NULL};
+    assert_int_equal(dtStop(store, SIGTERM), 0);
+    assert_true(storeStartWith(env));
+
+    json_t *snap = snapshot(&vs), *res;
+    size_t i;
+    assert_non_null(snap);
+    json_array_foreach(snap, i, res) {
+        const char *id = str(res, "id");
+        int64_t as_of = parseMs(str(res, "as_of"));
+        if (strcmp(str(res, "entity"), "customer") != 0) continue;
+        json_t *want = expectCustomer(id, as_of);
+        json_object_set_new(want, "distinct_purchases_30d", json_integer(expectPurchases(id, as_of)));
+        assert_true(json_equal(want, json_object_get(res, "variables")));
+        json_decref(want);
+    }
+    json_decref(snap);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_variables_follow_posted_decisions),
@@ -480,6 +536,7 @@ int main(void) {
         cmocka_unit_test(test_kill9_while_consuming),
         cmocka_unit_test(test_refill_and_replica_equal_live),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_new_variable_rebuilds_from_the_topic),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
