@@ -57,8 +57,8 @@ bool vsFeedJobMark(vsFeedJob *job) {
 void vsFeedJobReset(vsFeedJob *job) {
     job->prepared.len = 0;
     job->n = 0;
-    job->ok = false;
-    job->error[0] = '\0';
+    job->status = 0;
+    job->code[0] = job->field[0] = job->error[0] = '\0';
     job->counted = job->duplicates = job->expired = 0;
 }
 
@@ -241,11 +241,29 @@ static void feedFinishJobs(vsFeedJob *jobs, bool ok, const char *error) {
     while (jobs) {
         vsFeedJob *next = jobs->next;
         jobs->next = NULL;
-        jobs->ok = ok;
+        jobs->status = ok ? 200 : 503;
         if (!ok) snprintf(jobs->error, sizeof(jobs->error), "%.255s", error);
         jobs->on_done(jobs);
         jobs = next;
     }
+}
+
+/* Runs the jobs' prepare callbacks; the ones refused are answered at once
+ * and left out of the returned list. */
+static vsFeedJob *feedPrepareJobs(vsFeed *f, vsFeedJob *jobs) {
+    vsFeedJob *kept = NULL, **tail = &kept;
+    while (jobs) {
+        vsFeedJob *next = jobs->next;
+        jobs->next = NULL;
+        if (jobs->prepare && !jobs->prepare(jobs, f->codec, &f->value)) {
+            jobs->on_done(jobs);
+        } else {
+            *tail = jobs;
+            tail = &jobs->next;
+        }
+        jobs = next;
+    }
+    return kept;
 }
 
 static vsFeedJob *feedTakeJobs(vsFeed *f, long wait_ms) {
@@ -290,7 +308,7 @@ static void *feedMain(void *arg) {
     vsFeed *f = arg;
     char err[1024];
     while (!atomic_load(&f->stopping)) {
-        vsFeedJob *jobs = feedTakeJobs(f, f->rk ? 0 : f->cfg.batch_wait_ms);
+        vsFeedJob *jobs = feedPrepareJobs(f, feedTakeJobs(f, f->rk ? 0 : f->cfg.batch_wait_ms));
         size_t n = f->rk ? feedPoll(f, jobs != NULL) : 0;
         bool ok = (n == 0 && jobs == NULL) || feedBatch(f, f->msgs, n, jobs, err, sizeof(err));
         for (size_t i = 0; i < n; i++) rd_kafka_message_destroy(f->msgs[i]);

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ds/codec.h"
 #include "event.h"
 #include "store.h"
 #include "vars.h"
@@ -46,20 +47,26 @@ typedef struct vsFeedCounters {
     atomic_int_fast64_t last_commit_ms;
 } vsFeedCounters;
 
-/* A batch of prepared decisions to apply in one transaction, all or nothing.
- * The submitter fills prepared and ends, then hands the job over with
- * vsFeedSubmit(); on_done is called on the writer thread once the job is
- * committed (ok) or failed (error filled); the job is then the
+/* A batch of decisions to apply in one transaction, all or nothing. The
+ * submitter hands it over with vsFeedSubmit(). If prepare is set, the writer
+ * calls it first, outside the transaction, with its own codec and a scratch
+ * value, to fill prepared and ends (so that parsing and validating a large
+ * body never runs on the thread answering lookups); a false return leaves
+ * the job unapplied with status, code, field and error filled. Then on_done
+ * is called on the writer thread: status 200 (committed, counts filled), the
+ * prepare's status, or 503 (storage failed, or stopping). The job is then the
  * submitter's again. */
 typedef struct vsFeedJob {
     vsBuf prepared;
     size_t *ends; /* ends[i]: end of decision i in prepared */
     size_t n, cap;
-    bool ok;
-    char error[256];
+    bool (*prepare)(struct vsFeedJob *job, dsCodec *codec, avro_value_t *scratch);
+    int status;
+    char code[32];
+    char field[300];
+    char error[512];
     uint64_t counted, duplicates, expired;
     void (*on_done)(struct vsFeedJob *job);
-    void *arg;
     struct vsFeedJob *next; /* the feed's queue */
 } vsFeedJob;
 

@@ -1,7 +1,9 @@
 /* ingest.c - POST /v1/decisions:ingest: decisions posted by decision-replay
- * (or anyone refilling the store) are validated and prepared here, on the
- * loop thread, applied by the writer thread in one transaction, and
- * answered once committed.
+ * (or anyone refilling the store). The loop thread only copies the body and
+ * queues it: parsing and validating a thousand documents takes tens of
+ * milliseconds, which lookups must not wait behind. The writer thread
+ * validates and prepares them (ingestPrepare), applies them in one
+ * transaction, and the loop thread answers once committed.
  *
  * The job lives on the heap, not in the request pool: h2o frees the request
  * if its client goes away while the writer holds the job. The pool holds only
@@ -20,9 +22,11 @@ typedef struct ingestLink ingestLink;
 
 typedef struct ingestJob {
     vsFeedJob job; /* first: the feed hands back this pointer */
-    vsServer *s;
+    vsServer *s;   /* its vars and limits are read on the writer thread: fixed after start */
     h2o_req_t *req; /* NULL once the client went away */
     ingestLink *link;
+    char *body; /* a copy: the request pool may go before the writer is done */
+    size_t body_len;
 } ingestJob;
 
 struct ingestLink {
@@ -36,6 +40,7 @@ static void ingestDispose(void *p) {
 
 static void ingestFree(ingestJob *j) {
     if (j->link) j->link->job = NULL;
+    free(j->body);
     vsFeedJobFree(&j->job);
     free(j);
 }
@@ -59,61 +64,72 @@ void vsServerDrainJobs(vsServer *s) {
     while (done) {
         ingestJob *j = (ingestJob *)done;
         done = done->next;
-        if (j->req && j->job.ok) {
+        if (j->req && j->job.status == 200) {
             json_t *body = json_pack("{s:I, s:I, s:I, s:I}", "received", (json_int_t)j->job.n, "counted",
                                      (json_int_t)j->job.counted, "duplicates", (json_int_t)j->job.duplicates,
                                      "expired", (json_int_t)j->job.expired);
             dsHttpRespondJson(s->http, j->req, ROUTE_INGEST, 200, body, NULL, 0);
         } else if (j->req) {
-            dsHttpRespondError(s->http, j->req, ROUTE_INGEST, 503, "unavailable", j->job.error, NULL,
-                               s->retry_after_s);
+            int st = j->job.status;
+            dsHttpRespondError(s->http, j->req, ROUTE_INGEST, st, *j->job.code ? j->job.code : "unavailable",
+                               j->job.error, j->job.field, st == 503 ? s->retry_after_s : 0);
         }
         ingestFree(j);
     }
 }
 
-/* Validates and prepares every decision; false: answered (400), nothing queued. */
-static bool ingestPrepare(vsServer *s, h2o_req_t *req, json_t *decisions, ingestJob *j) {
+static bool ingestRefuse(vsFeedJob *job, int status, const char *code, const char *field, const char *message) {
+    job->status = status;
+    snprintf(job->code, sizeof(job->code), "%s", code);
+    snprintf(job->field, sizeof(job->field), "%.299s", field ? field : "");
+    snprintf(job->error, sizeof(job->error), "%.511s", message);
+    return false;
+}
+
+/* Every decision validated and prepared, or the first fault. */
+static bool ingestPrepareAll(ingestJob *j, json_t *decisions, dsCodec *codec, avro_value_t *scratch) {
     size_t i;
     json_t *doc;
     char field[300], msg[700];
     json_array_foreach(decisions, i, doc) {
         dsCodecError cerr;
-        if (!dsCodecFromJson(s->codec, doc, &s->scratch, &cerr)) {
+        if (!dsCodecFromJson(codec, doc, scratch, &cerr)) {
             snprintf(field, sizeof(field), "decisions[%zu]%s%s", i, *cerr.field ? "." : "", cerr.field);
             snprintf(msg, sizeof(msg), "decisions[%zu]: %s", i, cerr.message);
-            dsHttpRespondError(s->http, req, ROUTE_INGEST, 400, cerr.code, msg, field, 0);
-            return false;
+            return ingestRefuse(&j->job, 400, cerr.code, field, msg);
         }
-        if (!vsEventPrepare(s->vars, &s->scratch, &j->job.prepared, msg, sizeof(msg)) || !vsFeedJobMark(&j->job)) {
+        if (!vsEventPrepare(j->s->vars, scratch, &j->job.prepared, msg, sizeof(msg)) || !vsFeedJobMark(&j->job)) {
             snprintf(field, sizeof(field), "decisions[%zu]", i);
-            dsHttpRespondError(s->http, req, ROUTE_INGEST, 400, "invalid_value", msg, field, 0);
-            return false;
+            return ingestRefuse(&j->job, 400, "invalid_value", field, msg);
         }
     }
     return true;
 }
 
-static json_t *ingestParse(vsServer *s, h2o_req_t *req) {
+/* On the writer thread (vsFeedJob.prepare): the body into prepared decisions. */
+static bool ingestPrepare(vsFeedJob *job, dsCodec *codec, avro_value_t *scratch) {
+    ingestJob *j = (ingestJob *)job;
     json_error_t jerr;
-    json_t *doc = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *doc = json_loadb(j->body, j->body_len, JSON_REJECT_DUPLICATES, &jerr);
     json_t *decisions = json_is_object(doc) ? json_object_get(doc, "decisions") : NULL;
     char msg[300];
+    bool ok = false;
     if (doc == NULL) {
         snprintf(msg, sizeof(msg), "malformed JSON: %s at line %d, column %d", jerr.text, jerr.line, jerr.column);
-        dsHttpRespondError(s->http, req, ROUTE_INGEST, 400, "malformed_json", msg, NULL, 0);
+        ingestRefuse(job, 400, "malformed_json", NULL, msg);
     } else if (!json_is_array(decisions) || json_object_size(doc) != 1) {
-        dsHttpRespondError(s->http, req, ROUTE_INGEST, 400, "bad_request",
-                           "the body must be {\"decisions\": [decision, ...]}", "decisions", 0);
-    } else if (json_array_size(decisions) > s->ingest_max) {
+        ingestRefuse(job, 400, "bad_request", "decisions", "the body must be {\"decisions\": [decision, ...]}");
+    } else if (json_array_size(decisions) > j->s->ingest_max) {
         snprintf(msg, sizeof(msg), "%zu decisions; a request holds at most %zu", json_array_size(decisions),
-                 s->ingest_max);
-        dsHttpRespondError(s->http, req, ROUTE_INGEST, 413, "too_many_items", msg, "decisions", 0);
+                 j->s->ingest_max);
+        ingestRefuse(job, 413, "too_many_items", "decisions", msg);
     } else {
-        return doc;
+        ok = ingestPrepareAll(j, decisions, codec, scratch);
     }
     json_decref(doc);
-    return NULL;
+    free(j->body); /* not needed any more: the prepared form is what is applied */
+    j->body = NULL;
+    return ok;
 }
 
 void vsIngestPost(vsServer *s, h2o_req_t *req) {
@@ -127,17 +143,15 @@ void vsIngestPost(vsServer *s, h2o_req_t *req) {
         return;
     }
     if (!vsServerRequireJson(s, req, ROUTE_INGEST)) return;
-    json_t *doc = ingestParse(s, req);
-    if (doc == NULL) return;
     ingestJob *j = calloc(1, sizeof(*j));
-    if (j == NULL) {
-        json_decref(doc);
+    if (j == NULL || (j->body = malloc(req->entity.len ? req->entity.len : 1)) == NULL) {
+        free(j);
         dsHttpRespondError(s->http, req, ROUTE_INGEST, 500, "internal", "out of memory", NULL, 0);
         return;
     }
-    bool prepared = ingestPrepare(s, req, json_object_get(doc, "decisions"), j);
-    json_decref(doc);
-    if (!prepared) return ingestFree(j);
+    if (req->entity.len) memcpy(j->body, req->entity.base, req->entity.len);
+    j->body_len = req->entity.len;
+    j->job.prepare = ingestPrepare;
     j->s = s, j->req = req;
     j->job.on_done = ingestOnDone;
     if (!vsFeedSubmit(s->feed, &j->job)) {

@@ -154,11 +154,6 @@ bool vsServerStart(vsServer *s, const dsHttpConfig *http, char *errbuf, size_t e
     if ((s->metrics = dsMetricsNew()) == NULL || (s->reader = vsStoreReaderNew(s->store)) == NULL)
         return snprintf(errbuf, errlen, "out of memory"), false;
     routeMetricsSetup(s);
-    if ((s->codec = dsCodecNew(errbuf, errlen)) == NULL) return false;
-    if (!dsCodecNewValue(s->codec, &s->scratch)) {
-        dsCodecFree(s->codec), s->codec = NULL;
-        return snprintf(errbuf, errlen, "cannot create an Avro value"), false;
-    }
     uv_async_init(s->loop, &s->done_async, routeOnDone);
     s->done_async.data = s;
     return (s->http = dsHttpServerStart(s->loop, http, vsServerHandle, s, s->metrics, errbuf, errlen)) != NULL;
@@ -180,8 +175,6 @@ void vsServerClose(vsServer *s) {
 void vsServerFree(vsServer *s) {
     dsHttpServerFree(s->http);
     s->http = NULL;
-    if (s->codec) avro_value_decref(&s->scratch);
-    dsCodecFree(s->codec);
     vsStoreReaderFree(s->reader);
     dsMetricsFree(s->metrics);
     if (s->done_mu_ready) pthread_mutex_destroy(&s->done_mu);

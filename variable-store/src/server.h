@@ -5,12 +5,10 @@
 #ifndef VS_SERVER_H
 #define VS_SERVER_H
 
-#include <avro.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <uv.h>
 
-#include "ds/codec.h"
 #include "ds/http.h"
 #include "ds/metrics.h"
 #include "feed.h"
@@ -25,8 +23,6 @@ typedef struct vsServer {
     vsStore *store;         /* borrowed */
     vsFeed *feed;           /* borrowed; NULL on a read replica */
     vsStoreReader *reader;  /* owned; the loop thread's snapshots */
-    dsCodec *codec;         /* owned; the loop thread's, for ingested documents */
-    avro_value_t scratch;
     size_t batch_get_max;   /* keys per batchGet (413 above) */
     size_t ingest_max;      /* decisions per ingest request (413 above) */
     bool ingest;            /* whether POST /v1/decisions:ingest is served */
@@ -42,7 +38,7 @@ typedef struct vsServer {
     dsMetricFamily *f_events, *f_entities;
 } vsServer;
 
-/* Fills the server's own parts (reader, codec, metrics, async) and starts
+/* Fills the server's own parts (reader, metrics, async) and starts
  * listening. loop, vars, store, feed, and the limits must be set in s
  * before. false with errbuf filled on failure; vsServerFree() undoes a
  * partial start. */
