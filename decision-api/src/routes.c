@@ -25,28 +25,14 @@ bool apiRequireRole(apiServer *s, h2o_req_t *req, const char *route, int role) {
 }
 
 bool apiRequireJson(apiServer *s, h2o_req_t *req, const char *route) {
-    h2o_iovec_t ct;
-    if (dsHttpHeaderGet(req, H2O_TOKEN_CONTENT_TYPE, &ct)) {
-        /* "application/json", optionally with parameters such as charset */
-        size_t n = strlen("application/json");
-        if (ct.len >= n && strncasecmp(ct.base, "application/json", n) == 0 &&
-            (ct.len == n || ct.base[n] == ';' || ct.base[n] == ' '))
-            return true;
-    }
+    if (dsHttpBodyIsJson(req)) return true;
     dsHttpRespondError(s->http, req, route, 415, "unsupported_media_type", "the body must be application/json", NULL, 0);
     return false;
 }
 
 static void routeMetrics(apiServer *s, h2o_req_t *req) {
     dsMetricSet(s->m_db_up, apiWriterReady(s->writer) ? 1 : 0);
-    size_t len;
-    char *text = dsMetricsRender(s->metrics, &len);
-    if (text == NULL) {
-        dsHttpRespondError(s->http, req, "GET /metrics", 500, "internal", "out of memory", NULL, 0);
-        return;
-    }
-    dsHttpRespond(s->http, req, "GET /metrics", 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL, 0);
-    free(text);
+    dsHttpRespondMetrics(s->http, req, s->metrics);
 }
 
 static void routeReady(apiServer *s, h2o_req_t *req) {
@@ -57,16 +43,6 @@ static void routeReady(apiServer *s, h2o_req_t *req) {
                            s->retry_after_s);
 }
 
-static void routeMethodNotAllowed(apiServer *s, h2o_req_t *req, const char *allow) {
-    dsHttpHeader h = {"allow", allow};
-    json_t *body = json_pack("{s:s, s:s}", "error", "method_not_allowed", "message", "method not allowed on this path");
-    dsHttpRespondJson(s->http, req, ROUTE_OTHER, 405, body, &h, 1);
-}
-
-static bool routeIs(const h2o_iovec_t *path, const char *literal) {
-    return h2o_memis(path->base, path->len, literal, strlen(literal));
-}
-
 void apiHandle(void *app, h2o_req_t *req) {
     apiServer *s = app;
     h2o_iovec_t path = req->path_normalized;
@@ -74,25 +50,25 @@ void apiHandle(void *app, h2o_req_t *req) {
     bool post = dsHttpMethodIs(req, "POST");
     static const char prefix[] = "/v1/decisions/";
 
-    if (routeIs(&path, "/v1/decisions")) {
+    if (dsHttpPathIs(&path, "/v1/decisions")) {
         if (post) apiPostDecision(s, req);
         else if (get) apiListDecisions(s, req);
-        else routeMethodNotAllowed(s, req, "GET, POST");
-    } else if (routeIs(&path, "/v1/decisions:batch")) {
+        else dsHttpRespondMethodNotAllowed(s->http, req, "GET, POST");
+    } else if (dsHttpPathIs(&path, "/v1/decisions:batch")) {
         if (post) apiPostBatch(s, req);
-        else routeMethodNotAllowed(s, req, "POST");
+        else dsHttpRespondMethodNotAllowed(s->http, req, "POST");
     } else if (path.len > sizeof(prefix) - 1 && memcmp(path.base, prefix, sizeof(prefix) - 1) == 0) {
         if (get) apiGetDecision(s, req, path.base + sizeof(prefix) - 1, path.len - (sizeof(prefix) - 1));
-        else routeMethodNotAllowed(s, req, "GET");
-    } else if (routeIs(&path, "/healthz")) {
+        else dsHttpRespondMethodNotAllowed(s->http, req, "GET");
+    } else if (dsHttpPathIs(&path, "/healthz")) {
         if (get) dsHttpRespondJson(s->http, req, "GET /healthz", 200, json_pack("{s:s}", "status", "ok"), NULL, 0);
-        else routeMethodNotAllowed(s, req, "GET");
-    } else if (routeIs(&path, "/readyz")) {
+        else dsHttpRespondMethodNotAllowed(s->http, req, "GET");
+    } else if (dsHttpPathIs(&path, "/readyz")) {
         if (get) routeReady(s, req);
-        else routeMethodNotAllowed(s, req, "GET");
-    } else if (routeIs(&path, "/metrics")) {
+        else dsHttpRespondMethodNotAllowed(s->http, req, "GET");
+    } else if (dsHttpPathIs(&path, "/metrics")) {
         if (get) routeMetrics(s, req);
-        else routeMethodNotAllowed(s, req, "GET");
+        else dsHttpRespondMethodNotAllowed(s->http, req, "GET");
     } else {
         dsHttpRespondError(s->http, req, ROUTE_OTHER, 404, "not_found", "no such endpoint", NULL, 0);
     }

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
@@ -227,6 +228,34 @@ void dsHttpRespondError(dsHttpServer *s, h2o_req_t *req, const char *route, int 
     snprintf(retry, sizeof(retry), "%d", retry_after_s);
     dsHttpHeader h = {"retry-after", retry};
     dsHttpRespondJson(s, req, route, status, body, &h, retry_after_s > 0 ? 1 : 0);
+}
+
+void dsHttpRespondMethodNotAllowed(dsHttpServer *s, h2o_req_t *req, const char *allow) {
+    dsHttpHeader h = {"allow", allow};
+    json_t *body = json_pack("{s:s, s:s}", "error", "method_not_allowed", "message", "method not allowed on this path");
+    dsHttpRespondJson(s, req, "other", 405, body, &h, 1);
+}
+
+void dsHttpRespondMetrics(dsHttpServer *s, h2o_req_t *req, const dsMetrics *m) {
+    size_t len;
+    char *text = dsMetricsRender(m, &len);
+    if (text == NULL) {
+        dsHttpRespondError(s, req, "GET /metrics", 500, "internal", "out of memory", NULL, 0);
+        return;
+    }
+    dsHttpRespond(s, req, "GET /metrics", 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL, 0);
+    free(text);
+}
+
+bool dsHttpPathIs(const h2o_iovec_t *path, const char *literal) {
+    return h2o_memis(path->base, path->len, literal, strlen(literal));
+}
+
+bool dsHttpBodyIsJson(const h2o_req_t *req) {
+    h2o_iovec_t ct;
+    size_t n = strlen("application/json");
+    return dsHttpHeaderGet(req, H2O_TOKEN_CONTENT_TYPE, &ct) && ct.len >= n &&
+           strncasecmp(ct.base, "application/json", n) == 0 && (ct.len == n || ct.base[n] == ';' || ct.base[n] == ' ');
 }
 
 bool dsHttpMethodIs(const h2o_req_t *req, const char *method) {

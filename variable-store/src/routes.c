@@ -6,16 +6,10 @@
 #include "ds/log.h"
 #include "server.h"
 
-#define ROUTE_OTHER "other"
-
 enum { M_CONSUMED, M_INGESTED, M_COUNTED, M_DUPLICATES, M_EXPIRED, M_REJECTED, M_COMMITS, M_SWEPT, M_NCOUNTERS };
 
 bool vsServerRequireJson(vsServer *s, h2o_req_t *req, const char *route) {
-    h2o_iovec_t ct;
-    size_t n = strlen("application/json");
-    if (dsHttpHeaderGet(req, H2O_TOKEN_CONTENT_TYPE, &ct) && ct.len >= n &&
-        strncasecmp(ct.base, "application/json", n) == 0 && (ct.len == n || ct.base[n] == ';' || ct.base[n] == ' '))
-        return true;
+    if (dsHttpBodyIsJson(req)) return true;
     dsHttpRespondError(s->http, req, route, 415, "unsupported_media_type", "the body must be application/json", NULL, 0);
     return false;
 }
@@ -78,14 +72,7 @@ static void routeMetricsUpdate(vsServer *s) {
 
 static void routeMetrics(vsServer *s, h2o_req_t *req) {
     routeMetricsUpdate(s);
-    size_t len;
-    char *text = dsMetricsRender(s->metrics, &len);
-    if (text == NULL) {
-        dsHttpRespondError(s->http, req, "GET /metrics", 500, "internal", "out of memory", NULL, 0);
-        return;
-    }
-    dsHttpRespond(s->http, req, "GET /metrics", 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL, 0);
-    free(text);
+    dsHttpRespondMetrics(s->http, req, s->metrics);
 }
 
 /* A replica is ready once its snapshot opens; a writer once it has read
@@ -98,16 +85,6 @@ static void routeReady(vsServer *s, h2o_req_t *req) {
         dsHttpRespondJson(s->http, req, "GET /readyz", 200, json_pack("{s:s}", "status", "ready"), NULL, 0);
     else
         dsHttpRespondError(s->http, req, "GET /readyz", 503, "unavailable", why, NULL, s->retry_after_s);
-}
-
-static void routeMethodNotAllowed(vsServer *s, h2o_req_t *req, const char *allow) {
-    dsHttpHeader h = {"allow", allow};
-    json_t *body = json_pack("{s:s, s:s}", "error", "method_not_allowed", "message", "method not allowed on this path");
-    dsHttpRespondJson(s->http, req, ROUTE_OTHER, 405, body, &h, 1);
-}
-
-static bool routeIs(const h2o_iovec_t *path, const char *literal) {
-    return h2o_memis(path->base, path->len, literal, strlen(literal));
 }
 
 void vsServerHandle(void *app, h2o_req_t *req) {
@@ -123,24 +100,24 @@ void vsServerHandle(void *app, h2o_req_t *req) {
     if (path.len > plen && memcmp(path.base, prefix, plen) == 0 && rawlen > plen &&
         memcmp(req->path.base, prefix, plen) == 0) {
         if (get) vsLookupGet(s, req, req->path.base + plen, rawlen - plen);
-        else routeMethodNotAllowed(s, req, "GET");
-    } else if (routeIs(&path, "/v1/variables:batchGet")) {
+        else dsHttpRespondMethodNotAllowed(s->http, req, "GET");
+    } else if (dsHttpPathIs(&path, "/v1/variables:batchGet")) {
         if (post) vsLookupBatch(s, req);
-        else routeMethodNotAllowed(s, req, "POST");
-    } else if (routeIs(&path, "/v1/decisions:ingest")) {
+        else dsHttpRespondMethodNotAllowed(s->http, req, "POST");
+    } else if (dsHttpPathIs(&path, "/v1/decisions:ingest")) {
         if (post) vsIngestPost(s, req);
-        else routeMethodNotAllowed(s, req, "POST");
-    } else if (routeIs(&path, "/healthz")) {
+        else dsHttpRespondMethodNotAllowed(s->http, req, "POST");
+    } else if (dsHttpPathIs(&path, "/healthz")) {
         if (get) dsHttpRespondJson(s->http, req, "GET /healthz", 200, json_pack("{s:s}", "status", "ok"), NULL, 0);
-        else routeMethodNotAllowed(s, req, "GET");
-    } else if (routeIs(&path, "/readyz")) {
+        else dsHttpRespondMethodNotAllowed(s->http, req, "GET");
+    } else if (dsHttpPathIs(&path, "/readyz")) {
         if (get) routeReady(s, req);
-        else routeMethodNotAllowed(s, req, "GET");
-    } else if (routeIs(&path, "/metrics")) {
+        else dsHttpRespondMethodNotAllowed(s->http, req, "GET");
+    } else if (dsHttpPathIs(&path, "/metrics")) {
         if (get) routeMetrics(s, req);
-        else routeMethodNotAllowed(s, req, "GET");
+        else dsHttpRespondMethodNotAllowed(s->http, req, "GET");
     } else {
-        dsHttpRespondError(s->http, req, ROUTE_OTHER, 404, "not_found", "no such endpoint", NULL, 0);
+        dsHttpRespondError(s->http, req, "other", 404, "not_found", "no such endpoint", NULL, 0);
     }
 }
 

@@ -67,7 +67,18 @@ void dsHttpRespondJson(dsHttpServer *s, h2o_req_t *req, const char *route, int s
 void dsHttpRespondError(dsHttpServer *s, h2o_req_t *req, const char *route, int status,
                         const char *code, const char *message, const char *field, int retry_after_s);
 
+/* Sends 405 with an Allow header (route label "other"). */
+void dsHttpRespondMethodNotAllowed(dsHttpServer *s, h2o_req_t *req, const char *allow);
+/* Sends the registry in the Prometheus text format (500 if it cannot be
+ * rendered). */
+void dsHttpRespondMetrics(dsHttpServer *s, h2o_req_t *req, const dsMetrics *m);
+
 /* Request helpers. */
+/* Whether path is exactly literal. */
+bool dsHttpPathIs(const h2o_iovec_t *path, const char *literal);
+/* Whether the Content-Type is application/json (parameters such as charset
+ * allowed). */
+bool dsHttpBodyIsJson(const h2o_req_t *req);
 bool dsHttpMethodIs(const h2o_req_t *req, const char *method);
 /* The value of a request header (case-insensitive name); false if absent. */
 bool dsHttpHeaderGet(const h2o_req_t *req, const h2o_token_t *token, h2o_iovec_t *out);
