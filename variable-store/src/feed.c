@@ -54,14 +54,6 @@ bool vsFeedJobMark(vsFeedJob *job) {
     return true;
 }
 
-void vsFeedJobReset(vsFeedJob *job) {
-    job->prepared.len = 0;
-    job->n = 0;
-    job->status = 0;
-    job->code[0] = job->field[0] = job->error[0] = '\0';
-    job->counted = job->duplicates = job->expired = 0;
-}
-
 void vsFeedJobFree(vsFeedJob *job) {
     vsBufFree(&job->prepared);
     free(job->ends);

@@ -72,8 +72,7 @@ typedef struct vsFeedJob {
 
 /* Appends decision i's end (after vsEventPrepare into job->prepared). */
 bool vsFeedJobMark(vsFeedJob *job);
-/* Empties the job for reuse; vsFeedJobFree releases its buffers. */
-void vsFeedJobReset(vsFeedJob *job);
+/* Releases the job's buffers (not the job itself). */
 void vsFeedJobFree(vsFeedJob *job);
 
 /* Starts the writer thread. store and vars are borrowed and must outlive
