@@ -35,7 +35,8 @@ struct vsStoreReader {
 };
 
 static bool storeFail(char *errbuf, size_t errlen, const char *what, int rc) {
-    snprintf(errbuf, errlen, "%s: %s", what, mdb_strerror(rc));
+    snprintf(errbuf, errlen, "%s: %s%s", what, mdb_strerror(rc),
+             rc == MDB_MAP_FULL ? " (the state outgrew --map-size: restart with a larger one)" : "");
     return false;
 }
 
