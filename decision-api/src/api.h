@@ -43,4 +43,9 @@ void apiPostBatch(apiServer *s, h2o_req_t *req);
 void apiGetDecision(apiServer *s, h2o_req_t *req, const char *id, size_t idlen);
 void apiListDecisions(apiServer *s, h2o_req_t *req);
 
+/* The read-only Confluent Schema Registry paths over the codec's schemas
+ * (registry.c; no token). Returns false, answering nothing, when the path is
+ * none of them; otherwise it has answered (405 for another method). */
+bool apiRegistryRoute(apiServer *s, h2o_req_t *req);
+
 #endif

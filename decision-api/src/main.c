@@ -71,6 +71,7 @@ typedef struct apiMain {
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain;
     int64_t drain_deadline;
+    bool closed_idle;
 } apiMain;
 
 static void mainReloadTokens(uv_signal_t *h, int signum) {
@@ -102,6 +103,12 @@ static void mainFinish(apiMain *m) {
 static void mainOnDrain(uv_timer_t *t) {
     apiMain *m = t->data;
     size_t pending = apiWriterPending(m->srv.writer);
+    if (pending == 0 && !m->closed_idle) {
+        /* every answer is out or on its way: the drain timer ran once since */
+        dsHttpServerCloseIdle(m->srv.http);
+        m->closed_idle = true;
+        return;
+    }
     if ((pending == 0 && dsHttpServerIdle(m->srv.http)) || dsTimeNowMs() >= m->drain_deadline) {
         if (pending) dsLogWarn("shutdown: %zu decisions still pending, answering 503", pending);
         mainFinish(m);

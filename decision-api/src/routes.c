@@ -69,7 +69,7 @@ void apiHandle(void *app, h2o_req_t *req) {
     } else if (dsHttpPathIs(&path, "/metrics")) {
         if (get) routeMetrics(s, req);
         else dsHttpRespondMethodNotAllowed(s->http, req, "GET");
-    } else {
+    } else if (!apiRegistryRoute(s, req)) {
         dsHttpRespondError(s->http, req, ROUTE_OTHER, 404, "not_found", "no such endpoint", NULL, 0);
     }
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include "ds/log.h"
@@ -21,12 +22,14 @@ struct dsHttpServer {
     dsMetricFamily *requests;  /* http_requests_total{route,status} */
     dsMetricFamily *durations; /* http_request_duration_seconds{route} */
     size_t open;               /* accepted connections not yet closed */
+    struct httpConn *conns;    /* those connections, for dsHttpServerCloseIdle */
 };
 
 /* An accepted connection's handle, with the server to tell when it closes. */
 typedef struct httpConn {
     uv_tcp_t tcp; /* first: libuv hands back this pointer */
     dsHttpServer *server;
+    struct httpConn *prev, *next;
 } httpConn;
 
 /* h2o hands us a handler struct; we keep the server pointer beside it. */
@@ -47,6 +50,9 @@ static int httpOnReq(h2o_handler_t *self, h2o_req_t *req) {
 static void httpOnConnClosed(uv_handle_t *h) {
     httpConn *conn = (httpConn *)h;
     conn->server->open--;
+    if (conn->prev) conn->prev->next = conn->next;
+    else conn->server->conns = conn->next;
+    if (conn->next) conn->next->prev = conn->prev;
     free(conn);
 }
 
@@ -55,6 +61,10 @@ static void httpOnAccept(uv_stream_t *listener, int status) {
     if (status != 0) return;
     httpConn *conn = h2o_mem_alloc(sizeof(*conn));
     conn->server = s;
+    conn->prev = NULL;
+    conn->next = s->conns;
+    if (s->conns) s->conns->prev = conn;
+    s->conns = conn;
     s->open++;
     uv_tcp_init(listener->loop, &conn->tcp);
     if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
@@ -133,6 +143,16 @@ void dsHttpServerStopAccepting(dsHttpServer *s) {
 void dsHttpServerShutdown(dsHttpServer *s) {
     dsHttpServerStopAccepting(s);
     h2o_context_request_shutdown(&s->ctx);
+}
+
+void dsHttpServerCloseIdle(dsHttpServer *s) {
+    /* h2o 2.2 keeps an idle HTTP/1 keep-alive connection open through a
+     * shutdown request; ending its read side makes h2o see the client's EOF
+     * and close it the ordinary way, while anything still being written goes out. */
+    for (httpConn *c = s->conns; c; c = c->next) {
+        uv_os_fd_t fd;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) shutdown(fd, SHUT_RD);
+    }
 }
 
 bool dsHttpServerIdle(dsHttpServer *s) {

@@ -18,8 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -529,6 +533,27 @@ static void test_new_variable_rebuilds_from_the_topic(void **state) {
     json_decref(snap);
 }
 
+/* SIGTERM while a client keeps an idle keep-alive connection: h2o 2.2
+ * aborted disposing its context under it; the store now closes it and
+ * exits 0 at once (well within its 5 s shutdown timeout). */
+static void test_sigterm_with_an_idle_keepalive_connection(void **state) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)vs.port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+    char buf[512];
+    assert_true(read(fd, buf, sizeof(buf)) > 12);
+    assert_memory_equal(buf, "HTTP/1.1 200", 12);
+    int64_t t0 = nowMs();
+    assert_int_equal(dtStop(store, SIGTERM), 0);
+    assert_true(nowMs() - t0 < 4000);
+    assert_int_equal(read(fd, buf, sizeof(buf)), 0); /* closed by the server */
+    close(fd);
+    assert_true(storeStart()); /* for the teardown */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_variables_follow_posted_decisions),
@@ -537,6 +562,7 @@ int main(void) {
         cmocka_unit_test(test_refill_and_replica_equal_live),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_new_variable_rebuilds_from_the_topic),
+        cmocka_unit_test(test_sigterm_with_an_idle_keepalive_connection),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

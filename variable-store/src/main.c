@@ -69,7 +69,7 @@ typedef struct vsMain {
     vsFeed *feed;
     uv_signal_t sigterm, sigint;
     uv_timer_t watch;
-    bool stopping;
+    bool stopping, closed_idle;
     int64_t deadline;
     int rc;
 } vsMain;
@@ -105,7 +105,13 @@ static void mainOnSignal(uv_signal_t *h, int signum) {
 static void mainWatch(uv_timer_t *t) {
     vsMain *m = t->data;
     if (m->feed && vsFeedFailed(m->feed)) mainStop(m, 1);
-    if (m->stopping && (vsServerIdle(&m->srv) || dsTimeNowMs() >= m->deadline)) mainFinish(m);
+    if (m->stopping && !m->closed_idle) {
+        /* a tick after the last answers were queued: they are out or going */
+        vsServerCloseIdle(&m->srv);
+        m->closed_idle = true;
+    } else if (m->stopping && (vsServerIdle(&m->srv) || dsTimeNowMs() >= m->deadline)) {
+        mainFinish(m);
+    }
 }
 
 /* Opens the state; a layout change empties it (or refuses) as configured. */

@@ -140,6 +140,10 @@ void vsServerShutdown(vsServer *s) {
     if (s->http) dsHttpServerShutdown(s->http);
 }
 
+void vsServerCloseIdle(vsServer *s) {
+    if (s->http) dsHttpServerCloseIdle(s->http);
+}
+
 bool vsServerIdle(vsServer *s) {
     return s->http == NULL || dsHttpServerIdle(s->http);
 }

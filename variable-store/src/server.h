@@ -46,6 +46,8 @@ bool vsServerStart(vsServer *s, const dsHttpConfig *http, char *errbuf, size_t e
 /* Stops accepting and asks open connections to close once answered; call
  * before stopping the feed. */
 void vsServerShutdown(vsServer *s);
+/* Closes connections left idle; once every answer owed has been sent. */
+void vsServerCloseIdle(vsServer *s);
 /* Whether every connection has closed. */
 bool vsServerIdle(vsServer *s);
 /* Answers ingest jobs the writer has finished (the async does it while the

@@ -41,6 +41,11 @@ void dsHttpServerStopAccepting(dsHttpServer *s);
 /* Stops accepting and asks every connection to close: idle keep-alive
  * connections at once, busy ones after their response (HTTP/2: GOAWAY). */
 void dsHttpServerShutdown(dsHttpServer *s);
+/* After dsHttpServerShutdown, once every response the program owes has been
+ * sent: closes the connections left idle (h2o 2.2 keeps HTTP/1 keep-alive
+ * connections open through a shutdown). A request still arriving on one is
+ * cut off, so call it only when no work is pending. */
+void dsHttpServerCloseIdle(dsHttpServer *s);
 /* Whether no connection is open (after dsHttpServerShutdown, the moment to
  * stop the loop). */
 bool dsHttpServerIdle(dsHttpServer *s);
