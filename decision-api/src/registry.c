@@ -72,7 +72,8 @@ static void regError(apiServer *s, h2o_req_t *req, const char *route, int code, 
     /* json_string refuses invalid UTF-8, which a quoted path segment may be */
     json_t *m = json_string(msg);
     if (m == NULL) m = json_string("invalid request");
-    regRespond(s, req, route, code >= 1000 ? code / 100 : code, json_pack("{s:i, s:o}", "error_code", code, "message", m));
+    int status = code >= 1000 ? code / 100 : code;
+    regRespond(s, req, route, status, json_pack("{s:i, s:o}", "error_code", code, "message", m));
 }
 
 /* A whole path segment as a decimal int, the way Java's Integer.parseInt
@@ -238,9 +239,10 @@ static bool regSplit(h2o_iovec_t path, h2o_iovec_t *seg, size_t *nseg) {
 
 static bool regMatch(const regRoute *r, const h2o_iovec_t *seg, size_t nseg) {
     if (r->nseg != nseg) return false;
-    for (size_t i = 0; i < nseg; i++)
-        if (strcmp(r->pattern[i], "*") != 0 && !h2o_memis(seg[i].base, seg[i].len, r->pattern[i], strlen(r->pattern[i])))
-            return false;
+    for (size_t i = 0; i < nseg; i++) {
+        const char *want = r->pattern[i];
+        if (strcmp(want, "*") != 0 && !h2o_memis(seg[i].base, seg[i].len, want, strlen(want))) return false;
+    }
     return true;
 }
 
