@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build, tests, benchmarks and `make run` need.
+# Installs the Debian packages the build, tests, benchmarks and `make run` need,
+# and the npm packages of the third-party client test (tests/tools/node).
 # Idempotent: does nothing when every package is already installed, so `make run`
 # and `make test` can call it every time on a fresh machine or a warm one.
 set -euo pipefail
@@ -20,13 +21,29 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
+# Node.js and npm run the third-party Kafka client of test_thirdparty
+# (tests/tools/node). The machine's own Node.js is used when there is one;
+# Debian's packages only when it is absent (Debian's npm brings node-gyp and
+# the headers the lz4 codec's native build needs).
+if ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 
-echo "install-deps: installing ${missing[*]}" >&2
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The npm packages of tests/tools/node, exactly as package-lock.json pins them:
+# installed again only when node_modules is missing or older than the lock
+# (a stamp written after a complete `npm ci`, so a failed one is retried).
+NODE_DIR="$(cd "$(dirname "$0")/.." && pwd)/tests/tools/node"
+STAMP="$NODE_DIR/node_modules/.npm-ci-stamp"
+if [ ! -e "$STAMP" ] || [ "$NODE_DIR/package-lock.json" -nt "$STAMP" ] || [ "$NODE_DIR/package.json" -nt "$STAMP" ]; then
+  echo "install-deps: npm ci in tests/tools/node" >&2
+  npm ci --prefix "$NODE_DIR" --no-audit --no-fund >&2
+  touch "$STAMP"
+fi
