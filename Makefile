@@ -63,7 +63,7 @@ MIGR_C    := $(BUILD)/gen/migrations_embedded.c
 MIGRATIONS := $(sort $(wildcard decision-api/migrations/*.sql))
 
 BINS := $(BUILD)/bin/decision-api $(BUILD)/bin/dev-kafka $(BUILD)/bin/stream-processor $(BUILD)/bin/decision-archiver \
-        $(BUILD)/bin/decision-replay $(BUILD)/bin/variable-store
+        $(BUILD)/bin/decision-replay $(BUILD)/bin/variable-store $(BUILD)/bin/decision-schemas
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
 
@@ -140,6 +140,12 @@ $(BUILD)/bin/variable-store: $(call obj,variable-store/src/main.c) $(LIBVS) $(LI
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The schema tool reads the schema directory, not the embedded copy; libcurl
+# for `register`.
+$(BUILD)/bin/decision-schemas: $(call obj,schemas/tool/decision_schemas.c) $(LIBSCHEMA) $(LIBDS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcurl
+
 $(BUILD)/bin/dev-kafka: $(call obj,$(DEVKAFKA_SRCS)) $(LIBDS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -155,6 +161,9 @@ $(BUILD)/tests/test_%: tests/integration/test_%.c $(FIXTURE_O) $(LIBTSUP) $(PROG
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Istream-processor/src -Ireplay/src -Ivariable-store/src -o $@ $< $(FIXTURE_O) $(LIBTSUP) \
 	  $(PROGLIBS) $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka -lcurl
+
+# test_compat runs the schema tool.
+$(BUILD)/tests/test_compat: $(BUILD)/bin/decision-schemas
 
 # Benchmark tools (bench/tools/*.c) build test archives with the test support library.
 $(BUILD)/bench/bench-gen: bench/tools/bench_gen.c $(LIBTSUP) $(LIBRP) $(LIBSCHEMA) $(LIBDS)
