@@ -4,10 +4,16 @@
  *   decision-api [options]           serve
  *   decision-api migrate [options]   apply migrations and exit
  */
+#include <errno.h>
+#include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "ds/config.h"
@@ -22,6 +28,7 @@
 typedef struct apiOptions {
     char *listen_host;
     long listen_port;
+    long listen_fd;
     char *database_url;
     char *tokens_file;
     size_t max_body;
@@ -43,6 +50,9 @@ static apiOptions opt;
 static const dsConfigOption apiConfig[] = {
     {"listen-host", DS_CFG_STRING, "0.0.0.0", "address to listen on", &opt.listen_host, 0, 0},
     {"listen-port", DS_CFG_INT, "8080", "HTTP port", &opt.listen_port, 1, 65535},
+    {"listen-fd", DS_CFG_INT, "-1",
+     "inherited listening socket to accept on instead of listen-host:listen-port (-1: systemd's, if any)",
+     &opt.listen_fd, -1, INT_MAX},
     {"database-url", DS_CFG_STRING, "dbname=decisions", "libpq connection string or URI", &opt.database_url, 0, 0},
     {"tokens-file", DS_CFG_STRING, "var/tokens", "file of token SHA-256 hashes and roles", &opt.tokens_file, 0, 0},
     {"max-body", DS_CFG_SIZE, "1MiB", "largest request body accepted (413 above)", &opt.max_body, 1024, 1 << 30},
@@ -69,9 +79,12 @@ static const dsConfigOption apiConfig[] = {
 typedef struct apiMain {
     apiServer srv;
     uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t ready; /* until the database sessions are up, then READY=1 */
     uv_timer_t drain;
     int64_t drain_deadline;
     bool closed_idle;
+    int listen_fd;    /* inherited socket, or -1 */
+    int exit_code;
 } apiMain;
 
 static void mainReloadTokens(uv_signal_t *h, int signum) {
@@ -87,7 +100,29 @@ static void mainReloadTokens(uv_signal_t *h, int signum) {
     dsLogInfo("SIGHUP: loaded %zu tokens from %s", apiAuthCount(a), opt.tokens_file);
 }
 
+/* Tells the supervisor a state such as "READY=1" (systemd's notify
+ * protocol, without libsystemd): a datagram to $NOTIFY_SOCKET, a path or,
+ * with a leading '@', an abstract name. Nothing without the variable. */
+static void mainNotify(const char *state) {
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (path == NULL || (path[0] != '/' && path[0] != '@')) return;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    size_t n = strlen(path);
+    if (n >= sizeof(a.sun_path)) {
+        dsLogWarn("NOTIFY_SOCKET is too long: not telling the supervisor %s", state);
+        return;
+    }
+    memcpy(a.sun_path, path, n);
+    if (a.sun_path[0] == '@') a.sun_path[0] = '\0';
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&a,
+                         (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+        dsLogWarn("cannot tell the supervisor %s through %s: %s", state, path, strerror(errno));
+    if (fd >= 0) close(fd);
+}
+
 static void mainFinish(apiMain *m) {
+    uv_timer_stop(&m->ready);
     uv_timer_stop(&m->drain);
     apiWriterClose(m->srv.writer);
     apiReaderClose(m->srv.reader);
@@ -96,6 +131,7 @@ static void mainFinish(apiMain *m) {
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
     uv_close((uv_handle_t *)&m->sighup, NULL);
+    uv_close((uv_handle_t *)&m->ready, NULL);
     uv_close((uv_handle_t *)&m->drain, NULL);
     uv_stop(m->srv.loop);
 }
@@ -120,10 +156,49 @@ static void mainOnDrain(uv_timer_t *t) {
 static void mainOnStop(uv_signal_t *h, int signum) {
     apiMain *m = h->data;
     if (uv_is_active((uv_handle_t *)&m->drain)) return;
+    uv_timer_stop(&m->ready);
+    if (m->srv.http == NULL) {
+        /* still waiting for PostgreSQL on an inherited socket: nothing accepted, nothing owed */
+        dsLogInfo("signal %d before accepting: exiting", signum);
+        mainFinish(m);
+        return;
+    }
     dsLogInfo("signal %d: draining %zu pending decisions", signum, apiWriterPending(m->srv.writer));
     dsHttpServerShutdown(m->srv.http);
     m->drain_deadline = dsTimeNowMs() + opt.shutdown_timeout_ms;
     uv_timer_start(&m->drain, mainOnDrain, 0, 20);
+}
+
+static bool mainListen(apiMain *m, char *err, size_t errlen) {
+    apiServer *s = &m->srv;
+    dsHttpConfig hc = {opt.listen_host, (int)opt.listen_port, opt.max_body, 1024};
+    s->http = dsHttpServerStartOn(s->loop, &hc, m->listen_fd, apiHandle, s, s->metrics, err, errlen);
+    if (s->http == NULL) return false;
+    char where[128];
+    dsHttpServerAddress(s->http, where, sizeof(where));
+    dsLogInfo("listening on %s%s (%zu tokens, schema v%d)", where, m->listen_fd >= 0 ? ", inherited socket" : "",
+              apiAuthCount(s->auth), dsCodecCurrentVersion(s->codec));
+    return true;
+}
+
+/* Ready as /readyz means it: a writer and a reader session are up. On an
+ * inherited socket this is also when accepting starts: another process may
+ * be serving that socket (a restart handing over), and every request taken
+ * before the sessions are up would be answered 503 instead of waiting in
+ * the backlog for a process that can serve it. */
+static void mainOnReadyCheck(uv_timer_t *t) {
+    apiMain *m = t->data;
+    if (!apiWriterReady(m->srv.writer) || !apiReaderReady(m->srv.reader)) return;
+    uv_timer_stop(t);
+    char err[1024];
+    if (m->srv.http == NULL && !mainListen(m, err, sizeof(err))) {
+        dsLogError("cannot start: %s", err);
+        m->exit_code = 1;
+        mainFinish(m);
+        return;
+    }
+    dsLogInfo("ready: PostgreSQL sessions up");
+    mainNotify("READY=1");
 }
 
 static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
@@ -144,14 +219,23 @@ static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     s->writer = apiWriterNew(loop, &wc, s->metrics);
     s->reader = apiReaderNew(loop, &rc);
     if (s->writer == NULL || s->reader == NULL) return snprintf(err, errlen, "out of memory"), false;
-    dsHttpConfig hc = {opt.listen_host, (int)opt.listen_port, opt.max_body, 1024};
-    if ((s->http = dsHttpServerStart(loop, &hc, apiHandle, s, s->metrics, err, errlen)) == NULL) return false;
+    /* listen-fd, else systemd's socket, else -1 (bind). Asked even when
+     * unused: it also clears systemd's variables. */
+    int systemd = dsHttpSystemdListenFd();
+    m->listen_fd = opt.listen_fd >= 0 ? (int)opt.listen_fd : systemd;
+    if (m->listen_fd < 0 && !mainListen(m, err, errlen)) return false;
+    if (m->listen_fd >= 0) {
+        if (!dsHttpCheckListenFd(m->listen_fd, err, errlen)) return false;
+        dsLogInfo("inherited socket fd %d: accepting once PostgreSQL is up", m->listen_fd);
+    }
 
     uv_signal_init(loop, &m->sigterm);
     uv_signal_init(loop, &m->sigint);
     uv_signal_init(loop, &m->sighup);
+    uv_timer_init(loop, &m->ready);
     uv_timer_init(loop, &m->drain);
-    m->sigterm.data = m->sigint.data = m->sighup.data = m->drain.data = m;
+    m->sigterm.data = m->sigint.data = m->sighup.data = m->ready.data = m->drain.data = m;
+    uv_timer_start(&m->ready, mainOnReadyCheck, 0, 20);
     uv_signal_start(&m->sigterm, mainOnStop, SIGTERM);
     uv_signal_start(&m->sigint, mainOnStop, SIGINT);
     uv_signal_start(&m->sighup, mainReloadTokens, SIGHUP);
@@ -209,9 +293,8 @@ int main(int argc, char **argv) {
         dsLogError("cannot start: %s", err);
         rc = 1;
     } else {
-        dsLogInfo("listening on %s:%ld (%zu tokens, schema v%d)", opt.listen_host, opt.listen_port,
-                  apiAuthCount(m.srv.auth), dsCodecCurrentVersion(m.srv.codec));
         uv_run(&loop, UV_RUN_DEFAULT);
+        rc = m.exit_code;
         dsLogInfo("stopped");
     }
     mainCleanup(&m, &loop);

@@ -2,12 +2,20 @@
  * helpers and request metrics shared by every daemon. */
 #include "ds/http.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "ds/log.h"
 
@@ -27,10 +35,20 @@ struct dsHttpServer {
 
 /* An accepted connection's handle, with the server to tell when it closes. */
 typedef struct httpConn {
-    uv_tcp_t tcp; /* first: libuv hands back this pointer */
+    uv_tcp_t tcp;      /* first: libuv hands back this pointer */
+    h2o_socket_t *sock; /* h2o's, valid until the close callback; NULL if accept failed */
     dsHttpServer *server;
     struct httpConn *prev, *next;
 } httpConn;
+
+/* struct tcp_info as Linux fills it up to tcpi_bytes_received (Linux 4.1):
+ * glibc's <netinet/tcp.h> ends at tcpi_total_retrans, and <linux/tcp.h>
+ * cannot be included beside it. The kernel's layout only ever grows. */
+typedef struct httpTcpInfo {
+    struct tcp_info base;
+    uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+} httpTcpInfo;
+_Static_assert(offsetof(httpTcpInfo, pacing_rate) == 104, "glibc's struct tcp_info is not the kernel's head");
 
 /* h2o hands us a handler struct; we keep the server pointer beside it. */
 typedef struct httpHandler {
@@ -60,6 +78,7 @@ static void httpOnAccept(uv_stream_t *listener, int status) {
     dsHttpServer *s = listener->data;
     if (status != 0) return;
     httpConn *conn = h2o_mem_alloc(sizeof(*conn));
+    conn->sock = NULL;
     conn->server = s;
     conn->prev = NULL;
     conn->next = s->conns;
@@ -72,8 +91,8 @@ static void httpOnAccept(uv_stream_t *listener, int status) {
         return;
     }
     uv_tcp_nodelay(&conn->tcp, 1);
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, httpOnConnClosed);
-    h2o_accept(&s->accept_ctx, sock);
+    conn->sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, httpOnConnClosed);
+    h2o_accept(&s->accept_ctx, conn->sock);
 }
 
 static void httpMetricsSetup(dsHttpServer *s, dsMetrics *m) {
@@ -91,17 +110,38 @@ static void httpFreeOnClose(uv_handle_t *h) {
     dsHttpServerFree(h->data);
 }
 
-dsHttpServer *dsHttpServerStart(uv_loop_t *loop, const dsHttpConfig *cfg, dsHttpHandler *handler,
-                                void *app, dsMetrics *metrics, char *errbuf, size_t errlen) {
-    dsHttpServer *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        snprintf(errbuf, errlen, "out of memory");
-        return NULL;
+/* An inherited descriptor must be what we would have made ourselves: a
+ * listening TCP socket. Anything else would fail later and less clearly
+ * (uv_listen on a UDP socket, accept on a socket nobody called listen on). */
+bool dsHttpCheckListenFd(int fd, char *errbuf, size_t errlen) {
+    int type = 0, domain = 0, accepting = 0;
+    socklen_t len = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+        snprintf(errbuf, errlen, "listen fd %d is not a socket: %s", fd, strerror(errno));
+        return false;
     }
-    s->handler = handler;
-    s->app = app;
-    httpMetricsSetup(s, metrics);
+    len = sizeof(domain);
+    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+    len = sizeof(accepting);
+    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len);
+    if (type != SOCK_STREAM || (domain != AF_INET && domain != AF_INET6)) {
+        snprintf(errbuf, errlen, "listen fd %d is not a TCP socket", fd);
+        return false;
+    }
+    if (!accepting) {
+        snprintf(errbuf, errlen, "listen fd %d is a TCP socket but not listening (listen() was not called on it)", fd);
+        return false;
+    }
+    return true;
+}
 
+/* Opens s->listener on the inherited socket, or on a new one bound to addr. */
+static int httpOpenListener(dsHttpServer *s, int listen_fd, const struct sockaddr_in *addr) {
+    if (listen_fd >= 0) return uv_tcp_open(&s->listener, listen_fd);
+    return uv_tcp_bind(&s->listener, (const struct sockaddr *)addr, 0);
+}
+
+static void httpContextInit(dsHttpServer *s, uv_loop_t *loop, const dsHttpConfig *cfg) {
     h2o_config_init(&s->globalconf);
     s->globalconf.max_request_entity_size = cfg->max_body_bytes;
     h2o_hostconf_t *host = h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
@@ -112,19 +152,43 @@ dsHttpServer *dsHttpServerStart(uv_loop_t *loop, const dsHttpConfig *cfg, dsHttp
     h2o_context_init(&s->ctx, loop, &s->globalconf);
     s->accept_ctx.ctx = &s->ctx;
     s->accept_ctx.hosts = s->globalconf.hosts;
+}
 
+dsHttpServer *dsHttpServerStart(uv_loop_t *loop, const dsHttpConfig *cfg, dsHttpHandler *handler,
+                                void *app, dsMetrics *metrics, char *errbuf, size_t errlen) {
+    return dsHttpServerStartOn(loop, cfg, -1, handler, app, metrics, errbuf, errlen);
+}
+
+dsHttpServer *dsHttpServerStartOn(uv_loop_t *loop, const dsHttpConfig *cfg, int listen_fd, dsHttpHandler *handler,
+                                  void *app, dsMetrics *metrics, char *errbuf, size_t errlen) {
+    dsHttpServer *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    s->handler = handler;
+    s->app = app;
+    httpMetricsSetup(s, metrics);
+    httpContextInit(s, loop, cfg);
+
+    bool inherited = listen_fd >= 0;
+    char where[300];
+    if (inherited) snprintf(where, sizeof(where), "inherited fd %d", listen_fd);
+    else snprintf(where, sizeof(where), "%s:%d", cfg->host, cfg->port);
     struct sockaddr_in addr;
-    int rc = uv_ip4_addr(cfg->host, cfg->port, &addr);
-    if (rc != 0) {
-        snprintf(errbuf, errlen, "invalid listen address %s:%d: %s", cfg->host, cfg->port, uv_strerror(rc));
+    int rc = 0;
+    if (inherited) {
+        if (!dsHttpCheckListenFd(listen_fd, errbuf, errlen)) goto failed;
+    } else if ((rc = uv_ip4_addr(cfg->host, cfg->port, &addr)) != 0) {
+        snprintf(errbuf, errlen, "invalid listen address %s: %s", where, uv_strerror(rc));
         goto failed;
     }
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     s->listening = true;
-    if ((rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0)) != 0 ||
+    if ((rc = httpOpenListener(s, listen_fd, &addr)) != 0 ||
         (rc = uv_listen((uv_stream_t *)&s->listener, cfg->backlog > 0 ? cfg->backlog : 1024, httpOnAccept)) != 0) {
-        snprintf(errbuf, errlen, "cannot listen on %s:%d: %s", cfg->host, cfg->port, uv_strerror(rc));
+        snprintf(errbuf, errlen, "cannot listen on %s: %s", where, uv_strerror(rc));
         /* The handle lives inside s: free s only once libuv has closed it. */
         uv_close((uv_handle_t *)&s->listener, httpFreeOnClose);
         return NULL;
@@ -136,6 +200,46 @@ failed:
     return NULL;
 }
 
+int dsHttpSystemdListenFd(void) {
+    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+    long n = 0;
+    if (pid != NULL && fds != NULL) {
+        char *end;
+        long p = strtol(pid, &end, 10);
+        if (end == pid || *end != '\0' || p != (long)getpid()) n = 0; /* meant for another process */
+        else if ((n = strtol(fds, &end, 10)) < 0 || end == fds || *end != '\0') n = 0;
+    }
+    /* Like sd_listen_fds(1): the variables describe this process only, and
+     * a child reading them would serve a socket it does not own. */
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    if (n < 1) return -1;
+    if (n > 1) dsLogWarn("systemd passed %ld sockets; accepting on the first (fd 3) only", n);
+    /* SD_LISTEN_FDS_START; close-on-exec as sd_listen_fds() sets it. */
+    fcntl(3, F_SETFD, FD_CLOEXEC);
+    return 3;
+}
+
+void dsHttpServerAddress(dsHttpServer *s, char *out, size_t outlen) {
+    struct sockaddr_storage a;
+    int len = sizeof(a);
+    char ip[INET6_ADDRSTRLEN];
+    snprintf(out, outlen, "?");
+    if (!s->listening || uv_is_closing((uv_handle_t *)&s->listener) ||
+        uv_tcp_getsockname(&s->listener, (struct sockaddr *)&a, &len) != 0)
+        return;
+    if (a.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&a;
+        uv_ip4_name(in, ip, sizeof(ip));
+        snprintf(out, outlen, "%s:%d", ip, ntohs(in->sin_port));
+    } else if (a.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a;
+        uv_ip6_name(in6, ip, sizeof(ip));
+        snprintf(out, outlen, "[%s]:%d", ip, ntohs(in6->sin6_port));
+    }
+}
+
 void dsHttpServerStopAccepting(dsHttpServer *s) {
     if (s->listening && !uv_is_closing((uv_handle_t *)&s->listener)) uv_close((uv_handle_t *)&s->listener, NULL);
 }
@@ -145,13 +249,32 @@ void dsHttpServerShutdown(dsHttpServer *s) {
     h2o_context_request_shutdown(&s->ctx);
 }
 
+/* Whether the connection is between requests: it has received something
+ * (a request, answered by now), and nothing of a next one has arrived,
+ * neither in h2o's buffer nor in the kernel's. A connection that has not
+ * received its first request yet is not idle: its client connected just
+ * before the shutdown and is sending that request now, so cutting it off
+ * would fail a request no retry logic covers (the connection was not
+ * reused). h2o answers it and then closes the connection itself. */
+static bool httpConnIdle(httpConn *c, int fd) {
+    if (c->sock == NULL || (c->sock->input != NULL && c->sock->input->size > 0)) return false;
+    int unread = 0;
+    if (ioctl(fd, FIONREAD, &unread) == 0 && unread > 0) return false;
+    httpTcpInfo ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || len < sizeof(ti)) return true; /* cannot tell */
+    return ti.bytes_received > 0;
+}
+
 void dsHttpServerCloseIdle(dsHttpServer *s) {
     /* h2o 2.2 keeps an idle HTTP/1 keep-alive connection open through a
      * shutdown request; ending its read side makes h2o see the client's EOF
      * and close it the ordinary way, while anything still being written goes out. */
     for (httpConn *c = s->conns; c; c = c->next) {
         uv_os_fd_t fd;
-        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) shutdown(fd, SHUT_RD);
+        if (uv_is_closing((uv_handle_t *)&c->tcp) || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) continue;
+        if (httpConnIdle(c, fd)) shutdown(fd, SHUT_RD);
     }
 }
 

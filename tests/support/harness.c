@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <time.h>
@@ -406,4 +407,137 @@ void dtUuid(char out[37]) {
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
              b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* --- decision-api on an inherited socket (dtApiStartOnFd) --- */
+
+extern char **environ;
+
+/* The token file dtApiStart writes, for a process started on a socket. */
+static bool dtApiWriteTokens(dtApi *api, const dtPg *pg) {
+    snprintf(api->tokens_file, sizeof(api->tokens_file), "%s/tokens", pg->dir);
+    FILE *f = fopen(api->tokens_file, "w");
+    if (f == NULL) return false;
+    fprintf(f, "# test tokens\n");
+    dtHashLine(f, DT_WRITER_TOKEN, "writer");
+    dtHashLine(f, DT_READER_TOKEN, "reader");
+    dtHashLine(f, DT_ADMIN_TOKEN, "admin");
+    return fclose(f) == 0;
+}
+
+/* The supervisor's end of the notify protocol: a datagram socket bound to
+ * a fresh path in the cluster directory. */
+static int dtNotifySocket(const dtPg *pg, char *path, size_t pathlen) {
+    static int seq;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(path, pathlen, "%s/notify-%d", pg->dir, ++seq);
+    if (strlen(path) >= sizeof(a.sun_path)) {
+        fprintf(stderr, "harness: notify socket path too long: %s\n", path);
+        return -1;
+    }
+    memcpy(a.sun_path, path, strlen(path));
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        fprintf(stderr, "harness: notify socket %s: %s\n", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The child's environment, built before fork(): the test may have threads
+ * (a load generator) holding malloc's lock at that moment, so the child
+ * only calls async-signal-safe functions. getenv() takes the first match,
+ * hence the order: extra_env, the harness's settings, the test's own
+ * environment, then defaults that environment may override. listen_pid
+ * is filled in by the child. */
+static char **dtApiEnv(const dtPg *pg, const dtApi *api, const char *notify, const char *const *extra_env,
+                       char *listen_pid) {
+    size_t n = 0, nenv = 0, nextra = 0;
+    while (environ[nenv]) nenv++;
+    while (extra_env && extra_env[nextra]) nextra++;
+    char **env = calloc(nextra + nenv + 8, sizeof(char *));
+    for (size_t i = 0; i < nextra; i++) env[n++] = strdup(extra_env[i]);
+    if (asprintf(&env[n++], "DECISIONS_DATABASE_URL=%s", pg->conninfo) < 0 ||
+        asprintf(&env[n++], "DECISIONS_TOKENS_FILE=%s", api->tokens_file) < 0 ||
+        asprintf(&env[n++], "NOTIFY_SOCKET=%s", notify) < 0)
+        abort();
+    env[n++] = strdup("LISTEN_FDS=1");
+    env[n++] = listen_pid;
+    for (size_t i = 0; i < nenv; i++) env[n++] = strdup(environ[i]);
+    env[n++] = strdup("DECISIONS_LOG_LEVEL=warn");
+    return env;
+}
+
+/* In the child: the socket becomes fd 3 (SD_LISTEN_FDS_START), every other
+ * descriptor of the test is closed, and LISTEN_PID names this process. */
+static void dtExecOnFd(const char *bin, int fd, char **env, char *listen_pid) {
+    if (fd == 3) fcntl(3, F_SETFD, 0); /* dup2 onto itself would keep close-on-exec */
+    else if (dup2(fd, 3) != 3) _exit(126);
+    if (close_range(4, ~0U, 0) != 0)
+        for (int i = 4; i < 1024; i++) close(i);
+    char digits[16], *w = listen_pid + strlen("LISTEN_PID=");
+    int nd = 0;
+    for (pid_t p = getpid(); p > 0; p /= 10) digits[nd++] = (char)('0' + p % 10);
+    while (nd > 0) *w++ = digits[--nd];
+    *w = '\0';
+    char *argv[] = {(char *)bin, NULL};
+    execve(bin, argv, env);
+    static const char msg[] = "harness: exec decision-api failed\n";
+    if (write(2, msg, sizeof(msg) - 1) < 0) _exit(127);
+    _exit(127);
+}
+
+typedef struct dtNotifyWait {
+    dtApi *api;
+    int sock;
+} dtNotifyWait;
+
+static bool dtApiNotifiedReady(void *arg) {
+    dtNotifyWait *w = arg;
+    char msg[512];
+    ssize_t n;
+    while ((n = recv(w->sock, msg, sizeof(msg) - 1, MSG_DONTWAIT)) > 0) {
+        msg[n] = '\0';
+        if (strncmp(msg, "READY=1", 7) == 0 || strstr(msg, "\nREADY=1") != NULL) return true;
+    }
+    int st;
+    if (waitpid(w->api->pid, &st, WNOHANG) == w->api->pid) {
+        w->api->pid = -1;
+        return true; /* exited: stop waiting, the caller sees pid == -1 */
+    }
+    return false;
+}
+
+bool dtApiStartOnFd(dtApi *api, const dtPg *pg, int fd, const char *const *extra_env) {
+    struct sockaddr_in addr;
+    socklen_t alen = sizeof(addr);
+    if (getsockname(fd, (struct sockaddr *)&addr, &alen) != 0 || addr.sin_family != AF_INET) {
+        fprintf(stderr, "harness: fd %d is not an IPv4 socket\n", fd);
+        return false;
+    }
+    api->port = ntohs(addr.sin_port);
+    snprintf(api->url, sizeof(api->url), "http://127.0.0.1:%d", api->port);
+    if (!dtApiWriteTokens(api, pg)) return false;
+    char notify[300], bin[300];
+    int ns = dtNotifySocket(pg, notify, sizeof(notify));
+    if (ns < 0) return false;
+    snprintf(bin, sizeof(bin), "%s/bin/decision-api", dtBuild());
+    char *listen_pid = calloc(1, 32);
+    strcpy(listen_pid, "LISTEN_PID=");
+    char **env = dtApiEnv(pg, api, notify, extra_env, listen_pid);
+    api->pid = fork();
+    if (api->pid == 0) dtExecOnFd(bin, fd, env, listen_pid);
+    for (char **e = env; *e; e++) free(*e);
+    free(env);
+    dtNotifyWait w = {api, ns};
+    bool ok = api->pid > 0 && dtWaitFor(dtApiNotifiedReady, &w, 30000) && api->pid > 0;
+    close(ns);
+    unlink(notify);
+    if (!ok) {
+        fprintf(stderr, "harness: decision-api on fd %d did not report ready\n", fd);
+        if (api->pid > 0) dtApiStop(api);
+    }
+    return ok;
 }

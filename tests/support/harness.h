@@ -45,6 +45,15 @@ typedef struct dtApi {
 bool dtApiStart(dtApi *api, const dtPg *pg, const char *const *extra_env);
 /* SIGTERM, then waits; returns the exit status (-1 if it had to be killed). */
 int dtApiStop(dtApi *api);
+/* Starts $BUILD/bin/decision-api against pg accepting on fd, a listening
+ * socket the test holds as a supervisor would (systemd socket activation):
+ * the child gets it as fd 3 with LISTEN_FDS=1 and LISTEN_PID set, and no
+ * other descriptor of the test. extra_env as for dtApiStart; it may add
+ * "DECISIONS_LISTEN_FD=3" to take the option's path instead of systemd's.
+ * Several processes may share the socket, so /readyz cannot tell which one
+ * answered: this waits for the child's own READY=1 on NOTIFY_SOCKET. url
+ * and port are the socket's. */
+bool dtApiStartOnFd(dtApi *api, const dtPg *pg, int fd, const char *const *extra_env);
 
 typedef struct dtResponse {
     long status;

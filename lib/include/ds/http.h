@@ -1,6 +1,6 @@
 /* http.h - the HTTP server scaffold every daemon shares: h2o 2.2 on a libuv
- * loop, one listening TCP socket, JSON responses, and per-route request
- * metrics.
+ * loop, one listening TCP socket (bound here, or inherited from a
+ * supervisor), JSON responses, and per-route request metrics.
  *
  * Routing is the program's: every request reaches the one dsHttpHandler.
  * A handler answers now or later (from any callback on the same loop) with
@@ -36,15 +36,32 @@ typedef void dsHttpHandler(void *app, h2o_req_t *req);
  * after the loop has stopped. */
 dsHttpServer *dsHttpServerStart(uv_loop_t *loop, const dsHttpConfig *cfg, dsHttpHandler *handler,
                                 void *app, dsMetrics *metrics, char *errbuf, size_t errlen);
-/* Stops accepting new connections; open connections are left to finish. */
+/* Like dsHttpServerStart(), but accepts on listen_fd, an inherited socket
+ * already bound and listening (systemd socket activation, or a supervisor
+ * holding the socket across restarts so that a new process takes over
+ * before the old one exits); cfg's host and port are then unused, and the
+ * server owns the descriptor. listen_fd -1 binds cfg's host:port. Fails
+ * with a clear errbuf if the descriptor is not a listening TCP socket.
+ * (A parameter, not a dsHttpConfig field: the other daemons' positional
+ * initializers would not compile with -Wextra -Werror.) */
+dsHttpServer *dsHttpServerStartOn(uv_loop_t *loop, const dsHttpConfig *cfg, int listen_fd, dsHttpHandler *handler,
+                                  void *app, dsMetrics *metrics, char *errbuf, size_t errlen);
+/* Stops accepting new connections; open connections are left to finish.
+ * An inherited socket stays open in every other process holding it, so
+ * connections waiting in its backlog are accepted there, not refused. */
 void dsHttpServerStopAccepting(dsHttpServer *s);
 /* Stops accepting and asks every connection to close: idle keep-alive
  * connections at once, busy ones after their response (HTTP/2: GOAWAY). */
 void dsHttpServerShutdown(dsHttpServer *s);
 /* After dsHttpServerShutdown, once every response the program owes has been
- * sent: closes the connections left idle (h2o 2.2 keeps HTTP/1 keep-alive
- * connections open through a shutdown). A request still arriving on one is
- * cut off, so call it only when no work is pending. */
+ * sent: closes the connections left idle between requests (h2o 2.2 keeps
+ * HTTP/1 keep-alive connections open through a shutdown). A connection that
+ * has not received its first request yet (accepted just before the
+ * shutdown), or has part of a request waiting, is left open: h2o answers
+ * that request and closes it after the response. A request that starts
+ * arriving on an idle connection at this very moment may still be cut off
+ * (its client retries it: the connection was reused), so call it only when
+ * no work is pending. */
 void dsHttpServerCloseIdle(dsHttpServer *s);
 /* Whether no connection is open (after dsHttpServerShutdown, the moment to
  * stop the loop). */
@@ -52,6 +69,19 @@ bool dsHttpServerIdle(dsHttpServer *s);
 /* Frees the server. With connections still open (h2o 2.2 cannot dispose a
  * context under them) it logs and leaves the memory to the exiting process. */
 void dsHttpServerFree(dsHttpServer *s);
+
+/* Whether fd is a listening TCP socket (what dsHttpServerStartOn() needs);
+ * false with the reason in errbuf. For a program that starts accepting
+ * later but wants to refuse a wrong descriptor at once. */
+bool dsHttpCheckListenFd(int fd, char *errbuf, size_t errlen);
+/* The listening socket systemd passes (sd_listen_fds() semantics, without
+ * libsystemd): fd 3 when LISTEN_PID is this process and LISTEN_FDS >= 1,
+ * else -1. Unsets LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES, so a child does
+ * not take the socket for its own, and marks fd 3 close-on-exec. */
+int dsHttpSystemdListenFd(void);
+/* Where the server accepts, for the log: "127.0.0.1:8080" (IPv6 in
+ * brackets); "?" if unknown. */
+void dsHttpServerAddress(dsHttpServer *s, char *out, size_t outlen);
 
 /* Extra response headers for dsHttpRespond(); name and value are copied. */
 typedef struct dsHttpHeader {
