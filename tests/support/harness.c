@@ -236,9 +236,8 @@ static bool dtApiReady(void *arg) {
     return ok;
 }
 
-bool dtApiStart(dtApi *api, const dtPg *pg, const char *const *extra_env) {
-    api->port = dtFreePort();
-    snprintf(api->url, sizeof(api->url), "http://127.0.0.1:%d", api->port);
+/* The test tokens, hashed, in the cluster directory (api->tokens_file). */
+static bool dtApiWriteTokens(dtApi *api, const dtPg *pg) {
     snprintf(api->tokens_file, sizeof(api->tokens_file), "%s/tokens", pg->dir);
     FILE *f = fopen(api->tokens_file, "w");
     if (f == NULL) return false;
@@ -246,7 +245,13 @@ bool dtApiStart(dtApi *api, const dtPg *pg, const char *const *extra_env) {
     dtHashLine(f, DT_WRITER_TOKEN, "writer");
     dtHashLine(f, DT_READER_TOKEN, "reader");
     dtHashLine(f, DT_ADMIN_TOKEN, "admin");
-    fclose(f);
+    return fclose(f) == 0;
+}
+
+bool dtApiStart(dtApi *api, const dtPg *pg, const char *const *extra_env) {
+    api->port = dtFreePort();
+    snprintf(api->url, sizeof(api->url), "http://127.0.0.1:%d", api->port);
+    if (!dtApiWriteTokens(api, pg)) return false;
 
     char bin[300];
     snprintf(bin, sizeof(bin), "%s/bin/decision-api", dtBuild());
@@ -412,18 +417,6 @@ void dtUuid(char out[37]) {
 /* --- decision-api on an inherited socket (dtApiStartOnFd) --- */
 
 extern char **environ;
-
-/* The token file dtApiStart writes, for a process started on a socket. */
-static bool dtApiWriteTokens(dtApi *api, const dtPg *pg) {
-    snprintf(api->tokens_file, sizeof(api->tokens_file), "%s/tokens", pg->dir);
-    FILE *f = fopen(api->tokens_file, "w");
-    if (f == NULL) return false;
-    fprintf(f, "# test tokens\n");
-    dtHashLine(f, DT_WRITER_TOKEN, "writer");
-    dtHashLine(f, DT_READER_TOKEN, "reader");
-    dtHashLine(f, DT_ADMIN_TOKEN, "admin");
-    return fclose(f) == 0;
-}
 
 /* The supervisor's end of the notify protocol: a datagram socket bound to
  * a fresh path in the cluster directory. */
