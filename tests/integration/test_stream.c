@@ -61,20 +61,6 @@ static int teardown(void **state) {
     return rc == 0 ? 0 : -1;
 }
 
-/* Value of an unlabelled metric on the processor's /metrics, -1 if absent. */
-static double procMetric(const char *name) {
-    dtResponse r;
-    double v = -1;
-    if (dtHttp(&procHttp, "GET", "/metrics", NULL, NULL, NULL, 0, &r)) {
-        char key[128];
-        snprintf(key, sizeof(key), "\n%s ", name);
-        const char *at = strstr(r.body, key);
-        if (at) v = atof(at + strlen(key));
-    }
-    dtResponseFree(&r);
-    return v;
-}
-
 typedef struct drained {
     double events;
 } drained;
@@ -82,7 +68,7 @@ typedef struct drained {
 /* The processor has read `events` decisions and Kafka acknowledged them all. */
 static bool procDrained(void *arg) {
     drained *d = arg;
-    return procMetric("stream_events_total") >= d->events && procMetric("stream_in_flight") == 0;
+    return dtMetric(&procHttp, "stream_events_total") >= d->events && dtMetric(&procHttp, "stream_in_flight") == 0;
 }
 
 /* Posts the fixture decision with a fresh decision_id (written into id) and,
@@ -110,7 +96,7 @@ static void test_posted_decisions_reach_the_topic(void **state) {
     enum { N = 200 };
     static char ids[N][37];
     static char customers[N][16];
-    drained d = {procMetric("stream_events_total") + N};
+    drained d = {dtMetric(&procHttp, "stream_events_total") + N};
     for (int i = 0; i < N; i++) {
         snprintf(customers[i], sizeof(customers[i]), "cust-%d", i % 13);
         assert_true(postDecision(ids[i], customers[i], NULL, NULL));
@@ -141,7 +127,7 @@ static void test_poison_row_goes_to_dlq_and_stream_continues(void **state) {
              " schema_version, doc_sha256, doc) VALUES ('%s', 'p', 'poison', 'm', 'APPROVED', now(), 1, '\\x00',"
              " '{\"decision_id\": \"%s\", \"colour\": \"red\"}')",
              poison, poison);
-    drained d = {procMetric("stream_events_total") + 2};
+    drained d = {dtMetric(&procHttp, "stream_events_total") + 2};
     assert_true(dtPgExec(&pg, sql));
     assert_true(postDecision(after, NULL, NULL, NULL));
     assert_true(dtWaitFor(procDrained, &d, 30000));
@@ -200,7 +186,7 @@ typedef struct eventsAbove {
 } eventsAbove;
 
 static bool procEventsAbove(void *arg) {
-    return procMetric("stream_events_total") >= ((eventsAbove *)arg)->n;
+    return dtMetric(&procHttp, "stream_events_total") >= ((eventsAbove *)arg)->n;
 }
 
 /* kill -9 the processor at random points while decisions flow; after each
@@ -227,7 +213,7 @@ static void test_crash_restart_loses_nothing(void **state) {
     srand((unsigned)time(NULL));
     for (int c = 0; c < CRASHES; c++) {
         /* a random point: after 5..40 more decisions were read */
-        eventsAbove e = {procMetric("stream_events_total") + 5 + rand() % 36};
+        eventsAbove e = {dtMetric(&procHttp, "stream_events_total") + 5 + rand() % 36};
         dtWaitFor(procEventsAbove, &e, 10000);
         assert_int_equal(dtStop(proc, SIGKILL), 128 + SIGKILL);
         proc = dtSpawn("stream-processor", NULL, procEnv);
@@ -255,7 +241,7 @@ static void test_crash_restart_loses_nothing(void **state) {
 }
 
 static bool inFlightAtLeast(void *arg) {
-    return procMetric("stream_in_flight") >= *(double *)arg;
+    return dtMetric(&procHttp, "stream_in_flight") >= *(double *)arg;
 }
 
 /* Kafka unreachable: the decisions wait, the slot does not move past them,

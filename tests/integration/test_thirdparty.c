@@ -26,25 +26,10 @@
 static dtPg pg;
 static dtApi api;
 static dtKafka kafka;
-static pid_t proc = -1;
-static dtApi procHttp; /* only its url: the processor's metrics endpoint */
-static char env_db[400], env_brokers[64], env_metrics[64];
+static dtStream proc;
 /* lz4 named here rather than left to the default: the test is about a
  * foreign client reading what production writes, compression included. */
-static const char *procEnv[] = {env_db,
-                                env_brokers,
-                                env_metrics,
-                                "STREAM_COMPRESSION=lz4",
-                                "STREAM_LOG_LEVEL=warn",
-                                "STREAM_STATUS_INTERVAL=100ms",
-                                NULL};
-
-static bool procReady(void *arg) {
-    dtResponse r;
-    bool ok = dtHttp(&procHttp, "GET", "/readyz", NULL, NULL, NULL, 0, &r) && r.status == 200;
-    dtResponseFree(&r);
-    return ok;
-}
+static const char *procEnv[] = {"STREAM_COMPRESSION=lz4", "STREAM_STATUS_INTERVAL=100ms", NULL};
 
 static int setup(void **state) {
     struct stat st;
@@ -55,41 +40,21 @@ static int setup(void **state) {
     }
     if (!dtPgStart(&pg) || !dtApiStart(&api, &pg, NULL)) return -1;
     if (!dtKafkaStart(&kafka)) return -1;
-    int mport = dtFreePort();
-    snprintf(procHttp.url, sizeof(procHttp.url), "http://127.0.0.1:%d", mport);
-    snprintf(env_db, sizeof(env_db), "STREAM_DATABASE_URL=%s", pg.conninfo);
-    snprintf(env_brokers, sizeof(env_brokers), "STREAM_BROKERS=127.0.0.1:%d", kafka.port);
-    snprintf(env_metrics, sizeof(env_metrics), "STREAM_METRICS_PORT=%d", mport);
-    proc = dtSpawn("stream-processor", NULL, procEnv);
-    return dtWaitFor(procReady, NULL, 20000) ? 0 : -1;
+    return dtStreamStart(&proc, &pg, &kafka, procEnv) ? 0 : -1;
 }
 
 static int teardown(void **state) {
-    int rc = dtStop(proc, SIGTERM);
+    int rc = dtStreamStop(&proc);
     if (dtApiStop(&api) != 0) rc = -1;
     dtKafkaStop(&kafka);
     dtPgDestroy(&pg);
     return rc == 0 ? 0 : -1;
 }
 
-/* Value of an unlabelled metric on the processor's /metrics, -1 if absent. */
-static double procMetric(const char *name) {
-    dtResponse r;
-    double v = -1;
-    if (dtHttp(&procHttp, "GET", "/metrics", NULL, NULL, NULL, 0, &r)) {
-        char key[128];
-        snprintf(key, sizeof(key), "\n%s ", name);
-        const char *at = strstr(r.body, key);
-        if (at) v = atof(at + strlen(key));
-    }
-    dtResponseFree(&r);
-    return v;
-}
-
 /* The processor has read `events` decisions and Kafka acknowledged them all. */
 static bool procDrained(void *arg) {
     double events = *(double *)arg;
-    return procMetric("stream_events_total") >= events && procMetric("stream_in_flight") == 0;
+    return dtMetric(&proc.http, "stream_events_total") >= events && dtMetric(&proc.http, "stream_in_flight") == 0;
 }
 
 /* The id the registry serves for the subject's latest version. */
@@ -183,7 +148,7 @@ static void test_kafkajs_decodes_every_record_through_the_registry(void **state)
     static posted p[N];
     json_int_t schema_id = latestSchemaId();
     double fetched = apiAnswered("GET /schemas/ids/{id}");
-    double events = procMetric("stream_events_total") + N;
+    double events = dtMetric(&proc.http, "stream_events_total") + N;
     for (int i = 0; i < N; i++) postDecision(i, &p[i]);
     assert_true(dtWaitFor(procDrained, &events, 30000));
 

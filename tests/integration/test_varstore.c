@@ -34,12 +34,11 @@ enum { NCUST = 8, NMERCH = 5 };
 static dtPg pg;
 static dtApi api, vs;
 static dtKafka kafka;
-static pid_t proc = -1, archiver = -1, store = -1;
+static dtStream proc;
+static pid_t archiver = -1, store = -1;
 static json_t *posted; /* every document posted, for the expected values */
 static size_t reproduced; /* decisions replayed onto the topic: archived again */
 static char vsdir[300], archive[300];
-static char env_db[400], env_brokers[64], env_metrics[64];
-static const char *procEnv[] = {env_db, env_brokers, env_metrics, "STREAM_LOG_LEVEL=warn", NULL};
 static char env_abrokers[64], env_aroot[330];
 static const char *archEnv[] = {env_abrokers, env_aroot, "ARCHIVER_MAX_AGE=300ms", "ARCHIVER_LOG_LEVEL=error",
                                 "ARCHIVER_SESSION_TIMEOUT=6s", NULL};
@@ -67,13 +66,7 @@ static bool storeStart(void) {
 static int setup(void **state) {
     if (!dtPgStart(&pg) || !dtApiStart(&api, &pg, NULL) || !dtKafkaStart(&kafka)) return -1;
     posted = json_array();
-    dtApi procHttp;
-    int mport = dtFreePort();
-    snprintf(procHttp.url, sizeof(procHttp.url), "http://127.0.0.1:%d", mport);
-    snprintf(env_db, sizeof(env_db), "STREAM_DATABASE_URL=%s", pg.conninfo);
-    snprintf(env_brokers, sizeof(env_brokers), "STREAM_BROKERS=127.0.0.1:%d", kafka.port);
-    snprintf(env_metrics, sizeof(env_metrics), "STREAM_METRICS_PORT=%d", mport);
-    proc = dtSpawn("stream-processor", NULL, procEnv);
+    if (!dtStreamStart(&proc, &pg, &kafka, NULL)) return -1;
     snprintf(archive, sizeof(archive), "%s/archive", pg.dir);
     snprintf(env_abrokers, sizeof(env_abrokers), "ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port);
     snprintf(env_aroot, sizeof(env_aroot), "ARCHIVER_ROOT=%s", archive);
@@ -84,12 +77,12 @@ static int setup(void **state) {
     snprintf(env_vbrokers, sizeof(env_vbrokers), "VARSTORE_BROKERS=127.0.0.1:%d", kafka.port);
     snprintf(env_vdir, sizeof(env_vdir), "VARSTORE_DATA_DIR=%s", vsdir);
     snprintf(env_vport, sizeof(env_vport), "VARSTORE_LISTEN_PORT=%d", vs.port);
-    return dtWaitFor(ready, &procHttp, 20000) && storeStart() ? 0 : -1;
+    return storeStart() ? 0 : -1;
 }
 
 static int teardown(void **state) {
     int rc = dtStop(store, SIGTERM);
-    if (dtStop(proc, SIGTERM) != 0 || dtStop(archiver, SIGTERM) != 0) rc = -1;
+    if (dtStreamStop(&proc) != 0 || dtStop(archiver, SIGTERM) != 0) rc = -1;
     dtApiStop(&api);
     dtKafkaStop(&kafka);
     dtPgDestroy(&pg);
@@ -274,18 +267,6 @@ static bool storeMatches(void *arg) {
     return matchesExpected(arg, false);
 }
 
-/* Value of an unlabelled metric of the store, -1 if absent. */
-static double metric(const dtApi *at, const char *name) {
-    dtResponse r;
-    double v = -1;
-    char key[128];
-    snprintf(key, sizeof(key), "\n%s ", name);
-    if (dtHttp(at, "GET", "/metrics", NULL, NULL, NULL, 0, &r) && r.body && strstr(r.body, key))
-        v = atof(strstr(r.body, key) + strlen(key));
-    dtResponseFree(&r);
-    return v;
-}
-
 typedef struct atLeast {
     const char *name;
     double value;
@@ -293,7 +274,7 @@ typedef struct atLeast {
 
 static bool metricAtLeast(void *arg) {
     atLeast *a = arg;
-    return metric(&vs, a->name) >= a->value;
+    return dtMetric(&vs, a->name) >= a->value;
 }
 
 static bool archived(void *arg);
@@ -355,7 +336,7 @@ static void test_replayed_history_changes_nothing(void **state) {
     snprintf(copy, sizeof(copy), "rm -rf %s/copy && cp -r %s %s/copy && echo copied", pg.dir, archive, pg.dir);
     free(dtCapture(copy));
     snprintf(copy, sizeof(copy), "%s/copy", pg.dir);
-    atLeast dups = {"variable_store_duplicates_total", metric(&vs, "variable_store_duplicates_total")};
+    atLeast dups = {"variable_store_duplicates_total", dtMetric(&vs, "variable_store_duplicates_total")};
     snprintf(args, sizeof(args), "--target kafka --brokers 127.0.0.1:%d --topic decisions", kafka.port);
     for (int round = 0; round < 2; round++) {
         char *out = replayFrom(copy, args);
@@ -370,11 +351,11 @@ static void test_replayed_history_changes_nothing(void **state) {
 }
 
 static bool consuming(void *arg) {
-    return metric(&vs, "variable_store_kafka_messages_total") > *(double *)arg;
+    return dtMetric(&vs, "variable_store_kafka_messages_total") > *(double *)arg;
 }
 
 static void test_kill9_while_consuming(void **state) {
-    double seen = metric(&vs, "variable_store_kafka_messages_total");
+    double seen = dtMetric(&vs, "variable_store_kafka_messages_total");
     postDecisions(400);
     assert_true(dtWaitFor(consuming, &seen, 30000));
     assert_int_equal(dtStop(store, SIGKILL), 128 + SIGKILL);
@@ -472,7 +453,7 @@ static void test_bad_requests(void **state) {
     json_decref(big);
 
     /* an ingest batch with one broken decision applies none of them */
-    double counted = metric(&vs, "variable_store_counted_total");
+    double counted = dtMetric(&vs, "variable_store_counted_total");
     json_t *good = decision(1000, nowMs()), *bad = decision(1001, nowMs());
     json_object_set_new(json_object_get(bad, "amount"), "value", json_string("lots"));
     json_t *ing = json_pack("{s:[o,o]}", "decisions", good, bad);
@@ -480,7 +461,7 @@ static void test_bad_requests(void **state) {
     assert_int_equal(status("POST", "/v1/decisions:ingest", json, body, &j), 400);
     assert_string_equal(str(j, "field"), "decisions[1].amount.value");
     json_decref(j);
-    assert_true(metric(&vs, "variable_store_counted_total") == counted);
+    assert_true(dtMetric(&vs, "variable_store_counted_total") == counted);
     free(body);
     json_decref(ing);
     assert_true(matchesExpected(&vs, true));

@@ -534,3 +534,43 @@ bool dtApiStartOnFd(dtApi *api, const dtPg *pg, int fd, const char *const *extra
     }
     return ok;
 }
+
+/* --- the stream processor, metrics --- */
+
+static bool dtReady(void *arg) {
+    dtResponse r;
+    bool ok = dtHttp(arg, "GET", "/readyz", NULL, NULL, NULL, 0, &r) && r.status == 200;
+    dtResponseFree(&r);
+    return ok;
+}
+
+bool dtStreamStart(dtStream *s, const dtPg *pg, const dtKafka *k, const char *const *extra_env) {
+    const char *env[16] = {s->env[0], s->env[1], s->env[2], "STREAM_LOG_LEVEL=warn"};
+    size_t n = 4;
+    int port = dtFreePort();
+    snprintf(s->http.url, sizeof(s->http.url), "http://127.0.0.1:%d", port);
+    snprintf(s->env[0], sizeof(s->env[0]), "STREAM_DATABASE_URL=%s", pg->conninfo);
+    snprintf(s->env[1], sizeof(s->env[1]), "STREAM_BROKERS=127.0.0.1:%d", k->port);
+    snprintf(s->env[2], sizeof(s->env[2]), "STREAM_METRICS_PORT=%d", port);
+    for (size_t i = 0; extra_env && extra_env[i] && n < 15; i++) env[n++] = extra_env[i];
+    env[n] = NULL;
+    s->pid = dtSpawn("stream-processor", NULL, env);
+    return s->pid > 0 && dtWaitFor(dtReady, &s->http, 20000);
+}
+
+int dtStreamStop(dtStream *s) {
+    int rc = dtStop(s->pid, SIGTERM);
+    s->pid = -1;
+    return rc;
+}
+
+double dtMetric(const dtApi *at, const char *name) {
+    dtResponse r;
+    double v = -1;
+    char key[128];
+    snprintf(key, sizeof(key), "\n%s ", name);
+    if (dtHttp(at, "GET", "/metrics", NULL, NULL, NULL, 0, &r) && r.body && strstr(r.body, key))
+        v = atof(strstr(r.body, key) + strlen(key));
+    dtResponseFree(&r);
+    return v;
+}

@@ -108,6 +108,24 @@ int dtKafkaStop(dtKafka *k);
 /* Takes all three mock brokers "down" or brings them "up". */
 bool dtKafkaBrokers(dtKafka *k, const char *state);
 
+/* The stream processor against pg and a dev-kafka broker, its metrics
+ * endpoint on a free port (http: only the url is used). */
+typedef struct dtStream {
+    pid_t pid;
+    dtApi http;
+    char env[3][400]; /* database, brokers, metrics port: putenv keeps pointers */
+} dtStream;
+
+/* Starts $BUILD/bin/stream-processor (STREAM_LOG_LEVEL=warn unless extra_env,
+ * NULL-terminated "NAME=value" or NULL, says otherwise) and waits for its
+ * /readyz. */
+bool dtStreamStart(dtStream *s, const dtPg *pg, const dtKafka *k, const char *const *extra_env);
+/* SIGTERM; returns the exit status like dtStop(). */
+int dtStreamStop(dtStream *s);
+
+/* The value of an unlabelled metric on at's /metrics; -1 if absent. */
+double dtMetric(const dtApi *at, const char *name);
+
 /* A TCP port free on 127.0.0.1 right now. */
 int dtFreePort(void);
 
