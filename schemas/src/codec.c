@@ -149,6 +149,35 @@ void dsCodecFree(dsCodec *c) {
     free(c);
 }
 
+bool dsCodecAddVersion(dsCodec *c, int version, int id, const char *text, size_t len, char *errbuf,
+                       size_t errlen) {
+    if (version < 1 || id < 1) return lfail(errbuf, errlen, "version %d, id %d: both must be positive", version, id), false;
+    for (size_t i = 0; i < c->nversions; i++)
+        if (c->versions[i].version == version || c->versions[i].id == id)
+            return lfail(errbuf, errlen, "version %d or id %d is already known", version, id), false;
+    size_t current = (size_t)(c->current - c->versions);
+    dsCodecVersion *grown = realloc(c->versions, (c->nversions + 1) * sizeof *c->versions);
+    if (!grown) return lfail(errbuf, errlen, "out of memory"), false;
+    c->versions = grown;
+    c->current = &c->versions[current]; /* the array moved */
+    dsCodecVersion *v = &c->versions[c->nversions];
+    memset(v, 0, sizeof *v);
+    v->version = version;
+    v->id = id;
+    char origin[32];
+    snprintf(origin, sizeof origin, "schema id %d", id);
+    dsEmbeddedFile f = {origin, (const unsigned char *)text, len};
+    c->nversions++; /* so that dsCodecFree() releases it even if it failed half way */
+    if (loadVersion(v, &f, errbuf, errlen)) return true;
+    dsCodecVersion failed = *v;
+    c->nversions--;
+    if (failed.iface) avro_value_iface_decref(failed.iface);
+    dsRulesFree(&failed.rules);
+    free(failed.text);
+    if (failed.schema) avro_schema_decref(failed.schema);
+    return false;
+}
+
 static const dsCodecVersion *findVersion(const dsCodec *c, int version) {
     for (size_t i = 0; i < c->nversions; i++)
         if (c->versions[i].version == version) return &c->versions[i];

@@ -347,6 +347,52 @@ static char *schemaJson(avro_schema_t s) {
     return buf;
 }
 
+/* An old binary meeting a newer writer's id learns that version at run time
+ * (from the registry, in production) and decodes its records from then on;
+ * its current version stays. */
+static void test_version_learned_at_run_time(void **state) {
+    fixture *f = *state;
+    json_t *want[3][3];
+    avro_value_t v2, out;
+    char err[512] = "";
+    size_t len2;
+    int version = 0;
+    expectedDocs(want);
+    dsCodec *old = codecFrom("{\"subject\": \"decisions-value\", \"current\": 1, \"versions\": ["
+                             "{\"version\": 1, \"id\": 1, \"file\": \"v1.avsc\"}]}", NULL, 0);
+    writerValue(f, 2, &v2);
+    char *w2 = frame(&v2, 2, &len2);
+    assert_true(dsCodecNewValue(old, &out));
+    assert_false(dsCodecDecodeWire(old, w2, len2, &out, &version, err, sizeof err));
+    assert_non_null(strstr(err, "unknown schema id 2"));
+
+    const dsEmbeddedFile *v2file = NULL;
+    for (size_t i = 0; i < dtFixtureSchemasCount; i++)
+        if (strcmp(dtFixtureSchemas[i].name, "v2.avsc") == 0) v2file = &dtFixtureSchemas[i];
+    assert_non_null(v2file);
+    assert_false(dsCodecAddVersion(old, 2, 2, "{", 1, err, sizeof err)); /* not JSON: nothing added */
+    assert_false(dsCodecAddVersion(old, 1, 7, (const char *)v2file->data, v2file->len, err, sizeof err));
+    assert_non_null(strstr(err, "already known"));
+    assert_int_equal(dsCodecSchemaId(old, 2), -1);
+    if (!dsCodecAddVersion(old, 2, 2, (const char *)v2file->data, v2file->len, err, sizeof err)) fail_msg("%s", err);
+    assert_false(dsCodecAddVersion(old, 3, 2, (const char *)v2file->data, v2file->len, err, sizeof err));
+
+    assert_int_equal(dsCodecCurrentVersion(old), 1);
+    assert_int_equal(dsCodecSchemaId(old, 2), 2);
+    assert_string_equal(dsCodecSchemaText(old, 2), (const char *)v2file->data);
+    for (int round = 0; round < 2; round++) {
+        if (!dsCodecDecodeWire(old, w2, len2, &out, &version, err, sizeof err)) fail_msg("%s", err);
+        assert_int_equal(version, 2);
+        expectJson(old, &out, want[2][1]); /* resolved down to the old binary's version */
+    }
+    free(w2);
+    avro_value_decref(&out);
+    avro_value_decref(&v2);
+    dsCodecFree(old);
+    for (int w = 1; w <= 2; w++)
+        for (int r = 1; r <= 2; r++) json_decref(want[w][r]);
+}
+
 static void test_stripped_schemas_recognised(void **state) {
     fixture *f = *state;
     for (int v = 1; v <= 2; v++) {
@@ -621,6 +667,7 @@ int main(void) {
         cmocka_unit_test(test_defaults_are_avro_values),
         cmocka_unit_test(test_round_trip_v1_v2_v1),
         cmocka_unit_test(test_decode_wire_older_writer),
+        cmocka_unit_test(test_version_learned_at_run_time),
         cmocka_unit_test(test_stripped_schemas_recognised),
         cmocka_unit_test(test_container_writer_schema),
         cmocka_unit_test(test_missing_field_without_default),

@@ -46,6 +46,14 @@ dsCodec *dsCodecNew(char *errbuf, size_t errlen);
 dsCodec *dsCodecNewFrom(const dsEmbeddedFile *files, size_t nfiles, char *errbuf, size_t errlen);
 void dsCodecFree(dsCodec *c);
 
+/* Adds a version the build does not embed, such as one a newer producer
+ * writes, fetched from the registry by its id: text is its schema (.avsc)
+ * JSON, compiled with the same rules as the embedded ones. The current
+ * version does not change. Refuses a version or id already known, and a
+ * schema the codec cannot enforce; errbuf says why. text is copied. */
+bool dsCodecAddVersion(dsCodec *c, int version, int id, const char *text, size_t len, char *errbuf,
+                       size_t errlen);
+
 /* The version new documents are validated against and served as. */
 int dsCodecCurrentVersion(const dsCodec *c);
 /* The registry id of a version; -1 if the version is unknown. */
