@@ -7,6 +7,7 @@
 #include "server.h"
 
 enum { M_CONSUMED, M_INGESTED, M_COUNTED, M_DUPLICATES, M_EXPIRED, M_REJECTED, M_COMMITS, M_SWEPT, M_NCOUNTERS };
+_Static_assert(M_NCOUNTERS == VS_SERVER_COUNTERS, "server.h sizes the counters /metrics reports");
 
 bool vsServerRequireJson(vsServer *s, h2o_req_t *req, const char *route) {
     if (dsHttpBodyIsJson(req)) return true;

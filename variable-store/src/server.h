@@ -15,6 +15,9 @@
 #include "store.h"
 #include "vars.h"
 
+/* The writer's counters /metrics reports (vsFeedCounters, gauges aside). */
+#define VS_SERVER_COUNTERS 8
+
 typedef struct vsServer {
     uv_loop_t *loop;
     dsHttpServer *http;
@@ -33,8 +36,8 @@ typedef struct vsServer {
     bool done_mu_ready;
     struct vsFeedJob *done;
     /* what /metrics last reported of the writer's counters */
-    uint64_t seen[9];
-    dsMetric *m_counters[9], *m_lag, *m_last_commit, *m_caught_up, *m_used, *m_map;
+    uint64_t seen[VS_SERVER_COUNTERS];
+    dsMetric *m_counters[VS_SERVER_COUNTERS], *m_lag, *m_last_commit, *m_caught_up, *m_used, *m_map;
     dsMetricFamily *f_events, *f_entities;
 } vsServer;
 
