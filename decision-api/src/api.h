@@ -20,6 +20,8 @@ typedef struct apiServer {
     dsMetrics *metrics;
     dsCodec *codec;
     avro_value_t scratch; /* reused for every document: the loop is single-threaded */
+    avro_value_t again;   /* a second value of the current version, for round trips */
+    avro_value_t *older;  /* older[v - 1]: a value of version v, each v before the current; owned */
     apiWriter *writer;
     apiReader *reader;
     apiAuth *auth;

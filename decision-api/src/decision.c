@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <openssl/sha.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ds/timefmt.h"
@@ -35,6 +36,78 @@ static const char *decisionField(const json_t *canon, const char *name) {
     return json_string_value(json_object_get(canon, name));
 }
 
+bool apiDecisionValuesNew(apiServer *s, char *errbuf, size_t errlen) {
+    int current = dsCodecCurrentVersion(s->codec);
+    if ((s->older = calloc((size_t)current, sizeof(*s->older))) == NULL) goto failed;
+    if (!dsCodecNewValue(s->codec, &s->scratch)) goto failed;
+    if (!dsCodecNewValue(s->codec, &s->again)) goto failed;
+    /* A version missing from the manifest keeps a value without an iface. */
+    for (int v = 1; v < current; v++)
+        if (dsCodecSchemaId(s->codec, v) >= 0 && !dsCodecNewVersionValue(s->codec, v, &s->older[v - 1])) goto failed;
+    return true;
+
+failed:
+    snprintf(errbuf, errlen, "cannot create the Avro values: out of memory");
+    return false;
+}
+
+void apiDecisionValuesFree(apiServer *s) {
+    if (s->older == NULL) return;
+    /* Values never created have a NULL iface; avro_value_decref() would
+     * dereference it. */
+    if (s->scratch.iface) avro_value_decref(&s->scratch);
+    if (s->again.iface) avro_value_decref(&s->again);
+    for (int v = 1; v < dsCodecCurrentVersion(s->codec); v++)
+        if (s->older[v - 1].iface) avro_value_decref(&s->older[v - 1]);
+    free(s->older);
+    s->older = NULL;
+}
+
+static void decisionHex(const char *text, char out[2 * SHA256_DIGEST_LENGTH + 1]) {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)text, strlen(text), digest);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) snprintf(out + 2 * i, 3, "%02x", digest[i]);
+}
+
+/* The hex hash of the decision in s->scratch as an API whose current version
+ * was v would have stored it: its canonical text under v, when v holds the
+ * decision unchanged (every newer field at its default: down to v and back
+ * up gives the same value). false when it does not; out is then "NULL". */
+static bool decisionOlderHash(apiServer *s, int v, char out[2 * SHA256_DIGEST_LENGTH + 1]) {
+    char why[256];
+    avro_value_t *down = &s->older[v - 1];
+    snprintf(out, 2 * SHA256_DIGEST_LENGTH + 1, "NULL");
+    if (down->iface == NULL || !dsCodecResolve(s->codec, &s->scratch, down, why, sizeof(why)) ||
+        !dsCodecResolve(s->codec, down, &s->again, why, sizeof(why)) || !avro_value_equal(&s->scratch, &s->again))
+        return false;
+    json_t *doc = dsCodecToJson(s->codec, down, DS_CODEC_OMIT_SERVER_FIELDS);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (text == NULL) return false;
+    decisionHex(text, out);
+    free(text);
+    return true;
+}
+
+/* The item's version_hashes literal ("{h1,NULL,h3}"), from s->scratch and
+ * the current version's hash. */
+static bool decisionVersionHashes(apiServer *s, apiWriteItem *item, const char *current_hex) {
+    int current = dsCodecCurrentVersion(s->codec);
+    size_t cap = (size_t)current * (2 * SHA256_DIGEST_LENGTH + 1) + 2;
+    char *p = item->version_hashes = malloc(cap);
+    if (p == NULL) return false;
+    *p++ = '{';
+    for (int v = 1; v <= current; v++) {
+        char hex[2 * SHA256_DIGEST_LENGTH + 1];
+        if (v == current) snprintf(hex, sizeof(hex), "%s", current_hex);
+        else decisionOlderHash(s, v, hex);
+        p += sprintf(p, "%s%s", v > 1 ? "," : "", hex);
+    }
+    *p++ = '}';
+    *p = '\0';
+    return true;
+}
+
 /* Points the item's INSERT parameters into its own canonical document. */
 static bool decisionFillParams(apiServer *s, apiWriteItem *item) {
     static const char *const direct[] = {"decision_id", "purchase_id", "customer_id", "merchant_id", "outcome",
@@ -42,17 +115,17 @@ static bool decisionFillParams(apiServer *s, apiWriteItem *item) {
     for (size_t i = 0; i < sizeof(direct) / sizeof(direct[0]); i++)
         if ((item->params[i] = decisionField(item->doc, direct[i])) == NULL) return false;
 
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)item->doc_text, strlen(item->doc_text), digest);
     char *version = item->buf;
     int n = snprintf(version, 16, "%d", dsCodecCurrentVersion(s->codec));
     char *hash = item->buf + n + 1;
     hash[0] = '\\';
     hash[1] = 'x';
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) snprintf(hash + 2 + 2 * i, 3, "%02x", digest[i]);
+    decisionHex(item->doc_text, hash + 2);
+    if (!decisionVersionHashes(s, item, hash + 2)) return false;
     item->params[6] = version;
     item->params[7] = hash;
     item->params[8] = item->doc_text;
+    item->params[9] = item->version_hashes;
     return true;
 }
 

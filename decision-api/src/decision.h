@@ -10,6 +10,12 @@
 
 #include "api.h"
 
+/* Creates the server's reusable Avro values (scratch, again, older);
+ * false with errbuf filled on failure. apiDecisionValuesFree() releases
+ * them, also after a partial failure. */
+bool apiDecisionValuesNew(apiServer *s, char *errbuf, size_t errlen);
+void apiDecisionValuesFree(apiServer *s);
+
 /* Validates a posted document (borrowed) and builds its write item, owned by
  * the caller. Returns NULL with *err filled when a rule is broken (or, with
  * code "internal", when memory ran out). */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "decision.h"
 #include "ds/config.h"
 #include "ds/daemon.h"
 #include "ds/log.h"
@@ -211,7 +212,7 @@ static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     s->m_abandoned = dsMetricsCounter(s->metrics, "http_requests_abandoned_total",
                                       "Requests whose client went away before the database answered.");
     if ((s->codec = dsCodecNew(err, errlen)) == NULL) return false;
-    if (!dsCodecNewValue(s->codec, &s->scratch)) return snprintf(err, errlen, "cannot create an Avro value"), false;
+    if (!apiDecisionValuesNew(s, err, errlen)) return false;
     if ((s->auth = apiAuthLoad(opt.tokens_file, err, errlen)) == NULL) return false;
     apiWriterConfig wc = {opt.database_url, (int)opt.writer_connections, (int)opt.max_batch, (size_t)opt.queue_size,
                           opt.write_timeout_ms, (int)opt.max_attempts};
@@ -251,7 +252,7 @@ static void mainCleanup(apiMain *m, uv_loop_t *loop) {
     if (s->reader) apiReaderClose(s->reader);
     dsHttpServerFree(s->http);
     if (!dsLoopShutdown(loop)) dsLogWarn("event loop closed with handles still open");
-    if (s->codec) avro_value_decref(&s->scratch);
+    apiDecisionValuesFree(s);
     dsCodecFree(s->codec);
     apiAuthFree(s->auth);
     dsMetricsFree(s->metrics);

@@ -12,6 +12,8 @@
 /* One statement per decision that cannot fail on a duplicate key: the CTE
  * inserts or does nothing; the second branch reports the existing row, and
  * whether its canonical body is the same, only when nothing was inserted.
+ * "The same" is judged under the row's own schema version ($10), so a retry
+ * of a decision an older API stored is not a conflict after an upgrade.
  * Zero rows means a concurrent session committed the same decision_id after
  * this statement's snapshot: the item is simply sent again. */
 static const char writerInsertSql[] =
@@ -23,7 +25,8 @@ static const char writerInsertSql[] =
     " RETURNING recorded_at)"
     " SELECT 'i', floor(extract(epoch FROM recorded_at) * 1000)::bigint FROM ins"
     " UNION ALL"
-    " SELECT CASE WHEN d.doc_sha256 = $8 THEN 'd' ELSE 'c' END,"
+    " SELECT CASE WHEN d.doc_sha256 = $8 OR encode(d.doc_sha256, 'hex') = ($10::text[])[d.schema_version]"
+    "  THEN 'd' ELSE 'c' END,"
     "  floor(extract(epoch FROM d.recorded_at) * 1000)::bigint"
     " FROM decisions d WHERE d.decision_id = $1 AND NOT EXISTS (SELECT 1 FROM ins)";
 
@@ -68,6 +71,7 @@ void apiWriteItemFree(apiWriteItem *item) {
     if (item == NULL) return;
     json_decref(item->doc);
     free(item->doc_text);
+    free(item->version_hashes);
     free(item);
 }
 

@@ -26,7 +26,7 @@
 
 #include "ds/metrics.h"
 
-enum { API_WRITE_NPARAMS = 9 };
+enum { API_WRITE_NPARAMS = 10 };
 
 typedef enum {
     API_WRITE_INSERTED,    /* committed now */
@@ -43,12 +43,19 @@ typedef void apiWriteDoneFn(apiWriteItem *item, void *arg);
 struct apiWriteItem {
     /* Input: the INSERT parameters, in order: decision_id, purchase_id,
      * customer_id, merchant_id, outcome, decided_at, schema_version,
-     * doc_sha256 (bytea hex), doc. The pointers must stay valid while the
-     * item lives; apiWriteItemNew()'s owner points them into doc and buf. */
+     * doc_sha256 (bytea hex), doc, and version_hashes. The pointers must
+     * stay valid while the item lives; apiWriteItemNew()'s owner points
+     * them into doc, buf and version_hashes. */
     const char *params[API_WRITE_NPARAMS];
     json_t *doc;       /* the canonical document; owned by the item */
     char *doc_text;    /* its compact JSON text; owned (malloc) */
     char buf[160];     /* storage for small formatted parameters */
+    /* A text[] literal: element v is the hex SHA-256 of the document's
+     * canonical text under schema version v, NULL where version v cannot
+     * hold the document unchanged. A row an older API stored (its hash is
+     * of that version's text) is then still the same decision. Owned
+     * (malloc). */
+    char *version_hashes;
     apiWriteDoneFn *done;
     void *arg;
     size_t tag;        /* the caller's (e.g. a batch index); the writer ignores it */

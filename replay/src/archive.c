@@ -14,6 +14,7 @@
 struct rpArchiveFile {
     FILE *fp;
     avro_file_writer_t writer;
+    avro_schema_t schema; /* borrowed (see rpArchiveOpen) */
     size_t records;
     char dir[1024];
     char tmp[1200];
@@ -92,6 +93,7 @@ rpArchiveFile *rpArchiveOpen(const char *root, int64_t decided_at_ms, int32_t pa
         unlink(f->tmp);
         goto failed;
     }
+    f->schema = schema;
     return f;
 
 failed:
@@ -100,6 +102,14 @@ failed:
 }
 
 bool rpArchiveAppend(rpArchiveFile *f, avro_value_t *record, char *errbuf, size_t errlen) {
+    /* avro-c writes any value's encoding under the file's header schema
+     * without comparing them; a value of another version would leave a
+     * file that no reader can decode. */
+    avro_schema_t vs = avro_value_get_schema(record);
+    if (vs != f->schema && !avro_schema_equal(vs, f->schema)) {
+        snprintf(errbuf, errlen, "cannot append to %s: the record is of another schema than the file", f->tmp);
+        return false;
+    }
     if (avro_file_writer_append_value(f->writer, record) != 0) {
         snprintf(errbuf, errlen, "cannot append to %s: %s", f->tmp, avro_strerror());
         return false;

@@ -34,7 +34,8 @@ typedef struct rpArchiveFile rpArchiveFile;
  * record). NULL with errbuf filled on failure. */
 rpArchiveFile *rpArchiveOpen(const char *root, int64_t decided_at_ms, int32_t partition, int64_t first_offset,
                              avro_schema_t schema, size_t block_size, char *errbuf, size_t errlen);
-/* Appends one record (a value of the file's schema). */
+/* Appends one record, a value of the file's schema; a value of another
+ * schema is refused (errbuf says so) rather than written undecodably. */
 bool rpArchiveAppend(rpArchiveFile *f, avro_value_t *record, char *errbuf, size_t errlen);
 size_t rpArchiveRecords(const rpArchiveFile *f);
 /* Finishes the file: flush, fsync, rename to the final name, fsync the

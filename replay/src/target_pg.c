@@ -89,9 +89,14 @@ static bool tpRow(tpTarget *t, avro_value_t *v, char *errbuf, size_t errlen) {
     json_t *full = dsCodecToJson(t->codec, v, 0), *doc = dsCodecToJson(t->codec, v, DS_CODEC_OMIT_SERVER_FIELDS);
     char *canon = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     const char *recorded = json_string_value(json_object_get(full, "recorded_at"));
-    json_t *version = json_object_get(full, "schema_version");
+    /* The row's version is the one its doc is canonical under, as the API
+     * writes it: the value's (the replay resolved it), not the archived
+     * record's schema_version field. The stream processor encodes a row
+     * under that version, and idempotency hashes under it. */
+    int v_version = dsCodecVersionOfSchema(t->codec, avro_value_get_schema(v));
+    json_t *version = v_version > 0 ? json_integer(v_version) : NULL;
     bool ok = false;
-    if (canon && recorded && json_is_integer(version)) {
+    if (canon && recorded && version) {
         unsigned char d[SHA256_DIGEST_LENGTH];
         char hex[2 * SHA256_DIGEST_LENGTH + 1];
         SHA256((const unsigned char *)canon, strlen(canon), d);
@@ -100,6 +105,7 @@ static bool tpRow(tpTarget *t, avro_value_t *v, char *errbuf, size_t errlen) {
     }
     if (!ok) snprintf(errbuf, errlen, "cannot render a decision as a row (out of memory or a broken value)");
     free(canon);
+    json_decref(version);
     json_decref(doc);
     json_decref(full);
     return ok;

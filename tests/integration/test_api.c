@@ -18,6 +18,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/sha.h>
+
+#include "ds/codec.h"
 #include "harness.h"
 
 static dtPg pg;
@@ -78,7 +81,11 @@ static void test_post_then_get(void **state) {
     assert_string_equal(r.location, loc);
     assert_string_equal(json_string_value(json_object_get(r.json, "decision_id")), id);
     assert_non_null(json_string_value(json_object_get(r.json, "recorded_at")));
-    assert_int_equal(json_integer_value(json_object_get(r.json, "schema_version")), 1);
+    /* A version 1 document is stored and served as the current version,
+     * the fields it lacks at their defaults. */
+    assert_int_equal(json_integer_value(json_object_get(r.json, "schema_version")), 2);
+    assert_true(json_is_null(json_object_get(r.json, "model")));
+    assert_true(json_is_null(json_object_get(r.json, "risk_score")));
     json_t *posted = json_deep_copy(r.json);
     dtResponseFree(&r);
 
@@ -135,6 +142,94 @@ static void test_idempotent_retry_and_conflict(void **state) {
     dtResponseFree(&first);
     dtResponseFree(&again);
     dtResponseFree(&clash);
+    json_decref(d);
+}
+
+/* A version 2 document keeps its model and risk score, and its row says 2. */
+static void test_version_2_document(void **state) {
+    json_t *d = newDecision(NULL);
+    json_object_set_new(d, "model", json_pack("{s:s, s:s}", "name", "gbm-risk", "version", "7.1"));
+    json_object_set_new(d, "risk_score", json_real(0.375));
+    dtResponse r, again;
+    postJson(DT_WRITER_TOKEN, d, &r);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r.json, "model"), "version")), "7.1");
+    assert_true(json_real_value(json_object_get(r.json, "risk_score")) == 0.375);
+    postJson(DT_WRITER_TOKEN, d, &again);
+    assert_int_equal(again.status, 200);
+    assert_true(json_equal(r.json, again.json));
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT schema_version FROM decisions WHERE decision_id = '%s'",
+             json_string_value(json_object_get(d, "decision_id")));
+    char *version = dtPgScalar(&pg, sql);
+    assert_string_equal(version, "2");
+    free(version);
+    dtResponseFree(&r);
+    dtResponseFree(&again);
+    json_decref(d);
+}
+
+/* Stores d as an API whose current version was 1 did: that version's
+ * canonical text, its hash, schema_version 1. */
+static void storeAsVersion1(json_t *d) {
+    char err[512], hex[2 * SHA256_DIGEST_LENGTH + 1];
+    dsCodec *c = dsCodecNew(err, sizeof(err));
+    assert_non_null(c);
+    avro_value_t cur, v1;
+    dsCodecError cerr;
+    assert_true(dsCodecNewValue(c, &cur) && dsCodecNewVersionValue(c, 1, &v1));
+    assert_true(dsCodecFromJson(c, d, &cur, &cerr));
+    assert_true(dsCodecResolve(c, &cur, &v1, err, sizeof(err)));
+    json_t *canon = dsCodecToJson(c, &v1, DS_CODEC_OMIT_SERVER_FIELDS);
+    char *text = json_dumps(canon, JSON_COMPACT);
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)text, strlen(text), digest);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    char *sql;
+    assert_true(asprintf(&sql,
+                         "INSERT INTO decisions (decision_id, purchase_id, customer_id, merchant_id, outcome,"
+                         " decided_at, schema_version, doc_sha256, doc) SELECT (d->>'decision_id')::uuid, d->>'purchase_id',"
+                         " d->>'customer_id', d->>'merchant_id', d->>'outcome', (d->>'decided_at')::timestamptz, 1,"
+                         " '\\x%s', d FROM (SELECT '%s'::jsonb AS d) AS t",
+                         hex, text) > 0);
+    assert_true(dtPgExec(&pg, sql));
+    free(sql);
+    free(text);
+    json_decref(canon);
+    avro_value_decref(&cur);
+    avro_value_decref(&v1);
+    dsCodecFree(c);
+}
+
+/* After the upgrade to version 2, a policy engine retries a decision the
+ * version 1 API stored: the same decision is a duplicate (200), not a
+ * conflict; the same id with a model it did not have, or another outcome,
+ * is a conflict; the row is untouched. */
+static void test_retry_of_a_decision_stored_by_version_1(void **state) {
+    json_t *d = newDecision(NULL);
+    storeAsVersion1(d);
+    char *before = dtPgTableFingerprint(&pg);
+    dtResponse r;
+    postJson(DT_WRITER_TOKEN, d, &r);
+    if (r.status != 200) fprintf(stderr, "retry: %ld %s\n", r.status, r.body);
+    assert_int_equal(r.status, 200);
+    assert_true(json_is_null(json_object_get(r.json, "model")));
+    dtResponseFree(&r);
+    json_t *changed = json_deep_copy(d);
+    json_object_set_new(changed, "risk_score", json_real(0.5));
+    postJson(DT_WRITER_TOKEN, changed, &r);
+    assertError(&r, 409, "conflict", "decision_id");
+    dtResponseFree(&r);
+    json_object_del(changed, "risk_score");
+    json_object_set_new(changed, "outcome", json_string("REJECTED"));
+    postJson(DT_WRITER_TOKEN, changed, &r);
+    assertError(&r, 409, "conflict", "decision_id");
+    dtResponseFree(&r);
+    char *after = dtPgTableFingerprint(&pg);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    json_decref(changed);
     json_decref(d);
 }
 
@@ -602,6 +697,8 @@ int main(void) {
         cmocka_unit_test(test_post_then_get),
         cmocka_unit_test(test_upper_case_uuid_and_offset_normalized),
         cmocka_unit_test(test_idempotent_retry_and_conflict),
+        cmocka_unit_test(test_version_2_document),
+        cmocka_unit_test(test_retry_of_a_decision_stored_by_version_1),
         cmocka_unit_test(test_malformed_and_protocol_errors),
         cmocka_unit_test(test_oversize_body_413),
         cmocka_unit_test(test_every_required_field_missing),

@@ -111,7 +111,7 @@ static void test_posted_decisions_reach_the_topic(void **state) {
     for (int i = 0; i < N; i++) {
         /* "<partition> <offset> <key> <header id> <record id> <schema id>" */
         char needle[128];
-        snprintf(needle, sizeof(needle), " %.15s %.36s %.36s 1\n", customers[i], ids[i], ids[i]);
+        snprintf(needle, sizeof(needle), " %.15s %.36s %.36s 2\n", customers[i], ids[i], ids[i]);
         if (strstr(out, needle) == NULL) fprintf(stderr, "missing on the topic: %s", needle);
         assert_non_null(strstr(out, needle));
     }

@@ -168,6 +168,26 @@ static void test_unwritable_root_is_a_clear_error(void **state) {
     assert_non_null(strstr(err, "/proc/no-such-archive"));
 }
 
+/* A record of another version than the file's is refused, not written
+ * under a header that cannot decode it; the file stays usable. */
+static void test_record_of_another_schema_refused(void **state) {
+    fixture *f = *state;
+    char err[512], final[512];
+    rpArchiveFile *a = rpArchiveOpen(f->root, DECIDED, 2, 0, dsCodecSchema(f->codec, 1), 65536, err, sizeof(err));
+    assert_non_null(a);
+    assert_int_not_equal(dsCodecCurrentVersion(f->codec), 1);
+    assert_false(rpArchiveAppend(a, &f->rec, err, sizeof(err)));
+    assert_non_null(strstr(err, "another schema"));
+    avro_value_t v1;
+    assert_true(dsCodecNewVersionValue(f->codec, 1, &v1));
+    assert_true(dsCodecResolve(f->codec, &f->rec, &v1, err, sizeof(err)));
+    assert_true(rpArchiveAppend(a, &v1, err, sizeof(err)));
+    avro_value_decref(&v1);
+    assert_true(rpArchiveCommit(a, err, sizeof(err)));
+    assert_true(rpArchivePath(final, sizeof(final), f->root, DECIDED, 2, 0));
+    assert_int_equal(countRecords(final), 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_path_layout),
@@ -175,6 +195,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_record_larger_than_avro_c_default_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_rerun_and_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_root_is_a_clear_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_of_another_schema_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

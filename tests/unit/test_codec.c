@@ -66,7 +66,7 @@ static int teardown(void **state) {
 
 static json_t *parse(const char *text) {
     json_error_t e;
-    json_t *j = json_loads(text, 0, &e);
+    json_t *j = json_loads(text, JSON_DECODE_ANY, &e);
     if (!j) fail_msg("bad test JSON: %s", e.text);
     return j;
 }
@@ -195,8 +195,9 @@ static char *canonical(fixture *f, json_t *doc) {
 static void test_registry_facts(void **state) {
     fixture *f = *state;
     assert_string_equal(dsCodecSubject(f->codec), "decisions-value");
-    assert_int_equal(dsCodecCurrentVersion(f->codec), 1);
+    assert_int_equal(dsCodecCurrentVersion(f->codec), 2);
     assert_int_equal(dsCodecSchemaId(f->codec, 1), 1);
+    assert_int_equal(dsCodecSchemaId(f->codec, 2), 2);
     assert_int_equal(dsCodecSchemaId(f->codec, 99), -1);
     assert_null(dsCodecSchemaText(f->codec, 99));
     assert_null(dsCodecSchema(f->codec, 99));
@@ -222,7 +223,7 @@ static void test_example_accepted_and_round_trips(void **state) {
         "{\"kind\":\"FRAUD\",\"provider\":\"in-house\",\"outcome\":\"PASS\",\"score\":0.02,\"latency_ms\":4,"
         "\"performed_at\":\"2026-11-24T10:00:00.180Z\"}],"
         "\"decided_at\":\"2026-11-24T10:00:00.250Z\",\"producer\":\"policy-engine-eu-1\","
-        "\"attributes\":{\"channel\":\"web\"}}");
+        "\"attributes\":{\"channel\":\"web\"},\"model\":null,\"risk_score\":null}");
     /* ToJson output fed back gives the same bytes, with and without the
      * server-set fields. */
     char *second = canonical(f, parse(first));
@@ -230,7 +231,7 @@ static void test_example_accepted_and_round_trips(void **state) {
     char *full = render(f, 0);
     char *again = (expectOk(f, parse(full)), render(f, 0));
     assert_string_equal(full, again);
-    assert_non_null(strstr(full, "\"recorded_at\":\"1970-01-01T00:00:00.000Z\",\"schema_version\":1}"));
+    assert_non_null(strstr(full, "\"recorded_at\":\"1970-01-01T00:00:00.000Z\",\"schema_version\":2}"));
     free(first);
     free(second);
     free(full);
@@ -589,7 +590,8 @@ static void test_defaults_filled(void **state) {
     char *out = canonical(f, doc);
     assert_non_null(strstr(out, "\"reasons\":[],"));
     assert_non_null(strstr(out, "\"checks\":[],"));
-    assert_true(strstr(out, "\"attributes\":{}}") == out + strlen(out) - strlen("\"attributes\":{}}"));
+    const char *tail = "\"attributes\":{},\"model\":null,\"risk_score\":null}";
+    assert_true(strstr(out, tail) == out + strlen(out) - strlen(tail));
     free(out);
 
     doc = example();
@@ -600,6 +602,37 @@ static void test_defaults_filled(void **state) {
     assert_non_null(strstr(out, "\"outcome\":\"PASS\",\"score\":null,\"latency_ms\":null,"));
     assert_non_null(strstr(out, "\"score\":null,\"latency_ms\":4,"));
     free(out);
+}
+
+/* Version 2's fields: optional, and held to their rules when present. */
+static void test_model_and_risk_score(void **state) {
+    fixture *f = *state;
+    json_t *doc = example();
+    setPath(doc, "model", parse("{\"version\": \"7.1\", \"name\": \"gbm-risk\"}"));
+    setPath(doc, "risk_score", json_real(0.25));
+    char *out = canonical(f, doc);
+    assert_non_null(strstr(out, "\"model\":{\"name\":\"gbm-risk\",\"version\":\"7.1\"},\"risk_score\":0.25}"));
+    free(out);
+    doc = example();
+    setPath(doc, "risk_score", json_integer(1));
+    expectOk(f, doc);
+
+    static const struct {
+        const char *path, *value, *code, *field;
+    } bad[] = {
+        {"risk_score", "1.5", "invalid_value", "risk_score"},
+        {"risk_score", "-0.1", "invalid_value", "risk_score"},
+        {"risk_score", "\"0.5\"", "wrong_type", "risk_score"},
+        {"model", "\"gbm\"", "wrong_type", "model"},
+        {"model", "{\"name\": \"\", \"version\": \"1\"}", "invalid_value", "model.name"},
+        {"model", "{\"name\": \"gbm\"}", "missing_field", "model.version"},
+        {"model", "{\"name\": \"gbm\", \"version\": \"1\", \"owner\": \"x\"}", "unknown_field", "model.owner"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        doc = example();
+        setPath(doc, bad[i].path, parse(bad[i].value));
+        expectErr(f, doc, bad[i].code, bad[i].field);
+    }
 }
 
 static void test_value_reuse(void **state) {
@@ -627,7 +660,7 @@ static void test_server_fields(void **state) {
     setPath(doc, "schema_version", json_integer(99));
     expectOk(f, doc);
     char *out = render(f, 0);
-    assert_non_null(strstr(out, "\"recorded_at\":\"1970-01-01T00:00:00.000Z\",\"schema_version\":1}"));
+    assert_non_null(strstr(out, "\"recorded_at\":\"1970-01-01T00:00:00.000Z\",\"schema_version\":2}"));
     free(out);
     out = render(f, DS_CODEC_OMIT_SERVER_FIELDS);
     assert_null(strstr(out, "recorded_at"));
@@ -775,6 +808,7 @@ int main(void) {
         cmocka_unit_test(test_attribute_limits),
         cmocka_unit_test(test_enums),
         cmocka_unit_test(test_defaults_filled),
+        cmocka_unit_test(test_model_and_risk_score),
         cmocka_unit_test(test_value_reuse),
         cmocka_unit_test(test_server_fields),
         cmocka_unit_test(test_canonical_form),

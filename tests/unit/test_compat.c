@@ -103,14 +103,15 @@ static void expectPair(json_t *older, json_t *newer, dsCompatMode mode, const ch
 
 /* ---- the shipped and fixture versions ---- */
 
-static void test_v1_and_v2(void **state) {
-    json_t *v1 = fixtureSchema("v1.avsc"), *v2 = fixtureSchema("v2.avsc");
-    expectOk(v1, v1);
-    expectOk(v2, v1); /* v2 adds fields with defaults: it reads v1 data */
-    expectOk(v1, v2); /* and v1 drops them from v2 data */
-    for (dsCompatMode m = DS_COMPAT_BACKWARD; m <= DS_COMPAT_NONE; m++) expectPair(v1, v2, m, NULL);
-    json_decref(v1);
-    json_decref(v2);
+static void test_v1_v2_v3(void **state) {
+    json_t *v[3] = {fixtureSchema("v1.avsc"), fixtureSchema("v2.avsc"), fixtureSchema("v3.avsc")};
+    for (int older = 0; older < 3; older++)
+        for (int newer = older; newer < 3; newer++) {
+            expectOk(v[newer], v[older]); /* later versions add fields with defaults: they read older data */
+            expectOk(v[older], v[newer]); /* and older readers drop them */
+            for (dsCompatMode m = DS_COMPAT_BACKWARD; m <= DS_COMPAT_NONE; m++) expectPair(v[older], v[newer], m, NULL);
+        }
+    for (int i = 0; i < 3; i++) json_decref(v[i]);
 }
 
 /* ---- breaking changes ---- */
@@ -378,12 +379,12 @@ static void writeJson(const char *dir, const char *name, const json_t *j) {
     free(text);
 }
 
-/* A temporary schema directory holding the fixture set (v1, v2). */
+/* A temporary schema directory holding the fixture set (v1, v2, v3). */
 static char *fixtureDir(void) {
     char *dir = strdup("/tmp/test_compat.XXXXXX");
     assert_non_null(mkdtemp(dir));
-    const char *names[] = {"manifest.json", "v1.avsc", "v2.avsc"};
-    for (size_t i = 0; i < 3; i++) writeFile(dir, names[i], fixtureFile(names[i])->data, fixtureFile(names[i])->len);
+    const char *names[] = {"manifest.json", "v1.avsc", "v2.avsc", "v3.avsc"};
+    for (size_t i = 0; i < 4; i++) writeFile(dir, names[i], fixtureFile(names[i])->data, fixtureFile(names[i])->len);
     return dir;
 }
 
@@ -541,14 +542,14 @@ static void fakeStop(fakeRegistry *r) {
 static void test_tool_register(void **state) {
     char *dir = fixtureDir(), args[700], out[8192], url[64], path[600];
     fakeRegistry r;
-    fakeStart(&r, 200, "{\"id\": %d}", 2);
+    fakeStart(&r, 200, "{\"id\": %d}", 3);
     snprintf(url, sizeof url, "http://127.0.0.1:%d", r.port);
     snprintf(args, sizeof args, "register --dir %s --registry %s/", dir, url);
     int rc = runTool(args, out, sizeof out);
     fakeStop(&r);
     if (rc != 0) fail_msg("register exited %d:\n%s", rc, out);
-    assert_int_equal(r.served, 2);
-    for (size_t i = 0; i < 2; i++) {
+    assert_int_equal(r.served, 3);
+    for (size_t i = 0; i < 3; i++) {
         assert_string_equal(r.path[i], "/subjects/decisions-value/versions");
         assert_string_equal(r.ctype[i], "application/vnd.schemaregistry.v1+json");
     }
@@ -572,7 +573,8 @@ static void test_tool_register(void **state) {
     json_t *ids = json_object_get(json_object_get(m, "registry_ids"), url);
     assert_int_equal(json_integer_value(json_object_get(ids, "1")), 101);
     assert_int_equal(json_integer_value(json_object_get(ids, "2")), 102);
-    assert_int_equal(json_integer_value(json_object_get(m, "current")), 2);
+    assert_int_equal(json_integer_value(json_object_get(ids, "3")), 103);
+    assert_int_equal(json_integer_value(json_object_get(m, "current")), 3);
     json_decref(m);
     snprintf(args, sizeof args, "check --dir %s", dir);
     assert_int_equal(runTool(args, out, sizeof out), 0);
@@ -609,7 +611,7 @@ static void test_tool_register_refused(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_v1_and_v2),
+        cmocka_unit_test(test_v1_v2_v3),
         cmocka_unit_test(test_removed_field_without_default),
         cmocka_unit_test(test_changed_type),
         cmocka_unit_test(test_renamed_enum_symbol),

@@ -1,6 +1,6 @@
 /* test_replay_loop.c - the replay loop (replay/src/replay.c) over archive files
  * written by the archiver's file module: a v1 file read under a newer
- * current schema (the fixture v2) comes out with v2's defaults, and a run
+ * current schema (the fixture v3) comes out with its defaults, and a run
  * stopped mid-file resumes from its checkpoint handing every decision to
  * the target exactly once. The target here is an in-memory list: what is
  * under test is the loop, not a Kafka or PostgreSQL client (those are
@@ -52,15 +52,17 @@ static const rpTargetOps memOps = {"memory", memWrite, memFlush, memDestroy};
 
 typedef struct fixture {
     char root[64], checkpoint[96];
-    dsCodec *v1, *v2; /* the shipped set (current v1), the fixture set (current v2) */
+    dsCodec *shipped, *fixture; /* the shipped set (versions 1 and 2), the fixture set (current 3) */
 } fixture;
 
-/* N decisions of the shipped v1 schema, in two files of one partition. */
+/* N decisions of the shipped v1 schema, in two files of one partition: each
+ * validated as the current version, then resolved to version 1 as a v1
+ * archiver would have written it. */
 static bool writeArchive(fixture *f) {
     char err[256];
-    avro_value_t v;
+    avro_value_t cur, v;
     json_t *doc = json_load_file("tests/fixtures/decision.json", 0, NULL);
-    if (!doc || !dsCodecNewValue(f->v1, &v)) return false;
+    if (!doc || !dsCodecNewValue(f->shipped, &cur) || !dsCodecNewVersionValue(f->shipped, 1, &v)) return false;
     rpArchiveFile *file = NULL;
     bool ok = true;
     for (int i = 0; ok && i < N; i++) {
@@ -68,15 +70,17 @@ static bool writeArchive(fixture *f) {
         snprintf(id, sizeof(id), "00000000-0000-4000-8000-%012d", i);
         json_object_set_new(doc, "decision_id", json_string(id));
         dsCodecError cerr;
-        ok = dsCodecFromJson(f->v1, doc, &v, &cerr) && dsCodecSetServerFields(f->v1, &v, FIRST + 1000, 1);
+        ok = dsCodecFromJson(f->shipped, doc, &cur, &cerr) && dsCodecSetServerFields(f->shipped, &cur, FIRST + 1000, 1) &&
+             dsCodecResolve(f->shipped, &cur, &v, err, sizeof(err));
         if (ok && (i == 0 || i == N / 2)) {
             if (file) ok = rpArchiveCommit(file, err, sizeof(err));
-            file = rpArchiveOpen(f->root, FIRST, 0, i, dsCodecSchema(f->v1, 1), 4096, err, sizeof(err));
+            file = rpArchiveOpen(f->root, FIRST, 0, i, dsCodecSchema(f->shipped, 1), 4096, err, sizeof(err));
             ok = ok && file != NULL;
         }
         ok = ok && rpArchiveAppend(file, &v, err, sizeof(err));
     }
     ok = ok && rpArchiveCommit(file, err, sizeof(err));
+    avro_value_decref(&cur);
     avro_value_decref(&v);
     json_decref(doc);
     return ok;
@@ -88,9 +92,9 @@ static int setup(void **state) {
     snprintf(f->root, sizeof(f->root), "/tmp/ds-replay-XXXXXX");
     if (mkdtemp(f->root) == NULL) return -1;
     snprintf(f->checkpoint, sizeof(f->checkpoint), "%s/checkpoint", f->root);
-    f->v1 = dsCodecNew(err, sizeof(err));
-    f->v2 = dsCodecNewFrom(dtFixtureSchemas, dtFixtureSchemasCount, err, sizeof(err));
-    if (!f->v1 || !f->v2 || !writeArchive(f)) return -1;
+    f->shipped = dsCodecNew(err, sizeof(err));
+    f->fixture = dsCodecNewFrom(dtFixtureSchemas, dtFixtureSchemasCount, err, sizeof(err));
+    if (!f->shipped || !f->fixture || !writeArchive(f)) return -1;
     *state = f;
     return 0;
 }
@@ -100,8 +104,8 @@ static int teardown(void **state) {
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", f->root);
     int rc = system(cmd);
-    dsCodecFree(f->v1);
-    dsCodecFree(f->v2);
+    dsCodecFree(f->shipped);
+    dsCodecFree(f->fixture);
     free(f);
     return rc == 0 ? 0 : -1;
 }
@@ -112,16 +116,16 @@ static rpReplaySpec specOf(fixture *f, const char *checkpoint) {
                           .stop_on_error = true, .progress_ms = 1000};
 }
 
-/* Archived v1 records replayed by a reader whose current schema is v2 take
- * v2's defaults, keep their own schema_version, and lose nothing else. */
+/* Archived v1 records replayed by a reader whose current schema is v3 take
+ * v3's defaults, keep their own schema_version, and lose nothing else. */
 static void test_v1_archive_under_a_newer_reader(void **state) {
     fixture *f = *state;
     volatile sig_atomic_t stop = 0;
-    memTarget t = {{&memOps, {0}, 0}, f->v2, json_array(), 0, &stop};
+    memTarget t = {{&memOps, {0}, 0}, f->fixture, json_array(), 0, &stop};
     rpReplaySpec spec = specOf(f, NULL);
     rpReplayStats st;
     char err[512];
-    assert_int_equal(rpReplayRun(&spec, f->v2, &t.base, &stop, NULL, NULL, &st, err, sizeof(err)), RP_REPLAY_OK);
+    assert_int_equal(rpReplayRun(&spec, f->fixture, &t.base, &stop, NULL, NULL, &st, err, sizeof(err)), RP_REPLAY_OK);
     assert_int_equal(json_array_size(t.docs), N);
     assert_int_equal(st.read, N);
     json_t *posted = json_load_file("tests/fixtures/decision.json", 0, NULL);
@@ -149,16 +153,16 @@ static void test_v1_archive_under_a_newer_reader(void **state) {
 static void test_stop_and_resume_hands_each_decision_once(void **state) {
     fixture *f = *state;
     volatile sig_atomic_t stop = 0;
-    memTarget t = {{&memOps, {0}, 0}, f->v1, json_array(), 7, &stop};
+    memTarget t = {{&memOps, {0}, 0}, f->shipped, json_array(), 7, &stop};
     rpReplaySpec spec = specOf(f, f->checkpoint);
     rpReplayStats st;
     char err[512];
-    assert_int_equal(rpReplayRun(&spec, f->v1, &t.base, &stop, NULL, NULL, &st, err, sizeof(err)),
+    assert_int_equal(rpReplayRun(&spec, f->shipped, &t.base, &stop, NULL, NULL, &st, err, sizeof(err)),
                      RP_REPLAY_INTERRUPTED);
     assert_int_equal(json_array_size(t.docs), 7);
     stop = 0;
     t.stop_after = 0;
-    assert_int_equal(rpReplayRun(&spec, f->v1, &t.base, &stop, NULL, NULL, &st, err, sizeof(err)), RP_REPLAY_OK);
+    assert_int_equal(rpReplayRun(&spec, f->shipped, &t.base, &stop, NULL, NULL, &st, err, sizeof(err)), RP_REPLAY_OK);
     assert_true(st.resumed);
     assert_int_equal(json_array_size(t.docs), N);
     for (int i = 0; i < N; i++) {
@@ -166,11 +170,11 @@ static void test_stop_and_resume_hands_each_decision_once(void **state) {
         snprintf(id, sizeof(id), "00000000-0000-4000-8000-%012d", i);
         assert_string_equal(json_string_value(json_object_get(json_array_get(t.docs, i), "decision_id")), id);
     }
-    assert_int_equal(rpReplayRun(&spec, f->v1, &t.base, &stop, NULL, NULL, &st, err, sizeof(err)), RP_REPLAY_OK);
+    assert_int_equal(rpReplayRun(&spec, f->shipped, &t.base, &stop, NULL, NULL, &st, err, sizeof(err)), RP_REPLAY_OK);
     assert_int_equal(json_array_size(t.docs), N);
     /* Another selection may not use this checkpoint. */
     spec.customer_id = "cust-1";
-    assert_int_equal(rpReplayRun(&spec, f->v1, &t.base, &stop, NULL, NULL, &st, err, sizeof(err)), -1);
+    assert_int_equal(rpReplayRun(&spec, f->shipped, &t.base, &stop, NULL, NULL, &st, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "belongs to another replay"));
     json_decref(t.docs);
 }

@@ -1,5 +1,5 @@
 /* test_resolve.c - schema resolution between codec versions (schemas/src/
- * resolve.c): the fixture set's version matrix (v1 <-> v2, defaults filled,
+ * resolve.c): the fixture set's version matrix (v1, v2, v3 each way, defaults filled,
  * new fields dropped, round trips), the wire decoder on an older writer's
  * record, writer schemas of container files, and an ad-hoc schema set for
  * every rule that can refuse (missing field without default, unknown enum
@@ -32,15 +32,17 @@ static const char *V1DOC =
     " \"decided_at\": \"2026-11-24T10:00:00.250Z\", \"producer\": \"policy-engine-eu-1\","
     " \"attributes\": {\"device\": \"ios\", \"campaign\": \"bf\"}}";
 
-/* What version 2 adds, every field away from its default. */
-static const char *V2EXTRA = "{\"model\": {\"name\": \"gbm-risk\", \"version\": \"7.1\"}, \"risk_score\": 0.42,"
-                             " \"channel\": \"in-store\"}";
-/* The defaults version 2 gives a version 1 record. */
-static const char *V2DEFAULTS = "{\"model\": null, \"risk_score\": null, \"channel\": \"online\"}";
+/* What versions 2 and 3 add at the top level, every field away from its
+ * default; version 3 also adds checks[].attempts (see withVersion()). */
+static const char *EXTRA[4] = {NULL, NULL, "{\"model\": {\"name\": \"gbm-risk\", \"version\": \"7.1\"}, \"risk_score\": 0.42}",
+                               "{\"channel\": \"in-store\"}"};
+/* The defaults they take in a record of an older writer. */
+static const char *DEFAULTS[4] = {NULL, NULL, "{\"model\": null, \"risk_score\": null}", "{\"channel\": \"online\"}"};
+#define NVERSIONS 3
 
 typedef struct {
-    dsCodec *fc;  /* the fixture set: current version 2 */
-    dsCodec *fc1; /* the same files with current version 1, to build version 1 documents */
+    dsCodec *fc;                 /* the fixture set: current version 3 */
+    dsCodec *cur[NVERSIONS + 1]; /* cur[v]: the same files with current version v, to build version v documents */
 } fixture;
 
 /* ---- helpers ---- */
@@ -69,18 +71,22 @@ static dsCodec *codecFrom(const char *manifest, const dsEmbeddedFile *extra, siz
 
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
-    f->fc = codecFrom(NULL, NULL, 0);
-    f->fc1 = codecFrom("{\"subject\": \"decisions-value\", \"current\": 1, \"versions\": ["
-                       "{\"version\": 1, \"id\": 1, \"file\": \"v1.avsc\"}, {\"version\": 2, \"id\": 2, \"file\": \"v2.avsc\"}]}",
-                       NULL, 0);
+    f->fc = f->cur[NVERSIONS] = codecFrom(NULL, NULL, 0);
+    for (int v = 1; v < NVERSIONS; v++) {
+        char manifest[512];
+        snprintf(manifest, sizeof manifest,
+                 "{\"subject\": \"decisions-value\", \"current\": %d, \"versions\": ["
+                 "{\"version\": 1, \"id\": 1, \"file\": \"v1.avsc\"}, {\"version\": 2, \"id\": 2, \"file\": \"v2.avsc\"},"
+                 "{\"version\": 3, \"id\": 3, \"file\": \"v3.avsc\"}]}", v);
+        f->cur[v] = codecFrom(manifest, NULL, 0);
+    }
     *state = f;
     return 0;
 }
 
 static int teardown(void **state) {
     fixture *f = *state;
-    dsCodecFree(f->fc);
-    dsCodecFree(f->fc1);
+    for (int v = 1; v <= NVERSIONS; v++) dsCodecFree(f->cur[v]);
     free(f);
     return 0;
 }
@@ -145,15 +151,16 @@ static void test_fixture_codec(void **state) {
     dsCodec *shipped = dsCodecNew(err, sizeof err);
     assert_non_null(shipped);
     assert_string_equal(dsCodecSubject(f->fc), "decisions-value");
-    assert_int_equal(dsCodecCurrentVersion(f->fc), 2);
-    assert_int_equal(dsCodecSchemaId(f->fc, 1), 1);
-    assert_int_equal(dsCodecSchemaId(f->fc, 2), 2);
-    /* Version 1 of the fixture is the shipped file itself. */
-    assert_string_equal(dsCodecSchemaText(f->fc, 1), dsCodecSchemaText(shipped, 1));
-    assert_int_equal(dsCodecVersionOfSchema(f->fc, dsCodecSchema(shipped, 1)), 1);
+    assert_int_equal(dsCodecCurrentVersion(f->fc), 3);
+    for (int v = 1; v <= NVERSIONS; v++) assert_int_equal(dsCodecSchemaId(f->fc, v), v);
+    /* Versions 1 and 2 of the fixture are the shipped files themselves. */
+    for (int v = 1; v <= 2; v++) {
+        assert_string_equal(dsCodecSchemaText(f->fc, v), dsCodecSchemaText(shipped, v));
+        assert_int_equal(dsCodecVersionOfSchema(f->fc, dsCodecSchema(shipped, v)), v);
+    }
     dsCodecFree(shipped);
     avro_value_t v;
-    assert_false(dsCodecNewVersionValue(f->fc, 3, &v));
+    assert_false(dsCodecNewVersionValue(f->fc, 4, &v));
     assert_true(dsCodecNewVersionValue(f->fc, 1, &v));
     assert_true(avro_value_get_schema(&v) == dsCodecSchema(f->fc, 1));
     avro_value_decref(&v);
@@ -162,59 +169,66 @@ static void test_fixture_codec(void **state) {
     assert_non_null(strstr(err, "is not embedded"));
 }
 
-/* The documents the matrix expects: [writer][reader], versions 1 and 2. */
-static void expectedDocs(json_t *want[3][3]) {
-    json_t *v1 = parse(V1DOC), *v2 = parse(V1DOC), *up = parse(V1DOC), *extra = parse(V2EXTRA), *defs = parse(V2DEFAULTS);
-    json_t *srv = parse("{\"recorded_at\": \"1970-01-01T00:00:00.000Z\", \"schema_version\": 1}");
-    json_object_update(v1, srv);
-    json_object_update(v2, srv);
-    json_object_update(v2, extra);
-    json_object_update(up, srv);
-    json_object_update(up, defs);
-    for (size_t i = 0; i < 2; i++) {
-        json_object_set_new(json_array_get(json_object_get(v2, "checks"), i), "attempts", json_integer((json_int_t)i + 2));
-        json_object_set_new(json_array_get(json_object_get(up, "checks"), i), "attempts", json_integer(1));
-    }
-    want[1][1] = v1;
-    want[1][2] = up;
-    want[2][1] = json_incref(v1); /* the added fields dropped */
-    want[2][2] = v2;
-    json_decref(extra);
-    json_decref(defs);
-    json_decref(srv);
-}
-
-/* A version 2 document: version 1 plus every added field set. */
-static char *v2Text(void) {
-    json_t *doc = parse(V1DOC), *extra = parse(V2EXTRA);
-    json_object_update(doc, extra);
+/* Adds version v's fields to doc: from the writer (EXTRA) when the writer
+ * has them, else the defaults. */
+static void withVersion(json_t *doc, int v, bool from_writer) {
+    json_t *top = parse(from_writer ? EXTRA[v] : DEFAULTS[v]);
+    json_object_update(doc, top);
+    json_decref(top);
+    if (v != 3) return;
     for (size_t i = 0; i < 2; i++)
-        json_object_set_new(json_array_get(json_object_get(doc, "checks"), i), "attempts", json_integer((json_int_t)i + 2));
-    char *s = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
-    json_decref(extra);
-    return s;
+        json_object_set_new(json_array_get(json_object_get(doc, "checks"), i), "attempts",
+                            json_integer(from_writer ? (json_int_t)i + 2 : 1));
 }
 
-/* A record written under version w, as a reader of the fixture set gets it. */
+/* A version w document: version 1 plus every field of versions 2..w set. */
+static json_t *writerDoc(int w) {
+    json_t *doc = parse(V1DOC);
+    for (int v = 2; v <= w; v++) withVersion(doc, v, true);
+    return doc;
+}
+
+/* The documents the matrix expects: [writer][reader]. A reader keeps the
+ * writer's fields it knows, takes its defaults for the others, and
+ * schema_version stays the writer's. */
+static void expectedDocs(json_t *want[NVERSIONS + 1][NVERSIONS + 1]) {
+    for (int w = 1; w <= NVERSIONS; w++)
+        for (int r = 1; r <= NVERSIONS; r++) {
+            json_t *doc = parse(V1DOC);
+            for (int v = 2; v <= r; v++) withVersion(doc, v, v <= w);
+            json_object_set_new(doc, "recorded_at", json_string("1970-01-01T00:00:00.000Z"));
+            json_object_set_new(doc, "schema_version", json_integer(w));
+            want[w][r] = doc;
+        }
+}
+
+static void releaseDocs(json_t *want[NVERSIONS + 1][NVERSIONS + 1]) {
+    for (int w = 1; w <= NVERSIONS; w++)
+        for (int r = 1; r <= NVERSIONS; r++) json_decref(want[w][r]);
+}
+
+/* A record written under version w, as a reader of the fixture set gets it:
+ * built by a codec whose current version is w, so its schema_version is w. */
 static void writerValue(fixture *f, int w, avro_value_t *out) {
     avro_value_t built;
-    char *text = v2Text();
-    fromJson(w == 1 ? f->fc1 : f->fc, w == 1 ? V1DOC : text, &built);
+    json_t *doc = writerDoc(w);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    fromJson(f->cur[w], text, &built);
     free(text);
+    json_decref(doc);
     reencode(f->fc, &built, w, out);
     avro_value_decref(&built);
 }
 
 static void test_version_matrix(void **state) {
     fixture *f = *state;
-    json_t *want[3][3];
+    json_t *want[NVERSIONS + 1][NVERSIONS + 1];
     char err[512] = "";
     expectedDocs(want);
-    for (int w = 1; w <= 2; w++) {
+    for (int w = 1; w <= NVERSIONS; w++) {
         avro_value_t src, dst;
         writerValue(f, w, &src);
-        for (int r = 1; r <= 2; r++) {
+        for (int r = 1; r <= NVERSIONS; r++) {
             assert_true(dsCodecNewVersionValue(f->fc, r, &dst));
             if (!dsCodecResolve(f->fc, &src, &dst, err, sizeof err)) fail_msg("v%d -> v%d: %s", w, r, err);
             assert_int_equal(dsCodecVersionOfSchema(f->fc, avro_value_get_schema(&dst)), r);
@@ -228,8 +242,7 @@ static void test_version_matrix(void **state) {
         }
         avro_value_decref(&src);
     }
-    for (int w = 1; w <= 2; w++)
-        for (int r = 1; r <= 2; r++) json_decref(want[w][r]);
+    releaseDocs(want);
 }
 
 /* The filled defaults as Avro sees them, not only as rendered. */
@@ -262,28 +275,32 @@ static void test_defaults_are_avro_values(void **state) {
     avro_value_decref(&src);
 }
 
-static void test_round_trip_v1_v2_v1(void **state) {
+/* An older record up to every newer version and back is unchanged. */
+static void test_round_trip_up_and_back(void **state) {
     fixture *f = *state;
-    avro_value_t v1, v2, back;
     char err[512] = "";
-    writerValue(f, 1, &v1);
-    assert_true(dsCodecNewVersionValue(f->fc, 2, &v2));
-    assert_true(dsCodecNewVersionValue(f->fc, 1, &back));
-    assert_true(dsCodecResolve(f->fc, &v1, &v2, err, sizeof err));
-    assert_true(dsCodecResolve(f->fc, &v2, &back, err, sizeof err));
-    char *a = dump(f->fc, &v1), *b = dump(f->fc, &back);
-    assert_string_equal(a, b);
-    assert_true(avro_value_equal(&v1, &back));
-    /* dst is reset first: resolving again into the same value gives the same. */
-    assert_true(dsCodecResolve(f->fc, &v2, &back, err, sizeof err));
-    char *c = dump(f->fc, &back);
-    assert_string_equal(a, c);
-    free(a);
-    free(b);
-    free(c);
-    avro_value_decref(&v1);
-    avro_value_decref(&v2);
-    avro_value_decref(&back);
+    for (int w = 1; w < NVERSIONS; w++)
+        for (int up = w + 1; up <= NVERSIONS; up++) {
+            avro_value_t old, newer, back;
+            writerValue(f, w, &old);
+            assert_true(dsCodecNewVersionValue(f->fc, up, &newer));
+            assert_true(dsCodecNewVersionValue(f->fc, w, &back));
+            assert_true(dsCodecResolve(f->fc, &old, &newer, err, sizeof err));
+            assert_true(dsCodecResolve(f->fc, &newer, &back, err, sizeof err));
+            char *a = dump(f->fc, &old), *b = dump(f->fc, &back);
+            assert_string_equal(a, b);
+            assert_true(avro_value_equal(&old, &back));
+            /* dst is reset first: resolving again into the same value gives the same. */
+            assert_true(dsCodecResolve(f->fc, &newer, &back, err, sizeof err));
+            char *c = dump(f->fc, &back);
+            assert_string_equal(a, c);
+            free(a);
+            free(b);
+            free(c);
+            avro_value_decref(&old);
+            avro_value_decref(&newer);
+            avro_value_decref(&back);
+        }
 }
 
 /* ---- the wire decoder ---- */
@@ -299,7 +316,7 @@ static char *frame(avro_value_t *v, int id, size_t *len) {
 
 static void test_decode_wire_older_writer(void **state) {
     fixture *f = *state;
-    json_t *want[3][3];
+    json_t *want[NVERSIONS + 1][NVERSIONS + 1];
     avro_value_t v1, v2, out, out1;
     char err[512] = "";
     size_t len1, len2;
@@ -312,11 +329,11 @@ static void test_decode_wire_older_writer(void **state) {
     for (int round = 0; round < 2; round++) { /* the second reuses the scratch value */
         if (!dsCodecDecodeWire(f->fc, w1, len1, &out, &version, err, sizeof err)) fail_msg("%s", err);
         assert_int_equal(version, 1);
-        expectJson(f->fc, &out, want[1][2]);
+        expectJson(f->fc, &out, want[1][3]);
     }
     assert_true(dsCodecDecodeWire(f->fc, w2, len2, &out, &version, err, sizeof err));
     assert_int_equal(version, 2);
-    expectJson(f->fc, &out, want[2][2]);
+    expectJson(f->fc, &out, want[2][3]);
     /* Into an older reader's value: resolved down. */
     assert_true(dsCodecNewVersionValue(f->fc, 1, &out1));
     assert_true(dsCodecDecodeWire(f->fc, w2, len2, &out1, &version, err, sizeof err));
@@ -331,8 +348,7 @@ static void test_decode_wire_older_writer(void **state) {
     avro_value_decref(&out1);
     avro_value_decref(&v1);
     avro_value_decref(&v2);
-    for (int w = 1; w <= 2; w++)
-        for (int r = 1; r <= 2; r++) json_decref(want[w][r]);
+    releaseDocs(want);
 }
 
 /* ---- container files ---- */
@@ -352,7 +368,7 @@ static char *schemaJson(avro_schema_t s) {
  * its current version stays. */
 static void test_version_learned_at_run_time(void **state) {
     fixture *f = *state;
-    json_t *want[3][3];
+    json_t *want[NVERSIONS + 1][NVERSIONS + 1];
     avro_value_t v2, out;
     char err[512] = "";
     size_t len2;
@@ -389,13 +405,12 @@ static void test_version_learned_at_run_time(void **state) {
     avro_value_decref(&out);
     avro_value_decref(&v2);
     dsCodecFree(old);
-    for (int w = 1; w <= 2; w++)
-        for (int r = 1; r <= 2; r++) json_decref(want[w][r]);
+    releaseDocs(want);
 }
 
 static void test_stripped_schemas_recognised(void **state) {
     fixture *f = *state;
-    for (int v = 1; v <= 2; v++) {
+    for (int v = 1; v <= NVERSIONS; v++) {
         const char *text = schemaJson(dsCodecSchema(f->fc, v));
         assert_null(strstr(text, "\"default\""));
         assert_null(strstr(text, "logicalType"));
@@ -422,7 +437,7 @@ static void writeContainer(const char *path, avro_schema_t schema, avro_value_t 
 
 static void test_container_writer_schema(void **state) {
     fixture *f = *state;
-    json_t *want[3][3];
+    json_t *want[NVERSIONS + 1][NVERSIONS + 1];
     char dir[] = "/tmp/test_resolve.XXXXXX", path[64], err[512] = "";
     avro_value_t v1, rec, out;
     expectedDocs(want);
@@ -442,7 +457,7 @@ static void test_container_writer_schema(void **state) {
     assert_int_equal(avro_file_reader_read_value(r, &rec), 0);
     assert_true(dsCodecNewValue(f->fc, &out));
     if (!dsCodecResolve(f->fc, &rec, &out, err, sizeof err)) fail_msg("%s", err);
-    expectJson(f->fc, &out, want[1][2]);
+    expectJson(f->fc, &out, want[1][3]);
     avro_value_decref(&out);
     avro_value_decref(&rec);
     avro_value_iface_decref(iface);
@@ -451,8 +466,7 @@ static void test_container_writer_schema(void **state) {
     avro_value_decref(&v1);
     unlink(path);
     rmdir(dir);
-    for (int w = 1; w <= 2; w++)
-        for (int rr = 1; rr <= 2; rr++) json_decref(want[w][rr]);
+    releaseDocs(want);
 }
 
 /* ---- an ad-hoc schema set for every refusal and the promotions ---- */
@@ -665,7 +679,7 @@ int main(void) {
         cmocka_unit_test(test_fixture_codec),
         cmocka_unit_test(test_version_matrix),
         cmocka_unit_test(test_defaults_are_avro_values),
-        cmocka_unit_test(test_round_trip_v1_v2_v1),
+        cmocka_unit_test(test_round_trip_up_and_back),
         cmocka_unit_test(test_decode_wire_older_writer),
         cmocka_unit_test(test_version_learned_at_run_time),
         cmocka_unit_test(test_stripped_schemas_recognised),
