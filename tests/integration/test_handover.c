@@ -18,19 +18,17 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "load.h"
 
 static dtPg pg;
 static int lsock = -1; /* the supervisor's listening socket */
@@ -73,12 +71,6 @@ static int testTeardown(void **state) {
     return 0;
 }
 
-static long long nowMs(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static long storedCount(const char *where) {
     char *sql;
     if (asprintf(&sql, "SELECT count(*) FROM decisions%s", where) < 0) return -1;
@@ -102,156 +94,7 @@ static long storedOf(char (*ids)[37], size_t n) {
     return stored;
 }
 
-/* ---- the load: threads posting decisions at a steady rate ---- */
-
 enum { LOADERS = 4, LOAD_INTERVAL_MS = 10 }; /* 4 x 100/s */
-
-typedef struct loader {
-    pthread_t thread;
-    bool keepalive;        /* one connection for every post, or a new one each */
-    const dtApi *api;
-    json_t *doc;           /* this thread's own template: jansson values are not shared */
-    atomic_long attempts;  /* posts answered or failed so far */
-    long failed;
-    char failure[512];     /* the first one */
-    char (*ids)[37];       /* posted decision_ids */
-    size_t nids, cap;
-} loader;
-
-static loader loaders[LOADERS];
-static atomic_bool loadStop;
-
-static size_t sinkBody(char *p, size_t size, size_t n, void *arg) {
-    char *buf = arg;
-    size_t have = strlen(buf), len = size * n;
-    if (have + 1 < 256) snprintf(buf + have, 256 - have, "%.*s", (int)len, p);
-    return len;
-}
-
-/* A keep-alive client: libcurl reuses the connection from post to post. */
-static CURL *keepAliveHandle(const dtApi *api, struct curl_slist **headers, char *body_sink) {
-    static char url[128];
-    snprintf(url, sizeof(url), "%s/v1/decisions", api->url);
-    CURL *c = curl_easy_init();
-    *headers = curl_slist_append(NULL, "Authorization: Bearer " DT_WRITER_TOKEN);
-    *headers = curl_slist_append(*headers, "Content-Type: application/json");
-    *headers = curl_slist_append(*headers, "Expect:");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, *headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sinkBody);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, body_sink);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    return c;
-}
-
-/* One post; returns the HTTP status (0: no answer) and a reason in why. */
-static long postOne(loader *l, CURL *c, char *sink, const char *body, char *why, size_t whylen) {
-    if (!l->keepalive) {
-        dtResponse r;
-        bool answered = dtHttp(l->api, "POST", "/v1/decisions", DT_WRITER_TOKEN, "application/json", body,
-                               strlen(body), &r);
-        snprintf(why, whylen, "%s", answered ? r.body : "no answer");
-        long status = r.status;
-        dtResponseFree(&r);
-        return status;
-    }
-    sink[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    snprintf(why, whylen, "%s", rc == CURLE_OK ? sink : curl_easy_strerror(rc));
-    return status;
-}
-
-static void loadRecord(loader *l, const char *id, long status, const char *why) {
-    if (l->nids == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 1024;
-        l->ids = realloc(l->ids, l->cap * sizeof(*l->ids));
-    }
-    memcpy(l->ids[l->nids++], id, 37);
-    if (status != 201 && l->failed++ == 0)
-        snprintf(l->failure, sizeof(l->failure), "%s post %s: status %ld: %s", l->keepalive ? "keep-alive" : "new-connection",
-                 id, status, why);
-    atomic_fetch_add(&l->attempts, 1);
-}
-
-/* Paces posts LOAD_INTERVAL_MS apart; a late post is not made up for with a burst. */
-static void loadPace(long long *next) {
-    *next += LOAD_INTERVAL_MS;
-    long long now = nowMs();
-    if (*next < now) *next = now;
-    struct timespec ts = {(*next - now) / 1000, (long)((*next - now) % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void *loadRun(void *arg) {
-    loader *l = arg;
-    struct curl_slist *headers = NULL;
-    char sink[256] = "";
-    CURL *c = l->keepalive ? keepAliveHandle(l->api, &headers, sink) : NULL;
-    long long next = nowMs();
-    while (!atomic_load(&loadStop)) {
-        char id[37], why[256];
-        dtUuid(id);
-        json_object_set_new(l->doc, "decision_id", json_string(id));
-        char *body = json_dumps(l->doc, JSON_COMPACT);
-        long status = postOne(l, c, sink, body, why, sizeof(why));
-        free(body);
-        loadRecord(l, id, status, why);
-        loadPace(&next);
-    }
-    if (c) curl_easy_cleanup(c);
-    curl_slist_free_all(headers);
-    return NULL;
-}
-
-static void loadStart(const dtApi *api) {
-    json_t *doc = dtFixture("decision.json");
-    assert_non_null(doc);
-    atomic_store(&loadStop, false);
-    for (int i = 0; i < LOADERS; i++) {
-        loader *l = &loaders[i];
-        memset(l, 0, sizeof(*l));
-        l->keepalive = i % 2 == 1;
-        l->api = api;
-        l->doc = json_deep_copy(doc);
-        assert_int_equal(pthread_create(&l->thread, NULL, loadRun, l), 0);
-    }
-    json_decref(doc);
-}
-
-static void loadStopAndJoin(void) {
-    atomic_store(&loadStop, true);
-    for (int i = 0; i < LOADERS; i++) {
-        pthread_join(loaders[i].thread, NULL);
-        json_decref(loaders[i].doc);
-    }
-}
-
-static void loadFree(void) {
-    for (int i = 0; i < LOADERS; i++) free(loaders[i].ids);
-}
-
-typedef struct progress {
-    long until[LOADERS];
-} progress;
-
-static bool loadReached(void *arg) {
-    progress *p = arg;
-    for (int i = 0; i < LOADERS; i++)
-        if (atomic_load(&loaders[i].attempts) < p->until[i]) return false;
-    return true;
-}
-
-/* Waits until every loader made n more posts (so both kinds of client went
- * through whatever is happening now). */
-static bool loadAdvance(long n) {
-    progress p;
-    for (int i = 0; i < LOADERS; i++) p.until[i] = atomic_load(&loaders[i].attempts) + n;
-    return dtWaitFor(loadReached, &p, 60000);
-}
 
 /* The count of 201 answers to posts in the metrics of whichever process
  * answers (-1 if unknown). */
@@ -268,18 +111,19 @@ static long created201(const dtApi *api) {
 }
 
 /* Every post answered 201, every posted decision stored once, nothing else. */
-static void assertLoadClean(long stored_before) {
-    long posted = 0, failed = 0;
-    for (int i = 0; i < LOADERS; i++) {
-        loader *l = &loaders[i];
-        posted += (long)l->nids;
-        failed += l->failed;
-        if (l->failed) fprintf(stderr, "%ld failed, first: %s\n", l->failed, l->failure);
-        assert_int_equal(storedOf(l->ids, l->nids), (long)l->nids);
-    }
-    fprintf(stderr, "handover: %ld posts, %ld failed\n", posted, failed);
+static void assertLoadClean(dtLoad *load, long stored_before) {
+    size_t n;
+    const dtLoadPost *posts = dtLoadPosts(load, &n);
+    char why[256];
+    long failed = dtLoadFailed(load, why, sizeof(why));
+    fprintf(stderr, "handover: %zu posts, %ld failed%s%s\n", n, failed, failed ? ", first: " : "", why);
     assert_int_equal(failed, 0);
-    assert_int_equal(storedCount(""), stored_before + posted);
+    char *list = dtLoadIdList(posts, n), *where;
+    assert_true(asprintf(&where, " WHERE decision_id IN (%s)", list) > 0);
+    assert_int_equal(storedCount(where), (long)n);
+    free(where);
+    free(list);
+    assert_int_equal(storedCount(""), stored_before + (long)n);
 }
 
 /* The rollout step: B starts on A's socket and reports ready, A gets
@@ -287,26 +131,30 @@ static void assertLoadClean(long stored_before) {
 static void test_restart_under_load_refuses_nothing(void **state) {
     assert_true(dtApiStartOnFd(&apiA, &pg, lsock, NULL)); /* systemd's LISTEN_FDS */
     long before = storedCount(""); /* A has migrated the database */
-    loadStart(&apiA);
-    bool on_a = loadAdvance(50);
+    json_t *doc = dtFixture("decision.json");
+    dtLoad *load = dtLoadStart(&apiA, LOADERS, LOAD_INTERVAL_MS, doc);
+    json_decref(doc);
+    assert_non_null(load);
+    bool on_a = dtLoadAdvance(load, 50);
     static const char *const viaOption[] = {"DECISIONS_LISTEN_FD=3", NULL};
     bool b_ready = on_a && dtApiStartOnFd(&apiB, &pg, lsock, viaOption);
-    bool on_both = b_ready && loadAdvance(50);
+    bool on_both = b_ready && dtLoadAdvance(load, 50);
     int a_exit = on_both ? dtApiStop(&apiA) : -2;
-    bool on_b = a_exit == 0 && loadAdvance(50);
-    loadStopAndJoin();
+    bool on_b = a_exit == 0 && dtLoadAdvance(load, 50);
+    dtLoadStop(load);
     assert_true(on_a);
     assert_true(b_ready);
     assert_true(on_both);
     assert_int_equal(a_exit, 0);
     assert_true(on_b);
-    assertLoadClean(before);
+    assertLoadClean(load, before);
     /* both processes served: B not everything, A not everything */
-    long by_b = created201(&apiB), posted = 0;
-    for (int i = 0; i < LOADERS; i++) posted += (long)loaders[i].nids;
-    fprintf(stderr, "handover: B answered %ld of %ld\n", by_b, posted);
-    assert_true(by_b > 0 && by_b < posted);
-    loadFree();
+    size_t posted;
+    dtLoadPosts(load, &posted);
+    long by_b = created201(&apiB);
+    fprintf(stderr, "handover: B answered %ld of %zu\n", by_b, posted);
+    assert_true(by_b > 0 && by_b < (long)posted);
+    dtLoadFree(load);
     assert_int_equal(dtApiStop(&apiB), 0);
 }
 
