@@ -150,12 +150,13 @@ $(BUILD)/bin/dev-kafka: $(call obj,$(DEVKAFKA_SRCS)) $(LIBDS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Unit tests link the libraries and the fixture schema set
-# (tests/support/fixture_schemas.h); integration tests also the test harness.
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(FIXTURE_O) $(PROGLIBS) $(LIBSCHEMA) $(LIBDS)
+# Unit tests link the libraries, the fixture schema set
+# (tests/support/fixture_schemas.h) and the test support library (for its
+# stand-in HTTP server, fakehttp.h); integration tests also use its harness.
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(FIXTURE_O) $(LIBTSUP) $(PROGLIBS) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Istream-processor/src -Ireplay/src -Ivariable-store/src -o $@ $< $(FIXTURE_O) $(PROGLIBS) \
-	  $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Istream-processor/src -Ireplay/src -Ivariable-store/src -o $@ $< $(FIXTURE_O) $(LIBTSUP) \
+	  $(PROGLIBS) $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka
 
 $(BUILD)/tests/test_%: tests/integration/test_%.c $(FIXTURE_O) $(LIBTSUP) $(PROGLIBS) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)

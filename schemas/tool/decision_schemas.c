@@ -28,6 +28,7 @@
 #include "ds/compat.h"
 #include "ds/config.h"
 #include "ds/daemon.h"
+#include "ds/fileio.h"
 #include "ds/httpclient.h"
 
 #define ENV_PREFIX "DECISION_SCHEMAS_"
@@ -98,34 +99,6 @@ static char *scJoin(const char *dir, const char *file) {
     return p;
 }
 
-/* The whole file, NUL-terminated; caller frees. */
-static char *scReadFile(const char *path, size_t *len, char *errbuf, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    if (!f) return scFail(errbuf, errlen, "%s: %s", path, strerror(errno)), NULL;
-    for (;;) {
-        if (cap - n < 4096) {
-            char *grown = realloc(buf, cap = cap ? 2 * cap : 8192);
-            if (!grown) goto failed;
-            buf = grown;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-    }
-    if (ferror(f)) goto failed;
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-failed:
-    scFail(errbuf, errlen, "%s: %s", path, ferror(f) ? strerror(errno) : "out of memory");
-    fclose(f);
-    free(buf);
-    return NULL;
-}
-
 static void scSetFree(scSet *s) {
     for (size_t i = 0; i < s->n; i++) {
         free(s->v[i].text);
@@ -190,7 +163,7 @@ static bool scLoadManifest(scSet *s, const char *dir, char *errbuf, size_t errle
     json_error_t jerr;
     size_t len;
     if (!(s->manifest_path = scJoin(dir, "manifest.json"))) return scFail(errbuf, errlen, "out of memory");
-    char *text = scReadFile(s->manifest_path, &len, errbuf, errlen);
+    char *text = dsFileRead(s->manifest_path, &len, errbuf, errlen);
     if (!text) return false;
     s->manifest = json_loadb(text, len, 0, &jerr);
     free(text);
@@ -207,7 +180,7 @@ static bool scLoadVersions(scSet *s, const char *dir, char *errbuf, size_t errle
         char *path = scJoin(dir, v->file);
         json_error_t jerr;
         if (!path) return scFail(errbuf, errlen, "out of memory");
-        v->text = scReadFile(path, &v->len, errbuf, errlen);
+        v->text = dsFileRead(path, &v->len, errbuf, errlen);
         if (v->text && !(v->schema = json_loadb(v->text, v->len, 0, &jerr)))
             scFail(errbuf, errlen, "%s: line %d: %s", path, jerr.line, jerr.text);
         free(path);
@@ -329,7 +302,7 @@ static int scShowVersion(const scSet *s, long want) {
     for (size_t i = 0; i < s->n; i++) {
         if (s->v[i].version != want) continue;
         char *path = scJoin(opt.dir, s->v[i].file);
-        char *text = path ? scReadFile(path, &len, err, sizeof err) : NULL;
+        char *text = path ? dsFileRead(path, &len, err, sizeof err) : NULL;
         if (!path) snprintf(err, sizeof err, "out of memory");
         free(path);
         if (!text) return fprintf(stderr, SC_NAME ": %s\n", err), 1;
