@@ -13,7 +13,8 @@ BUILD ?= build
 SAN   ?= 0
 CC    ?= cc
 
-PKGS := libh2o libuv avro-c jansson libpq libcrypto libssl rdkafka lmdb
+# libcurl: libds's HTTP client (lib/src/httpclient.c), so every program links it.
+PKGS := libh2o libuv avro-c jansson libpq libcrypto libssl rdkafka lmdb libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -134,33 +135,33 @@ $(BUILD)/bin/decision-archiver: $(call obj,replay/src/archiver_main.c) $(LIBRP) 
 
 $(BUILD)/bin/decision-replay: $(call obj,replay/src/replay_main.c) $(LIBRP) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcurl
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bin/variable-store: $(call obj,variable-store/src/main.c) $(LIBVS) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# The schema tool reads the schema directory, not the embedded copy; libcurl
-# for `register`.
+# The schema tool reads the schema directory, not the embedded copy.
 $(BUILD)/bin/decision-schemas: $(call obj,schemas/tool/decision_schemas.c) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcurl
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bin/dev-kafka: $(call obj,$(DEVKAFKA_SRCS)) $(LIBDS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Unit tests link the libraries and the fixture schema set
-# (tests/support/fixture_schemas.h); integration tests also the test harness.
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(FIXTURE_O) $(PROGLIBS) $(LIBSCHEMA) $(LIBDS)
+# Unit tests link the libraries, the fixture schema set
+# (tests/support/fixture_schemas.h) and the test support library (for its
+# stand-in HTTP server, fakehttp.h); integration tests also use its harness.
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(FIXTURE_O) $(LIBTSUP) $(PROGLIBS) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Istream-processor/src -Ireplay/src -Ivariable-store/src -o $@ $< $(FIXTURE_O) $(PROGLIBS) \
-	  $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Istream-processor/src -Ireplay/src -Ivariable-store/src -o $@ $< $(FIXTURE_O) $(LIBTSUP) \
+	  $(PROGLIBS) $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka
 
 $(BUILD)/tests/test_%: tests/integration/test_%.c $(FIXTURE_O) $(LIBTSUP) $(PROGLIBS) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Istream-processor/src -Ireplay/src -Ivariable-store/src -o $@ $< $(FIXTURE_O) $(LIBTSUP) \
-	  $(PROGLIBS) $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka -lcurl
+	  $(PROGLIBS) $(LIBSCHEMA) $(LIBDS) $(LDLIBS) -lcmocka
 
 # test_compat runs the schema tool.
 $(BUILD)/tests/test_compat: $(BUILD)/bin/decision-schemas

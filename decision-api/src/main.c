@@ -32,6 +32,7 @@ typedef struct apiOptions {
     long listen_fd;
     char *database_url;
     char *tokens_file;
+    char *schemas_dir;
     size_t max_body;
     long writer_connections, max_batch, write_timeout_ms, max_attempts;
     long queue_size;
@@ -56,6 +57,9 @@ static const dsConfigOption apiConfig[] = {
      &opt.listen_fd, -1, INT_MAX},
     {"database-url", DS_CFG_STRING, "dbname=decisions", "libpq connection string or URI", &opt.database_url, 0, 0},
     {"tokens-file", DS_CFG_STRING, "var/tokens", "file of token SHA-256 hashes and roles", &opt.tokens_file, 0, 0},
+    {"schemas-dir", DS_CFG_STRING, "",
+     "schema directory (manifest.json and the .avsc files it names) to validate, store and serve instead of the "
+     "schemas built in (empty: built in)", &opt.schemas_dir, 0, 0},
     {"max-body", DS_CFG_SIZE, "1MiB", "largest request body accepted (413 above)", &opt.max_body, 1024, 1 << 30},
     {"writer-connections", DS_CFG_INT, "2", "PostgreSQL sessions committing decisions", &opt.writer_connections, 1, 64},
     {"max-batch", DS_CFG_INT, "256", "most decisions committed in one transaction", &opt.max_batch, 1, 10000},
@@ -211,7 +215,7 @@ static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     s->m_db_up = dsMetricsGauge(s->metrics, "decision_db_up", "1 when a writer session to PostgreSQL is up.");
     s->m_abandoned = dsMetricsCounter(s->metrics, "http_requests_abandoned_total",
                                       "Requests whose client went away before the database answered.");
-    if ((s->codec = dsCodecNew(err, errlen)) == NULL) return false;
+    if ((s->codec = dsCodecNewForDirOption(opt.schemas_dir, err, errlen)) == NULL) return false;
     if (!apiDecisionValuesNew(s, err, errlen)) return false;
     if ((s->auth = apiAuthLoad(opt.tokens_file, err, errlen)) == NULL) return false;
     apiWriterConfig wc = {opt.database_url, (int)opt.writer_connections, (int)opt.max_batch, (size_t)opt.queue_size,

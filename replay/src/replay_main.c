@@ -24,7 +24,7 @@
 
 static struct {
     char *archive, *from, *to, *customer_id, *merchant_id, *outcome, *target, *brokers, *topic, *compression, *dsn,
-        *url, *checkpoint, *on_error, *log_level;
+        *url, *checkpoint, *on_error, *schemas_dir, *log_level;
     long rate, batch, checkpoint_ms, progress_ms;
     bool dry_run;
 } opt;
@@ -56,6 +56,9 @@ static const dsConfigOption rpConfig[] = {
      &opt.on_error, 0, 0},
     {"progress-interval", DS_CFG_DURATION, "5s", "between JSON progress lines when stderr is not a terminal",
      &opt.progress_ms, 100, 3600000},
+    {"schemas-dir", DS_CFG_STRING, "",
+     "schema directory (manifest.json and the .avsc files it names) to read the archive with and resolve to its "
+     "current version, instead of the schemas built in (empty: built in)", &opt.schemas_dir, 0, 0},
     {"log-level", DS_CFG_STRING, "info", "debug, info, warn or error", &opt.log_level, 0, 0},
 };
 #define RP_NCONFIG (sizeof(rpConfig) / sizeof(rpConfig[0]))
@@ -161,7 +164,7 @@ int main(int argc, char **argv) {
     struct sigaction sa = {.sa_handler = rpOnSignal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    dsCodec *codec = dsCodecNew(err, sizeof(err));
+    dsCodec *codec = dsCodecNewForDirOption(opt.schemas_dir, err, sizeof(err));
     int rc = 1;
     if (codec == NULL) dsLogError("cannot load the schemas: %s", err);
     else rc = rpMain(codec);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "codec_internal.h"
+#include "ds/fileio.h"
 #include "ds/schemas_embedded.h"
 #include "ds/timefmt.h"
 
@@ -52,6 +53,30 @@ static bool loadVersion(dsCodecVersion *v, const dsEmbeddedFile *f, char *errbuf
     return true;
 }
 
+/* A server-set field dsCodecSetServerFields() writes, in version v. */
+static bool findServerField(const dsCodecVersion *v, const char *name, dsRuleKind kind, size_t *index, char *errbuf,
+                            size_t errlen) {
+    const dsRule *root = v->rules.root;
+    for (size_t i = 0; i < root->nfields; i++) {
+        const dsRuleField *f = &root->fields[i];
+        if (strcmp(f->name, name) != 0) continue;
+        if (!f->server_set || f->type->kind != kind)
+            return lfail(errbuf, errlen, "version %d: %s must be a serverSet %s field", v->version, name,
+                         kind == DSR_LONG ? "long" : "int"), false;
+        *index = i;
+        return true;
+    }
+    return lfail(errbuf, errlen, "version %d: no %s field", v->version, name), false;
+}
+
+/* Records where v's server-set fields are; false (errbuf filled) if it has
+ * none that qualify. */
+static bool findServerFields(dsCodecVersion *v, char *errbuf, size_t errlen) {
+    v->has_server_fields = findServerField(v, "recorded_at", DSR_LONG, &v->recorded_at_index, errbuf, errlen) &&
+                           findServerField(v, "schema_version", DSR_INT, &v->schema_version_index, errbuf, errlen);
+    return v->has_server_fields;
+}
+
 static bool loadVersions(dsCodec *c, const json_t *list, char *errbuf, size_t errlen) {
     if (!json_is_array(list) || json_array_size(list) == 0)
         return lfail(errbuf, errlen, "manifest.json: \"versions\" must be a non-empty array"), false;
@@ -74,22 +99,9 @@ static bool loadVersions(dsCodec *c, const json_t *list, char *errbuf, size_t er
         if (!f) return lfail(errbuf, errlen, "manifest.json: %s is not embedded in this build", file), false;
         c->nversions = i + 1; /* so dsCodecFree() releases a half-loaded version */
         if (!loadVersion(v, f, errbuf, errlen)) return false;
+        findServerFields(v, NULL, 0); /* required of the current version only, checked once it is known */
     }
     return true;
-}
-
-/* The server-set fields dsCodecSetServerFields() writes. */
-static bool findServerField(dsCodec *c, const char *name, dsRuleKind kind, size_t *index, char *errbuf, size_t errlen) {
-    const dsRule *root = c->current->rules.root;
-    for (size_t i = 0; i < root->nfields; i++) {
-        const dsRuleField *f = &root->fields[i];
-        if (strcmp(f->name, name) != 0) continue;
-        if (!f->server_set || f->type->kind != kind)
-            return lfail(errbuf, errlen, "current schema: %s must be a serverSet %s field", name, kind == DSR_LONG ? "long" : "int"), false;
-        *index = i;
-        return true;
-    }
-    return lfail(errbuf, errlen, "current schema: no %s field", name), false;
 }
 
 static bool loadManifest(dsCodec *c, char *errbuf, size_t errlen) {
@@ -119,9 +131,7 @@ dsCodec *dsCodecNewFrom(const dsEmbeddedFile *files, size_t nfiles, char *errbuf
     if (!c) return lfail(errbuf, errlen, "out of memory");
     c->files = files;
     c->nfiles = nfiles;
-    if (!loadManifest(c, errbuf, errlen) ||
-        !findServerField(c, "recorded_at", DSR_LONG, &c->recorded_at_index, errbuf, errlen) ||
-        !findServerField(c, "schema_version", DSR_INT, &c->schema_version_index, errbuf, errlen)) {
+    if (!loadManifest(c, errbuf, errlen) || !findServerFields(c->current, errbuf, errlen)) {
         dsCodecFree(c);
         return NULL;
     }
@@ -132,6 +142,85 @@ dsCodec *dsCodecNewFrom(const dsEmbeddedFile *files, size_t nfiles, char *errbuf
 
 dsCodec *dsCodecNew(char *errbuf, size_t errlen) {
     return dsCodecNewFrom(dsEmbeddedSchemas, dsEmbeddedSchemasCount, errbuf, errlen);
+}
+
+/* A directory's files as a table for dsCodecNewFrom(): the manifest, then
+ * every file its "versions" name. Each entry's name and data are owned by
+ * the table (freed with dirFilesFree()). */
+typedef struct dirFiles {
+    dsEmbeddedFile *f;
+    size_t n;
+} dirFiles;
+
+static void dirFilesFree(dirFiles *t) {
+    for (size_t i = 0; i < t->n; i++) {
+        free((char *)t->f[i].name);
+        free((unsigned char *)t->f[i].data);
+    }
+    free(t->f);
+}
+
+/* Reads dir/name into the next entry of t (room was made for it). */
+static bool dirFileAdd(dirFiles *t, const char *dir, const char *name, char *errbuf, size_t errlen) {
+    /* Only names in dir itself: the manifest must not reach elsewhere. */
+    if (!*name || strchr(name, '/'))
+        return lfail(errbuf, errlen, "%s/manifest.json: \"%s\" is not a file name of the directory", dir, name), false;
+    size_t plen = strlen(dir) + 1 + strlen(name) + 1, len;
+    char *path = malloc(plen), *copy = strdup(name), *data = NULL;
+    if (path && copy) {
+        snprintf(path, plen, "%s/%s", dir, name);
+        data = dsFileRead(path, &len, errbuf, errlen);
+    } else {
+        lfail(errbuf, errlen, "out of memory");
+    }
+    free(path);
+    if (!data) {
+        free(copy);
+        return false;
+    }
+    t->f[t->n++] = (dsEmbeddedFile){copy, (const unsigned char *)data, len};
+    return true;
+}
+
+static bool dirFilesLoad(dirFiles *t, const char *dir, char *errbuf, size_t errlen) {
+    if (!(t->f = calloc(1, sizeof *t->f))) return lfail(errbuf, errlen, "out of memory"), false;
+    if (!dirFileAdd(t, dir, "manifest.json", errbuf, errlen)) return false;
+    json_error_t jerr;
+    json_t *m = json_loadb((const char *)t->f[0].data, t->f[0].len, 0, &jerr);
+    if (!m) return lfail(errbuf, errlen, "%s/manifest.json: line %d: %s", dir, jerr.line, jerr.text), false;
+    json_t *list = json_object_get(m, "versions");
+    bool ok = true;
+    dsEmbeddedFile *grown = realloc(t->f, (1 + json_array_size(list)) * sizeof *t->f);
+    if (grown) t->f = grown;
+    else ok = lfail(errbuf, errlen, "out of memory");
+    /* Entries without a "file" are left to the manifest checks of
+     * dsCodecNewFrom(), which name them. */
+    for (size_t i = 0; ok && i < json_array_size(list); i++) {
+        const char *file = json_string_value(json_object_get(json_array_get(list, i), "file"));
+        if (file) ok = dirFileAdd(t, dir, file, errbuf, errlen);
+    }
+    json_decref(m);
+    return ok;
+}
+
+dsCodec *dsCodecNewForDirOption(const char *dir, char *errbuf, size_t errlen) {
+    if (!dir || !*dir) return dsCodecNew(errbuf, errlen);
+    char why[1024];
+    dsCodec *c = dsCodecNewFromDir(dir, why, sizeof why);
+    if (!c) lfail(errbuf, errlen, "schemas-dir: %s", why);
+    return c;
+}
+
+dsCodec *dsCodecNewFromDir(const char *dir, char *errbuf, size_t errlen) {
+    dirFiles t = {0};
+    dsCodec *c = NULL;
+    char why[1024];
+    if (dirFilesLoad(&t, dir, errbuf, errlen)) {
+        c = dsCodecNewFrom(t.f, t.n, why, sizeof why);
+        if (!c) lfail(errbuf, errlen, "%s: %s", dir, why);
+    }
+    dirFilesFree(&t);
+    return c;
 }
 
 void dsCodecFree(dsCodec *c) {
@@ -168,7 +257,10 @@ bool dsCodecAddVersion(dsCodec *c, int version, int id, const char *text, size_t
     snprintf(origin, sizeof origin, "schema id %d", id);
     dsEmbeddedFile f = {origin, (const unsigned char *)text, len};
     c->nversions++; /* so that dsCodecFree() releases it even if it failed half way */
-    if (loadVersion(v, &f, errbuf, errlen)) return true;
+    if (loadVersion(v, &f, errbuf, errlen)) {
+        findServerFields(v, NULL, 0);
+        return true;
+    }
     dsCodecVersion failed = *v;
     c->nversions--;
     if (failed.iface) avro_value_iface_decref(failed.iface);
@@ -215,12 +307,13 @@ bool dsCodecNewVersionValue(dsCodec *c, int version, avro_value_t *out) {
 bool dsCodecSetServerFields(dsCodec *c, avro_value_t *val, int64_t recorded_at_ms, int schema_version) {
     avro_value_t f;
     char ts[DS_TIME_BUFLEN];
-    /* Fields are addressed by index, so only values of the current schema
-     * qualify; and a time that cannot be rendered would break every read. */
-    if (avro_value_get_schema(val) != c->current->schema || !dsTimeFormat(recorded_at_ms, ts)) return false;
-    return avro_value_get_by_index(val, c->recorded_at_index, &f, NULL) == 0 &&
+    /* Fields are addressed by index, found per version at load; and a time
+     * that cannot be rendered would break every read. */
+    const dsCodecVersion *v = dsCodecFindSchema(c, avro_value_get_schema(val));
+    if (!v || !v->has_server_fields || !dsTimeFormat(recorded_at_ms, ts)) return false;
+    return avro_value_get_by_index(val, v->recorded_at_index, &f, NULL) == 0 &&
            avro_value_set_long(&f, recorded_at_ms) == 0 &&
-           avro_value_get_by_index(val, c->schema_version_index, &f, NULL) == 0 &&
+           avro_value_get_by_index(val, v->schema_version_index, &f, NULL) == 0 &&
            avro_value_set_int(&f, schema_version) == 0;
 }
 

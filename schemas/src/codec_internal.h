@@ -104,6 +104,11 @@ typedef struct dsCodecVersion {
     avro_schema_t schema;
     dsRuleSet rules;
     avro_value_iface_t *iface; /* generic class of schema; owned reference */
+    /* Where dsCodecSetServerFields() writes; a version without both fields
+     * as serverSet long/int cannot have them set (only the current version
+     * must have them). */
+    bool has_server_fields;
+    size_t recorded_at_index, schema_version_index;
     /* dsCodecDecodeWire() decodes an older writer's record here before
      * resolving it; made on first use, so unused versions cost nothing. */
     avro_value_t scratch;
@@ -117,7 +122,6 @@ struct dsCodec {
     dsCodecVersion *versions; /* owned, nversions entries */
     size_t nversions;
     dsCodecVersion *current; /* points into versions */
-    size_t recorded_at_index, schema_version_index; /* server-set fields of the current record */
 };
 
 /* The version whose schema s is: by identity, else the first structurally

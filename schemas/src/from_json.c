@@ -370,7 +370,11 @@ bool dsWalkValue(dsWalk *w, const dsRule *r, const json_t *j, avro_value_t *v) {
 bool dsCodecFromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsCodecError *err) {
     dsWalk w = {.err = err};
     memset(err, 0, sizeof *err);
+    /* The rules of out's own version: the walk addresses its fields by
+     * index, so the rule tree must be that schema's. */
+    const dsCodecVersion *v = dsCodecFindSchema(c, avro_value_get_schema(out));
+    if (!v) return fail(&w, "internal", "cannot be stored: the value is of no known schema version");
     if (!doc) return fail(&w, "wrong_type", "must be a JSON object");
     if (avro_value_reset(out) != 0) return fail(&w, "internal", "cannot be stored: %s", avro_strerror());
-    return dsWalkValue(&w, c->current->rules.root, doc, out);
+    return dsWalkValue(&w, v->rules.root, doc, out);
 }

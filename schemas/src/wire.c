@@ -48,6 +48,22 @@ static avro_value_t *wireTarget(dsCodec *c, dsCodecVersion *v, avro_value_t *out
     return &v->scratch;
 }
 
+/* The id in the header (0 to UINT32_MAX); -1 when buf cannot be a record. */
+static int64_t wireHeaderId(const unsigned char *b, size_t len) {
+    if (len < DS_WIRE_HEADER_LEN + 1 || b[0] != 0) return -1;
+    return (int64_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]);
+}
+
+int dsCodecWireId(const void *buf, size_t len) {
+    int64_t id = wireHeaderId(buf, len);
+    return id <= INT32_MAX ? (int)id : -1;
+}
+
+int dsCodecVersionOfId(const dsCodec *c, int id) {
+    const dsCodecVersion *v = wireVersionById(c, id);
+    return v ? v->version : -1;
+}
+
 bool dsCodecDecodeWire(dsCodec *c, const void *buf, size_t len, avro_value_t *out, int *version, char *errbuf,
                        size_t errlen) {
     const unsigned char *b = buf;
@@ -59,8 +75,9 @@ bool dsCodecDecodeWire(dsCodec *c, const void *buf, size_t len, avro_value_t *ou
         snprintf(errbuf, errlen, "magic byte is 0x%02x, not 0x00 (not the Confluent wire format)", b[0]);
         return false;
     }
-    int id = (int)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]);
-    dsCodecVersion *v = wireVersionById(c, id);
+    int64_t wide = wireHeaderId(b, len);
+    dsCodecVersion *v = wide <= INT32_MAX ? wireVersionById(c, (int)wide) : NULL;
+    int id = (int)wide; /* for messages; an id past INT32_MAX is unknown anyway */
     if (v == NULL) {
         snprintf(errbuf, errlen, "unknown schema id %d", id);
         return false;

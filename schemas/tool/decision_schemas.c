@@ -16,7 +16,6 @@
  * Exit status: 0 ok; 1 a check failed, a file cannot be read or written, or
  * the registry refused; 2 a bad command line.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,12 +28,12 @@
 #include "ds/compat.h"
 #include "ds/config.h"
 #include "ds/daemon.h"
+#include "ds/fileio.h"
+#include "ds/httpclient.h"
 
 #define ENV_PREFIX "DECISION_SCHEMAS_"
 #define SC_NAME "decision-schemas"
 #define SC_DEFAULT_MODE DS_COMPAT_FULL_TRANSITIVE
-/* Registry answers are small JSON objects; anything longer is cut. */
-#define SC_RESPONSE_MAX 8192
 
 static struct {
     char *dir, *mode, *registry, *subject, *log_level;
@@ -98,34 +97,6 @@ static char *scJoin(const char *dir, const char *file) {
     char *p = malloc(len);
     if (p) snprintf(p, len, "%s/%s", dir, file);
     return p;
-}
-
-/* The whole file, NUL-terminated; caller frees. */
-static char *scReadFile(const char *path, size_t *len, char *errbuf, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    if (!f) return scFail(errbuf, errlen, "%s: %s", path, strerror(errno)), NULL;
-    for (;;) {
-        if (cap - n < 4096) {
-            char *grown = realloc(buf, cap = cap ? 2 * cap : 8192);
-            if (!grown) goto failed;
-            buf = grown;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-    }
-    if (ferror(f)) goto failed;
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-failed:
-    scFail(errbuf, errlen, "%s: %s", path, ferror(f) ? strerror(errno) : "out of memory");
-    fclose(f);
-    free(buf);
-    return NULL;
 }
 
 static void scSetFree(scSet *s) {
@@ -192,7 +163,7 @@ static bool scLoadManifest(scSet *s, const char *dir, char *errbuf, size_t errle
     json_error_t jerr;
     size_t len;
     if (!(s->manifest_path = scJoin(dir, "manifest.json"))) return scFail(errbuf, errlen, "out of memory");
-    char *text = scReadFile(s->manifest_path, &len, errbuf, errlen);
+    char *text = dsFileRead(s->manifest_path, &len, errbuf, errlen);
     if (!text) return false;
     s->manifest = json_loadb(text, len, 0, &jerr);
     free(text);
@@ -209,7 +180,7 @@ static bool scLoadVersions(scSet *s, const char *dir, char *errbuf, size_t errle
         char *path = scJoin(dir, v->file);
         json_error_t jerr;
         if (!path) return scFail(errbuf, errlen, "out of memory");
-        v->text = scReadFile(path, &v->len, errbuf, errlen);
+        v->text = dsFileRead(path, &v->len, errbuf, errlen);
         if (v->text && !(v->schema = json_loadb(v->text, v->len, 0, &jerr)))
             scFail(errbuf, errlen, "%s: line %d: %s", path, jerr.line, jerr.text);
         free(path);
@@ -331,7 +302,7 @@ static int scShowVersion(const scSet *s, long want) {
     for (size_t i = 0; i < s->n; i++) {
         if (s->v[i].version != want) continue;
         char *path = scJoin(opt.dir, s->v[i].file);
-        char *text = path ? scReadFile(path, &len, err, sizeof err) : NULL;
+        char *text = path ? dsFileRead(path, &len, err, sizeof err) : NULL;
         if (!path) snprintf(err, sizeof err, "out of memory");
         free(path);
         if (!text) return fprintf(stderr, SC_NAME ": %s\n", err), 1;
@@ -481,104 +452,75 @@ static bool scRecordIds(scSet *s, const char *url, const long *ids, char *errbuf
 
 /* ---- register ---- */
 
-typedef struct scResponse {
-    char data[SC_RESPONSE_MAX + 1];
-    size_t len;
-} scResponse;
-
 typedef struct scRegistry {
-    CURL *curl;
-    struct curl_slist *headers;
+    dsHttpClient *http;
     char *url; /* {registry}/subjects/{subject}/versions */
-    char curl_err[CURL_ERROR_SIZE];
 } scRegistry;
 
-static size_t scOnBody(char *p, size_t size, size_t n, void *ud) {
-    scResponse *r = ud;
-    size_t len = size * n, room = SC_RESPONSE_MAX - r->len, take = len < room ? len : room;
-    memcpy(r->data + r->len, p, take);
-    r->len += take;
-    r->data[r->len] = '\0';
-    return len;
-}
-
 static void scRegistryClose(scRegistry *r) {
-    if (r->curl) curl_easy_cleanup(r->curl);
-    curl_slist_free_all(r->headers);
+    dsHttpClientFree(r->http);
     free(r->url);
     *r = (scRegistry){0};
 }
 
 static bool scRegistryOpen(scRegistry *r, const char *base, const char *subject, char *errbuf, size_t errlen) {
-    struct curl_slist *h;
+    const dsHttpClientConfig hc = {0, opt.timeout_ms, 0, SC_NAME,
+                                   "application/vnd.schemaregistry.v1+json, application/json"};
     char *esc = NULL;
-    if (!(r->curl = curl_easy_init()) || !(esc = curl_easy_escape(r->curl, subject, 0))) goto failed;
+    if (!(r->http = dsHttpClientNew(&hc, errbuf, errlen))) return false;
+    if (!(esc = dsHttpClientEscape(r->http, subject))) goto failed;
     size_t len = strlen(base) + strlen(esc) + sizeof "/subjects//versions";
     if (!(r->url = malloc(len))) goto failed;
     snprintf(r->url, len, "%s/subjects/%s/versions", base, esc);
-    curl_free(esc);
-    esc = NULL;
-    if (!(h = curl_slist_append(NULL, "Content-Type: application/vnd.schemaregistry.v1+json"))) goto failed;
-    r->headers = h;
-    if (!(h = curl_slist_append(h, "Accept: application/vnd.schemaregistry.v1+json, application/json"))) goto failed;
-    curl_easy_setopt(r->curl, CURLOPT_URL, r->url);
-    curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, r->headers);
-    curl_easy_setopt(r->curl, CURLOPT_TIMEOUT_MS, opt.timeout_ms);
-    curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(r->curl, CURLOPT_ERRORBUFFER, r->curl_err);
-    curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, scOnBody);
+    free(esc);
     return true;
 failed:
-    if (esc) curl_free(esc);
+    free(esc);
     scRegistryClose(r);
     return scFail(errbuf, errlen, "cannot set up the HTTP client (out of memory)");
 }
 
 /* The registry's own words for a refusal: its JSON "message", else the
  * body; cut to fit a line. */
-static const char *scRegistryMessage(const scResponse *resp, char *out, size_t len) {
-    json_t *j = json_loadb(resp->data, resp->len, 0, NULL);
+static const char *scRegistryMessage(const char *body, size_t blen, char *out, size_t len) {
+    json_t *j = json_loadb(body, blen, 0, NULL);
     const char *m = json_string_value(json_object_get(j, "message"));
-    snprintf(out, len, "%.400s", m ? m : resp->len ? resp->data : "(no body)");
+    snprintf(out, len, "%.400s", m ? m : blen ? body : "(no body)");
     json_decref(j);
     return out;
 }
 
 /* Reads {"id": N} from a 2xx answer. */
-static bool scRegistryId(const scResponse *resp, long *id, char *errbuf, size_t errlen) {
-    json_t *j = json_loadb(resp->data, resp->len, 0, NULL);
+static bool scRegistryId(const char *body, size_t blen, long *id, char *errbuf, size_t errlen) {
+    json_t *j = json_loadb(body, blen, 0, NULL);
     json_t *jid = json_object_get(j, "id");
     bool ok = json_is_integer(jid) && json_integer_value(jid) >= 0 && json_integer_value(jid) <= INT32_MAX;
     if (ok) *id = (long)json_integer_value(jid);
-    else scFail(errbuf, errlen, "the registry's answer has no \"id\": %.200s", resp->data);
+    else scFail(errbuf, errlen, "the registry's answer has no \"id\": %.200s", body);
     json_decref(j);
     return ok;
 }
 
 /* POSTs one version; *id receives the id the registry gave it. */
 static bool scRegisterOne(scRegistry *r, const scVersion *v, long *id, char *errbuf, size_t errlen) {
-    static scResponse resp; /* static: 8 KiB is no stack object, and one request runs at a time */
     json_t *body = json_pack("{s:s}", "schema", v->text);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL, msg[512];
-    long status = 0;
     bool ok = false;
     json_decref(body);
     if (!text) return scFail(errbuf, errlen, "version %d: cannot build the request body", v->version);
-    resp.len = 0;
-    resp.data[0] = r->curl_err[0] = '\0';
-    curl_easy_setopt(r->curl, CURLOPT_POSTFIELDS, text);
-    curl_easy_setopt(r->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(text));
-    curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, &resp);
-    CURLcode rc = curl_easy_perform(r->curl);
-    if (rc == CURLE_OK) curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (rc != CURLE_OK)
-        scFail(errbuf, errlen, "version %d: POST %s: %s", v->version, r->url,
-               r->curl_err[0] ? r->curl_err : curl_easy_strerror(rc));
-    else if (status < 200 || status > 299)
+    if (!dsHttpClientPost(r->http, r->url, "application/vnd.schemaregistry.v1+json", text, strlen(text), msg,
+                          sizeof msg)) {
+        free(text);
+        return scFail(errbuf, errlen, "version %d: %s", v->version, msg);
+    }
+    size_t blen;
+    const char *answer = dsHttpClientBody(r->http, &blen);
+    long status = dsHttpClientStatus(r->http);
+    if (status < 200 || status > 299)
         scFail(errbuf, errlen, "version %d: the registry answered %ld: %s", v->version, status,
-               scRegistryMessage(&resp, msg, sizeof msg));
+               scRegistryMessage(answer, blen, msg, sizeof msg));
     else
-        ok = scRegistryId(&resp, id, msg, sizeof msg) || scFail(errbuf, errlen, "version %d: %s", v->version, msg);
+        ok = scRegistryId(answer, blen, id, msg, sizeof msg) || scFail(errbuf, errlen, "version %d: %s", v->version, msg);
     free(text);
     return ok;
 }
@@ -658,11 +600,8 @@ int main(int argc, char **argv) {
     else if (npos == 2 && (strcmp(cmd, "check") == 0 || strcmp(cmd, "register") == 0))
         rc = scUsageError("%s takes no argument", cmd);
     else if (strcmp(cmd, "check") == 0) rc = scCheck();
-    else if (strcmp(cmd, "register") == 0) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        rc = scRegister();
-        curl_global_cleanup();
-    } else if (npos) {
+    else if (strcmp(cmd, "register") == 0) rc = scRegister();
+    else if (npos) {
         rc = scUsageError("unknown command \"%s\" (check, show or register)", cmd);
     } else {
         rc = scUsageError("a command is needed: check, show or register%s", "");

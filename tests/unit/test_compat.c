@@ -6,25 +6,21 @@
  * their transitive forms pick the right pairs and directions; unions,
  * promotions and named types follow the specification. Then the built tool:
  * `check` passes on schemas/decision, fails on a broken directory, and
- * `register` talks to a fake Confluent registry and records its ids. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
+ * `register` talks to a fake Confluent registry (tests/support/fakehttp.h)
+ * and records its ids. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "ds/compat.h"
+#include "fakehttp.h"
 #include "fixture_schemas.h"
 
 /* ---- helpers ---- */
@@ -455,94 +451,45 @@ static void test_tool_check_manifest(void **state) {
 /* ---- a fake Confluent schema registry ---- */
 
 typedef struct fakeRegistry {
-    int fd, port;
+    dtFakeHttp http;
+    int port;
     int status;         /* what it answers */
     const char *answer; /* the body; "%d" receives the next id */
     int next_id;
-    size_t served, expected;
+    size_t served;
     char path[8][256], ctype[8][128];
     json_t *bodies; /* the request bodies, parsed */
-    pthread_t thread;
 } fakeRegistry;
 
-/* The value of header name in req (lower-case name, "\r\n" lines). */
-static void headerValue(const char *req, const char *name, char *out, size_t len) {
-    out[0] = '\0';
-    for (const char *p = strstr(req, "\r\n"); p && p[2] != '\r'; p = strstr(p + 2, "\r\n"))
-        if (strncasecmp(p + 2, name, strlen(name)) == 0 && p[2 + strlen(name)] == ':') {
-            const char *v = p + 3 + strlen(name), *end = strstr(v, "\r\n");
-            while (*v == ' ') v++;
-            snprintf(out, len, "%.*s", (int)(end - v), v);
-        }
-}
-
-/* Reads one request (headers, then Content-Length bytes) and answers it. */
-static void fakeServe(fakeRegistry *r, int c) {
-    static char req[65536];
-    size_t n = 0;
-    char *body = NULL, cl[32], answer[512];
-    while (n < sizeof req - 1) {
-        ssize_t got = read(c, req + n, sizeof req - 1 - n);
-        if (got <= 0) break;
-        req[n += (size_t)got] = '\0';
-        if (!body && (body = strstr(req, "\r\n\r\n"))) body += 4;
-        if (body) {
-            headerValue(req, "content-length", cl, sizeof cl);
-            if ((size_t)(body - req) + (size_t)atol(cl) <= n) break;
-        }
-    }
+/* On the server thread: records the request, answers from the template. */
+static int fakeAnswer(void *arg, const dtFakeRequest *req, char *body, size_t cap) {
+    fakeRegistry *r = arg;
     size_t i = r->served++;
     if (i < 8) {
-        sscanf(req, "POST %255s", r->path[i]);
-        headerValue(req, "content-type", r->ctype[i], sizeof r->ctype[i]);
+        snprintf(r->path[i], sizeof r->path[i], "%s", req->path);
+        snprintf(r->ctype[i], sizeof r->ctype[i], "%s", req->content_type);
     }
-    json_t *parsed = body ? json_loads(body, 0, NULL) : NULL;
+    json_t *parsed = json_loadb(req->body, req->len, 0, NULL);
     json_array_append_new(r->bodies, parsed ? parsed : json_null());
-    char text[256];
-    snprintf(text, sizeof text, r->answer, r->next_id++);
-    int len = snprintf(answer, sizeof answer, "HTTP/1.1 %d X\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\n"
-                       "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", r->status, strlen(text), text);
-    /* No cmocka assertion here: this runs on the server thread. */
-    ssize_t sent = write(c, answer, (size_t)len);
-    (void)sent;
+    snprintf(body, cap, r->answer, r->next_id++);
+    return r->status;
 }
 
-static void *fakeRun(void *arg) {
-    fakeRegistry *r = arg;
-    struct pollfd p = {.fd = r->fd, .events = POLLIN};
-    /* Never waits forever: a tool that fails early sends nothing. */
-    while (r->served < r->expected && poll(&p, 1, 10000) == 1) {
-        int c = accept(r->fd, NULL, NULL);
-        if (c < 0) break;
-        fakeServe(r, c);
-        close(c);
-    }
-    return NULL;
-}
-
-static void fakeStart(fakeRegistry *r, int status, const char *answer, size_t expected) {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    *r = (fakeRegistry){.status = status, .answer = answer, .next_id = 101, .expected = expected,
-                        .bodies = json_array()};
-    assert_true((r->fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
-    assert_int_equal(bind(r->fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(r->fd, 8), 0);
-    assert_int_equal(getsockname(r->fd, (struct sockaddr *)&a, &alen), 0);
-    r->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&r->thread, NULL, fakeRun, r), 0);
+static void fakeStart(fakeRegistry *r, int status, const char *answer) {
+    *r = (fakeRegistry){.status = status, .answer = answer, .next_id = 101, .bodies = json_array()};
+    assert_true(dtFakeHttpStart(&r->http, fakeAnswer, r));
+    r->port = r->http.port;
 }
 
 /* Waits for the server thread; r->bodies stays for the test to release. */
 static void fakeStop(fakeRegistry *r) {
-    pthread_join(r->thread, NULL);
-    close(r->fd);
+    dtFakeHttpStop(&r->http);
 }
 
 static void test_tool_register(void **state) {
     char *dir = fixtureDir(), args[700], out[8192], url[64], path[600];
     fakeRegistry r;
-    fakeStart(&r, 200, "{\"id\": %d}", 3);
+    fakeStart(&r, 200, "{\"id\": %d}");
     snprintf(url, sizeof url, "http://127.0.0.1:%d", r.port);
     snprintf(args, sizeof args, "register --dir %s --registry %s/", dir, url);
     int rc = runTool(args, out, sizeof out);
@@ -587,7 +534,7 @@ static void test_tool_register(void **state) {
 static void test_tool_register_refused(void **state) {
     char *dir = fixtureDir(), args[700], out[8192];
     fakeRegistry r;
-    fakeStart(&r, 409, "{\"error_code\": 409, \"message\": \"Schema being registered is incompatible (%d)\"}", 1);
+    fakeStart(&r, 409, "{\"error_code\": 409, \"message\": \"Schema being registered is incompatible (%d)\"}");
     snprintf(args, sizeof args, "register --dir %s --registry http://127.0.0.1:%d", dir, r.port);
     int rc = runTool(args, out, sizeof out);
     fakeStop(&r);

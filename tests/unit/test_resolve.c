@@ -4,7 +4,8 @@
  * record, writer schemas of container files, and an ad-hoc schema set for
  * every rule that can refuse (missing field without default, unknown enum
  * symbol, type mismatch, null into a non-nullable field, renamed record) and
- * for the promotions. */
+ * for the promotions. Also values of a version other than the current one
+ * (validation, server fields, wire id) and schema directories on disk. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 
 #include "ds/codec.h"
 #include "fixture_schemas.h"
+#include "schemadir.h"
 
 /* Version 1 of the decision, as in CONTRACT section 1. */
 static const char *V1DOC =
@@ -351,6 +353,96 @@ static void test_decode_wire_older_writer(void **state) {
     releaseDocs(want);
 }
 
+/* A document is validated against, and the server fields set in, the
+ * version of the value it goes into, not only the current one: the stream
+ * processor re-encodes a row under the version it was stored with. */
+static void test_any_version_value(void **state) {
+    fixture *f = *state;
+    avro_value_t v1;
+    dsCodecError cerr;
+    char err[256];
+    int32_t sv = 0;
+    assert_int_equal(dsCodecCurrentVersion(f->fc), NVERSIONS);
+    assert_true(dsCodecNewVersionValue(f->fc, 1, &v1));
+    json_t *doc = parse(V1DOC);
+    if (!dsCodecFromJson(f->fc, doc, &v1, &cerr)) fail_msg("%s %s: %s", cerr.code, cerr.field, cerr.message);
+    assert_true(dsCodecSetServerFields(f->fc, &v1, 1795514401000LL, 1));
+    avro_value_t field;
+    assert_int_equal(avro_value_get_by_name(&v1, "schema_version", &field, NULL), 0);
+    assert_int_equal(avro_value_get_int(&field, &sv), 0);
+    assert_int_equal(sv, 1);
+    /* framed under version 1's id although the current version is another */
+    unsigned char buf[4096];
+    size_t n = dsCodecEncodeWire(f->fc, &v1, buf, sizeof buf, err, sizeof err);
+    assert_true(n > DS_WIRE_HEADER_LEN && n <= sizeof buf);
+    assert_int_equal(dsCodecWireId(buf, n), 1);
+    /* a field of a later version is unknown to version 1 */
+    json_object_set_new(doc, "risk_score", json_real(0.5));
+    assert_false(dsCodecFromJson(f->fc, doc, &v1, &cerr));
+    assert_string_equal(cerr.code, "unknown_field");
+    assert_string_equal(cerr.field, "risk_score");
+    json_decref(doc);
+    avro_value_decref(&v1);
+}
+
+static void test_wire_id(void **state) {
+    unsigned char rec[] = {0, 0, 0, 1, 2, 0x2a};
+    assert_int_equal(dsCodecWireId(rec, sizeof rec), 258);
+    assert_int_equal(dsCodecWireId(rec, DS_WIRE_HEADER_LEN), -1); /* no body */
+    rec[1] = 0x80;
+    assert_int_equal(dsCodecWireId(rec, sizeof rec), -1); /* past INT32_MAX */
+    rec[1] = 0;
+    rec[0] = 1;
+    assert_int_equal(dsCodecWireId(rec, sizeof rec), -1); /* not the magic byte */
+}
+
+static void writeText(const char *dir, const char *name, const char *text) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static void expectDirRefused(const char *dir, const char *why) {
+    char err[1024] = "";
+    dsCodec *c = dsCodecNewFromDir(dir, err, sizeof err);
+    if (c || !strstr(err, why)) fail_msg("want \"%s\", got: %s", why, c ? "a codec" : err);
+}
+
+/* A schema directory on disk (--schemas-dir): loaded like the embedded set;
+ * every failure names the file. */
+static void test_codec_from_dir(void **state) {
+    char dir[] = "/tmp/test_resolve.XXXXXX", err[512] = "", path[300];
+    assert_non_null(mkdtemp(dir));
+    assert_true(dtSchemaDirWrite(dir, 2));
+    dsCodec *c = dsCodecNewFromDir(dir, err, sizeof err);
+    if (!c) fail_msg("%s", err);
+    assert_int_equal(dsCodecCurrentVersion(c), 2);
+    assert_int_equal(dsCodecSchemaId(c, 1), 1);
+    assert_int_equal(dsCodecVersionOfId(c, 2), 2);
+    assert_non_null(strstr(dsCodecSchemaText(c, 2), DT_V2_FIELD));
+    dsCodecFree(c);
+
+    writeText(dir, "v2.avsc", "{\"type\": ");
+    snprintf(path, sizeof path, "%s: v2.avsc: line", dir);
+    expectDirRefused(dir, path);
+    writeText(dir, "manifest.json", "{\"subject\": \"decisions-value\", \"current\": 3, \"versions\": "
+                                    "[{\"version\": 3, \"id\": 3, \"file\": \"v3.avsc\"}]}");
+    snprintf(path, sizeof path, "%s/v3.avsc: No such file or directory", dir);
+    expectDirRefused(dir, path);
+    writeText(dir, "manifest.json", "{\"subject\": \"decisions-value\", \"current\": 1, \"versions\": "
+                                    "[{\"version\": 1, \"id\": 1, \"file\": \"../v1.avsc\"}]}");
+    expectDirRefused(dir, "\"../v1.avsc\" is not a file name of the directory");
+    writeText(dir, "manifest.json", "{\"subject\": ");
+    snprintf(path, sizeof path, "%s/manifest.json: line 1", dir);
+    expectDirRefused(dir, path);
+    snprintf(path, sizeof path, "rm -rf '%s'", dir);
+    assert_int_equal(system(path), 0);
+    expectDirRefused(dir, "manifest.json: No such file or directory");
+}
+
 /* ---- container files ---- */
 
 /* avro-c's JSON form of s: what it writes into a container file header. */
@@ -682,6 +774,9 @@ int main(void) {
         cmocka_unit_test(test_round_trip_up_and_back),
         cmocka_unit_test(test_decode_wire_older_writer),
         cmocka_unit_test(test_version_learned_at_run_time),
+        cmocka_unit_test(test_any_version_value),
+        cmocka_unit_test(test_wire_id),
+        cmocka_unit_test(test_codec_from_dir),
         cmocka_unit_test(test_stripped_schemas_recognised),
         cmocka_unit_test(test_container_writer_schema),
         cmocka_unit_test(test_missing_field_without_default),

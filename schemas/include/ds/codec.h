@@ -44,6 +44,15 @@ dsCodec *dsCodecNew(char *errbuf, size_t errlen);
  * hold "manifest.json" and every file the manifest names, by base name. The
  * table is borrowed for the call only; the codec keeps copies of the texts. */
 dsCodec *dsCodecNewFrom(const dsEmbeddedFile *files, size_t nfiles, char *errbuf, size_t errlen);
+/* The same from a schema directory on disk (a program's --schemas-dir):
+ * dir/manifest.json and the files it names, each a plain file name in dir.
+ * Errors name the file ("DIR/v2.avsc: No such file or directory",
+ * "DIR: v2.avsc: line 3: ..."). dir is read during the call only. */
+dsCodec *dsCodecNewFromDir(const char *dir, char *errbuf, size_t errlen);
+/* What a program's `schemas-dir` option asks for: the embedded schemas when
+ * dir is NULL or "", else dsCodecNewFromDir(dir) with its errors prefixed
+ * "schemas-dir: ", so the message names the option. */
+dsCodec *dsCodecNewForDirOption(const char *dir, char *errbuf, size_t errlen);
 void dsCodecFree(dsCodec *c);
 
 /* Adds a version the build does not embed, such as one a newer producer
@@ -58,6 +67,8 @@ bool dsCodecAddVersion(dsCodec *c, int version, int id, const char *text, size_t
 int dsCodecCurrentVersion(const dsCodec *c);
 /* The registry id of a version; -1 if the version is unknown. */
 int dsCodecSchemaId(const dsCodec *c, int version);
+/* The version registered under a registry id; -1 if the id is unknown. */
+int dsCodecVersionOfId(const dsCodec *c, int id);
 /* The subject under which the versions are registered ("decisions-value"). */
 const char *dsCodecSubject(const dsCodec *c);
 /* The schema text of a version as shipped (the .avsc file); NULL if unknown.
@@ -95,8 +106,12 @@ int dsCodecVersionOfSchema(const dsCodec *c, avro_schema_t s);
  * unspecified (but valid to reuse) state. Both values are borrowed. */
 bool dsCodecResolve(dsCodec *c, avro_value_t *src, avro_value_t *dst, char *errbuf, size_t errlen);
 
-/* Validates a posted document against the current schema and writes it into
- * *out (a value from dsCodecNewValue(); reset here first). Every rule of the
+/* Validates a document against the schema version of *out and writes it
+ * into *out (a value from dsCodecNewValue() for the current version, as the
+ * API validates posted documents, or from dsCodecNewVersionValue() for
+ * another known version, as the stream processor re-encodes a row stored
+ * under an older or newer version; the version is what
+ * dsCodecVersionOfSchema() tells; reset here first). Every rule of that
  * schema is checked; unknown fields are rejected at every level; optional
  * fields missing from doc take their schema default. Server-set fields
  * (recorded_at, schema_version) are ignored if posted and left at their
@@ -105,9 +120,11 @@ bool dsCodecResolve(dsCodec *c, avro_value_t *src, avro_value_t *dst, char *errb
  * borrowed. */
 bool dsCodecFromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsCodecError *err);
 
-/* Sets the server-set fields of a decision value of the current schema.
- * Returns false if val is of another schema or recorded_at_ms cannot be
- * rendered (outside years 0001-9999). */
+/* Sets the server-set fields of a decision value of any known version (as
+ * dsCodecVersionOfSchema() tells). Returns false if val is of no known
+ * version, its version lacks the serverSet fields recorded_at (long) and
+ * schema_version (int) (only the current version must have them), or
+ * recorded_at_ms cannot be rendered (outside years 0001-9999). */
 bool dsCodecSetServerFields(dsCodec *c, avro_value_t *val, int64_t recorded_at_ms, int schema_version);
 
 #define DS_CODEC_OMIT_SERVER_FIELDS 0x1
@@ -132,6 +149,11 @@ bool dsCodecFieldLong(avro_value_t *val, const char *name, int64_t *out);
 /* The Confluent wire format of the decision stream (CONTRACT §3): byte 0x00,
  * the 4-byte big-endian schema id, then the Avro binary encoding. */
 #define DS_WIRE_HEADER_LEN 5
+
+/* The schema id in the header of a framed record; -1 if buf is not in the
+ * wire format (shorter than the header and one byte of body, a magic byte
+ * other than 0x00, an id above INT32_MAX). Says nothing of the body. */
+int dsCodecWireId(const void *buf, size_t len);
 
 /* Decodes one framed record of any known writer version into *out (a value
  * from dsCodecNewValue(), or of any version from dsCodecNewVersionValue()),
