@@ -23,9 +23,15 @@ static rd_kafka_topic_partition_list_t *holdList(const char *topic, int32_t part
     return l;
 }
 
-bool dsKafkaHoldPartition(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t offset, dsKafkaHold *h) {
-    bool first = h->failures == 0;
-    if (first) h->delay_ms = DS_KAFKA_HOLD_MIN_MS;
+void dsKafkaHoldPartition(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t offset, dsKafkaHold *h,
+                          const char *why) {
+    if (h->failures == 0) {
+        h->delay_ms = DS_KAFKA_HOLD_MIN_MS;
+        dsLogWarn("partition %d offset %lld: held, retrying with back-off: %s", partition, (long long)offset, why);
+    } else {
+        dsLogDebug("partition %d offset %lld: still held (attempt %u): %s", partition, (long long)offset,
+                   h->failures + 1, why);
+    }
     h->failures++;
     h->held = true;
     h->offset = offset;
@@ -38,7 +44,6 @@ bool dsKafkaHoldPartition(rd_kafka_t *rk, const char *topic, int32_t partition, 
     /* Not fatal: the seek before the resume still brings the message back;
      * only messages after it may be fetched (and skipped as held) meanwhile. */
     if (err) dsLogWarn("partition %d: cannot pause: %s", partition, rd_kafka_err2str(err));
-    return first;
 }
 
 /* Seeks back to the held message, then resumes; false if the seek failed. */
@@ -67,10 +72,11 @@ void dsKafkaHoldResumeDue(rd_kafka_t *rk, const char *topic, dsKafkaHold *holds,
     }
 }
 
-unsigned dsKafkaHoldDone(dsKafkaHold *h) {
-    unsigned failures = h->failures;
+void dsKafkaHoldDone(int32_t partition, dsKafkaHold *h) {
+    if (h->failures > 0)
+        dsLogInfo("partition %d offset %lld: going on after %u held attempts", partition, (long long)h->offset,
+                  h->failures);
     *h = (dsKafkaHold){0};
-    return failures;
 }
 
 void dsKafkaHoldRelease(rd_kafka_t *rk, const char *topic, int32_t partition, dsKafkaHold *h) {

@@ -172,18 +172,14 @@ static void arValuesFree(void) {
 
 /* The writer's version of m, learning its schema id from the registry if
  * need be. AR_HOLD when the registry cannot answer now (the partition is
- * held at m, and why is logged once per series of attempts). */
+ * held at m). */
 static arResult arWriterVersion(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, int *version) {
     char err[512];
     switch (dsLearnWire(learner, codec, m->payload, m->len, version, err, sizeof(err))) {
     case DS_LEARN_OK:
         return AR_ARCHIVE;
     case DS_LEARN_TRANSIENT:
-        if (dsKafkaHoldPartition(rk, opt.topic, m->partition, m->offset, &holds[m->partition]))
-            dsLogWarn("partition %d offset %lld: held, retrying with back-off: %s", m->partition,
-                      (long long)m->offset, err);
-        else
-            dsLogDebug("partition %d offset %lld: still held: %s", m->partition, (long long)m->offset, err);
+        dsKafkaHoldPartition(rk, opt.topic, m->partition, m->offset, &holds[m->partition], err);
         return AR_HOLD;
     default:
         dsLogError("partition %d offset %lld: not archived: %s", m->partition, (long long)m->offset, err);
@@ -196,11 +192,8 @@ static arResult arDecode(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, 
     char err[512];
     arResult r = arWriterVersion(rk, codec, m, version);
     if (r == AR_HOLD) return r;
-    unsigned failures = dsKafkaHoldDone(&holds[m->partition]); /* m is handled, one way or the other */
+    dsKafkaHoldDone(m->partition, &holds[m->partition]); /* m is handled, one way or the other */
     if (r != AR_ARCHIVE) return r;
-    if (failures > 0)
-        dsLogInfo("partition %d offset %lld: schema learned after %u failed attempts", m->partition,
-                  (long long)m->offset, failures);
     if ((*out = arValueOf(codec, *version)) == NULL) {
         dsLogError("version %d: cannot make an Avro value: %s", *version, avro_strerror());
         return AR_FAIL;

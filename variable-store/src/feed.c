@@ -153,25 +153,18 @@ static void feedCount(vsFeed *f, vsApplyResult res, vsFeedJob *job) {
 }
 
 /* Whether m's schema is known, learning it from the registry if need be.
- * false: the registry cannot answer now, and the partition is held at m
- * (why is logged once per series of attempts); *why is then unset.
+ * false: the registry cannot answer now, and the partition is held at m;
+ * *why is then unset.
  * Otherwise *why is NULL, or says why m can never be decoded. */
 static bool feedSchema(vsFeed *f, rd_kafka_message_t *m, const char **why, char *buf, size_t len) {
     int version;
     dsLearnResult r = dsLearnWire(f->learner, f->codec, m->payload, m->len, &version, buf, len);
     dsKafkaHold *h = &f->holds[m->partition];
     if (r == DS_LEARN_TRANSIENT) {
-        if (dsKafkaHoldPartition(f->rk, f->topic, m->partition, m->offset, h))
-            dsLogWarn("partition %d offset %lld: held, retrying with back-off: %s", m->partition,
-                      (long long)m->offset, buf);
-        else
-            dsLogDebug("partition %d offset %lld: still held: %s", m->partition, (long long)m->offset, buf);
+        dsKafkaHoldPartition(f->rk, f->topic, m->partition, m->offset, h, buf);
         return false;
     }
-    unsigned failures = dsKafkaHoldDone(h);
-    if (r == DS_LEARN_OK && failures > 0)
-        dsLogInfo("partition %d offset %lld: schema learned after %u failed attempts", m->partition,
-                  (long long)m->offset, failures);
+    dsKafkaHoldDone(m->partition, h);
     *why = r == DS_LEARN_OK ? NULL : buf;
     return true;
 }

@@ -35,19 +35,22 @@ typedef struct dsKafkaHold {
     unsigned failures;   /* of the current series; 0 when none */
 } dsKafkaHold;
 
-/* Holds the partition at offset (the message that could not be handled).
- * Returns true for the first failure of a series, so the caller logs why
- * once, not at every attempt. */
-bool dsKafkaHoldPartition(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t offset, dsKafkaHold *h);
+/* Holds the partition at offset (the message that could not be handled,
+ * for the reason why). Logs why at the first failure of a series, as a
+ * warning, and at debug level for the next ones, so a registry down for an
+ * hour does not fill the log. */
+void dsKafkaHoldPartition(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t offset, dsKafkaHold *h,
+                          const char *why);
 
 /* Seeks back and resumes every held partition of holds[0..n) (indexed by
  * partition) whose back-off is over. A seek that fails keeps the partition
  * held for another round: resuming without it would skip the message. */
 void dsKafkaHoldResumeDue(rd_kafka_t *rk, const char *topic, dsKafkaHold *holds, size_t n);
 
-/* The partition's message at h->offset was handled: ends the series and
- * returns how many failures it had (0: there was none). */
-unsigned dsKafkaHoldDone(dsKafkaHold *h);
+/* The partition's message at h->offset was handled (one way or the
+ * other): ends the series, logging how many attempts it took if it had
+ * failed before. */
+void dsKafkaHoldDone(int32_t partition, dsKafkaHold *h);
 
 /* The partition was revoked: resumes it in librdkafka (a pause outlives a
  * revocation) and forgets the series; its next owner reads from the
