@@ -16,6 +16,7 @@
 static struct {
     char *database_url, *slot, *publication, *table;
     char *brokers, *compression, *topic, *dlq_topic, *security_protocol, *sasl_mechanism, *sasl_username, *sasl_password;
+    char *schemas_dir, *registry_url;
     long max_in_flight, status_interval_ms, message_timeout_ms, metrics_port, shutdown_timeout_ms;
     char *log_level;
 } opt;
@@ -37,6 +38,12 @@ static const dsConfigOption spConfig[] = {
     {"sasl-mechanism", DS_CFG_STRING, "", "Kafka sasl.mechanism", &opt.sasl_mechanism, 0, 0},
     {"sasl-username", DS_CFG_STRING, "", "Kafka sasl.username", &opt.sasl_username, 0, 0},
     {"sasl-password", DS_CFG_STRING, "", "Kafka sasl.password", &opt.sasl_password, 0, 0},
+    {"schemas-dir", DS_CFG_STRING, "",
+     "schema directory (manifest.json and the .avsc files it names) to encode rows with instead of the schemas built "
+     "in (empty: built in)", &opt.schemas_dir, 0, 0},
+    {"registry-url", DS_CFG_STRING, "http://127.0.0.1:8080",
+     "Confluent-compatible schema registry (the decision API serves one) to learn a row's schema version from when "
+     "the schemas lack it; empty: such rows go to the dead-letter topic", &opt.registry_url, 0, 0},
     {"max-in-flight", DS_CFG_INT, "50000", "messages awaiting Kafka before the stream pauses", &opt.max_in_flight, 1,
      1000000},
     {"status-interval", DS_CFG_DURATION, "1s", "how often the confirmed position is sent", &opt.status_interval_ms, 10,
@@ -104,7 +111,12 @@ int main(int argc, char **argv) {
     uv_loop_t loop;
     uv_loop_init(&loop);
     int rc = 1;
-    dsCodec *codec = dsCodecNew(err, sizeof(err));
+    dsCodec *codec = dsCodecNewForDirOption(opt.schemas_dir, err, sizeof(err));
+    dsLearner *learner = NULL;
+    if (codec && *opt.registry_url && !(learner = dsLearnerNew(opt.registry_url, "registry-url", err, sizeof(err)))) {
+        dsLogError("cannot start: %s", err);
+        goto done;
+    }
     m.metrics = dsMetricsNew();
     spProcessorConfig pc = {
         .repl = {opt.database_url, opt.slot, opt.publication, opt.table},
@@ -114,6 +126,7 @@ int main(int argc, char **argv) {
                   .message_timeout_ms = (int)opt.message_timeout_ms, .queue_max_messages = (int)opt.max_in_flight * 2},
         .max_in_flight = opt.max_in_flight,
         .status_interval_ms = opt.status_interval_ms,
+        .learner = learner,
     };
     if (codec == NULL || m.metrics == NULL || (m.proc = spProcessorNew(&loop, &pc, codec, m.metrics, err, sizeof(err))) == NULL) {
         dsLogError("cannot start: %s", err);
@@ -140,6 +153,7 @@ done:
     dsHttpServerFree(m.http);
     if (!dsLoopShutdown(&loop)) dsLogWarn("event loop closed with handles still open");
     dsMetricsFree(m.metrics);
+    dsLearnerFree(learner);
     dsCodecFree(codec);
     dsConfigFree(spConfig, SP_NCONFIG);
     return rc;

@@ -19,11 +19,21 @@
 #define PROC_BACKOFF_MIN_MS 200
 #define PROC_BACKOFF_MAX_MS 5000
 
+/* A value of one schema version, reused for every row of that version. */
+typedef struct procScratch {
+    int version;
+    avro_value_t value;
+} procScratch;
+
+/* What becomes of a decision row. */
+typedef enum { PROC_ROW_SEND, PROC_ROW_DLQ, PROC_ROW_RETRY } procRowFate;
+
 struct spProcessor {
     uv_loop_t *loop;
     spProcessorConfig cfg;
     dsCodec *codec;
-    avro_value_t scratch;
+    procScratch *scratch; /* owned, one per version met so far */
+    size_t nscratch;
     spRecordBuf buf;
     spProducer *prod;
     spRepl *repl;
@@ -37,6 +47,10 @@ struct spProcessor {
     unsigned backoff_ms;
     int open_handles;
     bool stopping;
+    /* The session ended waiting for the registry: the next one does not
+     * reset the back-off merely by connecting, or a registry that is down
+     * would have the slot re-read every PROC_BACKOFF_MIN_MS. */
+    bool stalled;
     dsMetric *m_events, *m_dlq, *m_inflight, *m_confirmed, *m_lag, *m_restarts, *m_latency;
 };
 
@@ -172,30 +186,97 @@ static bool procSendDlq(spProcessor *p, const spRelation *rel, const spTuple *tu
     return ok;
 }
 
+/* The row's schema_version column; 0 (why filled) when it is missing, null
+ * or not a version number. */
+static int procRowVersion(const spRelation *rel, const spTuple *tup, char *why, size_t len) {
+    char *text = procColumn(rel, tup, "schema_version"), *end = NULL;
+    long v = text ? strtol(text, &end, 10) : 0;
+    bool ok = text && end != text && !*end && v >= 1 && v <= INT32_MAX;
+    if (!text) snprintf(why, len, "column schema_version is missing or null");
+    else if (!ok) snprintf(why, len, "column schema_version: \"%.40s\" is not a schema version", text);
+    free(text);
+    return ok ? (int)v : 0;
+}
+
+/* The codec knows version, learning it from the registry if need be. */
+static procRowFate procKnow(spProcessor *p, int version, char *why, size_t len) {
+    if (dsCodecSchemaId(p->codec, version) >= 0) return PROC_ROW_SEND;
+    if (p->cfg.learner == NULL) {
+        snprintf(why, len, "schema version %d is unknown to this processor (no registry-url to learn it from)", version);
+        return PROC_ROW_DLQ;
+    }
+    char err[768];
+    switch (dsLearnVersion(p->cfg.learner, p->codec, version, err, sizeof(err))) {
+    case DS_LEARN_OK:
+        dsLogInfo("learned schema version %d (id %d) from the registry", version, dsCodecSchemaId(p->codec, version));
+        return PROC_ROW_SEND;
+    case DS_LEARN_TRANSIENT:
+        snprintf(why, len, "schema version %d: cannot learn it now: %s", version, err);
+        return PROC_ROW_RETRY;
+    default:
+        snprintf(why, len, "schema version %d: %s", version, err);
+        return PROC_ROW_DLQ;
+    }
+}
+
+/* The reusable value of version, made on first use; NULL if out of memory. */
+static avro_value_t *procScratchOf(spProcessor *p, int version) {
+    for (size_t i = 0; i < p->nscratch; i++)
+        if (p->scratch[i].version == version) return &p->scratch[i].value;
+    procScratch *grown = realloc(p->scratch, (p->nscratch + 1) * sizeof(*grown));
+    if (grown == NULL) return NULL;
+    p->scratch = grown;
+    if (!dsCodecNewVersionValue(p->codec, version, &grown[p->nscratch].value)) return NULL;
+    grown[p->nscratch].version = version;
+    return &grown[p->nscratch++].value;
+}
+
+/* Encodes the row into p->buf under the version it was stored with;
+ * *schema_id receives that version's id. */
+static procRowFate procEncode(spProcessor *p, const spRelation *rel, const spTuple *tup, const char *doc,
+                              const char *recorded, int *schema_id, char *why, size_t len) {
+    int version = procRowVersion(rel, tup, why, len);
+    if (version == 0) return PROC_ROW_DLQ;
+    procRowFate fate = procKnow(p, version, why, len);
+    if (fate != PROC_ROW_SEND) return fate;
+    avro_value_t *scratch = procScratchOf(p, version);
+    if (scratch == NULL) return snprintf(why, len, "out of memory"), PROC_ROW_RETRY;
+    if (!spRecordEncode(p->codec, scratch, doc, recorded, &p->buf, why, len)) return PROC_ROW_DLQ;
+    *schema_id = dsCodecSchemaId(p->codec, version);
+    return PROC_ROW_SEND;
+}
+
 static void procInsert(spProcessor *p, const spMsg *m, uint64_t lsn) {
     const spRelation *rel = m->u.change.rel;
     if (strcmp(rel->relname, p->cfg.repl.table) != 0) return;
     const spTuple *tup = &m->u.change.newtup;
-    char lsntext[24], err[512], why[512];
+    char lsntext[24], err[512] = "out of memory", why[1024];
     spLsnFormat(lsn, lsntext);
     char *id = procColumn(rel, tup, "decision_id"), *customer = procColumn(rel, tup, "customer_id");
     char *doc = procColumn(rel, tup, "doc"), *recorded = procColumn(rel, tup, "recorded_at");
     uint64_t tag = procTag(p);
-    bool sent;
-    if (!id || !doc || !recorded) {
+    int schema_id = -1;
+    procRowFate fate = PROC_ROW_DLQ;
+    if (!id || !doc || !recorded)
         snprintf(why, sizeof(why), "column %s is missing or null", !id ? "decision_id" : !doc ? "doc" : "recorded_at");
+    else
+        fate = procEncode(p, rel, tup, doc, recorded, &schema_id, why, sizeof(why));
+    bool sent = false;
+    if (fate == PROC_ROW_SEND)
+        sent = spProducerSend(p->prod, customer, customer ? strlen(customer) : 0, p->buf.data, p->buf.len, id, schema_id,
+                              lsntext, tag, err, sizeof(err));
+    else if (fate == PROC_ROW_DLQ)
         sent = procSendDlq(p, rel, tup, customer, why, lsntext, err, sizeof(err));
-    } else if (!spRecordEncode(p->codec, &p->scratch, doc, recorded, &p->buf, why, sizeof(why))) {
-        sent = procSendDlq(p, rel, tup, customer, why, lsntext, err, sizeof(err));
-    } else {
-        int schema_id = dsCodecSchemaId(p->codec, dsCodecCurrentVersion(p->codec));
-        sent = spProducerSend(p->prod, customer, customer ? strlen(customer) : 0, p->buf.data, p->buf.len, id,
-                              schema_id, lsntext, tag, err, sizeof(err));
-    }
     free(id);
     free(customer);
     free(doc);
     free(recorded);
+    if (fate == PROC_ROW_RETRY) {
+        /* Not dead-lettered: the row is read again from the slot later. */
+        p->stalled = true;
+        procRestart(p, why);
+        return;
+    }
     if (!sent) {
         procRestart(p, err);
         return;
@@ -258,7 +339,8 @@ static void procStartSession(spProcessor *p) {
     char lsn[24];
     dsLogInfo("streaming slot %s from %s", p->cfg.repl.slot, spLsnFormat(start, lsn));
     if (start > p->confirmed) p->confirmed = start;
-    p->backoff_ms = PROC_BACKOFF_MIN_MS;
+    if (!p->stalled) p->backoff_ms = PROC_BACKOFF_MIN_MS;
+    p->stalled = false;
 }
 
 /* --- construction ------------------------------------------------------------ */
@@ -289,7 +371,7 @@ spProcessor *spProcessorNew(uv_loop_t *loop, const spProcessorConfig *cfg, dsCod
     p->cfg.kafka.metrics = metrics;
     p->wm = procWatermark(p);
     p->rels = spRelCacheNew();
-    if (p->wm == NULL || p->rels == NULL || !dsCodecNewValue(codec, &p->scratch)) {
+    if (p->wm == NULL || p->rels == NULL) {
         snprintf(errbuf, errlen, "out of memory");
         spWatermarkFree(p->wm);
         spRelCacheFree(p->rels);
@@ -298,7 +380,6 @@ spProcessor *spProcessorNew(uv_loop_t *loop, const spProcessorConfig *cfg, dsCod
     }
     p->prod = spProducerNew(loop, &p->cfg.kafka, procOnDelivered, p, errbuf, errlen);
     if (p->prod == NULL) {
-        avro_value_decref(&p->scratch);
         spWatermarkFree(p->wm);
         spRelCacheFree(p->rels);
         free(p);
@@ -325,7 +406,8 @@ static void procOnClosed(uv_handle_t *h) {
     spProcessor *p = h->data;
     if (--p->open_handles > 0) return;
     spRecordBufFree(&p->buf);
-    avro_value_decref(&p->scratch);
+    for (size_t i = 0; i < p->nscratch; i++) avro_value_decref(&p->scratch[i].value);
+    free(p->scratch);
     spMsgFree(&p->msg);
     spWatermarkFree(p->wm);
     spRelCacheFree(p->rels);

@@ -8,6 +8,12 @@
  * the slot's confirmed position, so everything not yet confirmed is sent
  * again; duplicates carry the same decision_id. Back-pressure: the
  * replication socket is paused while max_in_flight messages wait for Kafka.
+ *
+ * Each row is published under the schema version it was stored with (its
+ * schema_version column), so consumers see what the writer wrote. A version
+ * the codec lacks (a newer decision API writes it) is learned from the
+ * registry (ds/learn.h); while the registry cannot answer, the session is
+ * restarted with back-off and the row read again later, never dead-lettered.
  */
 #ifndef SP_PROCESSOR_H
 #define SP_PROCESSOR_H
@@ -17,6 +23,7 @@
 #include <uv.h>
 
 #include "ds/codec.h"
+#include "ds/learn.h"
 #include "ds/metrics.h"
 #include "producer.h"
 #include "replication.h"
@@ -28,6 +35,7 @@ typedef struct spProcessorConfig {
     spProducerConfig kafka;     /* likewise */
     long max_in_flight;         /* messages waiting for Kafka before the stream pauses */
     long status_interval_ms;    /* standby status update period */
+    dsLearner *learner;         /* borrowed: learns row versions the codec lacks; NULL: such rows are dead-lettered */
 } spProcessorConfig;
 
 /* Starts the producer and the replication session (retrying the session in

@@ -46,7 +46,8 @@ bool spPgTimestampParse(const char *text, int64_t *ms, char *errbuf, size_t errl
     return true;
 }
 
-/* Validates the stored document into scratch and sets the server fields. */
+/* Validates the stored document into scratch, a value of the row's version,
+ * and sets the server fields, schema_version being that version. */
 static bool recordFill(dsCodec *codec, avro_value_t *scratch, const char *doc_json, const char *recorded_at,
                        char *errbuf, size_t errlen) {
     json_error_t jerr;
@@ -65,8 +66,9 @@ static bool recordFill(dsCodec *codec, avro_value_t *scratch, const char *doc_js
     }
     int64_t ms;
     if (!spPgTimestampParse(recorded_at, &ms, errbuf, errlen)) return false;
-    if (!dsCodecSetServerFields(codec, scratch, ms, dsCodecCurrentVersion(codec))) {
-        snprintf(errbuf, errlen, "recorded_at: cannot be set");
+    int version = dsCodecVersionOfSchema(codec, avro_value_get_schema(scratch));
+    if (!dsCodecSetServerFields(codec, scratch, ms, version)) {
+        snprintf(errbuf, errlen, "recorded_at: cannot be set in version %d", version);
         return false;
     }
     return true;

@@ -25,11 +25,16 @@ typedef struct spRecordBuf {
 
 void spRecordBufFree(spRecordBuf *b);
 
-/* Encodes a row into out (replacing its contents). doc_json: the doc column
- * as text; recorded_at: the recorded_at column as PostgreSQL prints a
- * timestamptz (see spPgTimestampParse). scratch: a value from
- * dsCodecNewValue(), reused. On failure returns false and writes why into
- * errbuf ("doc: missing_field customer_id: ..."); out is then unspecified. */
+/* Encodes a row into out (replacing its contents) under the schema version
+ * of scratch: a value from dsCodecNewVersionValue() for the version the row
+ * was stored with (its schema_version column), reused from row to row. The
+ * document is validated against that version, schema_version is set to it,
+ * and the wire header carries that version's id, whatever the codec's
+ * current version: a row is published as it was written. doc_json: the doc
+ * column as text; recorded_at: the recorded_at column as PostgreSQL prints
+ * a timestamptz (see spPgTimestampParse). On failure returns false and
+ * writes why into errbuf ("doc: missing_field customer_id: ..."); out is
+ * then unspecified. */
 bool spRecordEncode(dsCodec *codec, avro_value_t *scratch, const char *doc_json, const char *recorded_at,
                     spRecordBuf *out, char *errbuf, size_t errlen);
 

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "harness.h"
+#include "schemadir.h"
 
 static dtPg pg;
 static dtApi api;
@@ -376,6 +377,134 @@ static void test_archive_round_trip_and_crash(void **state) {
     assertArchivedAsPosted(posted, N);
 }
 
+/* ---- schema versions (issue 6) ---- */
+
+static char v1dir[300], v2dir[300]; /* schema dirs: version 1 only; versions 1 and 2 (current 2) */
+static dtApi api2;                  /* a decision API writing, and serving the registry of, the 2-version set */
+static char env_api2[400], env_v1dir[400], env_v2dir[400], env_registry[100];
+
+/* Replaces the running processor (if any: proc -1 is none) with one with
+ * extra settings (NULL: the default one); waits for it to stream unless
+ * wait is false. */
+static bool procReplace(const char *const *extra, bool wait) {
+    const char *env[16];
+    size_t n = 0;
+    for (size_t i = 0; procEnv[i]; i++) env[n++] = procEnv[i];
+    for (size_t i = 0; extra && extra[i] && n < 15; i++) env[n++] = extra[i];
+    env[n] = NULL;
+    if (proc > 0 && dtStop(proc, SIGTERM) != 0) return false;
+    proc = dtSpawn("stream-processor", NULL, env);
+    return proc > 0 && (!wait || dtWaitFor(procReady, NULL, 20000));
+}
+
+/* Posts the fixture decision through `at` under a fresh id; with a note
+ * (version 2's field) when note is not NULL. */
+static bool postTo(const dtApi *at, char id[37], const char *note) {
+    json_t *doc = dtFixture("decision.json");
+    dtUuid(id);
+    json_object_set_new(doc, "decision_id", json_string(id));
+    if (note) json_object_set_new(doc, DT_V2_FIELD, json_string(note));
+    char *body = json_dumps(doc, JSON_COMPACT);
+    dtResponse r;
+    bool ok = dtHttp(at, "POST", "/v1/decisions", DT_WRITER_TOKEN, "application/json", body, strlen(body), &r) &&
+              r.status == 201;
+    if (!ok) fprintf(stderr, "post: %ld %s\n", r.status, r.body ? r.body : "");
+    dtResponseFree(&r);
+    free(body);
+    json_decref(doc);
+    return ok;
+}
+
+/* Every id is on topic with schema id sid in the wire header and in the
+ * schema_id header, decoded by python3-avro with schema_dir, and none is
+ * on the dead-letter topic. */
+static void assertPublished(const char *topic, const char *schema_dir, char (*ids)[37], int n, int sid) {
+    char cmd[600], needle[160];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/tools/consume_decisions.py 127.0.0.1:%d %s %s; echo rc=$?",
+             kafka.port, topic, schema_dir);
+    char *out = dtCapture(cmd);
+    snprintf(cmd, sizeof cmd, "timeout 30 kcat -C -b 127.0.0.1:%d -t %s -e -q -f '%%h\\n'", kafka.port, topic);
+    char *headers = dtCapture(cmd);
+    snprintf(cmd, sizeof cmd, "timeout 30 kcat -C -b 127.0.0.1:%d -t decisions.dlq -e -q -f '%%h\\n'", kafka.port);
+    char *dlq = dtCapture(cmd);
+    if (!strstr(out, "rc=0")) fprintf(stderr, "%s", out);
+    assert_non_null(strstr(out, "rc=0"));
+    for (int i = 0; i < n; i++) {
+        snprintf(needle, sizeof needle, " %.36s %.36s %d\n", ids[i], ids[i], sid);
+        if (!strstr(out, needle)) fprintf(stderr, "not on %s with id %d: %s\n", topic, sid, ids[i]);
+        assert_non_null(strstr(out, needle));
+        snprintf(needle, sizeof needle, "decision_id=%.36s,schema_id=%d,", ids[i], sid);
+        assert_non_null(strstr(headers, needle));
+        assert_null(strstr(dlq, ids[i]));
+    }
+    free(out);
+    free(headers);
+    free(dlq);
+}
+
+static void test_row_keeps_its_stored_version(void **state) {
+    enum { N = 5 };
+    char ids[N][37];
+    snprintf(v1dir, sizeof v1dir, "%s/schemas-v1", pg.dir);
+    snprintf(v2dir, sizeof v2dir, "%s/schemas-v2", pg.dir);
+    assert_true(dtSchemaDirWrite(v1dir, 1) && dtSchemaDirWrite(v2dir, 2));
+    snprintf(env_v1dir, sizeof env_v1dir, "STREAM_SCHEMAS_DIR=%s", v1dir);
+    snprintf(env_v2dir, sizeof env_v2dir, "STREAM_SCHEMAS_DIR=%s", v2dir);
+    /* The processor's current version is 2; the API (built-in schemas)
+     * stores version 1 rows. */
+    const char *extra[] = {env_v2dir, "STREAM_TOPIC=decisions.kept", NULL};
+    assert_true(procReplace(extra, true));
+    drained d = {N};
+    for (int i = 0; i < N; i++) assert_true(postTo(&api, ids[i], NULL));
+    assert_true(dtWaitFor(procDrained, &d, 30000));
+    assertPublished("decisions.kept", v2dir, ids, N, 1);
+}
+
+/* A processor that knows version 1 only meets version 2 rows: it learns
+ * version 2 from the registry (the decision API writing them) and publishes
+ * them under id 2; none is dead-lettered. */
+static void test_unknown_version_learned_from_registry(void **state) {
+    enum { N = 5 };
+    char ids[N][37];
+    snprintf(env_api2, sizeof env_api2, "DECISIONS_SCHEMAS_DIR=%s", v2dir);
+    const char *api2env[] = {env_api2, NULL};
+    assert_true(dtApiStart(&api2, &pg, api2env));
+    snprintf(env_registry, sizeof env_registry, "STREAM_REGISTRY_URL=%s", api2.url);
+    const char *extra[] = {env_v1dir, env_registry, "STREAM_TOPIC=decisions.learned", NULL};
+    assert_true(procReplace(extra, true));
+    drained d = {N};
+    for (int i = 0; i < N; i++) assert_true(postTo(&api2, ids[i], "v2"));
+    assert_true(dtWaitFor(procDrained, &d, 30000));
+    assert_int_equal(dtMetric(&procHttp, "stream_dlq_total"), 0);
+    assertPublished("decisions.learned", v2dir, ids, N, 2);
+}
+
+/* The registry is down when a fresh version-1 processor meets version 2
+ * rows: it retries from the slot with back-off, dead-letters nothing, and
+ * publishes them once the registry is back. */
+static void test_registry_down_rows_wait(void **state) {
+    enum { N = 3 };
+    char ids[N][37];
+    assert_true(dtStop(proc, SIGTERM) == 0);
+    proc = -1;
+    for (int i = 0; i < N; i++) assert_true(postTo(&api2, ids[i], "waited"));
+    assert_int_equal(dtApiStop(&api2), 0);
+    /* It cannot stream for long, so only its metrics are waited for. */
+    const char *extra[] = {env_v1dir, env_registry, "STREAM_TOPIC=decisions.learned", NULL};
+    assert_true(procReplace(extra, false));
+    assert_true(dtWaitMetric(&procHttp, "stream_restarts_total", 2, 30000));
+    assert_int_equal(dtMetric(&procHttp, "stream_dlq_total"), 0);
+    assert_int_equal(dtMetric(&procHttp, "stream_events_total"), 0);
+    const char *api2env[] = {env_api2, NULL};
+    assert_true(dtApiRestart(&api2, &pg, api2env));
+    drained d = {N};
+    assert_true(dtWaitFor(procDrained, &d, 30000));
+    assert_int_equal(dtMetric(&procHttp, "stream_dlq_total"), 0);
+    assertPublished("decisions.learned", v2dir, ids, N, 2);
+    assert_int_equal(dtApiStop(&api2), 0);
+    assert_true(procReplace(NULL, true)); /* the default processor, for what follows */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_posted_decisions_reach_the_topic),
@@ -384,6 +513,9 @@ int main(void) {
         cmocka_unit_test(test_crash_restart_loses_nothing),
         cmocka_unit_test(test_broker_outage_holds_the_slot),
         cmocka_unit_test(test_archive_round_trip_and_crash),
+        cmocka_unit_test(test_row_keeps_its_stored_version),
+        cmocka_unit_test(test_unknown_version_learned_from_registry),
+        cmocka_unit_test(test_registry_down_rows_wait),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

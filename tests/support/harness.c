@@ -248,8 +248,18 @@ static bool dtApiWriteTokens(dtApi *api, const dtPg *pg) {
     return fclose(f) == 0;
 }
 
+static bool dtApiStartOnPort(dtApi *api, const dtPg *pg, const char *const *extra_env);
+
 bool dtApiStart(dtApi *api, const dtPg *pg, const char *const *extra_env) {
     api->port = dtFreePort();
+    return dtApiStartOnPort(api, pg, extra_env);
+}
+
+bool dtApiRestart(dtApi *api, const dtPg *pg, const char *const *extra_env) {
+    return dtApiStartOnPort(api, pg, extra_env);
+}
+
+static bool dtApiStartOnPort(dtApi *api, const dtPg *pg, const char *const *extra_env) {
     snprintf(api->url, sizeof(api->url), "http://127.0.0.1:%d", api->port);
     if (!dtApiWriteTokens(api, pg)) return false;
 
@@ -562,6 +572,22 @@ int dtStreamStop(dtStream *s) {
     int rc = dtStop(s->pid, SIGTERM);
     s->pid = -1;
     return rc;
+}
+
+typedef struct dtMetricMin {
+    const dtApi *at;
+    const char *name;
+    double min;
+} dtMetricMin;
+
+static bool dtMetricReached(void *arg) {
+    const dtMetricMin *m = arg;
+    return dtMetric(m->at, m->name) >= m->min;
+}
+
+bool dtWaitMetric(const dtApi *at, const char *name, double min, int timeout_ms) {
+    dtMetricMin m = {at, name, min};
+    return dtWaitFor(dtMetricReached, &m, timeout_ms);
 }
 
 double dtMetric(const dtApi *at, const char *name) {

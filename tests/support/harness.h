@@ -43,6 +43,9 @@ typedef struct dtApi {
 /* Starts $BUILD/bin/decision-api against pg on a free port; extra_env is a
  * NULL-terminated list of "NAME=value" (may be NULL). Waits for /readyz. */
 bool dtApiStart(dtApi *api, const dtPg *pg, const char *const *extra_env);
+/* Starts it again after dtApiStop(), on the same port, so a client holding
+ * its URL (a stream processor learning schemas from it) finds it back. */
+bool dtApiRestart(dtApi *api, const dtPg *pg, const char *const *extra_env);
 /* SIGTERM, then waits; returns the exit status (-1 if it had to be killed). */
 int dtApiStop(dtApi *api);
 /* Starts $BUILD/bin/decision-api against pg accepting on fd, a listening
@@ -125,6 +128,8 @@ int dtStreamStop(dtStream *s);
 
 /* The value of an unlabelled metric on at's /metrics; -1 if absent. */
 double dtMetric(const dtApi *at, const char *name);
+/* Waits until that metric is at least min; false after timeout_ms. */
+bool dtWaitMetric(const dtApi *at, const char *name, double min, int timeout_ms);
 
 /* A TCP port free on 127.0.0.1 right now. */
 int dtFreePort(void);

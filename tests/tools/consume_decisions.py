@@ -1,12 +1,12 @@
 #!/usr/bin/python3
 """Reads a whole topic with an independent Kafka client (kafka-python) and
 decodes every value as the Confluent wire format with the Avro schemas in
-schemas/decision/ (python3-avro). Prints one line per record:
+schemas/decision/, or in SCHEMA_DIR if given (python3-avro). Prints one line per record:
     <partition> <offset> <key> <decision_id header> <decision_id in the record> <schema id>
 and exits non-zero if any record does not decode. Debian's /usr/bin/python3
 has both libraries; a pyenv python on PATH may not.
 
-usage: consume_decisions.py BOOTSTRAP TOPIC
+usage: consume_decisions.py BOOTSTRAP TOPIC [SCHEMA_DIR]
 """
 import io
 import json
@@ -17,8 +17,9 @@ import avro.io
 import avro.schema
 from kafka import KafkaConsumer
 
-manifest = json.load(open("schemas/decision/manifest.json"))
-schemas = {v["id"]: avro.schema.parse(open("schemas/decision/" + v["file"]).read()) for v in manifest["versions"]}
+schema_dir = sys.argv[3] if len(sys.argv) > 3 else "schemas/decision"
+manifest = json.load(open(schema_dir + "/manifest.json"))
+schemas = {v["id"]: avro.schema.parse(open(schema_dir + "/" + v["file"]).read()) for v in manifest["versions"]}
 
 consumer = KafkaConsumer(sys.argv[2], bootstrap_servers=sys.argv[1], auto_offset_reset="earliest",
                          enable_auto_commit=False, consumer_timeout_ms=3000, group_id=None)

@@ -1,6 +1,7 @@
 /* test_record.c - a decisions row becomes the Confluent wire-format record
  * of CONTRACT §3, and decodes back to the same decision; bad rows are
- * refused with a reason (they go to the dead-letter topic). */
+ * refused with a reason (they go to the dead-letter topic); a row keeps the
+ * schema version it was stored with. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "record.h"
+#include "schemadir.h"
 
 #ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/lsan_interface.h>
@@ -174,12 +176,44 @@ static void test_wire_decode_round_trip_and_damage(void **state) {
     avro_value_decref(&v);
 }
 
+/* A row is published under the version it was stored with, not the
+ * codec's current one: a version 1 row gets id 1 and schema_version 1 from
+ * a codec whose current version is 2, and a version 2 row id 2. */
+static void test_row_keeps_its_version(void **state) {
+    fixture *f = *state;
+    char dir[] = "/tmp/test_record.XXXXXX", err[256], cmd[64];
+    assert_non_null(mkdtemp(dir));
+    assert_true(dtSchemaDirWrite(dir, 2));
+    dsCodec *two = dsCodecNewFromDir(dir, err, sizeof err);
+    assert_non_null(two);
+    assert_int_equal(dsCodecCurrentVersion(two), 2);
+    for (int version = 1; version <= 2; version++) {
+        avro_value_t scratch, back;
+        int writer = 0;
+        assert_true(dsCodecNewVersionValue(two, version, &scratch));
+        assert_true(spRecordEncode(two, &scratch, f->doc, "2026-11-24 17:05:35+00", &f->buf, err, sizeof err));
+        assert_int_equal(dsCodecWireId(f->buf.data, f->buf.len), version);
+        assert_true(dsCodecNewValue(two, &back));
+        assert_true(dsCodecDecodeWire(two, f->buf.data, f->buf.len, &back, &writer, err, sizeof err));
+        assert_int_equal(writer, version);
+        json_t *j = dsCodecToJson(two, &scratch, 0);
+        assert_int_equal(json_integer_value(json_object_get(j, "schema_version")), version);
+        json_decref(j);
+        avro_value_decref(&scratch);
+        avro_value_decref(&back);
+    }
+    dsCodecFree(two);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_round_trip),
         cmocka_unit_test(test_postgres_timestamps),
         cmocka_unit_test(test_bad_rows_refused_with_reason),
         cmocka_unit_test(test_wire_decode_round_trip_and_damage),
+        cmocka_unit_test(test_row_keeps_its_version),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
