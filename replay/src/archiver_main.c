@@ -7,6 +7,15 @@
  * crash re-reads from the start of the unfinished file and writes it again
  * under the same name. A record that does not decode is logged with its
  * partition and offset and counted, never archived silently wrong.
+ *
+ * Every record is archived under its writer's schema version, so an
+ * archiver older than the producers drops no field of a newer version: a
+ * file holds one version, and a record of another version finishes the
+ * partition's file and starts the next one at its own offset (names stay
+ * those of CONTRACT §4, deterministic). A schema id the archiver does not
+ * know is learned from the registry; while the registry cannot answer, the
+ * partition is held at that record (kafkahold.h) and retried with back-off,
+ * never skipped.
  */
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -18,6 +27,8 @@
 #include "ds/codec.h"
 #include "ds/config.h"
 #include "ds/daemon.h"
+#include "ds/kafkahold.h"
+#include "ds/learn.h"
 #include "ds/log.h"
 #include "ds/timefmt.h"
 
@@ -25,7 +36,7 @@
 #define MAX_PARTITIONS 1024
 
 static struct {
-    char *brokers, *topic, *group, *root, *log_level;
+    char *brokers, *topic, *group, *root, *schemas_dir, *registry_url, *log_level;
     long max_records, max_age_ms, session_timeout_ms;
     size_t max_bytes, block_size;
 } opt;
@@ -45,17 +56,42 @@ static const dsConfigOption arConfig[] = {
     {"session-timeout", DS_CFG_DURATION, "45s",
      "consumer group session timeout: how soon a crashed archiver's partitions move", &opt.session_timeout_ms, 1000,
      3600000},
+    {"schemas-dir", DS_CFG_STRING, "",
+     "schema directory (manifest.json and the .avsc files it names) to decode the stream with, instead of the schemas "
+     "built in (empty: built in)", &opt.schemas_dir, 0, 0},
+    {"registry-url", DS_CFG_STRING, "http://127.0.0.1:8080",
+     "schema registry to learn unknown schema ids from (the decision API serves one); empty: an unknown id is "
+     "not archived", &opt.registry_url, 0, 0},
     {"log-level", DS_CFG_STRING, "info", "debug, info, warn or error", &opt.log_level, 0, 0},
 };
 #define AR_NCONFIG (sizeof(arConfig) / sizeof(arConfig[0]))
 
 typedef struct arPart {
     rpArchiveFile *file;
+    int version; /* of the open file's schema */
     int64_t hour, last_offset, opened_ms;
     size_t bytes;
 } arPart;
 
+/* What becomes of one message. */
+typedef enum {
+    AR_ARCHIVE, /* decoded: archive it */
+    AR_SKIP,    /* logged as not archived; the partition goes on */
+    AR_HOLD,    /* its schema cannot be had yet: read it again later */
+    AR_FAIL,    /* storage or memory failure: stop */
+} arResult;
+
+/* A value of each writer version met, reused for every record of it. */
+typedef struct arValue {
+    int version;
+    avro_value_t value;
+} arValue;
+
 static arPart parts[MAX_PARTITIONS];
+static dsKafkaHold holds[MAX_PARTITIONS];
+static arValue *values;
+static size_t nvalues;
+static dsLearner *learner; /* NULL without a registry-url */
 static volatile sig_atomic_t stopping;
 
 static void arOnSignal(int sig) {
@@ -107,42 +143,105 @@ static void arRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_
     } else {
         for (int i = 0; i < l->cnt; i++) {
             int32_t pt = l->elems[i].partition;
-            if (pt >= 0 && pt < MAX_PARTITIONS && parts[pt].file) {
-                rpArchiveAbort(parts[pt].file);
-                parts[pt].file = NULL;
-            }
+            if (pt < 0 || pt >= MAX_PARTITIONS) continue;
+            rpArchiveAbort(parts[pt].file);
+            parts[pt].file = NULL;
+            dsKafkaHoldRelease(rk, opt.topic, pt, &holds[pt]);
         }
         rd_kafka_assign(rk, NULL);
     }
 }
 
+/* The value records of a version are decoded into, made on first use. */
+static avro_value_t *arValueOf(dsCodec *codec, int version) {
+    for (size_t i = 0; i < nvalues; i++)
+        if (values[i].version == version) return &values[i].value;
+    arValue *grown = realloc(values, (nvalues + 1) * sizeof(*values));
+    if (grown == NULL) return NULL;
+    values = grown;
+    if (!dsCodecNewVersionValue(codec, version, &values[nvalues].value)) return NULL;
+    values[nvalues].version = version;
+    return &values[nvalues++].value;
+}
+
+static void arValuesFree(void) {
+    for (size_t i = 0; i < nvalues; i++) avro_value_decref(&values[i].value);
+    free(values);
+    values = NULL, nvalues = 0;
+}
+
+/* The writer's version of m, learning its schema id from the registry if
+ * need be. AR_HOLD when the registry cannot answer now (the partition is
+ * held at m). */
+static arResult arWriterVersion(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, int *version) {
+    char err[512];
+    switch (dsLearnWire(learner, codec, m->payload, m->len, version, err, sizeof(err))) {
+    case DS_LEARN_OK:
+        return AR_ARCHIVE;
+    case DS_LEARN_TRANSIENT:
+        dsKafkaHoldPartition(rk, opt.topic, m->partition, m->offset, &holds[m->partition], err);
+        return AR_HOLD;
+    default:
+        dsLogError("partition %d offset %lld: not archived: %s", m->partition, (long long)m->offset, err);
+        return AR_SKIP;
+    }
+}
+
+/* Decodes m into a value of its writer's version (*out). */
+static arResult arDecode(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, avro_value_t **out, int *version) {
+    char err[512];
+    arResult r = arWriterVersion(rk, codec, m, version);
+    if (r == AR_HOLD) return r;
+    dsKafkaHoldDone(m->partition, &holds[m->partition]); /* m is handled, one way or the other */
+    if (r != AR_ARCHIVE) return r;
+    if ((*out = arValueOf(codec, *version)) == NULL) {
+        dsLogError("version %d: cannot make an Avro value: %s", *version, avro_strerror());
+        return AR_FAIL;
+    }
+    if (!dsCodecDecodeWire(codec, m->payload, m->len, *out, NULL, err, sizeof(err))) {
+        dsLogError("partition %d offset %lld: not archived: %s", m->partition, (long long)m->offset, err);
+        return AR_SKIP;
+    }
+    return AR_ARCHIVE;
+}
+
+/* Opens the partition's file at m for a record of version, decided at ms. */
+static bool arOpen(dsCodec *codec, rd_kafka_message_t *m, int version, int64_t decided) {
+    char err[512];
+    arPart *p = &parts[m->partition];
+    p->file = rpArchiveOpen(opt.root, decided, m->partition, m->offset, dsCodecSchema(codec, version),
+                            opt.block_size, err, sizeof(err));
+    if (p->file == NULL) {
+        dsLogError("%s", err);
+        return false;
+    }
+    p->version = version;
+    p->hour = decided / 3600000;
+    p->bytes = 0;
+    p->opened_ms = dsTimeNowMs();
+    return true;
+}
+
 /* Archives one message; false only on a storage failure (fatal). */
-static bool arMessage(rd_kafka_t *rk, dsCodec *codec, avro_value_t *v, rd_kafka_message_t *m) {
+static bool arMessage(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m) {
     char err[512];
     if (m->partition < 0 || m->partition >= MAX_PARTITIONS) {
         dsLogError("partition %d is beyond this archiver's limit of %d", m->partition, MAX_PARTITIONS);
         return false;
     }
-    if (!dsCodecDecodeWire(codec, m->payload, m->len, v, NULL, err, sizeof(err))) {
-        dsLogError("partition %d offset %lld: not archived: %s", m->partition, (long long)m->offset, err);
-        return true;
-    }
+    /* fetched before the hold took effect: it comes again after the held one */
+    if (holds[m->partition].held) return true;
+    avro_value_t *v = NULL;
+    int version = 0;
+    arResult r = arDecode(rk, codec, m, &v, &version);
+    if (r != AR_ARCHIVE) return r != AR_FAIL;
     int64_t decided = 0;
     dsCodecFieldLong(v, "decided_at", &decided); /* the codec checked it is there */
     arPart *p = &parts[m->partition];
-    int64_t hour = decided / 3600000;
-    if (p->file && p->hour != hour && !arFinish(rk, m->partition)) return false;
-    if (p->file == NULL) {
-        p->file = rpArchiveOpen(opt.root, decided, m->partition, m->offset, dsCodecSchema(codec,
-                                dsCodecCurrentVersion(codec)), opt.block_size, err, sizeof(err));
-        if (p->file == NULL) {
-            dsLogError("%s", err);
-            return false;
-        }
-        p->hour = hour;
-        p->bytes = 0;
-        p->opened_ms = dsTimeNowMs();
-    }
+    /* a file holds one hour and one schema version */
+    if (p->file && (p->hour != decided / 3600000 || p->version != version) && !arFinish(rk, m->partition))
+        return false;
+    if (p->file == NULL && !arOpen(codec, m, version, decided)) return false;
     if (!rpArchiveAppend(p->file, v, err, sizeof(err))) {
         dsLogError("%s", err);
         return false;
@@ -198,12 +297,12 @@ static rd_kafka_t *arConsumer(char *errbuf, size_t errlen) {
     return rk;
 }
 
-static int arRun(rd_kafka_t *rk, dsCodec *codec, avro_value_t *v) {
+static int arRun(rd_kafka_t *rk, dsCodec *codec) {
     while (!stopping) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         bool ok = true;
         if (m != NULL) {
-            if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) ok = arMessage(rk, codec, v, m);
+            if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) ok = arMessage(rk, codec, m);
             else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 dsLogWarn("kafka: %s", rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
@@ -212,6 +311,7 @@ static int arRun(rd_kafka_t *rk, dsCodec *codec, avro_value_t *v) {
             arAbortAll();
             return 1; /* a restart re-reads from the last committed offsets */
         }
+        dsKafkaHoldResumeDue(rk, opt.topic, holds, MAX_PARTITIONS);
     }
     for (int i = 0; i < MAX_PARTITIONS; i++)
         if (!arFinish(rk, i)) return 1;
@@ -230,24 +330,27 @@ int main(int argc, char **argv) {
     int rc = 1, swept = rpArchiveSweep(opt.root, err, sizeof(err));
     if (swept < 0) dsLogError("%s", err);
     else if (swept > 0) dsLogInfo("removed %d unfinished files left by a crash", swept);
-    dsCodec *codec = dsCodecNew(err, sizeof(err));
-    avro_value_t v;
     rd_kafka_t *rk = NULL;
-    if (codec == NULL || !dsCodecNewValue(codec, &v)) {
+    dsCodec *codec = dsCodecNewForDirOption(opt.schemas_dir, err, sizeof(err));
+    if (codec == NULL) {
         dsLogError("cannot load the schemas: %s", err);
+        goto done;
+    }
+    if (*opt.registry_url && (learner = dsLearnerNew(opt.registry_url, "--registry-url", err, sizeof(err))) == NULL) {
+        dsLogError("%s", err);
         goto done;
     }
     if ((rk = arConsumer(err, sizeof(err))) == NULL) {
         dsLogError("cannot start the consumer: %s", err);
-        avro_value_decref(&v);
         goto done;
     }
     dsLogInfo("archiving %s from %s into %s", opt.topic, opt.brokers, opt.root);
-    rc = arRun(rk, codec, &v);
+    rc = arRun(rk, codec);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
-    avro_value_decref(&v);
 done:
+    dsLearnerFree(learner);
+    arValuesFree();
     dsCodecFree(codec);
     dsConfigFree(arConfig, AR_NCONFIG);
     return rc;

@@ -177,3 +177,23 @@ dsLearnResult dsLearnVersion(dsLearner *l, dsCodec *c, int version, char *errbuf
     json_decref(answer);
     return r;
 }
+
+dsLearnResult dsLearnWire(dsLearner *l, dsCodec *c, const void *buf, size_t len, int *version, char *errbuf,
+                          size_t errlen) {
+    int id = dsCodecWireId(buf, len);
+    if (id < 0) {
+        snprintf(errbuf, errlen, "record of %zu bytes is not in the wire format (0x00, schema id, Avro body)", len);
+        return DS_LEARN_PERMANENT;
+    }
+    if (dsCodecVersionOfId(c, id) < 0) {
+        if (l == NULL) {
+            snprintf(errbuf, errlen, "unknown schema id %d, and no registry to learn it from (registry-url is empty)",
+                     id);
+            return DS_LEARN_PERMANENT;
+        }
+        dsLearnResult r = dsLearnId(l, c, id, errbuf, errlen);
+        if (r != DS_LEARN_OK) return r;
+    }
+    *version = dsCodecVersionOfId(c, id);
+    return DS_LEARN_OK;
+}

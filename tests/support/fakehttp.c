@@ -29,7 +29,8 @@ static void fhHeader(const char *req, const char *name, char *out, size_t len) {
 
 /* Reads one request (headers, then Content-Length bytes) and answers it. */
 static void fhServe(dtFakeHttp *h, int c) {
-    static char req[FH_REQUEST_MAX], body[FH_ANSWER_MAX], head[256];
+    /* per thread: a test may run several servers at once */
+    static _Thread_local char req[FH_REQUEST_MAX], body[FH_ANSWER_MAX], head[256];
     size_t n = 0;
     char *start = NULL, cl[32] = "0";
     req[0] = '\0';

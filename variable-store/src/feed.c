@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "ds/codec.h"
+#include "ds/kafkahold.h"
+#include "ds/learn.h"
 #include "ds/log.h"
 #include "ds/timefmt.h"
 
@@ -26,12 +28,14 @@ struct vsFeed {
     vsStore *store;
     const vsVars *vars;
     dsCodec *codec; /* the writer thread's own */
+    dsLearner *learner; /* the writer thread's; NULL without a registry */
     avro_value_t value;
     vsBuf prep;
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue;
     rd_kafka_message_t **msgs;
     feedPartition parts[FEED_MAX_PARTITIONS];
+    dsKafkaHold holds[FEED_MAX_PARTITIONS]; /* partitions waiting for a schema */
     bool assigned_once;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -72,7 +76,10 @@ static void feedCheckCaughtUp(vsFeed *f) {
 static void feedRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *l, void *opaque) {
     vsFeed *f = opaque;
     if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        for (int p = 0; p < FEED_MAX_PARTITIONS; p++) f->parts[p].assigned = false;
+        for (int p = 0; p < FEED_MAX_PARTITIONS; p++) {
+            f->parts[p].assigned = false;
+            dsKafkaHoldRelease(rk, f->topic, p, &f->holds[p]);
+        }
         rd_kafka_assign(rk, NULL);
         return;
     }
@@ -145,9 +152,28 @@ static void feedCount(vsFeed *f, vsApplyResult res, vsFeedJob *job) {
     }
 }
 
+/* Whether m's schema is known, learning it from the registry if need be.
+ * false: the registry cannot answer now, and the partition is held at m;
+ * *why is then unset.
+ * Otherwise *why is NULL, or says why m can never be decoded. */
+static bool feedSchema(vsFeed *f, rd_kafka_message_t *m, const char **why, char *buf, size_t len) {
+    int version;
+    dsLearnResult r = dsLearnWire(f->learner, f->codec, m->payload, m->len, &version, buf, len);
+    dsKafkaHold *h = &f->holds[m->partition];
+    if (r == DS_LEARN_TRANSIENT) {
+        dsKafkaHoldPartition(f->rk, f->topic, m->partition, m->offset, h, buf);
+        return false;
+    }
+    dsKafkaHoldDone(m->partition, h);
+    *why = r == DS_LEARN_OK ? NULL : buf;
+    return true;
+}
+
 /* One Kafka message; false only on a storage error. A record that cannot be
  * decoded is logged and passed over: it can never decode, and the stream
- * processor already sent what failed validation to the dead-letter topic. */
+ * processor already sent what failed validation to the dead-letter topic.
+ * A record whose schema cannot be fetched yet is neither: its partition is
+ * held there (not consumed, its offset not recorded) and it comes again. */
 static bool feedMessage(vsFeed *f, rd_kafka_message_t *m, int64_t now, char *errbuf, size_t errlen) {
     if (m->partition < 0 || m->partition >= FEED_MAX_PARTITIONS) return true;
     feedPartition *p = &f->parts[m->partition];
@@ -160,16 +186,21 @@ static bool feedMessage(vsFeed *f, rd_kafka_message_t *m, int64_t now, char *err
         dsLogWarn("kafka: %s", rd_kafka_message_errstr(m));
         return true;
     }
+    /* after a held message in the same batch: it comes again after that one */
+    if (f->holds[m->partition].held) return true;
+    char why[512];
+    const char *bad = m->payload ? NULL : "empty message";
+    if (m->payload && !feedSchema(f, m, &bad, why, sizeof(why))) return true;
     atomic_fetch_add(&f->counters.consumed, 1);
     p->next = m->offset + 1, p->dirty = true;
-    char why[512];
     vsApplyResult res;
     f->prep.len = 0;
-    if (m->payload == NULL || !dsCodecDecodeWire(f->codec, m->payload, m->len, &f->value, NULL, why, sizeof(why)) ||
-        !vsEventPrepare(f->vars, &f->value, &f->prep, why, sizeof(why))) {
+    if (bad == NULL && (!dsCodecDecodeWire(f->codec, m->payload, m->len, &f->value, NULL, why, sizeof(why)) ||
+                        !vsEventPrepare(f->vars, &f->value, &f->prep, why, sizeof(why))))
+        bad = why;
+    if (bad) {
         atomic_fetch_add(&f->counters.rejected, 1);
-        dsLogWarn("partition %d offset %lld: not counted: %s", m->partition, (long long)m->offset,
-                  m->payload ? why : "empty message");
+        dsLogWarn("partition %d offset %lld: not counted: %s", m->partition, (long long)m->offset, bad);
         return true;
     }
     if (!vsStoreApply(f->store, f->prep.data, f->prep.len, now, &res, errbuf, errlen)) return false;
@@ -312,6 +343,7 @@ static void *feedMain(void *arg) {
             break;
         }
         feedSweep(f);
+        if (f->rk) dsKafkaHoldResumeDue(f->rk, f->topic, f->holds, FEED_MAX_PARTITIONS);
     }
     feedFinishJobs(feedTakeJobs(f, 0), false, "the variable store is stopping");
     if (f->rk) rd_kafka_consumer_close(f->rk);
@@ -328,6 +360,7 @@ static void feedFree(vsFeed *f) {
     free(f->brokers);
     free(f->topic);
     free(f->group_id);
+    dsLearnerFree(f->learner);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cond);
     free(f);
@@ -348,7 +381,10 @@ vsFeed *vsFeedStart(const vsFeedConfig *cfg, vsStore *store, const vsVars *vars,
         snprintf(errbuf, errlen, "out of memory");
         goto failed;
     }
-    if ((f->codec = dsCodecNew(errbuf, errlen)) == NULL) goto failed;
+    if ((f->codec = dsCodecNewForDirOption(cfg->schemas_dir, errbuf, errlen)) == NULL) goto failed;
+    if (cfg->registry_url && *cfg->registry_url &&
+        (f->learner = dsLearnerNew(cfg->registry_url, "--registry-url", errbuf, errlen)) == NULL)
+        goto failed;
     if (!dsCodecNewValue(f->codec, &f->value)) {
         dsCodecFree(f->codec), f->codec = NULL;
         snprintf(errbuf, errlen, "cannot create an Avro value");

@@ -9,6 +9,13 @@
  * restarted after kill -9 resumes exactly where its state ends. Every store
  * with its own directory needs its own group id: members of one group
  * split the partitions between them.
+ *
+ * Records of any schema version are resolved to the store's current one
+ * (its variables name only fields that version has). A schema id the store
+ * does not know is learned from the registry; while the registry cannot
+ * answer, the record's partition is held there (ds/kafkahold.h) and tried
+ * again with back-off (ds/learn.h): the record is not rejected, and no offset past it is
+ * recorded. An id the registry does not have either is rejected.
  */
 #ifndef VS_FEED_H
 #define VS_FEED_H
@@ -33,6 +40,8 @@ typedef struct vsFeedConfig {
     long batch_wait_ms;   /* longest wait for a batch to fill */
     long sweep_interval_ms;
     long session_timeout_ms;
+    const char *schemas_dir;  /* "" or NULL: the schemas built in (dsCodecNewForDirOption()) */
+    const char *registry_url; /* where unknown schema ids are learned; "" or NULL: nowhere, such a record is rejected */
 } vsFeedConfig;
 
 /* Counters the writer keeps and the HTTP thread reads (/metrics). */

@@ -23,7 +23,8 @@
 #define ENV_PREFIX "VARSTORE_"
 
 static struct {
-    char *role, *listen_host, *data_dir, *variables_file, *brokers, *topic, *group_id, *on_layout_change, *log_level;
+    char *role, *listen_host, *data_dir, *variables_file, *brokers, *topic, *group_id, *on_layout_change, *schemas_dir,
+        *registry_url, *log_level;
     long listen_port, batch_max, batch_wait_ms, sweep_ms, session_ms, batch_get_max, ingest_max, retry_after_ms, shutdown_ms;
     size_t map_size, max_body;
     bool ingest;
@@ -46,6 +47,12 @@ static const dsConfigOption vsConfig[] = {
      &opt.brokers, 0, 0},
     {"topic", DS_CFG_STRING, "decisions", "the decision topic", &opt.topic, 0, 0},
     {"group-id", DS_CFG_STRING, "variable-store", "consumer group; one per store directory", &opt.group_id, 0, 0},
+    {"schemas-dir", DS_CFG_STRING, "",
+     "schema directory (manifest.json and the .avsc files it names) to decode the stream with, instead of the schemas "
+     "built in (empty: built in)", &opt.schemas_dir, 0, 0},
+    {"registry-url", DS_CFG_STRING, "http://127.0.0.1:8080",
+     "schema registry to learn unknown schema ids from (the decision API serves one); empty: a record of an "
+     "unknown id is rejected", &opt.registry_url, 0, 0},
     {"session-timeout", DS_CFG_DURATION, "10s", "consumer group session timeout", &opt.session_ms, 1000, 3600000},
     {"batch-max", DS_CFG_INT, "5000", "most Kafka messages applied in one transaction", &opt.batch_max, 1, 1000000},
     {"batch-wait", DS_CFG_DURATION, "20ms", "longest wait for a batch to fill", &opt.batch_wait_ms, 1, 10000},
@@ -141,14 +148,14 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     if (strcmp(opt.on_layout_change, "rebuild") != 0 && strcmp(opt.on_layout_change, "refuse") != 0)
         return snprintf(err, errlen, "--on-layout-change: \"%s\" is not rebuild or refuse", opt.on_layout_change),
                false;
-    dsCodec *codec = dsCodecNew(err, errlen);
+    dsCodec *codec = dsCodecNewForDirOption(opt.schemas_dir, err, errlen);
     if (codec == NULL) return false;
     m->vars = vsVarsLoad(opt.variables_file, codec, err, errlen);
     dsCodecFree(codec);
     if (m->vars == NULL || !mainOpenStore(m, replica, err, errlen)) return false;
     if (!replica) {
-        vsFeedConfig fc = {opt.brokers, opt.topic, opt.group_id, (size_t)opt.batch_max, opt.batch_wait_ms, opt.sweep_ms,
-                           opt.session_ms};
+        vsFeedConfig fc = {opt.brokers,     opt.topic,       opt.group_id,    (size_t)opt.batch_max,
+                           opt.batch_wait_ms, opt.sweep_ms, opt.session_ms, opt.schemas_dir, opt.registry_url};
         if ((m->feed = vsFeedStart(&fc, m->store, m->vars, err, errlen)) == NULL) return false;
     }
     vsServer *s = &m->srv;

@@ -65,4 +65,13 @@ dsLearnResult dsLearnId(dsLearner *l, dsCodec *c, int id, char *errbuf, size_t e
  * the version. c is borrowed and changed. */
 dsLearnResult dsLearnVersion(dsLearner *l, dsCodec *c, int version, char *errbuf, size_t errlen);
 
+/* The writer's version of a framed record (the wire format, codec.h), for a
+ * consumer that decodes every record it reads: the codec's version for the
+ * record's schema id, learned first with dsLearnId() if the codec does not
+ * know it. l NULL means no registry is configured: an unknown id is then
+ * PERMANENT, as is a buf not in the wire format. *version is set on OK
+ * only; errbuf says why otherwise. */
+dsLearnResult dsLearnWire(dsLearner *l, dsCodec *c, const void *buf, size_t len, int *version, char *errbuf,
+                          size_t errlen);
+
 #endif
