@@ -187,12 +187,12 @@ dsLearnResult dsLearnWire(dsLearner *l, dsCodec *c, const void *buf, size_t len,
     }
     if (dsCodecVersionOfId(c, id) < 0) {
         if (l == NULL) {
-            snprintf(errbuf, errlen, "unknown schema id %d, and no registry to learn it from (registry-url is empty)",
-                     id);
-            return DS_LEARN_PERMANENT;
+            snprintf(errbuf, errlen, "unknown schema id %d, and no registry to learn it from (registry-url is empty):"
+                     " waiting for a restart with a newer build or a registry-url", id);
+            return DS_LEARN_TRANSIENT;
         }
-        dsLearnResult r = dsLearnId(l, c, id, errbuf, errlen);
-        if (r != DS_LEARN_OK) return r;
+        /* See learn.h: never a reason to pass the record over. */
+        if (dsLearnId(l, c, id, errbuf, errlen) != DS_LEARN_OK) return DS_LEARN_TRANSIENT;
     }
     *version = dsCodecVersionOfId(c, id);
     return DS_LEARN_OK;

@@ -198,25 +198,27 @@ static int procRowVersion(const spRelation *rel, const spTuple *tup, char *why, 
     return ok ? (int)v : 0;
 }
 
-/* The codec knows version, learning it from the registry if need be. */
+/* The codec knows version, learning it from the registry if need be. A
+ * version it cannot learn is waited for, never dead-lettered: the API that
+ * wrote the row knew it, so a registry that does not is older than that API
+ * (an old instance still answering during a handover, or a rollback), and
+ * the row is valid; the stream stops at it, in order, until it is learned
+ * or the processor runs a newer build. */
 static procRowFate procKnow(spProcessor *p, int version, char *why, size_t len) {
     if (dsCodecSchemaId(p->codec, version) >= 0) return PROC_ROW_SEND;
     if (p->cfg.learner == NULL) {
-        snprintf(why, len, "schema version %d is unknown to this processor (no registry-url to learn it from)", version);
-        return PROC_ROW_DLQ;
+        snprintf(why, len, "schema version %d is unknown to this processor and there is no registry-url to learn it"
+                 " from: waiting for a restart with a newer build or a registry-url", version);
+        return PROC_ROW_RETRY;
     }
     char err[768];
-    switch (dsLearnVersion(p->cfg.learner, p->codec, version, err, sizeof(err))) {
-    case DS_LEARN_OK:
+    dsLearnResult r = dsLearnVersion(p->cfg.learner, p->codec, version, err, sizeof(err));
+    if (r == DS_LEARN_OK) {
         dsLogInfo("learned schema version %d (id %d) from the registry", version, dsCodecSchemaId(p->codec, version));
         return PROC_ROW_SEND;
-    case DS_LEARN_TRANSIENT:
-        snprintf(why, len, "schema version %d: cannot learn it now: %s", version, err);
-        return PROC_ROW_RETRY;
-    default:
-        snprintf(why, len, "schema version %d: %s", version, err);
-        return PROC_ROW_DLQ;
     }
+    snprintf(why, len, "schema version %d: %s%s", version, r == DS_LEARN_TRANSIENT ? "cannot learn it now: " : "", err);
+    return PROC_ROW_RETRY;
 }
 
 /* The reusable value of version, made on first use; NULL if out of memory. */

@@ -397,13 +397,13 @@ static bool procReplace(const char *const *extra, bool wait) {
     return proc > 0 && (!wait || dtWaitFor(procReady, NULL, 20000));
 }
 
-/* Posts the fixture decision through `at` under a fresh id; with a note
- * (version 2's field) when note is not NULL. */
+/* Posts the fixture decision through `at` under a fresh id; with a model
+ * named note (version 2's field) when note is not NULL. */
 static bool postTo(const dtApi *at, char id[37], const char *note) {
     json_t *doc = dtFixture("decision.json");
     dtUuid(id);
     json_object_set_new(doc, "decision_id", json_string(id));
-    if (note) json_object_set_new(doc, DT_V2_FIELD, json_string(note));
+    if (note) dtSchemaV2Tag(doc, note);
     char *body = json_dumps(doc, JSON_COMPACT);
     dtResponse r;
     bool ok = dtHttp(at, "POST", "/v1/decisions", DT_WRITER_TOKEN, "application/json", body, strlen(body), &r) &&
@@ -450,12 +450,18 @@ static void test_row_keeps_its_stored_version(void **state) {
     assert_true(dtSchemaDirWrite(v1dir, 1) && dtSchemaDirWrite(v2dir, 2));
     snprintf(env_v1dir, sizeof env_v1dir, "STREAM_SCHEMAS_DIR=%s", v1dir);
     snprintf(env_v2dir, sizeof env_v2dir, "STREAM_SCHEMAS_DIR=%s", v2dir);
-    /* The processor's current version is 2; the API (built-in schemas)
-     * stores version 1 rows. */
+    /* The processor's current version is 2; an API of a build before
+     * version 2 stores version 1 rows. */
     const char *extra[] = {env_v2dir, "STREAM_TOPIC=decisions.kept", NULL};
     assert_true(procReplace(extra, true));
+    char env_api1[400];
+    snprintf(env_api1, sizeof env_api1, "DECISIONS_SCHEMAS_DIR=%s", v1dir);
+    const char *api1env[] = {env_api1, NULL};
+    dtApi api1;
+    assert_true(dtApiStart(&api1, &pg, api1env));
     drained d = {N};
-    for (int i = 0; i < N; i++) assert_true(postTo(&api, ids[i], NULL));
+    for (int i = 0; i < N; i++) assert_true(postTo(&api1, ids[i], NULL));
+    assert_int_equal(dtApiStop(&api1), 0);
     assert_true(dtWaitFor(procDrained, &d, 30000));
     assertPublished("decisions.kept", v2dir, ids, N, 1);
 }

@@ -1,22 +1,23 @@
 /* test_versions.c - a schema rollout seen by consumers older than it
  * (issue 6): decision-archiver and variable-store run with a schema set
  * that knows only version 1 (--schemas-dir, written here), while records
- * arrive under schema id 2 (version 1 plus the optional field "note",
+ * arrive under schema id 2 (the shipped version 2, each with a model;
  * tests/support/schemadir.h), produced here onto dev-kafka by a codec of a
  * two-version set, whose version 2 a stand-in registry (fakehttp.h) serves
  * as the decision API does (GET /schemas/ids/{id}[/versions]).
  *
  * - With the registry up: the archiver writes each record under its
- *   writer's schema (python3-avro reads the field "note" back from the
+ *   writer's schema (python3-avro reads the model name back from the
  *   version 2 files), starts a new file at the record where the version
- *   changes within a partition, and leaves out a record of an id the
- *   registry does not have either; the store counts every decodable record
- *   and rejects that one.
- * - With the registry answering 503: nothing of version 2 is skipped,
- *   counted or archived, records before it are, and both consumers keep
- *   asking (with back-off); SIGTERM still stops them at once, and after a
- *   restart they wait at the same record; once the registry answers,
- *   everything lands, in the same files.
+ *   changes within a partition, and leaves out a record that is not in the
+ *   wire format; the store counts every decodable record and rejects that
+ *   one.
+ * - With the registry answering 503, then answering 404 as an older
+ *   registry would (an old decision API during a handover): nothing of
+ *   version 2 is skipped, counted or archived, records before it are, and
+ *   both consumers keep asking (with back-off); SIGTERM still stops them at
+ *   once, and after a restart they wait at the same record; once the
+ *   registry answers, everything lands, in the same files.
  * Real processes, conditions with deadlines. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,16 +45,16 @@
 #include "harness.h"
 #include "schemadir.h"
 
-#define UNKNOWN_ID 7
-
 /* ---- a registry serving schema id 2, which can be told to fail -------- */
 
 typedef struct registry {
     dtFakeHttp http;
     char url[64];
-    atomic_bool down; /* answer 503 to everything */
+    atomic_int mode;  /* REG_UP, or failing as REG_DOWN or REG_OLDER */
     atomic_int hits;  /* requests received */
 } registry;
+
+enum { REG_UP, REG_DOWN /* 503 to everything */, REG_OLDER /* 404: knows no id 2 */ };
 
 static char *v2text; /* version 2's schema (tests/support/schemadir.h) */
 
@@ -63,8 +64,11 @@ static int regAnswer(void *arg, const dtFakeRequest *req, char *body, size_t cap
     atomic_fetch_add(&r->hits, 1);
     json_t *a = NULL;
     int status = 200;
-    if (atomic_load(&r->down))
+    int mode = atomic_load(&r->mode);
+    if (mode == REG_DOWN)
         status = 503, a = json_pack("{s:i,s:s}", "error_code", 50003, "message", "down for the test");
+    else if (mode == REG_OLDER)
+        status = 404, a = json_pack("{s:i,s:s}", "error_code", 40403, "message", "Schema not found");
     else if (strcmp(req->path, "/schemas/ids/2") == 0)
         a = json_pack("{s:s}", "schema", v2text);
     else if (strcmp(req->path, "/schemas/ids/2/versions") == 0)
@@ -79,7 +83,7 @@ static int regAnswer(void *arg, const dtFakeRequest *req, char *body, size_t cap
 }
 
 static bool regStart(registry *r, bool down) {
-    atomic_store(&r->down, down);
+    atomic_store(&r->mode, down ? REG_DOWN : REG_UP);
     atomic_store(&r->hits, 0);
     if (!dtFakeHttpStart(&r->http, regAnswer, r)) return false;
     snprintf(r->url, sizeof(r->url), "http://127.0.0.1:%d", r->http.port);
@@ -128,8 +132,8 @@ static bool startProducer(void) {
 }
 
 /* One record in the wire format: version 1 or 2 ('1', '2'), or a version 1
- * body framed with an id no registry has ('x'). Version 2 records carry
- * the note "kiosk-<offset>". */
+ * record with a wrong magic byte, so not in the wire format ('x'). Version 2
+ * records carry the model name "kiosk-<offset>". */
 static size_t encode(char kind, int partition, int offset, unsigned char *out, size_t cap) {
     char uuid[37], customer[64], note[32], err[512];
     dtUuid(uuid);
@@ -143,7 +147,7 @@ static size_t encode(char kind, int partition, int offset, unsigned char *out, s
     json_object_set_new(doc, "decision_id", json_string(uuid));
     json_object_set_new(doc, "customer_id", json_string(customer));
     json_object_set_new(doc, "decided_at", json_string(when));
-    json_object_set_new(doc, DT_V2_FIELD, json_string(note));
+    dtSchemaV2Tag(doc, note);
     avro_value_t v2, v1;
     dsCodecError e;
     size_t n = 0;
@@ -154,7 +158,7 @@ static size_t encode(char kind, int partition, int offset, unsigned char *out, s
     else if (kind == '2') n = dsCodecEncodeWire(codec2, &v2, out, cap, err, sizeof(err));
     else if (dsCodecResolve(codec2, &v2, &v1, err, sizeof(err))) n = dsCodecEncodeWire(codec2, &v1, out, cap, err, sizeof(err));
     if (n == 0 || n > cap) print_error("encode: %s\n", err), n = 0;
-    if (n > 0 && kind == 'x') out[4] = UNKNOWN_ID; /* ids are big-endian: 0x00000007 */
+    if (n > 0 && kind == 'x') out[0] = 1;
     avro_value_decref(&v2);
     avro_value_decref(&v1);
     json_decref(doc);
@@ -256,7 +260,7 @@ static int consumersTeardown(void **state) {
 /* The archive, one line per file (tests/tools/archive_versions.py). */
 static char *archiveLines(const consumers *c) {
     char cmd[512];
-    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/tools/archive_versions.py %s %s 2>&1", c->root, DT_V2_FIELD);
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/tools/archive_versions.py %s 2>&1", c->root);
     return dtCapture(cmd);
 }
 
@@ -323,7 +327,8 @@ static void test_options_are_documented(void **state) {
 }
 
 /* Registry up: each record archived under its writer's version, a file per
- * run of one version, the unknown id left out; the store counts the rest. */
+ * run of one version, the record not in the wire format left out; the
+ * store counts the rest. */
 static void test_old_consumers_learn_a_newer_version(void **state) {
     consumers *c = &cur;
     produce("vers.learn", 0, "111222x11");
@@ -336,12 +341,13 @@ static void test_old_consumers_learn_a_newer_version(void **state) {
                 "1+0 2 kiosk-0,kiosk-1\n",
                 10, 1};
     waitFor(&e);
-    assert_int_equal(dtMetric(&c->vs, "variable_store_rejected_total"), 1); /* the unknown id */
+    assert_int_equal(dtMetric(&c->vs, "variable_store_rejected_total"), 1); /* the record not in the wire format */
     assert_true(consumersStop(c));
 }
 
-/* Registry failing: the records of version 2 wait, and nothing after them in
- * their partition; other partitions go on. Then they land. */
+/* Registry failing (503, then 404 as an older registry): the records of
+ * version 2 wait, and nothing after them in their partition; other
+ * partitions go on. Then they land. */
 static void test_registry_down_holds_then_lands(void **state) {
     consumers *c = &cur;
     produce("vers.down", 0, "11221");
@@ -357,11 +363,14 @@ static void test_registry_down_holds_then_lands(void **state) {
     assert_true(consumersStop(c));
     atomic_store(&c->areg.hits, 0);
     atomic_store(&c->sreg.hits, 0);
+    atomic_store(&c->areg.mode, REG_OLDER);
+    atomic_store(&c->sreg.mode, REG_OLDER);
     assert_true(consumersSpawn(c));
     held.counted = 0, held.min_hits = 2;
     waitFor(&held);
-    atomic_store(&c->areg.down, false);
-    atomic_store(&c->sreg.down, false);
+    assert_int_equal(dtMetric(&c->vs, "variable_store_rejected_total"), 0);
+    atomic_store(&c->areg.mode, REG_UP);
+    atomic_store(&c->sreg.mode, REG_UP);
     expect landed = {c, "0+0 2 -\n0+2 2 kiosk-2,kiosk-3\n0+4 1 -\n1+0 2 -\n", 3, 0};
     waitFor(&landed);
     assert_int_equal(dtMetric(&c->vs, "variable_store_rejected_total"), 0);

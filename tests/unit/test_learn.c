@@ -117,7 +117,7 @@ static void *v2Record(fixture *f, size_t *len) {
     avro_value_t v;
     dsCodecError cerr;
     json_t *doc = json_load_file("tests/fixtures/decision.json", 0, NULL);
-    json_object_set_new(doc, DT_V2_FIELD, json_string("learned"));
+    dtSchemaV2Tag(doc, "learned");
     assert_true(dsCodecNewValue(two, &v));
     assert_true(dsCodecFromJson(two, doc, &v, &cerr));
     *len = dsCodecEncodeWire(two, &v, NULL, 0, err, sizeof err);
@@ -153,7 +153,7 @@ static void test_learn_by_id(void **state) {
     assert_true(dsCodecDecodeWire(f->c, rec, len, &v, &version, err, sizeof err));
     assert_int_equal(version, 2);
     json_t *j = dsCodecToJson(f->c, &v, 0);
-    assert_string_equal(json_string_value(json_object_get(j, DT_V2_FIELD)), "learned");
+    assert_string_equal(dtSchemaV2TagOf(j), "learned");
     json_decref(j);
     avro_value_decref(&v);
     assert_true(dsCodecNewValue(f->c, &v));

@@ -68,9 +68,14 @@ dsLearnResult dsLearnVersion(dsLearner *l, dsCodec *c, int version, char *errbuf
 /* The writer's version of a framed record (the wire format, codec.h), for a
  * consumer that decodes every record it reads: the codec's version for the
  * record's schema id, learned first with dsLearnId() if the codec does not
- * know it. l NULL means no registry is configured: an unknown id is then
- * PERMANENT, as is a buf not in the wire format. *version is set on OK
- * only; errbuf says why otherwise. */
+ * know it. PERMANENT only for a buf that is not in the wire format. An id
+ * it cannot learn is TRANSIENT, whatever dsLearnId() said, and also when l
+ * is NULL (no registry configured): the record's producer knew the id, so
+ * a registry that does not is most likely older than that producer (an old
+ * decision API still answering during a handover, or a rollback), and
+ * passing the record over would lose a decision for this consumer. The
+ * caller waits and asks again; errbuf says why, for the log. *version is
+ * set on OK only. */
 dsLearnResult dsLearnWire(dsLearner *l, dsCodec *c, const void *buf, size_t len, int *version, char *errbuf,
                           size_t errlen);
 
