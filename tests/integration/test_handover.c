@@ -132,7 +132,7 @@ static void test_restart_under_load_refuses_nothing(void **state) {
     assert_true(dtApiStartOnFd(&apiA, &pg, lsock, NULL)); /* systemd's LISTEN_FDS */
     long before = storedCount(""); /* A has migrated the database */
     json_t *doc = dtFixture("decision.json");
-    dtLoad *load = dtLoadStart(&apiA, LOADERS, LOAD_INTERVAL_MS, doc);
+    dtLoad *load = dtLoadStart(&apiA, LOADERS, LOAD_INTERVAL_MS, doc, 0);
     json_decref(doc);
     assert_non_null(load);
     bool on_a = dtLoadAdvance(load, 50);

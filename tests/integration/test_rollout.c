@@ -192,7 +192,7 @@ static bool storeReached(void *arg) {
 /* The archiver has committed a file holding a v2 record with its model. */
 static bool archivedV2(void *arg) {
     char cmd[400];
-    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/tools/archive_decisions.py %s 2>/dev/null", archive);
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/tools/archive_versions.py --records %s 2>/dev/null", archive);
     char *out = dtCapture(cmd);
     bool found = out && strstr(out, " 1 gbm-risk\n") != NULL;
     free(out);
@@ -253,7 +253,7 @@ typedef struct archiveWait {
 static bool archiveComplete(void *arg) {
     archiveWait *w = arg;
     char cmd[400];
-    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/tools/archive_decisions.py %s 2>/dev/null", archive);
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/tools/archive_versions.py --records %s 2>/dev/null", archive);
     char *out = dtCapture(cmd);
     bool all = out != NULL;
     for (size_t i = 0; all && i < w->n; i++) all = strstr(out, w->posts[i].id) != NULL;
@@ -287,7 +287,7 @@ static void assertEverywhere(const dtLoadPost *posts, size_t n, long n1, long n2
 
     archiveWait w = {posts, n};
     assert_true(dtWaitFor(archiveComplete, &w, 60000));
-    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/tools/archive_decisions.py %s; echo rc=$?", archive);
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/tools/archive_versions.py --records %s; echo rc=$?", archive);
     char *files = dtCapture(cmd);
     assert_non_null(strstr(files, "rc=0"));
     assert_true(everyPostIn("archive", files, posts, n, inArchive));

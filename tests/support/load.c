@@ -145,10 +145,11 @@ static void *loadRun(void *arg) {
     return NULL;
 }
 
-dtLoad *dtLoadStart(const dtApi *api, int threads, int interval_ms, const json_t *doc) {
+dtLoad *dtLoadStart(const dtApi *api, int threads, int interval_ms, const json_t *doc, int kind) {
     dtLoad *l = calloc(1, sizeof(*l));
     if (l == NULL) return NULL;
     l->api = api;
+    l->kind = kind;
     l->interval_ms = interval_ms;
     l->doc_text = json_dumps(doc, JSON_COMPACT);
     l->threads = calloc((size_t)threads, sizeof(*l->threads));

@@ -27,11 +27,11 @@ typedef struct dtLoadPost {
     long status; /* HTTP status, 0 when no answer came */
 } dtLoadPost;
 
-/* Starts threads posting doc (borrowed; copied) as kind 0, each post
+/* Starts threads posting doc (borrowed; copied), recorded as kind, each post
  * interval_ms after the previous one of its thread. api is borrowed and must
  * outlive the load: the socket it names may change hands under it. NULL on
  * failure. */
-dtLoad *dtLoadStart(const dtApi *api, int threads, int interval_ms, const json_t *doc);
+dtLoad *dtLoadStart(const dtApi *api, int threads, int interval_ms, const json_t *doc, int kind);
 /* From now on threads post doc (borrowed; copied) and record kind. */
 void dtLoadSetDoc(dtLoad *l, const json_t *doc, int kind);
 /* Waits until every thread made n more posts (so both kinds of client went
