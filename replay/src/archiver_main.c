@@ -13,9 +13,9 @@
  * file holds one version, and a record of another version finishes the
  * partition's file and starts the next one at its own offset (names stay
  * those of CONTRACT §4, deterministic). A schema id the archiver does not
- * know is learned from the registry; while the registry cannot answer, the
- * partition is held at that record (kafkahold.h) and retried with back-off,
- * never skipped.
+ * know is learned from the registry; until it is (the registry down, or
+ * older than the producer: see learn.h), the partition is held at that
+ * record (kafkahold.h) and retried with back-off, never skipped.
  */
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -60,8 +60,8 @@ static const dsConfigOption arConfig[] = {
      "schema directory (manifest.json and the .avsc files it names) to decode the stream with, instead of the schemas "
      "built in (empty: built in)", &opt.schemas_dir, 0, 0},
     {"registry-url", DS_CFG_STRING, "http://127.0.0.1:8080",
-     "schema registry to learn unknown schema ids from (the decision API serves one); empty: an unknown id is "
-     "not archived", &opt.registry_url, 0, 0},
+     "schema registry to learn unknown schema ids from (the decision API serves one); empty: a record of an "
+     "unknown id waits for a restart with a newer build", &opt.registry_url, 0, 0},
     {"log-level", DS_CFG_STRING, "info", "debug, info, warn or error", &opt.log_level, 0, 0},
 };
 #define AR_NCONFIG (sizeof(arConfig) / sizeof(arConfig[0]))
@@ -171,7 +171,7 @@ static void arValuesFree(void) {
 }
 
 /* The writer's version of m, learning its schema id from the registry if
- * need be. AR_HOLD when the registry cannot answer now (the partition is
+ * need be. AR_HOLD when it cannot be learned now (the partition is
  * held at m). */
 static arResult arWriterVersion(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, int *version) {
     char err[512];

@@ -43,7 +43,7 @@ static const dsConfigOption spConfig[] = {
      "in (empty: built in)", &opt.schemas_dir, 0, 0},
     {"registry-url", DS_CFG_STRING, "http://127.0.0.1:8080",
      "Confluent-compatible schema registry (the decision API serves one) to learn a row's schema version from when "
-     "the schemas lack it; empty: such rows go to the dead-letter topic", &opt.registry_url, 0, 0},
+     "the schemas lack it; empty: such a row waits for a restart with a newer build", &opt.registry_url, 0, 0},
     {"max-in-flight", DS_CFG_INT, "50000", "messages awaiting Kafka before the stream pauses", &opt.max_in_flight, 1,
      1000000},
     {"status-interval", DS_CFG_DURATION, "1s", "how often the confirmed position is sent", &opt.status_interval_ms, 10,

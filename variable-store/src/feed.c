@@ -153,7 +153,7 @@ static void feedCount(vsFeed *f, vsApplyResult res, vsFeedJob *job) {
 }
 
 /* Whether m's schema is known, learning it from the registry if need be.
- * false: the registry cannot answer now, and the partition is held at m;
+ * false: it cannot be learned now, and the partition is held at m;
  * *why is then unset.
  * Otherwise *why is NULL, or says why m can never be decoded. */
 static bool feedSchema(vsFeed *f, rd_kafka_message_t *m, const char **why, char *buf, size_t len) {

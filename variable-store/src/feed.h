@@ -12,10 +12,11 @@
  *
  * Records of any schema version are resolved to the store's current one
  * (its variables name only fields that version has). A schema id the store
- * does not know is learned from the registry; while the registry cannot
- * answer, the record's partition is held there (ds/kafkahold.h) and tried
- * again with back-off (ds/learn.h): the record is not rejected, and no offset past it is
- * recorded. An id the registry does not have either is rejected.
+ * does not know is learned from the registry; until it is (the registry
+ * down, or older than the producer: ds/learn.h), the record's partition is
+ * held there (ds/kafkahold.h) and tried again with back-off: the record is
+ * not rejected, and no offset past it is recorded. Only a record not in the
+ * wire format is rejected.
  */
 #ifndef VS_FEED_H
 #define VS_FEED_H
@@ -41,7 +42,7 @@ typedef struct vsFeedConfig {
     long sweep_interval_ms;
     long session_timeout_ms;
     const char *schemas_dir;  /* "" or NULL: the schemas built in (dsCodecNewForDirOption()) */
-    const char *registry_url; /* where unknown schema ids are learned; "" or NULL: nowhere, such a record is rejected */
+    const char *registry_url; /* where unknown schema ids are learned; "" or NULL: nowhere, such a record waits */
 } vsFeedConfig;
 
 /* Counters the writer keeps and the HTTP thread reads (/metrics). */

@@ -52,7 +52,7 @@ static const dsConfigOption vsConfig[] = {
      "built in (empty: built in)", &opt.schemas_dir, 0, 0},
     {"registry-url", DS_CFG_STRING, "http://127.0.0.1:8080",
      "schema registry to learn unknown schema ids from (the decision API serves one); empty: a record of an "
-     "unknown id is rejected", &opt.registry_url, 0, 0},
+     "unknown id waits for a restart with a newer build", &opt.registry_url, 0, 0},
     {"session-timeout", DS_CFG_DURATION, "10s", "consumer group session timeout", &opt.session_ms, 1000, 3600000},
     {"batch-max", DS_CFG_INT, "5000", "most Kafka messages applied in one transaction", &opt.batch_max, 1, 1000000},
     {"batch-wait", DS_CFG_DURATION, "20ms", "longest wait for a batch to fill", &opt.batch_wait_ms, 1, 10000},
