@@ -146,13 +146,6 @@ static bool startArchiver(bool old) {
     return (archiver = dtSpawn("decision-archiver", NULL, env)) > 0;
 }
 
-static bool storeReady(void *arg) {
-    dtResponse r;
-    bool ok = dtHttp(arg, "GET", "/readyz", NULL, NULL, NULL, 0, &r) && r.status == 200;
-    dtResponseFree(&r);
-    return ok;
-}
-
 /* A store on dir answering at at; group: its consumer group. */
 static pid_t startStoreOn(const char *dir, const dtApi *at, const char *group, bool old) {
     const char *env[] = {envf("VARSTORE_BROKERS=127.0.0.1:%d", kafka.port), envf("VARSTORE_DATA_DIR=%s", dir),
@@ -161,7 +154,7 @@ static pid_t startStoreOn(const char *dir, const dtApi *at, const char *group, b
                          envf("VARSTORE_REGISTRY_URL=%s", registry),
                          old ? envf("VARSTORE_SCHEMAS_DIR=%s", v1dir) : NULL, NULL};
     pid_t pid = dtSpawn("variable-store", NULL, env);
-    return pid > 0 && dtWaitFor(storeReady, (void *)at, 30000) ? pid : -1;
+    return pid > 0 && dtWaitReady(at, 30000) ? pid : -1;
 }
 
 /* ---- what the pipeline holds ---- */

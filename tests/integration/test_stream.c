@@ -31,13 +31,6 @@ static char env_db[400], env_brokers[64], env_metrics[64];
 static const char *procEnv[] = {env_db, env_brokers, env_metrics, "STREAM_LOG_LEVEL=warn", "STREAM_STATUS_INTERVAL=100ms",
                                 NULL};
 
-static bool procReady(void *arg) {
-    dtResponse r;
-    bool ok = dtHttp(&procHttp, "GET", "/readyz", NULL, NULL, NULL, 0, &r) && r.status == 200;
-    dtResponseFree(&r);
-    return ok;
-}
-
 static int setup(void **state) {
     if (!dtPgStart(&pg) || !dtApiStart(&api, &pg, NULL)) return -1;
     if (!dtKafkaStart(&kafka)) return -1;
@@ -50,7 +43,7 @@ static int setup(void **state) {
     snprintf(env_abrokers, sizeof(env_abrokers), "ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port);
     snprintf(env_aroot, sizeof(env_aroot), "ARCHIVER_ROOT=%s/archive", pg.dir);
     archiver = dtSpawn("decision-archiver", NULL, archEnv);
-    return dtWaitFor(procReady, NULL, 20000) ? 0 : -1;
+    return dtWaitReady(&procHttp, 20000) ? 0 : -1;
 }
 
 static int teardown(void **state) {
@@ -218,7 +211,7 @@ static void test_crash_restart_loses_nothing(void **state) {
         dtWaitFor(procEventsAbove, &e, 10000);
         assert_int_equal(dtStop(proc, SIGKILL), 128 + SIGKILL);
         proc = dtSpawn("stream-processor", NULL, procEnv);
-        assert_true(dtWaitFor(procReady, NULL, 20000));
+        assert_true(dtWaitReady(&procHttp, 20000));
     }
     int st;
     waitpid(poster, &st, 0);
@@ -394,7 +387,7 @@ static bool procReplace(const char *const *extra, bool wait) {
     env[n] = NULL;
     if (proc > 0 && dtStop(proc, SIGTERM) != 0) return false;
     proc = dtSpawn("stream-processor", NULL, env);
-    return proc > 0 && (!wait || dtWaitFor(procReady, NULL, 20000));
+    return proc > 0 && (!wait || dtWaitReady(&procHttp, 20000));
 }
 
 /* Posts the fixture decision through `at` under a fresh id; with a model

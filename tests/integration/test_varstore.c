@@ -46,21 +46,14 @@ static char env_vbrokers[64], env_vdir[330], env_vport[64];
 static const char *storeEnv[] = {env_vbrokers, env_vdir, env_vport, "VARSTORE_LOG_LEVEL=warn",
                                  "VARSTORE_BATCH_WAIT=5ms", "VARSTORE_SESSION_TIMEOUT=6s", NULL};
 
-static bool ready(void *arg) {
-    dtResponse r;
-    bool ok = dtHttp(arg, "GET", "/readyz", NULL, NULL, NULL, 0, &r) && r.status == 200;
-    dtResponseFree(&r);
-    return ok;
-}
-
 static bool storeStartWith(const char *const *env) {
     store = dtSpawn("variable-store", NULL, env);
-    return store > 0 && dtWaitFor(ready, &vs, 30000);
+    return store > 0 && dtWaitReady(&vs, 30000);
 }
 
 static bool storeStart(void) {
     store = dtSpawn("variable-store", NULL, storeEnv);
-    return store > 0 && dtWaitFor(ready, &vs, 30000);
+    return store > 0 && dtWaitReady(&vs, 30000);
 }
 
 static int setup(void **state) {
@@ -376,7 +369,7 @@ static void test_refill_and_replica_equal_live(void **state) {
     snprintf(e_port, sizeof(e_port), "VARSTORE_LISTEN_PORT=%d", fresh.port);
     const char *freshEnv[] = {"VARSTORE_BROKERS=", e_dir, e_port, "VARSTORE_LOG_LEVEL=warn", NULL};
     pid_t f = dtSpawn("variable-store", NULL, freshEnv);
-    assert_true(dtWaitFor(ready, &fresh, 20000));
+    assert_true(dtWaitReady(&fresh, 20000));
     char args[200];
     snprintf(args, sizeof(args), "--target variable-store --url %s", fresh.url);
     char *out = replay(args);
@@ -390,7 +383,7 @@ static void test_refill_and_replica_equal_live(void **state) {
     snprintf(r_port, sizeof(r_port), "VARSTORE_LISTEN_PORT=%d", replica.port);
     const char *replicaEnv[] = {"VARSTORE_ROLE=replica", r_dir, r_port, "VARSTORE_LOG_LEVEL=warn", NULL};
     pid_t r = dtSpawn("variable-store", NULL, replicaEnv);
-    assert_true(dtWaitFor(ready, &replica, 20000));
+    assert_true(dtWaitReady(&replica, 20000));
 
     assert_true(matchesExpected(&vs, true));
     json_t *live = snapshot(&vs), *refilled = snapshot(&fresh), *replicated = snapshot(&replica);

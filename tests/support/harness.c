@@ -554,6 +554,10 @@ static bool dtReady(void *arg) {
     return ok;
 }
 
+bool dtWaitReady(const dtApi *at, int timeout_ms) {
+    return dtWaitFor(dtReady, (void *)at, timeout_ms);
+}
+
 bool dtStreamStart(dtStream *s, const dtPg *pg, const dtKafka *k, const char *const *extra_env) {
     const char *env[16] = {s->env[0], s->env[1], s->env[2], "STREAM_LOG_LEVEL=warn"};
     size_t n = 4;

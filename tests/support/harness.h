@@ -126,6 +126,10 @@ bool dtStreamStart(dtStream *s, const dtPg *pg, const dtKafka *k, const char *co
 /* SIGTERM; returns the exit status like dtStop(). */
 int dtStreamStop(dtStream *s);
 
+/* Waits until at's /readyz answers 200 (any of the daemons); false after
+ * timeout_ms. */
+bool dtWaitReady(const dtApi *at, int timeout_ms);
+
 /* The value of an unlabelled metric on at's /metrics; -1 if absent. */
 double dtMetric(const dtApi *at, const char *name);
 /* Waits until that metric is at least min; false after timeout_ms. */
