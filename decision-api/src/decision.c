@@ -72,11 +72,10 @@ static void decisionHex(const char *text, char out[2 * SHA256_DIGEST_LENGTH + 1]
 /* The hex hash of the decision in s->scratch as an API whose current version
  * was v would have stored it: its canonical text under v, when v holds the
  * decision unchanged (every newer field at its default: down to v and back
- * up gives the same value). false when it does not; out is then "NULL". */
+ * up gives the same value). false when it does not. */
 static bool decisionOlderHash(apiServer *s, int v, char out[2 * SHA256_DIGEST_LENGTH + 1]) {
     char why[256];
     avro_value_t *down = &s->older[v - 1];
-    snprintf(out, 2 * SHA256_DIGEST_LENGTH + 1, "NULL");
     if (down->iface == NULL || !dsCodecResolve(s->codec, &s->scratch, down, why, sizeof(why)) ||
         !dsCodecResolve(s->codec, down, &s->again, why, sizeof(why)) || !avro_value_equal(&s->scratch, &s->again))
         return false;
@@ -89,23 +88,14 @@ static bool decisionOlderHash(apiServer *s, int v, char out[2 * SHA256_DIGEST_LE
     return true;
 }
 
-/* The item's version_hashes literal ("{h1,NULL,h3}"), from s->scratch and
- * the current version's hash. */
-static bool decisionVersionHashes(apiServer *s, apiWriteItem *item, const char *current_hex) {
-    int current = dsCodecCurrentVersion(s->codec);
-    size_t cap = (size_t)current * (2 * SHA256_DIGEST_LENGTH + 1) + 2;
-    char *p = item->version_hashes = malloc(cap);
-    if (p == NULL) return false;
-    *p++ = '{';
-    for (int v = 1; v <= current; v++) {
-        char hex[2 * SHA256_DIGEST_LENGTH + 1];
-        if (v == current) snprintf(hex, sizeof(hex), "%s", current_hex);
-        else decisionOlderHash(s, v, hex);
-        p += sprintf(p, "%s%s", v > 1 ? "," : "", hex);
-    }
-    *p++ = '}';
-    *p = '\0';
-    return true;
+bool apiDecisionSameAsStored(void *server, const apiWriteItem *item, int stored_version, const char *stored_sha256) {
+    apiServer *s = server;
+    dsCodecError cerr;
+    char hex[2 * SHA256_DIGEST_LENGTH + 1];
+    if (stored_version < 1 || stored_version >= dsCodecCurrentVersion(s->codec)) return false;
+    /* item->doc is the canonical current-version document: it validates. */
+    return dsCodecFromJson(s->codec, item->doc, &s->scratch, &cerr) && decisionOlderHash(s, stored_version, hex) &&
+           strcmp(hex, stored_sha256) == 0;
 }
 
 /* Points the item's INSERT parameters into its own canonical document. */
@@ -121,11 +111,9 @@ static bool decisionFillParams(apiServer *s, apiWriteItem *item) {
     hash[0] = '\\';
     hash[1] = 'x';
     decisionHex(item->doc_text, hash + 2);
-    if (!decisionVersionHashes(s, item, hash + 2)) return false;
     item->params[6] = version;
     item->params[7] = hash;
     item->params[8] = item->doc_text;
-    item->params[9] = item->version_hashes;
     return true;
 }
 

@@ -16,6 +16,12 @@
 bool apiDecisionValuesNew(apiServer *s, char *errbuf, size_t errlen);
 void apiDecisionValuesFree(apiServer *s);
 
+/* The writer's apiWriteSameFn (arg: the apiServer): whether item is the
+ * decision stored under stored_version with hash stored_sha256, i.e.
+ * whether an API of that version would have stored item's document with
+ * that hash. Re-validates item->doc into the server's scratch value. */
+bool apiDecisionSameAsStored(void *server, const apiWriteItem *item, int stored_version, const char *stored_sha256);
+
 /* Validates a posted document (borrowed) and builds its write item, owned by
  * the caller. Returns NULL with *err filled when a rule is broken (or, with
  * code "internal", when memory ran out). */

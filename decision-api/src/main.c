@@ -219,7 +219,7 @@ static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     if (!apiDecisionValuesNew(s, err, errlen)) return false;
     if ((s->auth = apiAuthLoad(opt.tokens_file, err, errlen)) == NULL) return false;
     apiWriterConfig wc = {opt.database_url, (int)opt.writer_connections, (int)opt.max_batch, (size_t)opt.queue_size,
-                          opt.write_timeout_ms, (int)opt.max_attempts};
+                          opt.write_timeout_ms, (int)opt.max_attempts, apiDecisionSameAsStored, s};
     apiReaderConfig rc = {opt.database_url, (int)opt.reader_connections, (size_t)opt.reader_queue, opt.statement_timeout_ms};
     s->writer = apiWriterNew(loop, &wc, s->metrics);
     s->reader = apiReaderNew(loop, &rc);

@@ -12,8 +12,10 @@
 /* One statement per decision that cannot fail on a duplicate key: the CTE
  * inserts or does nothing; the second branch reports the existing row, and
  * whether its canonical body is the same, only when nothing was inserted.
- * "The same" is judged under the row's own schema version ($10), so a retry
- * of a decision an older API stored is not a conflict after an upgrade.
+ * For a different body it also returns the row's schema version and hash:
+ * a row an older API stored holds that version's canonical text, so the
+ * same decision hashes differently now (apiWriteSameFn settles it; rare, so
+ * not worth hashing every post under every older version).
  * Zero rows means a concurrent session committed the same decision_id after
  * this statement's snapshot: the item is simply sent again. */
 static const char writerInsertSql[] =
@@ -23,11 +25,10 @@ static const char writerInsertSql[] =
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     " ON CONFLICT (decision_id) DO NOTHING"
     " RETURNING recorded_at)"
-    " SELECT 'i', floor(extract(epoch FROM recorded_at) * 1000)::bigint FROM ins"
+    " SELECT 'i', floor(extract(epoch FROM recorded_at) * 1000)::bigint, NULL::int, NULL::text FROM ins"
     " UNION ALL"
-    " SELECT CASE WHEN d.doc_sha256 = $8 OR encode(d.doc_sha256, 'hex') = ($10::text[])[d.schema_version]"
-    "  THEN 'd' ELSE 'c' END,"
-    "  floor(extract(epoch FROM d.recorded_at) * 1000)::bigint"
+    " SELECT CASE WHEN d.doc_sha256 = $8 THEN 'd' ELSE 'c' END,"
+    "  floor(extract(epoch FROM d.recorded_at) * 1000)::bigint, d.schema_version, encode(d.doc_sha256, 'hex')"
     " FROM decisions d WHERE d.decision_id = $1 AND NOT EXISTS (SELECT 1 FROM ins)";
 
 #define WRITER_STMT "decision_insert"
@@ -71,7 +72,6 @@ void apiWriteItemFree(apiWriteItem *item) {
     if (item == NULL) return;
     json_decref(item->doc);
     free(item->doc_text);
-    free(item->version_hashes);
     free(item);
 }
 
@@ -210,6 +210,13 @@ apiSubmitResult apiWriterSubmit(apiWriter *w, apiWriteItem *item) {
     return API_SUBMIT_QUEUED;
 }
 
+/* A conflict against a row of another schema version: asks the owner. */
+static bool writerSameAsStored(apiWriter *w, const apiWriteItem *item, PGresult *res) {
+    int version = atoi(PQgetvalue(res, 0, 2));
+    if (w->cfg.same_as_stored == NULL || PQgetisnull(res, 0, 2) || version == atoi(item->params[6])) return false;
+    return w->cfg.same_as_stored(w->cfg.same_arg, item, version, PQgetvalue(res, 0, 3));
+}
+
 /* Reads one statement's result into the item's fate. */
 static void writerClassify(writerConn *c, apiWriteItem *item, itemOutcome *outcome, PGresult *res) {
     switch (PQresultStatus(res)) {
@@ -221,6 +228,7 @@ static void writerClassify(writerConn *c, apiWriteItem *item, itemOutcome *outco
         char kind = PQgetvalue(res, 0, 0)[0];
         item->recorded_at_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
         item->status = kind == 'i' ? API_WRITE_INSERTED : kind == 'd' ? API_WRITE_DUPLICATE : API_WRITE_CONFLICT;
+        if (kind == 'c' && writerSameAsStored(c->w, item, res)) item->status = API_WRITE_DUPLICATE;
         *outcome = ITEM_DONE;
         return;
     case PGRES_PIPELINE_ABORTED:

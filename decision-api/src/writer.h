@@ -26,7 +26,7 @@
 
 #include "ds/metrics.h"
 
-enum { API_WRITE_NPARAMS = 10 };
+enum { API_WRITE_NPARAMS = 9 };
 
 typedef enum {
     API_WRITE_INSERTED,    /* committed now */
@@ -43,19 +43,12 @@ typedef void apiWriteDoneFn(apiWriteItem *item, void *arg);
 struct apiWriteItem {
     /* Input: the INSERT parameters, in order: decision_id, purchase_id,
      * customer_id, merchant_id, outcome, decided_at, schema_version,
-     * doc_sha256 (bytea hex), doc, and version_hashes. The pointers must
-     * stay valid while the item lives; apiWriteItemNew()'s owner points
-     * them into doc, buf and version_hashes. */
+     * doc_sha256 (bytea hex), doc. The pointers must stay valid while the
+     * item lives; apiWriteItemNew()'s owner points them into doc and buf. */
     const char *params[API_WRITE_NPARAMS];
     json_t *doc;       /* the canonical document; owned by the item */
     char *doc_text;    /* its compact JSON text; owned (malloc) */
     char buf[160];     /* storage for small formatted parameters */
-    /* A text[] literal: element v is the hex SHA-256 of the document's
-     * canonical text under schema version v, NULL where version v cannot
-     * hold the document unchanged. A row an older API stored (its hash is
-     * of that version's text) is then still the same decision. Owned
-     * (malloc). */
-    char *version_hashes;
     apiWriteDoneFn *done;
     void *arg;
     size_t tag;        /* the caller's (e.g. a batch index); the writer ignores it */
@@ -74,6 +67,14 @@ apiWriteItem *apiWriteItemNew(void);
 /* Frees the item with its doc and doc_text. NULL-safe. */
 void apiWriteItemFree(apiWriteItem *item);
 
+/* Asked when an item's decision_id exists with another hash, and the stored
+ * row was written under another schema version than the item (an older
+ * API's row, after an upgrade): whether the item is the same decision as
+ * the stored one under that version, whose hash is stored_sha256 (hex).
+ * true makes the item a duplicate instead of a conflict. Runs on the loop
+ * thread, rarely, so it may do real work. */
+typedef bool apiWriteSameFn(void *arg, const apiWriteItem *item, int stored_version, const char *stored_sha256);
+
 typedef struct apiWriterConfig {
     const char *conninfo;
     int connections;   /* writer sessions, each with at most one batch in flight */
@@ -81,6 +82,8 @@ typedef struct apiWriterConfig {
     size_t max_queue;  /* queued decisions before submissions are refused */
     long timeout_ms;   /* how long a decision may wait in the queue */
     int max_attempts;  /* re-sends after a lost session before giving up */
+    apiWriteSameFn *same_as_stored; /* may be NULL: a different hash is then always a conflict */
+    void *same_arg;
 } apiWriterConfig;
 
 typedef struct apiWriter apiWriter;
