@@ -32,12 +32,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "load.h"
+#include "schemadir.h"
 
 enum { LOADERS = 4, LOAD_INTERVAL_MS = 25 }; /* per load: 4 x 40/s */
 enum { KIND_V1 = 1, KIND_V2 = 2 };
@@ -72,23 +72,11 @@ static int listenSocket(void) {
     return fd;
 }
 
-/* The schema set of a build before version 2: the shipped v1.avsc alone. */
-static bool writeV1Dir(void) {
-    char cmd[800];
-    snprintf(v1dir, sizeof(v1dir), "%s/schemas-v1", pg.dir);
-    snprintf(cmd, sizeof(cmd), "mkdir -p %s && cp schemas/decision/v1.avsc %s/", v1dir, v1dir);
-    if (system(cmd) != 0) return false;
-    json_t *m = json_pack("{s:s, s:i, s:s, s:[{s:i, s:i, s:s}]}", "subject", "decisions-value", "current", 1,
-                          "compatibility", "FULL_TRANSITIVE", "versions", "version", 1, "id", 1, "file", "v1.avsc");
-    snprintf(cmd, sizeof(cmd), "%s/manifest.json", v1dir);
-    bool ok = m && json_dump_file(m, cmd, JSON_INDENT(2)) == 0;
-    json_decref(m);
-    return ok;
-}
-
 static int suiteSetup(void **state) {
     curl_global_init(CURL_GLOBAL_ALL); /* before any load thread: it is not thread-safe */
-    if (!dtPgStart(&pg) || !dtKafkaStart(&kafka) || (lsock = listenSocket()) < 0 || !writeV1Dir()) return -1;
+    if (!dtPgStart(&pg) || !dtKafkaStart(&kafka) || (lsock = listenSocket()) < 0) return -1;
+    snprintf(v1dir, sizeof(v1dir), "%s/schemas-v1", pg.dir); /* a build before version 2 */
+    if (!dtSchemaDirWrite(v1dir, 1)) return -1;
     snprintf(archive, sizeof(archive), "%s/archive", pg.dir);
     snprintf(vsdir, sizeof(vsdir), "%s/variable-store", pg.dir);
     vs.port = dtFreePort();
@@ -114,7 +102,8 @@ static int suiteTeardown(void **state) {
 
 /* ---- the programs, old (v1 schema set) or new (embedded) ---- */
 
-/* "NAME=value" strings live here: putenv-style environments keep pointers. */
+/* "NAME=value" strings for the next spawn, in a ring: a child takes its
+ * environment when it starts, so a string may be reused afterwards. */
 static char envbuf[64][400];
 static int envused;
 
