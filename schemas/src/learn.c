@@ -3,11 +3,12 @@
  * schema text to dsCodecAddVersion().
  *
  * Only answers that say "this does not exist" or "this is not ours", and
- * schemas the codec refuses, are permanent: a consumer sets the record aside
- * for them. Anything else the registry or the network does (refusals,
- * timeouts, 5xx, 429, an unexpected status or body) is transient, since
- * setting a record aside is not undone, while waiting for an operator to
- * fix a registry is.
+ * schemas the codec refuses, are permanent. Anything else the registry or
+ * the network does (refusals, timeouts, 5xx, 429, an unexpected status or
+ * body) is transient. The distinction is for the log and for callers that
+ * may set a record aside; the consumers' entry point, dsLearnWire(), waits
+ * on both, since a registry that lacks a version is older than the writer
+ * that used it.
  */
 #include "ds/learn.h"
 

@@ -35,7 +35,7 @@ typedef struct spProcessorConfig {
     spProducerConfig kafka;     /* likewise */
     long max_in_flight;         /* messages waiting for Kafka before the stream pauses */
     long status_interval_ms;    /* standby status update period */
-    dsLearner *learner;         /* borrowed: learns row versions the codec lacks; NULL: such rows are dead-lettered */
+    dsLearner *learner;         /* borrowed: learns row versions the codec lacks; NULL: such rows wait (never dead-lettered) */
 } spProcessorConfig;
 
 /* Starts the producer and the replication session (retrying the session in

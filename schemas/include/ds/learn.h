@@ -19,7 +19,9 @@
  *                       40403), it is not registered under the codec's
  *                       subject, or the codec refuses the schema (an unknown
  *                       rule, a version or id that clashes with a known
- *                       one). The record can be set aside.
+ *                       one). Retrying will not help until the registry
+ *                       changes; this project's programs still wait (see
+ *                       dsLearnWire()).
  * errbuf names which and why, with the registry URL.
  */
 #ifndef DS_LEARN_H
