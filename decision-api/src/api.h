@@ -27,6 +27,7 @@ typedef struct apiServer {
     apiAuth *auth;
     int retry_after_s;    /* advertised with 503 */
     size_t max_batch_items;
+    long max_clock_skew_ms; /* how far ahead of our clock a posted decided_at may be */
     dsMetric *m_db_up;
     dsMetric *m_abandoned;
 } apiServer;

@@ -39,6 +39,7 @@ typedef struct apiOptions {
     long reader_connections, statement_timeout_ms;
     long reader_queue;
     long batch_max_items;
+    long max_clock_skew_ms;
     long retry_after_ms;
     long db_wait_ms;
     bool migrate;
@@ -71,6 +72,9 @@ static const dsConfigOption apiConfig[] = {
     {"reader-queue", DS_CFG_INT, "1000", "queries waiting before 503", &opt.reader_queue, 1, 1000000},
     {"statement-timeout", DS_CFG_DURATION, "5s", "longest support query", &opt.statement_timeout_ms, 10, 3600000},
     {"batch-max-items", DS_CFG_INT, "1000", "most decisions in one :batch request", &opt.batch_max_items, 1, 100000},
+    {"max-clock-skew", DS_CFG_DURATION, "5m",
+     "how far ahead of this server's clock a posted decided_at may be (a later one is refused)",
+     &opt.max_clock_skew_ms, 0, 86400000},
     {"retry-after", DS_CFG_DURATION, "1s", "Retry-After advertised with 503 (rounded up to seconds)",
      &opt.retry_after_ms, 0, 3600000},
     {"db-wait", DS_CFG_DURATION, "30s", "how long start-up waits for PostgreSQL", &opt.db_wait_ms, 0, 3600000},
@@ -211,6 +215,7 @@ static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     s->loop = loop;
     s->retry_after_s = (int)((opt.retry_after_ms + 999) / 1000);
     s->max_batch_items = (size_t)opt.batch_max_items;
+    s->max_clock_skew_ms = opt.max_clock_skew_ms;
     if ((s->metrics = dsMetricsNew()) == NULL) return snprintf(err, errlen, "out of memory"), false;
     s->m_db_up = dsMetricsGauge(s->metrics, "decision_db_up", "1 when a writer session to PostgreSQL is up.");
     s->m_abandoned = dsMetricsCounter(s->metrics, "http_requests_abandoned_total",

@@ -787,6 +787,110 @@ static void test_schema_vocabulary(void **state) {
     compileBad("{\"name\":\"a\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\"],\"default\":\"B\"}}",
                "must be one of its symbols");
 }
+/* Posted with the API's bound: decided_at at most skew_ms after now_ms. */
+static bool posted(fixture *f, json_t *doc, int64_t now_ms, int64_t skew_ms) {
+    bool ok = dsCodecFromJsonPosted(f->codec, doc, &f->val, now_ms, skew_ms, &f->err);
+    json_decref(doc);
+    return ok;
+}
+
+static json_t *decidedAt(int64_t ms) {
+    char ts[DS_TIME_BUFLEN];
+    assert_true(dsTimeFormat(ms, ts));
+    json_t *doc = example();
+    setPath(doc, "decided_at", json_string(ts));
+    return doc;
+}
+
+static void test_decided_at_lower_bound(void **state) {
+    fixture *f = *state;
+    static const char *const early[] = {"1969-12-31T23:59:59.999Z", "1970-01-01T00:00:00Z", "0001-01-01T00:00:00Z",
+                                        "1999-12-31T23:59:59.999Z", "2000-01-01T00:30:00+01:00"};
+    for (size_t i = 0; i < sizeof early / sizeof early[0]; i++) {
+        json_t *doc = example();
+        setPath(doc, "decided_at", json_string(early[i]));
+        const char *msg = expectErr(f, doc, "invalid_value", "decided_at");
+        if (!strstr(msg, "2000-01-01")) fail_msg("%s: \"%s\" does not name the bound", early[i], msg);
+        /* The lower bound holds on every path, the posted one too. */
+        doc = example();
+        setPath(doc, "decided_at", json_string(early[i]));
+        assert_false(posted(f, doc, DS_CODEC_DECIDED_AT_MIN_MS + 1000, DS_CODEC_MAX_CLOCK_SKEW_MS));
+        assert_string_equal(f->err.field, "decided_at");
+    }
+    json_t *doc = example();
+    setPath(doc, "decided_at", json_string("2000-01-01T00:00:00Z"));
+    expectOk(f, doc);
+    /* Other timestamps keep the plain range: a check may predate 2000. */
+    doc = example();
+    setPath(doc, "checks[0].performed_at", json_string("1969-07-20T20:17:40Z"));
+    expectOk(f, doc);
+}
+
+static void test_decided_at_upper_bound(void **state) {
+    fixture *f = *state;
+    const int64_t now = 1795514400250LL, skew = DS_CODEC_MAX_CLOCK_SKEW_MS;
+    assert_true(posted(f, decidedAt(now), now, skew));
+    assert_true(posted(f, decidedAt(now + skew), now, skew));
+    assert_false(posted(f, decidedAt(now + skew + 1), now, skew));
+    assert_string_equal(f->err.code, "invalid_value");
+    assert_string_equal(f->err.field, "decided_at");
+    if (!strstr(f->err.message, "future")) fail_msg("\"%s\" does not say why", f->err.message);
+    assert_false(posted(f, decidedAt(now + 1), now, 0));
+    assert_true(posted(f, decidedAt(now + 3600000), now, 3600000));
+    json_t *doc = example();
+    setPath(doc, "decided_at", json_string("9999-12-31T23:59:59.999Z"));
+    assert_true(posted(f, doc, now, INT64_MAX)); /* now + skew saturates rather than wraps */
+    /* A document validated again later (a stored row, an archived record)
+     * has no upper bound: it was accepted when it was posted. */
+    expectOk(f, decidedAt(now + 365LL * 86400000));
+}
+
+/* Timestamps that an offset pushes out of what can be rendered back. */
+static void test_timestamps_render_back(void **state) {
+    fixture *f = *state;
+    static const char *const bad[] = {"0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0000-06-01T00:00:00Z",
+                                      "10000-01-01T00:00:00Z", "-0001-01-01T00:00:00Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *doc = example();
+        setPath(doc, "checks[0].performed_at", json_string(bad[i]));
+        expectErr(f, doc, "invalid_value", "checks[0].performed_at");
+    }
+    json_t *doc = example();
+    setPath(doc, "checks[0].performed_at", json_string("9999-12-31T23:59:59.999Z"));
+    char *out = canonical(f, doc);
+    assert_non_null(strstr(out, "\"performed_at\":\"9999-12-31T23:59:59.999Z\""));
+    free(out);
+}
+
+/* The stored document is jsonb, which prints numbers without exponent: a
+ * magnitude of 2^63 or more comes back as an integer jansson cannot read. */
+static void test_number_bounds(void **state) {
+    fixture *f = *state;
+    static const double bad[] = {9223372036854775808.0, -9223372036854775808.0, 1e19, -1e19, 1e308, -1.7976931348623157e308};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *doc = example();
+        setPath(doc, "checks[0].score", json_real(bad[i]));
+        const char *msg = expectErr(f, doc, "invalid_value", "checks[0].score");
+        if (!strstr(msg, "2^63")) fail_msg("%g: \"%s\" does not name the bound", bad[i], msg);
+    }
+    static const struct {
+        double in;
+        const char *out;
+    } good[] = {
+        {9223372036854774784.0, "\"score\":9.2233720368547748e18"}, /* the largest double below 2^63 */
+        {-9223372036854774784.0, "\"score\":-9.2233720368547748e18"},
+        {5e-324, "\"score\":4.9406564584124654e-324"},
+        {-0.0, "\"score\":0.0"}, /* PostgreSQL's numeric has no negative zero */
+        {1e17, "\"score\":1e17"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        json_t *doc = example();
+        setPath(doc, "checks[0].score", json_real(good[i].in));
+        char *out = canonical(f, doc);
+        if (!strstr(out, good[i].out)) fail_msg("%g: %s lacks %s", good[i].in, out, good[i].out);
+        free(out);
+    }
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -800,6 +904,10 @@ int main(void) {
         cmocka_unit_test(test_uuid),
         cmocka_unit_test(test_bad_timestamps),
         cmocka_unit_test(test_offsets_normalized),
+        cmocka_unit_test(test_decided_at_lower_bound),
+        cmocka_unit_test(test_decided_at_upper_bound),
+        cmocka_unit_test(test_timestamps_render_back),
+        cmocka_unit_test(test_number_bounds),
         cmocka_unit_test(test_country_and_currency),
         cmocka_unit_test(test_amount_bounds),
         cmocka_unit_test(test_too_many_items),

@@ -120,6 +120,26 @@ bool dsCodecResolve(dsCodec *c, avro_value_t *src, avro_value_t *dst, char *errb
  * borrowed. */
 bool dsCodecFromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsCodecError *err);
 
+/* decided_at before this instant, 2000-01-01T00:00:00Z, is refused by every
+ * path that validates (dsCodecFromJson() and dsCodecFromJsonPosted()). */
+#define DS_CODEC_DECIDED_AT_MIN_MS 946684800000LL
+/* How far ahead of the server's clock a posted decided_at may be by
+ * default (the decision API's max-clock-skew option): 5 minutes. */
+#define DS_CODEC_MAX_CLOCK_SKEW_MS (5 * 60 * 1000LL)
+/* Every float and double must lie strictly between minus and plus this,
+ * 2^63: jsonb prints numbers without exponent, and jansson cannot read back
+ * an integer of that size. */
+#define DS_CODEC_NUMBER_LIMIT 9223372036854775808.0
+
+/* dsCodecFromJson() for a newly posted document: besides every rule,
+ * decided_at must not be after now_ms + max_skew_ms (ms since the epoch; a
+ * negative skew refuses any time after now_ms). A future decision would be
+ * counted by the variable store for ever; a document validated again later
+ * (a stored row, an archived record) uses dsCodecFromJson(), which has only
+ * the lower bound, since what was accepted then is no longer future. */
+bool dsCodecFromJsonPosted(dsCodec *c, const json_t *doc, avro_value_t *out, int64_t now_ms, int64_t max_skew_ms,
+                           dsCodecError *err);
+
 /* Sets the server-set fields of a decision value of any known version (as
  * dsCodecVersionOfSchema() tells). Returns false if val is of no known
  * version, its version lacks the serverSet fields recorded_at (long) and
