@@ -892,6 +892,176 @@ static void test_number_bounds(void **state) {
     }
 }
 
+/* ---- lengths the wire decoder reads ---- */
+
+/* avro-c's allocations while counting: the largest request, and anything
+ * over 64 MiB refused so a decoder that trusts a length fails here rather
+ * than taking the machine's memory. Frees with free(), as avro-c's default
+ * allocator does, so blocks of either allocator may be freed by the other. */
+static size_t biggestAlloc;
+
+static void *countingAlloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    (void)ud;
+    (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (nsize > biggestAlloc) biggestAlloc = nsize;
+    return nsize > ((size_t)64 << 20) ? NULL : realloc(ptr, nsize);
+}
+
+typedef struct {
+    unsigned char b[512];
+    size_t n;
+} wireBuf;
+
+static void putByte(wireBuf *w, unsigned char c) {
+    assert_true(w->n < sizeof w->b);
+    w->b[w->n++] = c;
+}
+
+/* A zig-zag varint, as Avro encodes int and long. */
+static void putLong(wireBuf *w, int64_t v) {
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    do {
+        putByte(w, (unsigned char)((z & 0x7F) | (z > 0x7F ? 0x80 : 0)));
+        z >>= 7;
+    } while (z);
+}
+
+static void putHeader(wireBuf *w, int id) {
+    putByte(w, 0);
+    for (int shift = 24; shift >= 0; shift -= 8) putByte(w, (unsigned char)(id >> shift));
+}
+
+static void padTo(wireBuf *w, size_t n) {
+    while (w->n < n) putByte(w, 0);
+}
+
+#define TEST_WIRE_ID 99
+static const char TEST_WIRE_SCHEMA[] =
+    "{\"type\": \"record\", \"name\": \"T\", \"namespace\": \"t\", \"fields\": ["
+    " {\"name\": \"s\", \"type\": \"string\"},"
+    " {\"name\": \"a\", \"type\": {\"type\": \"array\", \"items\": \"long\"}},"
+    " {\"name\": \"m\", \"type\": {\"type\": \"map\", \"values\": \"string\"}},"
+    " {\"name\": \"n\", \"type\": {\"type\": \"array\", \"items\": \"null\"}},"
+    " {\"name\": \"u\", \"type\": [\"null\", \"string\"]}]}";
+
+/* Decodes w under the test schema; returns the error ("" when decoded). */
+static const char *decodeTest(dsCodec *c, avro_value_t *v, const wireBuf *w) {
+    static char err[512];
+    err[0] = '\0';
+    biggestAlloc = 0;
+    avro_set_allocator(countingAlloc, NULL);
+    bool ok = dsCodecDecodeWire(c, w->b, w->n, v, NULL, err, sizeof err);
+    if (ok) err[0] = '\0';
+    else if (!err[0]) fail_msg("refused without a reason");
+    return err;
+}
+
+static void expectRefused(dsCodec *c, avro_value_t *v, const wireBuf *w, const char *what) {
+    const char *err = decodeTest(c, v, w);
+    if (!*err) fail_msg("%s: decoded", what);
+    if (!strstr(err, what)) fail_msg("\"%s\" does not name %s", err, what);
+    /* Nothing near the declared length was asked of the allocator. */
+    if (biggestAlloc > 4096) fail_msg("%s: avro-c asked for %zu bytes for a %zu-byte record", what, biggestAlloc, w->n);
+}
+
+static void test_wire_lengths_checked(void **state) {
+    fixture *f = *state;
+    char errbuf[512];
+    if (!dsCodecAddVersion(f->codec, TEST_WIRE_ID, TEST_WIRE_ID, TEST_WIRE_SCHEMA, strlen(TEST_WIRE_SCHEMA), errbuf,
+                           sizeof errbuf))
+        fail_msg("%s", errbuf);
+    avro_value_t v;
+    assert_true(dsCodecNewVersionValue(f->codec, TEST_WIRE_ID, &v));
+
+    wireBuf w = {0}; /* a good record: "ab", [1], {"k": "v"}, [null, null], null */
+    putHeader(&w, TEST_WIRE_ID);
+    static const unsigned char good[] = {4, 'a', 'b', 2, 2, 0, 2, 2, 'k', 2, 'v', 0, 4, 0, 0};
+    for (size_t i = 0; i < sizeof good; i++) putByte(&w, good[i]);
+    if (*decodeTest(f->codec, &v, &w)) fail_msg("good record: %s", decodeTest(f->codec, &v, &w));
+
+    w.n = 0; /* a 14 GB string in 236 bytes */
+    putHeader(&w, TEST_WIRE_ID);
+    putLong(&w, 14000000000LL);
+    padTo(&w, 236);
+    expectRefused(f->codec, &v, &w, "string length 14000000000");
+
+    w.n = 0;
+    putHeader(&w, TEST_WIRE_ID);
+    putLong(&w, -5);
+    padTo(&w, 64);
+    expectRefused(f->codec, &v, &w, "string length -5");
+
+    static const int64_t counts[] = {1LL << 40, -(1LL << 40), INT64_MIN, INT64_MAX, 300};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        w.n = 0;
+        putHeader(&w, TEST_WIRE_ID);
+        putLong(&w, 0); /* s */
+        putLong(&w, counts[i]);
+        if (counts[i] < 0 && counts[i] != INT64_MIN) putLong(&w, 8);
+        padTo(&w, 236);
+        expectRefused(f->codec, &v, &w, "array block count");
+    }
+    w.n = 0; /* a block size past the end */
+    putHeader(&w, TEST_WIRE_ID);
+    putLong(&w, 0);
+    putLong(&w, -1);
+    putLong(&w, 1LL << 50);
+    padTo(&w, 64);
+    expectRefused(f->codec, &v, &w, "block size");
+
+    w.n = 0;
+    putHeader(&w, TEST_WIRE_ID);
+    putLong(&w, 0);
+    putLong(&w, 0);
+    putLong(&w, 1000000000000LL);
+    padTo(&w, 236);
+    expectRefused(f->codec, &v, &w, "map block count");
+
+    w.n = 0;
+    putHeader(&w, TEST_WIRE_ID);
+    putLong(&w, 0);
+    putLong(&w, 0);
+    putLong(&w, 1);
+    putLong(&w, 10000000000LL);
+    padTo(&w, 236);
+    expectRefused(f->codec, &v, &w, "map key length 10000000000");
+
+    /* Nulls take no bytes: blocks of 100 of them, 10,000 in 200 bytes. */
+    w.n = 0;
+    putHeader(&w, TEST_WIRE_ID);
+    putLong(&w, 0);
+    putLong(&w, 0);
+    putLong(&w, 0);
+    for (int i = 0; i < 100; i++) putLong(&w, 100);
+    putLong(&w, 0);
+    putLong(&w, 0);
+    expectRefused(f->codec, &v, &w, "array block count");
+
+    w.n = 0;
+    putHeader(&w, TEST_WIRE_ID);
+    for (int i = 0; i < 4; i++) putLong(&w, 0);
+    putLong(&w, 5);
+    expectRefused(f->codec, &v, &w, "union branch 5");
+    avro_value_decref(&v);
+
+    /* The decision record itself, its decision_id declaring 14 GB. */
+    expectOk(f, example());
+    unsigned char enc[4096];
+    size_t n = dsCodecEncodeWire(f->codec, &f->val, enc, sizeof enc, errbuf, sizeof errbuf);
+    assert_true(n > DS_WIRE_HEADER_LEN && n < sizeof enc);
+    assert_int_equal(enc[DS_WIRE_HEADER_LEN], 72); /* 36, zig-zag */
+    w.n = 0;
+    for (size_t i = 0; i < DS_WIRE_HEADER_LEN; i++) putByte(&w, enc[i]);
+    putLong(&w, 14000000000LL);
+    for (size_t i = DS_WIRE_HEADER_LEN + 1; i < n && w.n < 236; i++) putByte(&w, enc[i]);
+    expectRefused(f->codec, &f->val, &w, "string length 14000000000");
+    /* countingAlloc stays: it frees what avro-c's default one allocated. */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry_facts),
@@ -922,6 +1092,7 @@ int main(void) {
         cmocka_unit_test(test_canonical_form),
         cmocka_unit_test(test_error_text_stays_utf8),
         cmocka_unit_test(test_schema_vocabulary),
+        cmocka_unit_test(test_wire_lengths_checked), /* last: adds a version to the codec */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
