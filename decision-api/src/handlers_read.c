@@ -223,8 +223,12 @@ static void readOnList(PGresult *res, const char *error, void *arg) {
     for (int i = 0; i < shown; i++) {
         json_t *doc = readRow(st->s, res, i);
         if (doc == NULL) {
+            /* Named, so the one row can be found and repaired (the log says why). */
+            char msg[128];
+            snprintf(msg, sizeof(msg), "stored decision %s is unreadable; this page cannot be served",
+                     PQgetvalue(res, i, 0));
             json_decref(list);
-            dsHttpRespondError(st->s->http, req, st->route, 500, "internal", "a stored decision is unreadable", NULL, 0);
+            dsHttpRespondError(st->s->http, req, st->route, 500, "internal", msg, NULL, 0);
             goto done;
         }
         json_array_append_new(list, doc);
