@@ -466,10 +466,35 @@ static void test_refused_at_intake(void **state) {
     assert_int_equal(dtApiStop(&wide), 0);
 }
 
+/* A row stored before numbers were bounded (jsonb prints 1e19 back as an
+ * integer jansson cannot read) fails its search page naming the decision,
+ * so it can be found; the other customers' pages are served. */
+static void test_unreadable_row_is_named(void **state) {
+    char id[37], sql[1024];
+    dtUuid(id);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO decisions (decision_id, purchase_id, customer_id, merchant_id, outcome, decided_at,"
+             " schema_version, doc_sha256, doc) SELECT '%s', 'p-legacy', 'cust-legacy', 'm-1', 'APPROVED',"
+             " '2026-11-20T09:00:00Z', 2, '\\x00', jsonb_set(jsonb_set(doc, '{decision_id}', to_jsonb('%s'::text)),"
+             " '{checks,0,score}', '1e19'::jsonb) FROM decisions WHERE jsonb_array_length(doc->'checks') > 0 LIMIT 1",
+             id, id);
+    assert_true(dtPgExec(&pg, sql));
+    dtResponse r;
+    assert_true(dtHttp(&api, "GET", "/v1/decisions?customer_id=cust-legacy", DT_READER_TOKEN, NULL, NULL, 0, &r));
+    assert_int_equal(r.status, 500);
+    if (!strstr(json_string_value(json_object_get(r.json, "message")), id))
+        fail_msg("the 500 does not name %s: %s", id, r.body);
+    dtResponseFree(&r);
+    assert_true(dtHttp(&api, "GET", "/v1/decisions?customer_id=cust-1", DT_READER_TOKEN, NULL, NULL, 0, &r));
+    assert_int_equal(r.status, 200);
+    dtResponseFree(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepted_documents_survive_every_stage),
         cmocka_unit_test(test_refused_at_intake),
+        cmocka_unit_test(test_unreadable_row_is_named),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
