@@ -38,10 +38,11 @@ static void readUnavailable(apiServer *s, h2o_req_t *req, const char *route) {
                        s->retry_after_s);
 }
 
-/* Row columns of both queries: 0 decision_id, 1 decided_at ms, 2 recorded_at ms, 3 doc. */
+/* Row columns of both queries: 0 decision_id, 1 decided_at ms, 2 recorded_at ms, 3 doc: the canonical text as
+ * posted (jsonb's rendering for rows written before doc_text existed). */
 static const char readColumns[] =
     "SELECT decision_id::text, floor(extract(epoch FROM decided_at) * 1000)::bigint,"
-    " floor(extract(epoch FROM recorded_at) * 1000)::bigint, doc::text FROM decisions";
+    " floor(extract(epoch FROM recorded_at) * 1000)::bigint, coalesce(doc_text, doc::text) FROM decisions";
 
 static json_t *readRow(apiServer *s, PGresult *res, int row) {
     char err[256];

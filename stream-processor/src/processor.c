@@ -255,7 +255,9 @@ static void procInsert(spProcessor *p, const spMsg *m, uint64_t lsn) {
     char lsntext[24], err[512] = "out of memory", why[1024];
     spLsnFormat(lsn, lsntext);
     char *id = procColumn(rel, tup, "decision_id"), *customer = procColumn(rel, tup, "customer_id");
-    char *doc = procColumn(rel, tup, "doc"), *recorded = procColumn(rel, tup, "recorded_at");
+    /* doc_text is the canonical text as posted; rows from before it have only doc (jsonb). */
+    char *doc = procColumn(rel, tup, "doc_text"), *recorded = procColumn(rel, tup, "recorded_at");
+    if (!doc) doc = procColumn(rel, tup, "doc");
     uint64_t tag = procTag(p);
     int schema_id = -1;
     procRowFate fate = PROC_ROW_DLQ;

@@ -126,10 +126,6 @@ bool dsCodecFromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsCodecEr
 /* How far ahead of the server's clock a posted decided_at may be by
  * default (the decision API's max-clock-skew option): 5 minutes. */
 #define DS_CODEC_MAX_CLOCK_SKEW_MS (5 * 60 * 1000LL)
-/* Every float and double must lie strictly between minus and plus this,
- * 2^63: jsonb prints numbers without exponent, and jansson cannot read back
- * an integer of that size. */
-#define DS_CODEC_NUMBER_LIMIT 9223372036854775808.0
 
 /* dsCodecFromJson() for a newly posted document: besides every rule,
  * decided_at must not be after now_ms + max_skew_ms (ms since the epoch; a
