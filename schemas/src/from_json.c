@@ -400,6 +400,7 @@ bool dsCodecFromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsCodecEr
 
 bool dsCodecFromJsonPosted(dsCodec *c, const json_t *doc, avro_value_t *out, int64_t now_ms, int64_t max_skew_ms,
                            dsCodecError *err) {
-    int64_t latest = max_skew_ms > INT64_MAX - now_ms ? INT64_MAX : now_ms + max_skew_ms;
+    if (max_skew_ms < 0) max_skew_ms = 0;
+    int64_t latest = now_ms > 0 && max_skew_ms > INT64_MAX - now_ms ? INT64_MAX : now_ms + max_skew_ms;
     return fromJson(c, doc, out, (dsWalk){.err = err, .bound_future = true, .latest_ms = latest}, err);
 }

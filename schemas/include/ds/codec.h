@@ -129,7 +129,7 @@ bool dsCodecFromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsCodecEr
 
 /* dsCodecFromJson() for a newly posted document: besides every rule,
  * decided_at must not be after now_ms + max_skew_ms (ms since the epoch; a
- * negative skew refuses any time after now_ms). A future decision would be
+ * negative skew counts as 0; the sum saturates). A future decision would be
  * counted by the variable store for ever; a document validated again later
  * (a stored row, an archived record) uses dsCodecFromJson(), which has only
  * the lower bound, since what was accepted then is no longer future. */
