@@ -135,17 +135,27 @@ static bool scanValue(wireScan *sc, avro_schema_t s, int depth) {
     }
 }
 
+bool dsCodecCheckBinary(avro_schema_t s, const void *buf, size_t len, int64_t count, char *errbuf, size_t errlen) {
+    char why[256];
+    wireScan sc = {buf, (const unsigned char *)buf + len, buf, (int64_t)len, why, sizeof why};
+    for (int64_t i = 0; i < count; i++) {
+        if (scanValue(&sc, s, 0)) continue;
+        if (count == 1) snprintf(errbuf, errlen, "%s", why);
+        else snprintf(errbuf, errlen, "record %" PRId64 " of %" PRId64 ": %s", i, count, why);
+        return false;
+    }
+    if (sc.p == sc.end) return true;
+    if (count == 1) snprintf(errbuf, errlen, "trailing bytes after the record");
+    else snprintf(errbuf, errlen, "%td bytes left after %" PRId64 " records", sc.end - sc.p, count);
+    return false;
+}
+
 /* Reads the Avro body into target, a value of the writer's schema. */
 static bool wireReadBody(int id, const unsigned char *body, size_t len, avro_value_t *target, char *errbuf,
                          size_t errlen) {
-    char why[256];
-    wireScan sc = {body, body + len, body, (int64_t)len, why, sizeof why};
-    if (!scanValue(&sc, avro_value_get_schema(target), 0)) {
+    char why[320];
+    if (!dsCodecCheckBinary(avro_value_get_schema(target), body, len, 1, why, sizeof why)) {
         snprintf(errbuf, errlen, "schema id %d: %s", id, why);
-        return false;
-    }
-    if (sc.p != sc.end) {
-        snprintf(errbuf, errlen, "schema id %d: trailing bytes after the record", id);
         return false;
     }
     avro_value_reset(target);

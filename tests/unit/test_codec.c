@@ -1059,6 +1059,22 @@ static void test_wire_lengths_checked(void **state) {
     putLong(&w, 14000000000LL);
     for (size_t i = DS_WIRE_HEADER_LEN + 1; i < n && w.n < 236; i++) putByte(&w, enc[i]);
     expectRefused(f->codec, &f->val, &w, "string length 14000000000");
+
+    /* The same check over a run of records, as a container block holds. */
+    unsigned char two[8192];
+    size_t body = n - DS_WIRE_HEADER_LEN;
+    memcpy(two, enc + DS_WIRE_HEADER_LEN, body);
+    memcpy(two + body, enc + DS_WIRE_HEADER_LEN, body);
+    avro_schema_t s = dsCodecSchema(f->codec, dsCodecCurrentVersion(f->codec));
+    assert_true(dsCodecCheckBinary(s, two, 2 * body, 2, errbuf, sizeof errbuf));
+    assert_false(dsCodecCheckBinary(s, two, 2 * body, 1, errbuf, sizeof errbuf));
+    assert_non_null(strstr(errbuf, "trailing bytes"));
+    assert_false(dsCodecCheckBinary(s, two, 2 * body, 3, errbuf, sizeof errbuf));
+    assert_non_null(strstr(errbuf, "record 2 of 3"));
+    memcpy(two + body, w.b + DS_WIRE_HEADER_LEN, w.n - DS_WIRE_HEADER_LEN); /* the second one declares 14 GB */
+    assert_false(dsCodecCheckBinary(s, two, body + w.n - DS_WIRE_HEADER_LEN, 2, errbuf, sizeof errbuf));
+    assert_non_null(strstr(errbuf, "record 1 of 2"));
+    assert_non_null(strstr(errbuf, "string length 14000000000"));
     /* countingAlloc stays: it frees what avro-c's default one allocated. */
 }
 

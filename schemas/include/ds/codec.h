@@ -182,6 +182,15 @@ int dsCodecWireId(const void *buf, size_t len);
 bool dsCodecDecodeWire(dsCodec *c, const void *buf, size_t len, avro_value_t *out, int *version, char *errbuf,
                        size_t errlen);
 
+/* Checks that buf holds exactly count records of schema s in Avro binary
+ * encoding, each length, block count and index within the bytes: what
+ * dsCodecDecodeWire() checks before it lets avro-c decode (avro-c allocates
+ * a declared length before reading it). For bytes avro-c would otherwise
+ * read unchecked, such as a container file's decompressed block (count is
+ * the block's record count). Errors name the record and byte offset.
+ * Nothing is allocated; s and buf are borrowed. */
+bool dsCodecCheckBinary(avro_schema_t s, const void *buf, size_t len, int64_t count, char *errbuf, size_t errlen);
+
 /* Encodes val (a value of one of the codec's versions) in the wire format
  * under that version's id into buf. Like snprintf, returns the full length
  * of the record: when it is larger than cap nothing is written and the
