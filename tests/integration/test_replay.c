@@ -359,6 +359,85 @@ static void test_damaged_files(void **state) {
     free(f3);
 }
 
+
+/* Files no archiver writes, made by hand: a record that decodes but breaks
+ * a rule ("SE" become "sE"), a block whose count was lowered, a block that
+ * inflates past the cap. Each is refused with the file and where in it;
+ * the run replays the rest and exits 1; PostgreSQL gets no row the API
+ * could not serve. */
+static void test_refused_records_and_blocks(void **state) {
+    char dir[400], cmd[1200], path[3][600];
+    snprintf(dir, sizeof(dir), "%s/crafted", pg.dir);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s && mkdir -p %s/decisions/dt=2026-11-20/hour=09", dir, dir);
+    assert_int_equal(system(cmd), 0);
+    for (int p = 0; p < 3; p++)
+        snprintf(path[p], sizeof(path[p]), "%s/decisions/dt=2026-11-20/hour=09/decisions+%d+00000000000000000000.avro",
+                 dir, p);
+    /* decisions 1000.. (ids the generated archive does not use), three per file */
+    char *rec[9];
+    size_t len[9];
+    for (int i = 0; i < 9; i++) assert_non_null(rec[i] = dtGenRecord(1000 + i, FIRST_MS + i, &len[i]));
+    char *se = memmem(rec[1], len[1], "\x04SE", 3);
+    assert_non_null(se);
+    se[1] = 's';
+    static char buf[3][1 << 16];
+    size_t n[3] = {0};
+    for (int i = 0; i < 9; i++) {
+        memcpy(buf[i / 3] + n[i / 3], rec[i], len[i]);
+        n[i / 3] += len[i];
+        free(rec[i]);
+    }
+    dtGenBlock invalid = {3, buf[0], n[0]}, lowered = {2, buf[1], n[1]};
+    assert_true(dtGenContainer(path[0], "null", &invalid, 1));
+    assert_true(dtGenContainer(path[1], "deflate", &lowered, 1));
+    size_t big = 80u << 20; /* decision 1006, then zeros: 80 MiB inflated, ~80 KiB stored */
+    char *bomb = calloc(1, big);
+    memcpy(bomb, buf[2], n[2] - 0);
+    dtGenBlock b = {1, bomb, big};
+    assert_true(dtGenContainer(path[2], "deflate", &b, 1));
+    free(bomb);
+
+    char args[700];
+    snprintf(args, sizeof(args), "--target postgres --dsn '%s' --on-error continue", pg.conninfo);
+    char *out = replay(dir, args);
+    assert_non_null(strstr(out, "rc=1"));
+    snprintf(cmd, sizeof(cmd), "%s: record 1 (block at byte ", path[0]);
+    assert_non_null(strstr(out, cmd));
+    assert_non_null(strstr(out, "refused: country must match the pattern"));
+    snprintf(cmd, sizeof(cmd), "%s: block at byte ", path[1]);
+    const char *at = strstr(out, cmd);
+    assert_non_null(at);
+    assert_non_null(strstr(at, "declares 2 records but its bytes hold more"));
+    snprintf(cmd, sizeof(cmd), "%s: block at byte ", path[2]);
+    at = strstr(out, cmd);
+    assert_non_null(at);
+    assert_non_null(strstr(at, "inflates to more than the 67108864-byte cap on a block"));
+    json_t *sum = summaryOf(out);
+    assert_int_equal(count(sum, "written"), 2);
+    assert_int_equal(count(sum, "failed"), 3); /* the record, and each file's read that failed */
+    assert_int_equal(count(sum, "bad_files"), 2);
+    json_decref(sum);
+    free(out);
+    /* decisions 1000 and 1002 written and served, 1001 nowhere */
+    for (int i = 1000; i < 1003; i++) {
+        char id[37], p[64];
+        dtGenId(i, id);
+        snprintf(p, sizeof(p), "/v1/decisions/%s", id);
+        dtResponse r;
+        assert_true(dtHttp(&api, "GET", p, DT_READER_TOKEN, NULL, NULL, 0, &r));
+        assert_int_equal(r.status, i == 1001 ? 404 : 200);
+        dtResponseFree(&r);
+    }
+    /* the cap is configurable: under a larger one the block's count is checked as any other's */
+    out = replay(dir, "--dry-run --on-error continue --max-block-size 128MiB");
+    snprintf(cmd, sizeof(cmd), "%s: block at byte ", path[2]);
+    at = strstr(out, cmd);
+    assert_non_null(at);
+    assert_non_null(strstr(at, "declares 1 records but its bytes hold more"));
+    assert_non_null(strstr(out, "rc=1"));
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_to_a_fresh_topic),
@@ -366,6 +445,7 @@ int main(void) {
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_interrupt_and_resume),
         cmocka_unit_test(test_damaged_files),
+        cmocka_unit_test(test_refused_records_and_blocks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
