@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <avro.h>
+#include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <sys/wait.h>
 
 #include "archive_gen.h"
+#include "ds/codec.h"
 #include "harness.h"
 
 enum { N = 240 };
@@ -438,6 +440,136 @@ static void test_refused_records_and_blocks(void **state) {
     free(out);
 }
 
+
+/* ---- the archiver and records it cannot place ---- */
+
+/* Produces values to partition 0 of topic, in order; waits for the acks. */
+static void produce(const char *topic_name, char **values, const size_t *lens, int n) {
+    char err[256], brokers[64];
+    snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", kafka.port);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)), RD_KAFKA_CONF_OK);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    assert_non_null(rk);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic_name), RD_KAFKA_V_PARTITION(0),
+                                           RD_KAFKA_V_VALUE(values[i], lens[i]),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_flush(rk, 20000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(rk);
+}
+
+/* Decision i in the wire format, decided at decided_ms (set on the Avro
+ * value, past any rule a post has on it). malloc'd. */
+static char *wireRecord(dsCodec *c, int i, int64_t decided_ms, size_t *len) {
+    char err[256], id[37], at[32];
+    json_t *doc = dtFixture("decision.json");
+    dtGenId(i, id);
+    json_object_set_new(doc, "decision_id", json_string(id));
+    snprintf(at, sizeof(at), "2026-11-20T09:00:%02d.000Z", i % 60);
+    json_object_set_new(doc, "decided_at", json_string(at));
+    avro_value_t v, field;
+    dsCodecError cerr;
+    assert_true(dsCodecNewValue(c, &v));
+    assert_true(dsCodecFromJson(c, doc, &v, &cerr));
+    assert_true(dsCodecSetServerFields(c, &v, FIRST_MS, 1));
+    assert_int_equal(avro_value_get_by_name(&v, "decided_at", &field, NULL), 0);
+    assert_int_equal(avro_value_set_long(&field, decided_ms), 0);
+    *len = dsCodecEncodeWire(c, &v, NULL, 0, err, sizeof(err));
+    char *buf = malloc(*len);
+    assert_int_equal(dsCodecEncodeWire(c, &v, buf, *len, err, sizeof(err)), *len);
+    avro_value_decref(&v);
+    json_decref(doc);
+    return buf;
+}
+
+typedef struct archiverProc {
+    pid_t pid;
+    dtApi http; /* only its url: the metrics endpoint */
+    char env[5][400];
+} archiverProc;
+
+static void archiverStart(archiverProc *a, const char *aroot, const char *topic_name) {
+    int port = dtFreePort();
+    snprintf(a->http.url, sizeof(a->http.url), "http://127.0.0.1:%d", port);
+    snprintf(a->env[0], sizeof(a->env[0]), "ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port);
+    snprintf(a->env[1], sizeof(a->env[1]), "ARCHIVER_ROOT=%s", aroot);
+    snprintf(a->env[2], sizeof(a->env[2]), "ARCHIVER_TOPIC=%s", topic_name);
+    snprintf(a->env[3], sizeof(a->env[3]), "ARCHIVER_METRICS_PORT=%d", port);
+    snprintf(a->env[4], sizeof(a->env[4]), "ARCHIVER_GROUP=archiver-%s", topic_name);
+    const char *env[] = {a->env[0], a->env[1], a->env[2], a->env[3], a->env[4], "ARCHIVER_MAX_AGE=300ms",
+                         "ARCHIVER_SESSION_TIMEOUT=6s", "ARCHIVER_REGISTRY_URL=", "ARCHIVER_LOG_LEVEL=error", NULL};
+    a->pid = dtSpawn("decision-archiver", NULL, env);
+    assert_true(a->pid > 0);
+    assert_true(dtWaitReady(&a->http, 20000));
+}
+
+static bool running(pid_t pid) {
+    int status;
+    return waitpid(pid, &status, WNOHANG) == 0;
+}
+
+/* A decision dated 1969 (no dt= directory for it) and a value that is not
+ * in the wire format do not stop the archiver: each is quarantined byte
+ * for byte with its reason and counted, the decisions after them are
+ * archived (and replayed), and a restart does not read them again. */
+static void test_archiver_quarantines_what_it_cannot_place(void **state) {
+    char aroot[400], path[600], cmd[800], err[256];
+    snprintf(aroot, sizeof(aroot), "%s/quarantine-archive", pg.dir);
+    dsCodec *c = dsCodecNew(err, sizeof(err));
+    assert_non_null(c);
+    char *values[8];
+    size_t lens[8];
+    values[0] = wireRecord(c, 3000, -86400000LL * 365, &lens[0]); /* 1969-01-01 */
+    values[1] = strdup("not a decision");
+    lens[1] = strlen(values[1]);
+    for (int i = 2; i < 7; i++) values[i] = wireRecord(c, 3000 + i, FIRST_MS + i * 1000, &lens[i]);
+    values[7] = wireRecord(c, 3007, FIRST_MS + 7000, &lens[7]);
+    produce("quarantined", values, lens, 7);
+
+    archiverProc a;
+    archiverStart(&a, aroot, "quarantined");
+    assert_true(dtWaitMetric(&a.http, "archiver_records_total", 5, 30000));
+    assert_int_equal(dtMetric(&a.http, "archiver_quarantined_total"), 2);
+    assert_true(running(a.pid));
+    /* each kept byte for byte, with why */
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/quarantine/decisions+0+%020d.value", aroot, i);
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        static char got[65536];
+        size_t n = fread(got, 1, sizeof(got), fp);
+        fclose(fp);
+        assert_int_equal(n, lens[i]);
+        assert_memory_equal(got, values[i], n);
+    }
+    snprintf(cmd, sizeof(cmd), "cat %s/quarantine/decisions+0+%020d.reason", aroot, 0);
+    char *why = dtCapture(cmd);
+    assert_non_null(strstr(why, "partition 0 offset 0: decided_at -31536000000 ms (1969-01-01T00:00:00.000Z) has "
+                                "no dt=/hour= directory"));
+    free(why);
+    /* the decisions after them are archived, and replay reads only those */
+    char *out = replay(aroot, "--dry-run");
+    json_t *sum = summaryOf(out);
+    assert_non_null(strstr(out, "rc=0"));
+    assert_int_equal(count(sum, "selected"), 5);
+    json_decref(sum);
+    free(out);
+
+    /* a restart goes on after them: nothing quarantined again */
+    assert_int_equal(dtStop(a.pid, SIGTERM), 0);
+    produce("quarantined", &values[7], &lens[7], 1);
+    archiverStart(&a, aroot, "quarantined");
+    assert_true(dtWaitMetric(&a.http, "archiver_records_total", 1, 30000));
+    assert_int_equal(dtMetric(&a.http, "archiver_records_total"), 1);
+    assert_int_equal(dtMetric(&a.http, "archiver_quarantined_total"), 0);
+    assert_true(running(a.pid));
+    assert_int_equal(dtStop(a.pid, SIGTERM), 0);
+    for (int i = 0; i < 8; i++) free(values[i]);
+    dsCodecFree(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_to_a_fresh_topic),
@@ -446,6 +578,7 @@ int main(void) {
         cmocka_unit_test(test_interrupt_and_resume),
         cmocka_unit_test(test_damaged_files),
         cmocka_unit_test(test_refused_records_and_blocks),
+        cmocka_unit_test(test_archiver_quarantines_what_it_cannot_place),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
