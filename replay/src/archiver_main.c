@@ -7,9 +7,9 @@
  * crash re-reads from the start of the unfinished file and writes it again
  * under the same name.
  *
- * A record the layout has no place for (its value does not decode or is not
- * in the wire format, its schema id is unknown to the registry, its
- * decided_at is before 1970 or past 9999, it is larger than a block) is a
+ * A record the layout has no place for (its value is not in the wire format
+ * or does not decode, its decided_at is before 1970 or past 9999, it is
+ * larger than a block) is a
  * property of the record, not a storage failure: it is quarantined
  * (rpArchiveQuarantine: its bytes and the reason under <root>/quarantine/),
  * logged with partition, offset and reason, counted in
