@@ -67,7 +67,7 @@ static const dsConfigOption arConfig[] = {
     {"max-age", DS_CFG_DURATION, "60s", "a file is closed this long after its first record", &opt.max_age_ms, 100,
      86400000},
     {"block-size", DS_CFG_SIZE, "1MiB",
-     "Avro block size (a larger record is quarantined; at most decision-replay's max-block-size)", &opt.block_size,
+     "Avro block size (a larger record is quarantined; at most 64MiB, what decision-replay reads by default)", &opt.block_size,
      65536, RP_MAX_BLOCK_DEFAULT},
     {"session-timeout", DS_CFG_DURATION, "45s",
      "consumer group session timeout: how soon a crashed archiver's partitions move", &opt.session_timeout_ms, 1000,
