@@ -29,7 +29,7 @@ static bool writeMessages(dsCodec *c, const char *root, FILE *out, long *written
     unsigned char buf[65536];
     bool ok = true;
     for (size_t i = 0; ok && i < l.n; i++) {
-        rpFileReader *r = rpFileReaderOpen(c, l.files[i].path, RP_MAX_BLOCK_DEFAULT, err, sizeof(err));
+        rpFileReader *r = rpFileReaderOpen(c, l.files[i].path, err, sizeof(err));
         ok = r != NULL;
         while (ok && rpFileReaderNext(r, &v, err, sizeof(err)) == 1) {
             const char *key = dsCodecFieldText(&v, "customer_id");

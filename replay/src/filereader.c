@@ -59,11 +59,11 @@ static bool frSchema(rpFileReader *r, char *errbuf, size_t errlen) {
     return ok;
 }
 
-rpFileReader *rpFileReaderOpen(dsCodec *codec, const char *path, size_t max_block, char *errbuf, size_t errlen) {
+rpFileReader *rpFileReaderOpen(dsCodec *codec, const char *path, char *errbuf, size_t errlen) {
     rpFileReader *r = calloc(1, sizeof(*r));
     if (r == NULL) return snprintf(errbuf, errlen, "%s: out of memory", path), NULL;
     r->codec = codec;
-    r->max_block = max_block;
+    r->max_block = RP_MAX_BLOCK_DEFAULT;
     snprintf(r->path, sizeof(r->path), "%s", path);
     if ((r->fp = fopen(path, "rb")) == NULL) {
         snprintf(errbuf, errlen, "%s: cannot open: %s", path, strerror(errno));
@@ -102,6 +102,10 @@ rpFileReader *rpFileReaderOpen(dsCodec *codec, const char *path, size_t max_bloc
 failed:
     rpFileReaderClose(r);
     return NULL;
+}
+
+void rpFileReaderSetMaxBlock(rpFileReader *r, size_t max_block) {
+    r->max_block = max_block;
 }
 
 void rpFileReaderClose(rpFileReader *r) {

@@ -30,11 +30,13 @@
 
 typedef struct rpFileReader rpFileReader;
 
-/* Opens path. codec is borrowed and must outlive the reader. max_block:
- * bytes a block may hold, compressed or inflated. NULL with errbuf filled
- * ("<path>: ...") when the file cannot be opened, its header is damaged, its
- * codec is not supported, or its schema is none of the codec's versions. */
-rpFileReader *rpFileReaderOpen(dsCodec *codec, const char *path, size_t max_block, char *errbuf, size_t errlen);
+/* Opens path, with a cap of RP_MAX_BLOCK_DEFAULT bytes on a block. codec is
+ * borrowed and must outlive the reader. NULL with errbuf filled ("<path>:
+ * ...") when the file cannot be opened, its header is damaged, its codec is
+ * not supported, or its schema is none of the codec's versions. */
+rpFileReader *rpFileReaderOpen(dsCodec *codec, const char *path, char *errbuf, size_t errlen);
+/* Bytes a block may hold, stored or inflated, from the next block read on. */
+void rpFileReaderSetMaxBlock(rpFileReader *r, size_t max_block);
 void rpFileReaderClose(rpFileReader *r);
 
 /* Reads the next record into out (a value from dsCodecNewValue()).

@@ -142,9 +142,8 @@ static bool rpBadFile(rpRun *r, const char *what) {
 static bool rpFile(rpRun *r, uint64_t from) {
     char err[1536], why[600];
     int rc = 1;
-    size_t max_block = r->spec->max_block ? r->spec->max_block : RP_MAX_BLOCK_DEFAULT;
-    if ((r->reader = rpFileReaderOpen(r->codec, r->file->path, max_block, err, sizeof(err))) == NULL)
-        return rpBadFile(r, err);
+    if ((r->reader = rpFileReaderOpen(r->codec, r->file->path, err, sizeof(err))) == NULL) return rpBadFile(r, err);
+    if (r->spec->max_block) rpFileReaderSetMaxBlock(r->reader, r->spec->max_block);
     while (!*r->stop && !r->fatal && (rc = rpFileReaderNext(r->reader, &r->value, err, sizeof(err))) == 1) {
         if (rpFileReaderPosition(r->reader) <= from) continue; /* done by an earlier run */
         r->st->read++;

@@ -251,8 +251,9 @@ static void craftedRoot(fixture *f, const char *name, const char *codec, const d
 static int readAll(fixture *f, const char *path, size_t max_block, char *err, size_t errlen) {
     avro_value_t v;
     assert_true(dsCodecNewValue(f->shipped, &v));
-    rpFileReader *r = rpFileReaderOpen(f->shipped, path, max_block, err, errlen);
+    rpFileReader *r = rpFileReaderOpen(f->shipped, path, err, errlen);
     assert_non_null(r);
+    rpFileReaderSetMaxBlock(r, max_block);
     int n = 0, rc;
     while ((rc = rpFileReaderNext(r, &v, err, errlen)) == 1) n++;
     rpFileReaderClose(r);
