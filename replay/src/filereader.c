@@ -166,7 +166,7 @@ static bool frCheckCount(rpFileReader *r, const char *data, size_t len, char *wh
     avro_reader_memory_set_source(r->mem, data, (int64_t)len);
     for (uint64_t i = 0; i < r->block.count; i++) {
         if (avro_skip_data(r->mem, r->schema) != 0) {
-            snprintf(why, whylen, "declares %llu records but its bytes hold only %llu whole ones",
+            snprintf(why, whylen, "declares %llu records: its bytes hold only %llu whole ones",
                      (unsigned long long)r->block.count, (unsigned long long)i);
             return false;
         }
@@ -174,7 +174,7 @@ static bool frCheckCount(rpFileReader *r, const char *data, size_t len, char *wh
     /* avro_reader_is_eof() knows only file readers: one more byte must fail */
     char extra;
     if (avro_read(r->mem, &extra, 1) == 0) {
-        snprintf(why, whylen, "declares %llu records but its bytes hold more", (unsigned long long)r->block.count);
+        snprintf(why, whylen, "declares %llu records: bytes are left after them", (unsigned long long)r->block.count);
         return false;
     }
     avro_reader_memory_set_source(r->mem, data, (int64_t)len);
