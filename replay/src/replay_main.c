@@ -26,6 +26,7 @@ static struct {
     char *archive, *from, *to, *customer_id, *merchant_id, *outcome, *target, *brokers, *topic, *compression, *dsn,
         *url, *checkpoint, *on_error, *schemas_dir, *log_level;
     long rate, batch, checkpoint_ms, progress_ms;
+    size_t max_block;
     bool dry_run;
 } opt;
 
@@ -54,6 +55,9 @@ static const dsConfigOption rpConfig[] = {
      &opt.checkpoint_ms, 10, 3600000},
     {"on-error", DS_CFG_STRING, "stop", "a damaged or unreadable file: stop, or continue with the next file",
      &opt.on_error, 0, 0},
+    {"max-block-size", DS_CFG_SIZE, "64MiB",
+     "an archive block larger than this, stored or inflated, is refused (a damaged or hostile file); at least the "
+     "archiver's block-size", &opt.max_block, 65536, 1LL << 30},
     {"progress-interval", DS_CFG_DURATION, "5s", "between JSON progress lines when stderr is not a terminal",
      &opt.progress_ms, 100, 3600000},
     {"schemas-dir", DS_CFG_STRING, "",
@@ -131,7 +135,7 @@ static int rpMain(dsCodec *codec) {
     rpReplaySpec spec = {.root = opt.archive, .customer_id = rpOptional(opt.customer_id),
                          .merchant_id = rpOptional(opt.merchant_id), .outcome = rpOptional(opt.outcome),
                          .rate = (double)opt.rate, .checkpoint = rpOptional(opt.checkpoint),
-                         .checkpoint_ms = opt.checkpoint_ms, .progress_ms = 200,
+                         .checkpoint_ms = opt.checkpoint_ms, .progress_ms = 200, .max_block = opt.max_block,
                          .stop_on_error = strcmp(opt.on_error, "stop") == 0};
     if (!rpCheckOptions(&spec, codec)) return 2;
     rpTarget *target = NULL;
