@@ -159,22 +159,15 @@ done:
     return ok;
 }
 
-/* The block's bytes must hold exactly the records it declares: each is
- * skipped over (avro-c checks every length against what is left), then
- * nothing may remain. Leaves the memory reader at the first record. */
+/* The block's bytes must hold exactly the records it declares, every
+ * length and count inside them within those bytes (the codec's walk, the
+ * one the wire decoder uses: avro-c would trust them). Leaves the memory
+ * reader at the first record. */
 static bool frCheckCount(rpFileReader *r, const char *data, size_t len, char *why, size_t whylen) {
-    avro_reader_memory_set_source(r->mem, data, (int64_t)len);
-    for (uint64_t i = 0; i < r->block.count; i++) {
-        if (avro_skip_data(r->mem, r->schema) != 0) {
-            snprintf(why, whylen, "declares %llu records: its bytes hold only %llu whole ones",
-                     (unsigned long long)r->block.count, (unsigned long long)i);
-            return false;
-        }
-    }
-    /* avro_reader_is_eof() knows only file readers: one more byte must fail */
-    char extra;
-    if (avro_read(r->mem, &extra, 1) == 0) {
-        snprintf(why, whylen, "declares %llu records: bytes are left after them", (unsigned long long)r->block.count);
+    char detail[400];
+    if (r->block.count > INT64_MAX ||
+        !dsCodecCheckBinary(r->schema, data, len, (int64_t)r->block.count, detail, sizeof(detail))) {
+        snprintf(why, whylen, "declares %llu records: %s", (unsigned long long)r->block.count, detail);
         return false;
     }
     avro_reader_memory_set_source(r->mem, data, (int64_t)len);
