@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <openssl/sha.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -199,6 +200,39 @@ static void test_store_refuses_to_start_without_tokens(void **state) {
     assert_int_equal(dtStop(dtSpawn("variable-store", NULL, empty), 0), 1);
 }
 
+typedef struct lateToken {
+    const dtApi *at;
+    const char *path;
+} lateToken;
+
+static bool lateTokenWorks(void *arg) {
+    const lateToken *l = arg;
+    dtResponse r;
+    bool ok = dtHttp(l->at, "GET", l->path, "test-late-token", NULL, NULL, 0, &r) && r.status == 200;
+    dtResponseFree(&r);
+    return ok;
+}
+
+/* SIGHUP rereads the tokens file, in both servers: a token added to it
+ * works without a restart (without the handler, SIGHUP would end the
+ * store). */
+static void test_sighup_reloads_tokens(void **state) {
+    lateToken onApi = {&api, "/v1/decisions?customer_id=cust-1"}, onStore = {&vs, "/v1/variables/customer/cust-1"};
+    assert_false(lateTokenWorks(&onApi));
+    assert_false(lateTokenWorks(&onStore));
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)"test-late-token", strlen("test-late-token"), d);
+    FILE *f = fopen(api.tokens_file, "a");
+    assert_non_null(f);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) fprintf(f, "%02x", d[i]);
+    fprintf(f, " reader,lookup late\n"); /* reader: the API's search; lookup: the store's */
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(kill(api.pid, SIGHUP), 0);
+    assert_int_equal(kill(store, SIGHUP), 0);
+    assert_true(dtWaitFor(lateTokenWorks, &onApi, 10000));
+    assert_true(dtWaitFor(lateTokenWorks, &onStore, 10000));
+}
+
 /* 0 when a TCP connection to addr:port opens, else the errno. */
 static int connectTo(const char *addr, int port) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -228,6 +262,7 @@ int main(void) {
         cmocka_unit_test(test_forbidden_names_the_roles),
         cmocka_unit_test(test_store_refuses_to_start_without_tokens),
         cmocka_unit_test(test_daemons_listen_on_loopback_by_default),
+        cmocka_unit_test(test_sighup_reloads_tokens),
     };
     return cmocka_run_group_tests(tests, suiteSetup, suiteTeardown);
 }
