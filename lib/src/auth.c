@@ -31,7 +31,7 @@ static bool authParseHex(const char *hex, size_t len, unsigned char *out) {
     return true;
 }
 
-#define DS_ROLE_ALL (DS_ROLE_WRITER | DS_ROLE_READER | DS_ROLE_LOOKUP | DS_ROLE_INGEST | DS_ROLE_ADMIN)
+#define AUTH_ROLE_ALL (DS_ROLE_WRITER | DS_ROLE_READER | DS_ROLE_LOOKUP | DS_ROLE_INGEST | DS_ROLE_ADMIN)
 
 static const struct {
     const char *name;
@@ -45,7 +45,7 @@ static const struct {
 static int authRoleBits(const char *name) {
     for (size_t i = 0; i < AUTH_NROLES; i++)
         if (strcmp(name, authRoles[i].name) == 0)
-            return authRoles[i].bit == DS_ROLE_ADMIN ? DS_ROLE_ALL : authRoles[i].bit;
+            return authRoles[i].bit == DS_ROLE_ADMIN ? AUTH_ROLE_ALL : authRoles[i].bit;
     return 0;
 }
 

@@ -138,7 +138,8 @@ static char *rpLoadToken(void) {
         return NULL;
     }
     if (!rpTokenValid(tok)) {
-        rpUsageError("the token%s is empty or holds spaces or control characters", *opt.token_file ? " in --token-file" : "");
+        rpUsageError("the token%s is empty or holds spaces or control characters",
+                     *opt.token_file ? " in --token-file" : "");
         free(tok);
         return NULL;
     }

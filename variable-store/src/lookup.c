@@ -103,8 +103,8 @@ static bool lookupKeys(vsServer *s, h2o_req_t *req, json_t *doc, json_t **keys) 
 }
 
 void vsLookupBatch(vsServer *s, h2o_req_t *req) {
-    if (!dsAuthRequire(s->auth, s->http, req, ROUTE_BATCH, VS_ROLES_LOOKUP) || !vsServerRequireJson(s, req, ROUTE_BATCH))
-        return;
+    if (!dsAuthRequire(s->auth, s->http, req, ROUTE_BATCH, VS_ROLES_LOOKUP)) return;
+    if (!vsServerRequireJson(s, req, ROUTE_BATCH)) return;
     json_error_t jerr;
     json_t *doc = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr), *keys;
     if (doc == NULL) {
