@@ -90,7 +90,7 @@ static void readStart(apiServer *s, h2o_req_t *req, const char *route, const cha
 }
 
 void apiGetDecision(apiServer *s, h2o_req_t *req, const char *id, size_t idlen) {
-    if (!apiRequireRole(s, req, ROUTE_GET, API_ROLE_READER)) return;
+    if (!apiRequireRole(s, req, ROUTE_GET, DS_ROLE_READER)) return;
     char norm[37];
     if (!apiDecisionNormalizeId(id, idlen, norm)) {
         dsHttpRespondError(s->http, req, ROUTE_GET, 400, "invalid_value", "decision_id must be a UUID",
@@ -247,7 +247,7 @@ done:
 }
 
 void apiListDecisions(apiServer *s, h2o_req_t *req) {
-    if (!apiRequireRole(s, req, ROUTE_LIST, API_ROLE_READER)) return;
+    if (!apiRequireRole(s, req, ROUTE_LIST, DS_ROLE_READER)) return;
     listQuery q;
     char msg[256];
     const char *field = NULL;

@@ -51,7 +51,8 @@ static apiOptions opt;
 
 /* The one configuration table: --help prints it. */
 static const dsConfigOption apiConfig[] = {
-    {"listen-host", DS_CFG_STRING, "0.0.0.0", "address to listen on", &opt.listen_host, 0, 0},
+    {"listen-host", DS_CFG_STRING, "127.0.0.1",
+     "address to listen on (0.0.0.0 or a public address to serve other machines)", &opt.listen_host, 0, 0},
     {"listen-port", DS_CFG_INT, "8080", "HTTP port", &opt.listen_port, 1, 65535},
     {"listen-fd", DS_CFG_INT, "-1",
      "inherited listening socket to accept on instead of listen-host:listen-port (-1: systemd's, if any)",
@@ -99,14 +100,14 @@ typedef struct apiMain {
 static void mainReloadTokens(uv_signal_t *h, int signum) {
     apiMain *m = h->data;
     char err[512];
-    apiAuth *a = apiAuthLoad(opt.tokens_file, err, sizeof(err));
+    dsAuth *a = dsAuthLoad(opt.tokens_file, err, sizeof(err));
     if (a == NULL) {
         dsLogError("SIGHUP: keeping the old tokens: %s", err);
         return;
     }
-    apiAuthFree(m->srv.auth);
+    dsAuthFree(m->srv.auth);
     m->srv.auth = a;
-    dsLogInfo("SIGHUP: loaded %zu tokens from %s", apiAuthCount(a), opt.tokens_file);
+    dsLogInfo("SIGHUP: loaded %zu tokens from %s", dsAuthCount(a), opt.tokens_file);
 }
 
 /* Tells the supervisor a state such as "READY=1" (systemd's notify
@@ -186,7 +187,7 @@ static bool mainListen(apiMain *m, char *err, size_t errlen) {
     char where[128];
     dsHttpServerAddress(s->http, where, sizeof(where));
     dsLogInfo("listening on %s%s (%zu tokens, schema v%d)", where, m->listen_fd >= 0 ? ", inherited socket" : "",
-              apiAuthCount(s->auth), dsCodecCurrentVersion(s->codec));
+              dsAuthCount(s->auth), dsCodecCurrentVersion(s->codec));
     return true;
 }
 
@@ -222,7 +223,7 @@ static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
                                       "Requests whose client went away before the database answered.");
     if ((s->codec = dsCodecNewForDirOption(opt.schemas_dir, err, errlen)) == NULL) return false;
     if (!apiDecisionValuesNew(s, err, errlen)) return false;
-    if ((s->auth = apiAuthLoad(opt.tokens_file, err, errlen)) == NULL) return false;
+    if ((s->auth = dsAuthLoad(opt.tokens_file, err, errlen)) == NULL) return false;
     apiWriterConfig wc = {opt.database_url, (int)opt.writer_connections, (int)opt.max_batch, (size_t)opt.queue_size,
                           opt.write_timeout_ms, (int)opt.max_attempts, apiDecisionSameAsStored, s};
     apiReaderConfig rc = {opt.database_url, (int)opt.reader_connections, (size_t)opt.reader_queue, opt.statement_timeout_ms};
@@ -263,7 +264,7 @@ static void mainCleanup(apiMain *m, uv_loop_t *loop) {
     if (!dsLoopShutdown(loop)) dsLogWarn("event loop closed with handles still open");
     apiDecisionValuesFree(s);
     dsCodecFree(s->codec);
-    apiAuthFree(s->auth);
+    dsAuthFree(s->auth);
     dsMetricsFree(s->metrics);
 }
 

@@ -76,8 +76,11 @@ rpTarget *rpPgTargetNew(dsCodec *codec, const char *conninfo, size_t batch, char
  * A batch the store refuses as invalid is counted failed without stopping
  * the target; a store that cannot take writes is retried for a minute. url
  * (http:// or https://, a trailing '/' ignored) is copied; codec is
- * borrowed. Checks GET {url}/healthz at once; NULL with errbuf filled if
- * the URL is malformed or the store does not answer. */
-rpTarget *rpVsTargetNew(dsCodec *codec, const char *url, size_t batch, char *errbuf, size_t errlen);
+ * borrowed. token, the bearer token every request carries (the store
+ * requires one with the ingest role), is copied. Checks GET {url}/healthz at
+ * once; NULL with errbuf filled if the URL is malformed or the store does
+ * not answer. */
+rpTarget *rpVsTargetNew(dsCodec *codec, const char *url, const char *token, size_t batch, char *errbuf,
+                        size_t errlen);
 
 #endif

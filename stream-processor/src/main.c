@@ -16,7 +16,7 @@
 static struct {
     char *database_url, *slot, *publication, *table;
     char *brokers, *compression, *topic, *dlq_topic, *security_protocol, *sasl_mechanism, *sasl_username, *sasl_password;
-    char *schemas_dir, *registry_url;
+    char *schemas_dir, *registry_url, *listen_host;
     long max_in_flight, status_interval_ms, message_timeout_ms, metrics_port, shutdown_timeout_ms;
     char *log_level;
 } opt;
@@ -50,6 +50,9 @@ static const dsConfigOption spConfig[] = {
      60000},
     {"message-timeout", DS_CFG_DURATION, "5m", "how long Kafka delivery is retried before restarting from the slot",
      &opt.message_timeout_ms, 1000, 86400000},
+    {"listen-host", DS_CFG_STRING, "127.0.0.1",
+     "address of the metrics endpoint (0.0.0.0 or a public address for a scraper on another machine)",
+     &opt.listen_host, 0, 0},
     {"metrics-port", DS_CFG_INT, "9101", "HTTP port of /metrics, /healthz, /readyz (0: none)", &opt.metrics_port, 0,
      65535},
     {"shutdown-timeout", DS_CFG_DURATION, "10s", "on SIGTERM, how long to wait for Kafka", &opt.shutdown_timeout_ms, 0,
@@ -133,7 +136,7 @@ int main(int argc, char **argv) {
         goto done;
     }
     if (opt.metrics_port > 0) {
-        dsHttpConfig hc = {"0.0.0.0", (int)opt.metrics_port, 4096, 128};
+        dsHttpConfig hc = {opt.listen_host, (int)opt.metrics_port, 4096, 128};
         if ((m.http = dsHttpServerStart(&loop, &hc, mainHandle, &m, m.metrics, err, sizeof(err))) == NULL) {
             dsLogError("cannot start the metrics endpoint: %s", err);
             spProcessorStop(m.proc, 0);

@@ -239,11 +239,17 @@ static bool dtApiReady(void *arg) {
 /* The test tokens, hashed, in the cluster directory (api->tokens_file). */
 static bool dtApiWriteTokens(dtApi *api, const dtPg *pg) {
     snprintf(api->tokens_file, sizeof(api->tokens_file), "%s/tokens", pg->dir);
-    FILE *f = fopen(api->tokens_file, "w");
+    return dtWriteTokens(api->tokens_file);
+}
+
+bool dtWriteTokens(const char *path) {
+    FILE *f = fopen(path, "w");
     if (f == NULL) return false;
     fprintf(f, "# test tokens\n");
     dtHashLine(f, DT_WRITER_TOKEN, "writer");
     dtHashLine(f, DT_READER_TOKEN, "reader");
+    dtHashLine(f, DT_LOOKUP_TOKEN, "lookup");
+    dtHashLine(f, DT_INGEST_TOKEN, "ingest");
     dtHashLine(f, DT_ADMIN_TOKEN, "admin");
     return fclose(f) == 0;
 }
@@ -270,7 +276,6 @@ static bool dtApiStartOnPort(dtApi *api, const dtPg *pg, const char *const *extr
     if (api->pid == 0) {
         char port[16];
         snprintf(port, sizeof(port), "%d", api->port);
-        setenv("DECISIONS_LISTEN_HOST", "127.0.0.1", 1);
         setenv("DECISIONS_LISTEN_PORT", port, 1);
         setenv("DECISIONS_DATABASE_URL", pg->conninfo, 1);
         setenv("DECISIONS_TOKENS_FILE", api->tokens_file, 1);

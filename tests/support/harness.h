@@ -35,10 +35,17 @@ typedef struct dtApi {
     char tokens_file[300];
 } dtApi;
 
-/* Test tokens, written (hashed) into tokens_file by dtApiStart. */
+/* Test tokens, one role each (the role in the name), written hashed into
+ * tokens_file by dtApiStart and by dtWriteTokens. */
 #define DT_WRITER_TOKEN "test-writer-token"
 #define DT_READER_TOKEN "test-reader-token"
+#define DT_LOOKUP_TOKEN "test-lookup-token"
+#define DT_INGEST_TOKEN "test-ingest-token"
 #define DT_ADMIN_TOKEN "test-admin-token"
+
+/* Writes the test tokens' tokens file (the decision API's and the variable
+ * store's format) to path; false if it cannot. */
+bool dtWriteTokens(const char *path);
 
 /* Starts $BUILD/bin/decision-api against pg on a free port; extra_env is a
  * NULL-terminated list of "NAME=value" (may be NULL). Waits for /readyz. */
