@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "ds/pg.h"
 #include "pgoutput.h"
 
 struct spRepl {
@@ -156,11 +157,19 @@ static void replOnPoll(uv_poll_t *h, int status, int events) {
 
 spRepl *spReplStart(uv_loop_t *loop, const spReplConfig *cfg, spReplDataFn *on_data, spReplDownFn *on_down,
                     void *arg, uint64_t *start_lsn, char *errbuf, size_t errlen) {
-    const char *keys[] = {"dbname", "replication", "application_name", "connect_timeout", NULL};
-    const char *vals[] = {cfg->conninfo, "database", "stream-processor", "10", NULL};
-    spRepl *r = calloc(1, sizeof(*r));
-    if (r == NULL) return snprintf(errbuf, errlen, "out of memory"), NULL;
+    /* pgoutput prints recorded_at with the walsender's DateStyle and
+     * TimeZone, which the session options pin (ds/pg.h). */
+    char *options = dsPgSessionOptions(cfg->conninfo);
+    const char *keys[] = {"dbname", "replication", "application_name", "connect_timeout", "options", NULL};
+    const char *vals[] = {cfg->conninfo, "database", "stream-processor", "10", options, NULL};
+    spRepl *r = options ? calloc(1, sizeof(*r)) : NULL;
+    if (r == NULL) {
+        free(options);
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
     r->pg = PQconnectdbParams(keys, vals, 1);
+    free(options);
     char lsn[24], sql[512];
     if (PQstatus(r->pg) != CONNECTION_OK) {
         snprintf(errbuf, errlen, "replication connection: %s", PQerrorMessage(r->pg));
