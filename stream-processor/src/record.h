@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ds/attrs.h"
 #include "ds/codec.h"
 
 /* A growable byte buffer, reused from record to record. Owned by the caller;
@@ -35,7 +36,7 @@ void spRecordBufFree(spRecordBuf *b);
  * a timestamptz (see spPgTimestampParse). On failure returns false and
  * writes why into errbuf ("doc: missing_field customer_id: ..."); out is
  * then unspecified. */
-bool spRecordEncode(dsCodec *codec, avro_value_t *scratch, const char *doc_json, const char *recorded_at,
+DS_MUST_CHECK bool spRecordEncode(dsCodec *codec, avro_value_t *scratch, const char *doc_json, const char *recorded_at,
                     spRecordBuf *out, char *errbuf, size_t errlen);
 
 /* Parses a timestamptz as PostgreSQL prints it in ISO DateStyle

@@ -37,7 +37,8 @@ spRepl *spReplStart(uv_loop_t *loop, const spReplConfig *cfg, spReplDataFn *on_d
 
 /* Sends a standby status update: everything up to flush_lsn is durable
  * downstream and may be discarded by the server. false if the session
- * failed (on_down follows). */
+ * failed: on_down has then run (the session is restarting), so a caller
+ * may ignore the result. */
 bool spReplSendStatus(spRepl *r, uint64_t write_lsn, uint64_t flush_lsn, bool reply_requested);
 
 /* Back-pressure: stop and resume reading the socket. While paused the server

@@ -52,7 +52,8 @@ bool dsPgConnIsUp(const dsPgConn *c);
 bool dsPgConnIsIdle(const dsPgConn *c);
 
 /* Ends the current group with a pipeline sync and starts sending it. Returns
- * false if the session failed (on_down has then been called). */
+ * false if the session failed: on_down has then been called and owns the
+ * recovery, so a caller with nothing more to send may ignore the result. */
 bool dsPgConnSync(dsPgConn *c);
 
 /* Drops the session as failed (e.g. a PQsend* call returned 0): calls on_down
