@@ -128,8 +128,6 @@ int rpFileReaderNext(rpFileReader *r, avro_value_t *out, char *errbuf, size_t er
 }
 
 uint64_t rpFileReaderPosition(const rpFileReader *r) { return r->position; }
-uint64_t rpFileReaderRecords(const rpFileReader *r) { return r->info.records; }
-int rpFileReaderVersion(const rpFileReader *r) { return r->version; }
 
 uint64_t rpFileReaderBytes(const rpFileReader *r) {
     off_t pos = ftello(r->fp);

@@ -32,12 +32,8 @@ int rpFileReaderNext(rpFileReader *r, avro_value_t *out, char *errbuf, size_t er
 
 /* Records returned or skipped so far: the position a checkpoint records. */
 uint64_t rpFileReaderPosition(const rpFileReader *r);
-/* Intact records in the file, from the framing check. */
-uint64_t rpFileReaderRecords(const rpFileReader *r);
 /* Bytes of the file read so far (approximate: avro-c reads ahead a block). */
 uint64_t rpFileReaderBytes(const rpFileReader *r);
-/* The writer's schema version of the file. */
-int rpFileReaderVersion(const rpFileReader *r);
 /* NULL when the file is intact; otherwise what is damaged and where,
  * without the path. Owned by the reader. */
 const char *rpFileReaderDamage(const rpFileReader *r);
