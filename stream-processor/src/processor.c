@@ -178,65 +178,9 @@ static char *procColumn(const spRelation *rel, const spTuple *tup, const char *n
     return strndup((const char *)v->data, v->len);
 }
 
-/* Like procColumn for a column the row cannot go without: NULL with why
- * filled, naming what the stream sent instead of text. */
-static char *procRequired(const spRelation *rel, const spTuple *tup, const char *name, char *why, size_t len) {
-    const spValue *v = spTupleGet(rel, tup, name);
-    if (v == NULL) snprintf(why, len, "column %s is missing from %s.%s", name, rel->nspname, rel->relname);
-    else if (v->kind == SP_VAL_NULL) snprintf(why, len, "column %s is null", name);
-    else if (v->kind == SP_VAL_UNCHANGED)
-        snprintf(why, len, "column %s came as an unchanged TOAST value, which an insert cannot carry", name);
-    else if (v->kind != SP_VAL_TEXT) snprintf(why, len, "column %s came in binary, not as text", name);
-    else return strndup((const char *)v->data, v->len);
-    return NULL;
-}
-
-/* Longest row JSON a dead-letter record carries, and how much of each
- * column value a longer row keeps: the record must fit in a Kafka message
- * (message.max.bytes, 1,000,000 by default) with its headers. The row
- * itself stays in PostgreSQL, found by its source_lsn and decision_id. */
-#define PROC_DLQ_ROW_MAX (512 * 1024)
-#define PROC_DLQ_VALUE_CUT 1024
-
-/* A column value for the dead-letter row: the text, cut to cut bytes (at a
- * UTF-8 character boundary, noting the cut) when cut > 0. */
-static json_t *procDlqValue(const spValue *v, size_t cut) {
-    if (v->kind == SP_VAL_UNCHANGED) return json_string("(unchanged TOAST value)");
-    if (v->kind != SP_VAL_TEXT) return json_null();
-    if (cut == 0 || v->len <= cut) {
-        json_t *j = json_stringn((const char *)v->data, v->len);
-        return j ? j : json_string("(not valid UTF-8)");
-    }
-    while (cut > 0 && (v->data[cut] & 0xC0) == 0x80) cut--;
-    char *text = NULL;
-    json_t *j = NULL;
-    if (asprintf(&text, "%.*s... (%u bytes in all)", (int)cut, (const char *)v->data, v->len) >= 0)
-        j = json_string(text);
-    free(text);
-    return j ? j : json_string("(not valid UTF-8)");
-}
-
-static char *procRowJsonCut(const spRelation *rel, const spTuple *tup, size_t cut) {
-    json_t *row = json_object();
-    for (int i = 0; row && i < rel->ncols && i < tup->ncols; i++)
-        json_object_set_new(row, rel->cols[i].name, procDlqValue(&tup->values[i], cut));
-    char *text = row ? json_dumps(row, JSON_COMPACT) : NULL;
-    json_decref(row);
-    return text;
-}
-
-/* The whole row as a JSON object, for the dead-letter record; every long
- * value cut if the whole would not fit in one. */
-static char *procRowJson(const spRelation *rel, const spTuple *tup) {
-    char *text = procRowJsonCut(rel, tup, 0);
-    if (text == NULL || strlen(text) <= PROC_DLQ_ROW_MAX) return text;
-    free(text);
-    return procRowJsonCut(rel, tup, PROC_DLQ_VALUE_CUT);
-}
-
 static bool procSendDlq(spProcessor *p, const spRelation *rel, const spTuple *tup, const char *key,
                         const char *error, const char *lsn, char *err, size_t errlen) {
-    char *row = procRowJson(rel, tup);
+    char *row = spRowDlqJson(rel, tup);
     dsLogWarn("decision row at %s goes to the dead-letter topic: %s", lsn, error);
     bool ok = row && spProducerSendDlq(p->prod, key, row, error, lsn, procTag(p),
                                        err, errlen);
@@ -322,7 +266,7 @@ static bool procSendRecord(spProcessor *p, const spRelation *rel, const spTuple 
 
 static void procInsert(spProcessor *p, const spMsg *m, uint64_t lsn) {
     const spRelation *rel = m->u.change.rel;
-    if (strcmp(rel->relname, p->cfg.repl.table) != 0) return;
+    if (!spReplIsTable(p->repl, rel->nspname, rel->relname)) return; /* another table the publication holds */
     char lsntext[24], err[768] = "out of memory", why[1024] = "out of memory";
     spLsnFormat(lsn, lsntext);
     if (!p->in_txn) {
@@ -333,9 +277,9 @@ static void procInsert(spProcessor *p, const spMsg *m, uint64_t lsn) {
         return;
     }
     const spTuple *tup = &m->u.change.newtup;
-    char *id = procRequired(rel, tup, "decision_id", why, sizeof(why)), *customer = procColumn(rel, tup, "customer_id");
-    char *doc = id ? procRequired(rel, tup, "doc", why, sizeof(why)) : NULL;
-    char *recorded = doc ? procRequired(rel, tup, "recorded_at", why, sizeof(why)) : NULL;
+    char *id = spRowText(rel, tup, "decision_id", why, sizeof(why)), *customer = procColumn(rel, tup, "customer_id");
+    char *doc = id ? spRowText(rel, tup, "doc", why, sizeof(why)) : NULL;
+    char *recorded = doc ? spRowText(rel, tup, "recorded_at", why, sizeof(why)) : NULL;
     int schema_id = -1;
     procRowFate fate = PROC_ROW_DLQ;
     if (id && doc && recorded) fate = procEncode(p, rel, tup, doc, recorded, &schema_id, why, sizeof(why));

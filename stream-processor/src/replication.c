@@ -17,6 +17,7 @@ struct spRepl {
     spReplDownFn *on_down;
     void *arg;
     bool paused, down;
+    char *nspname, *relname; /* the published table, resolved at start */
 };
 
 /* Microseconds since 2000-01-01, PostgreSQL's epoch, for status updates. */
@@ -109,6 +110,29 @@ static bool replEnsurePublication(PGconn *pg, const spReplConfig *cfg, char *err
     return replExec(pg, sql, PGRES_COMMAND_OK, NULL, errbuf, errlen);
 }
 
+/* Resolves cfg->table (as SQL names it: search path, quoting) to its schema
+ * and name, so that rows of a same-named table elsewhere are not taken for
+ * decisions. */
+static bool replResolveTable(spRepl *r, const spReplConfig *cfg, char *errbuf, size_t errlen) {
+    char sql[512];
+    if (!replQuoted(r->pg, "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                           " WHERE c.oid = to_regclass(", cfg->table, sql, sizeof(sql) - 1, errbuf, errlen))
+        return false;
+    strcat(sql, ")");
+    PGresult *res = PQexec(r->pg, sql);
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        snprintf(errbuf, errlen, "looking up table %s: %s", cfg->table, PQerrorMessage(r->pg));
+    else if (!ok)
+        snprintf(errbuf, errlen, "table %s does not exist", cfg->table);
+    else if ((r->nspname = strdup(PQgetvalue(res, 0, 0))) == NULL || (r->relname = strdup(PQgetvalue(res, 0, 1))) == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        ok = false;
+    }
+    PQclear(res);
+    return ok;
+}
+
 static void replFail(spRepl *r, const char *reason) {
     if (r->down) return;
     r->down = true;
@@ -175,7 +199,8 @@ spRepl *spReplStart(uv_loop_t *loop, const spReplConfig *cfg, spReplDataFn *on_d
         snprintf(errbuf, errlen, "replication connection: %s", PQerrorMessage(r->pg));
         goto failed;
     }
-    if (!replEnsurePublication(r->pg, cfg, errbuf, errlen) || !replEnsureSlot(r->pg, cfg, start_lsn, errbuf, errlen))
+    if (!replResolveTable(r, cfg, errbuf, errlen) || !replEnsurePublication(r->pg, cfg, errbuf, errlen) ||
+        !replEnsureSlot(r->pg, cfg, start_lsn, errbuf, errlen))
         goto failed;
     snprintf(sql, sizeof(sql),
              "START_REPLICATION SLOT \"%s\" LOGICAL %s (proto_version '1', publication_names '\"%s\"')", cfg->slot,
@@ -194,6 +219,8 @@ spRepl *spReplStart(uv_loop_t *loop, const spReplConfig *cfg, spReplDataFn *on_d
 
 failed:
     PQfinish(r->pg);
+    free(r->nspname);
+    free(r->relname);
     free(r);
     return NULL;
 }
@@ -230,7 +257,14 @@ void spReplResume(spRepl *r) {
 }
 
 static void replFree(uv_handle_t *h) {
-    free(h->data);
+    spRepl *r = h->data;
+    free(r->nspname);
+    free(r->relname);
+    free(r);
+}
+
+bool spReplIsTable(const spRepl *r, const char *nspname, const char *relname) {
+    return strcmp(r->relname, relname) == 0 && strcmp(r->nspname, nspname) == 0;
 }
 
 void spReplClose(spRepl *r) {

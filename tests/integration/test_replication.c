@@ -209,6 +209,11 @@ static void test_refuses_bad_config(void **state) {
     assert_null(spReplStart(&loop, &c, onData, onDown, &s, &start, err, sizeof(err)));
     spRelCacheFree(s.rels);
     assert_non_null(strstr(err, "replication connection"));
+    c = cfg;
+    c.conninfo = pg.conninfo;
+    c.table = "nosuch";
+    assert_null(spReplStart(&loop, &c, onData, onDown, &s, &start, err, sizeof(err)));
+    assert_string_equal(err, "table nosuch does not exist");
 }
 
 int main(void) {

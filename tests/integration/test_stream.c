@@ -576,6 +576,37 @@ static void test_oversized_rows_are_dead_lettered(void **state) {
 
 /* Over polls status intervals, the processor never read more than max
  * events nor held more than max_bytes for Kafka. */
+/* A table named decisions in another schema, added to the publication by
+ * hand, holds no decisions: its rows are neither published nor
+ * dead-lettered, while the real table's go on. */
+static void test_same_named_table_elsewhere_is_not_streamed(void **state) {
+    char shadow[37], after[37], sql[1024];
+    dtUuid(shadow);
+    assert_true(dtPgExec(&pg, "CREATE SCHEMA shadow"));
+    assert_true(dtPgExec(&pg, "CREATE TABLE shadow.decisions (LIKE public.decisions INCLUDING DEFAULTS)"));
+    assert_true(dtPgExec(&pg, "ALTER PUBLICATION decisions_pub ADD TABLE shadow.decisions"));
+    double base = dtMetric(&procHttp, "stream_events_total"), dlq = dtMetric(&procHttp, "stream_dlq_total");
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO shadow.decisions (decision_id, purchase_id, customer_id, merchant_id, outcome, decided_at,"
+             " schema_version, doc_sha256, doc) SELECT '%s', purchase_id, customer_id, merchant_id, outcome,"
+             " decided_at, schema_version, doc_sha256, jsonb_set(doc, '{decision_id}', to_jsonb('%s'::text))"
+             " FROM public.decisions WHERE schema_version = 1 LIMIT 1",
+             shadow, shadow);
+    bool inserted = dtPgExec(&pg, sql);
+    bool posted = postDecision(after, NULL, NULL, NULL);
+    drained d = {base + 1};
+    bool streamed = dtWaitFor(procDrained, &d, 30000) && slotCaughtUpNow(30000);
+    double events = dtMetric(&procHttp, "stream_events_total"), dlq_after = dtMetric(&procHttp, "stream_dlq_total");
+    assert_true(dtPgExec(&pg, "ALTER PUBLICATION decisions_pub DROP TABLE shadow.decisions"));
+    assert_true(inserted && posted && streamed);
+    assert_int_equal(events, base + 1);
+    assert_int_equal(dlq_after, dlq);
+    char *topic = topicIds();
+    assert_non_null(strstr(topic, after));
+    assert_null(strstr(topic, shadow));
+    free(topic);
+}
+
 static bool windowHeld(double max, double max_bytes, int polls) {
     for (int i = 0; i < polls; i++) {
         double n = dtMetric(&procHttp, "stream_events_total"), b = dtMetric(&procHttp, "stream_in_flight_bytes");
@@ -629,6 +660,7 @@ int main(void) {
         cmocka_unit_test(test_registry_down_rows_wait),
         cmocka_unit_test(test_database_datestyle_does_not_matter),
         cmocka_unit_test(test_oversized_rows_are_dead_lettered),
+        cmocka_unit_test(test_same_named_table_elsewhere_is_not_streamed),
         cmocka_unit_test(test_in_flight_bytes_bound_the_window),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
