@@ -259,7 +259,7 @@ static bool procSendRecord(spProcessor *p, const spRelation *rel, const spTuple 
                        procTag(p), err, errlen))
         return true;
     if (!spProducerTooLarge(p->prod)) return false;
-    char why[600];
+    char why[800];
     snprintf(why, sizeof(why), "record: %s", err);
     return procSendDlq(p, rel, tup, customer, why, lsn, err, errlen);
 }

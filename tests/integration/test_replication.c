@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ds/pg.h"
 #include "harness.h"
 #include "pgoutput.h"
 #include "record.h"
@@ -200,6 +201,26 @@ static void test_recorded_at_iso_whatever_the_database_default(void **state) {
     free(want);
 }
 
+/* The options every session connects with keep the connection's own
+ * (or PGOPTIONS) and pin DateStyle and TimeZone after them, so they win. */
+static void test_session_options(void **state) {
+    unsetenv("PGOPTIONS");
+    char *o = dsPgSessionOptions("dbname=x options='-c statement_timeout=5s'");
+    assert_string_equal(o, "-c statement_timeout=5s -c DateStyle=ISO -c TimeZone=UTC");
+    free(o);
+    o = dsPgSessionOptions("postgresql:///x?options=-c%20work_mem%3D8MB");
+    assert_string_equal(o, "-c work_mem=8MB -c DateStyle=ISO -c TimeZone=UTC");
+    free(o);
+    o = dsPgSessionOptions("decisions"); /* a bare database name */
+    assert_string_equal(o, "-c DateStyle=ISO -c TimeZone=UTC");
+    free(o);
+    setenv("PGOPTIONS", "-c DateStyle=German", 1);
+    o = dsPgSessionOptions("dbname=x");
+    assert_string_equal(o, "-c DateStyle=German -c DateStyle=ISO -c TimeZone=UTC");
+    free(o);
+    unsetenv("PGOPTIONS");
+}
+
 static void test_refuses_bad_config(void **state) {
     spReplConfig c = cfg;
     c.conninfo = "host=127.0.0.1 port=1 dbname=x connect_timeout=2";
@@ -220,6 +241,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_confirm_restart),
         cmocka_unit_test(test_recorded_at_iso_whatever_the_database_default),
+        cmocka_unit_test(test_session_options),
         cmocka_unit_test(test_refuses_bad_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
