@@ -240,7 +240,14 @@ void apiPostBatch(apiServer *s, h2o_req_t *req) {
         if (items[i] == NULL) continue;
         items[i]->done = postOnWritten;
         items[i]->arg = p;
-        apiWriterSubmit(s->writer, items[i]); /* accepted: checked above, same loop turn */
+        if (apiWriterSubmit(s->writer, items[i]) != API_SUBMIT_QUEUED) {
+            /* Accepted by the check above, in the same loop turn; were it
+             * refused after all, the item is answered as not written
+             * (safe to retry) rather than never. */
+            items[i]->status = API_WRITE_UNAVAILABLE;
+            snprintf(items[i]->message, sizeof(items[i]->message), "the writer refused the decision");
+            postOnWritten(items[i], items[i]->arg);
+        }
         items[i] = NULL;
     }
     p = NULL;

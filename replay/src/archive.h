@@ -29,6 +29,7 @@
 #ifndef RP_ARCHIVE_H
 #define RP_ARCHIVE_H
 
+#include "ds/attrs.h"
 #include <avro.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -53,12 +54,12 @@ rpArchiveFile *rpArchiveOpen(const char *root, int64_t decided_at_ms, int32_t pa
                              avro_schema_t schema, size_t block_size, char *errbuf, size_t errlen);
 /* Appends one record, a value of the file's schema; a value of another
  * schema is refused (errbuf says so) rather than written undecodably. */
-bool rpArchiveAppend(rpArchiveFile *f, avro_value_t *record, char *errbuf, size_t errlen);
+DS_MUST_CHECK bool rpArchiveAppend(rpArchiveFile *f, avro_value_t *record, char *errbuf, size_t errlen);
 size_t rpArchiveRecords(const rpArchiveFile *f);
 /* Finishes the file: flush, fsync, rename to the final name, fsync the
  * directory. Frees f whatever the result; on failure the temporary file is
  * removed and nothing appears under the final name. */
-bool rpArchiveCommit(rpArchiveFile *f, char *errbuf, size_t errlen);
+DS_MUST_CHECK bool rpArchiveCommit(rpArchiveFile *f, char *errbuf, size_t errlen);
 /* Gives the file up: removes the temporary file and frees f. */
 void rpArchiveAbort(rpArchiveFile *f);
 
@@ -73,7 +74,7 @@ int rpArchiveSweep(const char *root, char *errbuf, size_t errlen);
  * each written atomically and durably as a file is committed; the same
  * record quarantined again overwrites its files. path receives the .value
  * file's path. false (errbuf filled) only on a storage failure. */
-bool rpArchiveQuarantine(const char *root, int32_t partition, int64_t offset, const void *value, size_t len,
-                         const char *reason, char *path, size_t pathlen, char *errbuf, size_t errlen);
+DS_MUST_CHECK bool rpArchiveQuarantine(const char *root, int32_t partition, int64_t offset, const void *value, size_t len,
+                                       const char *reason, char *path, size_t pathlen, char *errbuf, size_t errlen);
 
 #endif

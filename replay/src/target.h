@@ -9,6 +9,7 @@
 #ifndef RP_TARGET_H
 #define RP_TARGET_H
 
+#include "ds/attrs.h"
 #include <avro.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,13 +42,13 @@ struct rpTarget {
     uint64_t handed;        /* decisions accepted by write(); updated by rpTargetWrite */
 };
 
-static inline bool rpTargetWrite(rpTarget *t, avro_value_t *decision, char *errbuf, size_t errlen) {
+DS_MUST_CHECK static inline bool rpTargetWrite(rpTarget *t, avro_value_t *decision, char *errbuf, size_t errlen) {
     if (!t->ops->write(t, decision, errbuf, errlen)) return false;
     t->handed++;
     return true;
 }
 
-static inline bool rpTargetFlush(rpTarget *t, char *errbuf, size_t errlen) {
+DS_MUST_CHECK static inline bool rpTargetFlush(rpTarget *t, char *errbuf, size_t errlen) {
     return t->ops->flush(t, errbuf, errlen);
 }
 

@@ -18,6 +18,7 @@ static struct {
     char *brokers, *compression, *topic, *dlq_topic, *security_protocol, *sasl_mechanism, *sasl_username, *sasl_password;
     char *schemas_dir, *registry_url, *listen_host;
     long max_in_flight, status_interval_ms, message_timeout_ms, metrics_port, shutdown_timeout_ms;
+    size_t max_in_flight_bytes;
     char *log_level;
 } opt;
 
@@ -46,6 +47,8 @@ static const dsConfigOption spConfig[] = {
      "the schemas lack it; empty: such a row waits for a restart with a newer build", &opt.registry_url, 0, 0},
     {"max-in-flight", DS_CFG_INT, "50000", "messages awaiting Kafka before the stream pauses", &opt.max_in_flight, 1,
      1000000},
+    {"max-in-flight-bytes", DS_CFG_SIZE, "256MiB", "key and value bytes awaiting Kafka before the stream pauses",
+     &opt.max_in_flight_bytes, 1024, 1 << 30},
     {"status-interval", DS_CFG_DURATION, "1s", "how often the confirmed position is sent", &opt.status_interval_ms, 10,
      60000},
     {"message-timeout", DS_CFG_DURATION, "5m", "how long Kafka delivery is retried before restarting from the slot",
@@ -126,8 +129,13 @@ int main(int argc, char **argv) {
         .kafka = {.bootstrap_servers = opt.brokers, .security_protocol = orNull(opt.security_protocol),
                   .sasl_mechanism = orNull(opt.sasl_mechanism), .sasl_username = orNull(opt.sasl_username),
                   .sasl_password = orNull(opt.sasl_password), .compression = orNull(opt.compression), .topic = opt.topic, .dlq_topic = opt.dlq_topic,
-                  .message_timeout_ms = (int)opt.message_timeout_ms, .queue_max_messages = (int)opt.max_in_flight * 2},
+                  .message_timeout_ms = (int)opt.message_timeout_ms,
+                  /* Above what the window lets through (one message past
+                   * either limit), so a send never meets a full queue. */
+                  .queue_max_messages = (int)opt.max_in_flight * 2,
+                  .queue_max_kbytes = (int)(opt.max_in_flight_bytes / 1024 * 2 + 4096)},
         .max_in_flight = opt.max_in_flight,
+        .max_in_flight_bytes = opt.max_in_flight_bytes,
         .status_interval_ms = opt.status_interval_ms,
         .learner = learner,
     };

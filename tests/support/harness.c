@@ -147,20 +147,32 @@ pid_t dtSpawn(const char *program, const char *const *args, const char *const *e
     return pid;
 }
 
-int dtStop(pid_t pid, int sig) {
+int dtWaitExit(pid_t pid, int timeout_ms) {
     if (pid <= 0) return -1;
-    kill(pid, sig);
-    long long deadline = dtNowMs() + 20000;
+    long long deadline = dtNowMs() + timeout_ms;
     int st = 0;
-    while (waitpid(pid, &st, WNOHANG) == 0) {
+    pid_t got;
+    while ((got = waitpid(pid, &st, WNOHANG)) == 0) {
         if (dtNowMs() >= deadline) {
+            fprintf(stderr, "harness: process %d did not exit within %d ms: killed with SIGKILL\n", (int)pid,
+                    timeout_ms);
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
             return -1;
         }
         dtSleepMs(20);
     }
+    if (got < 0) {
+        fprintf(stderr, "harness: waiting for process %d: %s\n", (int)pid, strerror(errno));
+        return -1;
+    }
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int dtStop(pid_t pid, int sig) {
+    if (pid <= 0) return -1;
+    kill(pid, sig);
+    return dtWaitExit(pid, 20000);
 }
 
 char *dtCapture(const char *cmd) {
@@ -295,6 +307,12 @@ static bool dtApiStartOnPort(dtApi *api, const dtPg *pg, const char *const *extr
 
 int dtApiStop(dtApi *api) {
     int rc = dtStop(api->pid, SIGTERM);
+    api->pid = -1;
+    return rc;
+}
+
+int dtApiWait(dtApi *api) {
+    int rc = dtWaitExit(api->pid, 20000);
     api->pid = -1;
     return rc;
 }
