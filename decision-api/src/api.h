@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "auth.h"
+#include "cursor.h"
 #include "ds/codec.h"
 #include "ds/http.h"
 #include "ds/metrics.h"
@@ -29,6 +30,7 @@ typedef struct apiServer {
     size_t max_batch_items;
     dsMetric *m_db_up;
     dsMetric *m_abandoned;
+    apiCursorKey cursor_key; /* signs the search's cursors */
 } apiServer;
 
 /* The single h2o entry point: routes by method and path (routes.c). */

@@ -33,6 +33,7 @@ typedef struct apiOptions {
     char *database_url;
     char *tokens_file;
     char *schemas_dir;
+    char *cursor_key_file;
     size_t max_body;
     long writer_connections, max_batch, write_timeout_ms, max_attempts;
     long queue_size;
@@ -60,6 +61,9 @@ static const dsConfigOption apiConfig[] = {
     {"schemas-dir", DS_CFG_STRING, "",
      "schema directory (manifest.json and the .avsc files it names) to validate, store and serve instead of the "
      "schemas built in (empty: built in)", &opt.schemas_dir, 0, 0},
+    {"cursor-key-file", DS_CFG_STRING, "",
+     "file holding the key (32-256 bytes, e.g. `openssl rand -hex 32`) that signs search cursors; give every replica "
+     "the same (empty: a random key per process, so cursors die with it)", &opt.cursor_key_file, 0, 0},
     {"max-body", DS_CFG_SIZE, "1MiB", "largest request body accepted (413 above)", &opt.max_body, 1024, 1 << 30},
     {"writer-connections", DS_CFG_INT, "2", "PostgreSQL sessions committing decisions", &opt.writer_connections, 1, 64},
     {"max-batch", DS_CFG_INT, "256", "most decisions committed in one transaction", &opt.max_batch, 1, 10000},
@@ -218,6 +222,10 @@ static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     if ((s->codec = dsCodecNewForDirOption(opt.schemas_dir, err, errlen)) == NULL) return false;
     if (!apiDecisionValuesNew(s, err, errlen)) return false;
     if ((s->auth = apiAuthLoad(opt.tokens_file, err, errlen)) == NULL) return false;
+    if (!apiCursorKeyLoad(opt.cursor_key_file, &s->cursor_key, err, errlen)) return false;
+    if (s->cursor_key.ephemeral)
+        dsLogWarn("no cursor-key-file: search cursors are signed with a random key, so they fail (400) after a "
+                  "restart or on another replica");
     apiWriterConfig wc = {opt.database_url, (int)opt.writer_connections, (int)opt.max_batch, (size_t)opt.queue_size,
                           opt.write_timeout_ms, (int)opt.max_attempts, apiDecisionSameAsStored, s};
     apiReaderConfig rc = {opt.database_url, (int)opt.reader_connections, (size_t)opt.reader_queue, opt.statement_timeout_ms};
