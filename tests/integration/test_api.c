@@ -437,6 +437,73 @@ static void test_batch(void **state) {
     json_decref(clash);
 }
 
+
+/* Whether the decision is stored. */
+static bool storedRow(const char *id) {
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM decisions WHERE decision_id = '%s'", id);
+    char *n = dtPgScalar(&pg, sql);
+    assert_non_null(n);
+    bool stored = atoi(n) == 1;
+    free(n);
+    return stored;
+}
+
+/* A commit that fails after every statement succeeded (a deferred
+ * constraint trigger raising at COMMIT) stores nothing, so it must never
+ * be answered 201: a lone post gets the error (400 for an integrity class,
+ * 500 otherwise); in a batch the failed row is found by sending each item
+ * again alone, and its neighbours are stored. */
+static void test_commit_failure_is_not_success(void **state) {
+    assert_true(dtPgExec(&pg,
+                         "CREATE FUNCTION test_fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                         " IF NEW.customer_id LIKE 'check-at-commit%' THEN"
+                         "  RAISE EXCEPTION 'refused at commit' USING ERRCODE = 'check_violation'; END IF;"
+                         " IF NEW.customer_id LIKE 'raise-at-commit%' THEN RAISE EXCEPTION 'broken at commit'; END IF;"
+                         " RETURN NULL; END $$"));
+    assert_true(dtPgExec(&pg, "CREATE CONSTRAINT TRIGGER test_fail_at_commit AFTER INSERT ON decisions"
+                              " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_fail_at_commit()"));
+    json_t *check = newDecision("check-at-commit-1"), *raise = newDecision("raise-at-commit-1");
+    dtResponse r;
+    postJson(DT_WRITER_TOKEN, check, &r);
+    assertError(&r, 400, "rejected", NULL);
+    dtResponseFree(&r);
+    postJson(DT_WRITER_TOKEN, raise, &r);
+    assertError(&r, 500, "internal", NULL);
+    dtResponseFree(&r);
+    assert_false(storedRow(json_string_value(json_object_get(check, "decision_id"))));
+    assert_false(storedRow(json_string_value(json_object_get(raise, "decision_id"))));
+
+    json_t *ok1 = newDecision(NULL), *ok2 = newDecision(NULL), *bad = newDecision("check-at-commit-2");
+    json_t *body = json_pack("{s:[O,O,O]}", "decisions", ok1, bad, ok2);
+    char *text = json_dumps(body, JSON_COMPACT);
+    post("/v1/decisions:batch", DT_WRITER_TOKEN, "application/json", text, &r);
+    assert_int_equal(r.status, 200);
+    long expect[] = {201, 400, 201};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *item = json_array_get(json_object_get(r.json, "results"), i);
+        if (json_integer_value(json_object_get(item, "status")) != expect[i]) fprintf(stderr, "item %zu: %s\n", i, r.body);
+        assert_int_equal(json_integer_value(json_object_get(item, "status")), expect[i]);
+    }
+    dtResponseFree(&r);
+    assert_true(storedRow(json_string_value(json_object_get(ok1, "decision_id"))));
+    assert_true(storedRow(json_string_value(json_object_get(ok2, "decision_id"))));
+    assert_false(storedRow(json_string_value(json_object_get(bad, "decision_id"))));
+
+    assert_true(dtPgExec(&pg, "DROP TRIGGER test_fail_at_commit ON decisions; DROP FUNCTION test_fail_at_commit()"));
+    /* the same decision goes in once nothing refuses it */
+    postJson(DT_WRITER_TOKEN, check, &r);
+    assert_int_equal(r.status, 201);
+    dtResponseFree(&r);
+    free(text);
+    json_decref(body);
+    json_decref(ok1);
+    json_decref(ok2);
+    json_decref(bad);
+    json_decref(check);
+    json_decref(raise);
+}
+
 static void test_get_errors_and_roles(void **state) {
     dtResponse r;
     get("/v1/decisions/00000000-0000-4000-8000-000000000000", DT_READER_TOKEN, &r);
@@ -895,6 +962,7 @@ int main(void) {
         cmocka_unit_test(test_rule_violations),
         cmocka_unit_test(test_too_many_items),
         cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_commit_failure_is_not_success),
         cmocka_unit_test(test_get_errors_and_roles),
         cmocka_unit_test(test_search_pagination_and_filters),
         cmocka_unit_test(test_search_refuses_bad_parameters),
