@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <openssl/sha.h>
+#include <poll.h>
 
 #include "ds/codec.h"
 #include "harness.h"
@@ -917,6 +918,72 @@ static bool apiReady(void *want) {
     return ok;
 }
 
+
+typedef struct dtConnect {
+    int port;
+    int fd;
+} dtConnect;
+
+static bool connectOnce(void *arg) {
+    dtConnect *c = arg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+        c->fd = fd;
+        return true;
+    }
+    if (fd >= 0) close(fd);
+    return false;
+}
+
+/* The whole answer on fd, until the server closes it (deadline 30 s). */
+static char *readAll(int fd) {
+    static char buf[65536];
+    size_t len = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (len + 1 < sizeof(buf) && poll(&p, 1, 30000) == 1) {
+        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+/* The API starting while PostgreSQL is not up yet (both restarting) binds
+ * its own port but accepts nothing until its sessions are up: a request
+ * sent meanwhile waits in the backlog and is served, never answered 503. */
+static void test_own_port_accepts_only_when_ready(void **state) {
+    assert_true(dtPgStop(&pg));
+    dtConnect c = {dtFreePort(), -1};
+    static char port[64], db[320], tokens[360];
+    snprintf(port, sizeof(port), "DECISIONS_LISTEN_PORT=%d", c.port);
+    snprintf(db, sizeof(db), "DECISIONS_DATABASE_URL=%s", pg.conninfo);
+    snprintf(tokens, sizeof(tokens), "DECISIONS_TOKENS_FILE=%s", api.tokens_file);
+    const char *env[] = {"DECISIONS_LISTEN_HOST=127.0.0.1", port, db, tokens, "DECISIONS_MIGRATE=false",
+                         "DECISIONS_LOG_LEVEL=error", NULL};
+    pid_t pid = dtSpawn("decision-api", NULL, env);
+    assert_true(pid > 0);
+    if (!dtWaitFor(connectOnce, &c, 10000)) {
+        dtStop(pid, SIGKILL);
+        fail_msg("the API never listened on port %d", c.port);
+    }
+    static const char request[] = "GET /v1/decisions?customer_id=cust-42 HTTP/1.1\r\nHost: api\r\n"
+                                  "Authorization: Bearer " DT_READER_TOKEN "\r\nConnection: close\r\n\r\n";
+    assert_int_equal(write(c.fd, request, sizeof(request) - 1), (ssize_t)(sizeof(request) - 1));
+    bool restarted = dtPgRestart(&pg);
+    char *answer = readAll(c.fd);
+    close(c.fd);
+    int rc = dtStop(pid, SIGTERM); /* before any assertion: it must not outlive the test */
+    assert_true(restarted);
+    if (strncmp(answer, "HTTP/1.1 200", 12) != 0) fprintf(stderr, "answer: %s\n", answer);
+    assert_true(strncmp(answer, "HTTP/1.1 200", 12) == 0);
+    assert_int_equal(rc, 0);
+    long ready = 200;
+    assert_true(dtWaitFor(apiReady, &ready, 30000));
+}
+
 /* PostgreSQL stops mid-run: 503 with Retry-After and nothing written; when
  * it comes back the API recovers by itself. */
 static void test_database_down_then_recovers(void **state) {
@@ -970,6 +1037,7 @@ int main(void) {
         cmocka_unit_test(test_client_gone_while_waiting),
         cmocka_unit_test(test_concurrent_posts),
         cmocka_unit_test(test_health_ready_metrics),
+        cmocka_unit_test(test_own_port_accepts_only_when_ready),
         cmocka_unit_test(test_database_down_then_recovers),
     };
     return cmocka_run_group_tests(tests, suiteSetup, suiteTeardown);
