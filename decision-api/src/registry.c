@@ -22,9 +22,6 @@
 #include "ds/canonical.h"
 
 #define REG_CTYPE "application/vnd.schemaregistry.v1+json"
-/* The mode the schema tool checks versions under by default (issue 6); the
- * manifest carries no mode, so this is what clients asking are told. */
-#define REG_COMPATIBILITY "FULL_TRANSITIVE"
 #define REG_MAX_SEGS 5
 
 /* Confluent's error codes: the HTTP status followed by a detail number. */
@@ -227,7 +224,7 @@ static void regLookup(apiServer *s, h2o_req_t *req, const regRoute *r, const h2o
 
 static void regGetConfig(apiServer *s, h2o_req_t *req, const regRoute *r, const h2o_iovec_t *seg) {
     (void)seg;
-    regRespond(s, req, r->label, 200, json_pack("{s:s}", "compatibilityLevel", REG_COMPATIBILITY));
+    regRespond(s, req, r->label, 200, json_pack("{s:s}", "compatibilityLevel", dsCodecCompatibility(s->codec)));
 }
 
 static const regRoute regRoutes[] = {

@@ -15,7 +15,9 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "ds/codec.h"
 #include "harness.h"
+#include "schemadir.h"
 
 #define REG_CTYPE "application/vnd.schemaregistry.v1+json"
 #define SUBJECT "decisions-value"
@@ -212,8 +214,63 @@ static void test_subject_version_invalid(void **state) {
 static void test_config(void **state) {
     dtResponse r;
     expectOk("/config", &r);
-    assert_string_equal(json_string_value(json_object_get(r.json, "compatibilityLevel")), "FULL_TRANSITIVE");
+    const char *declared = json_string_value(json_object_get(manifest, "compatibility"));
+    assert_string_equal(json_string_value(json_object_get(r.json, "compatibilityLevel")),
+                        declared ? declared : "FULL_TRANSITIVE");
     dtResponseFree(&r);
+}
+
+/* Writes a schema directory of both versions whose manifest declares
+ * compatibility (NULL: none). */
+static void writeDir(const char *dir, const char *compatibility) {
+    assert_true(dtSchemaDirWrite(dir, 2));
+    char path[300];
+    snprintf(path, sizeof(path), "%s/manifest.json", dir);
+    json_t *m = json_load_file(path, 0, NULL);
+    assert_non_null(m);
+    if (compatibility) json_object_set_new(m, "compatibility", json_string(compatibility));
+    else json_object_del(m, "compatibility");
+    assert_int_equal(json_dump_file(m, path, 0), 0);
+    json_decref(m);
+}
+
+/* /config serves the manifest's "compatibility" (what decision-schemas
+ * checks new versions under), not a constant; a manifest without one means
+ * FULL_TRANSITIVE; a value that is no mode stops the codec from loading. */
+static void test_config_from_manifest(void **state) {
+    char dir[] = "/tmp/ds-registry-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    writeDir(dir, "BACKWARD");
+    static char env[300];
+    snprintf(env, sizeof(env), "DECISIONS_SCHEMAS_DIR=%s", dir);
+    const char *extra[] = {env, NULL};
+    dtApi other;
+    assert_true(dtApiStart(&other, &pg, extra));
+    dtResponse r;
+    bool answered = dtHttp(&other, "GET", "/config", NULL, NULL, NULL, 0, &r);
+    int rc = dtApiStop(&other); /* before any assertion: it must not outlive the test */
+    assert_true(answered);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "compatibilityLevel")), "BACKWARD");
+    dtResponseFree(&r);
+    assert_int_equal(rc, 0);
+
+    char err[512];
+    writeDir(dir, NULL);
+    dsCodec *c = dsCodecNewFromDir(dir, err, sizeof(err));
+    assert_non_null(c);
+    assert_string_equal(dsCodecCompatibility(c), "FULL_TRANSITIVE");
+    dsCodecFree(c);
+    writeDir(dir, "forward_transitive");
+    assert_non_null(c = dsCodecNewFromDir(dir, err, sizeof(err)));
+    assert_string_equal(dsCodecCompatibility(c), "FORWARD_TRANSITIVE");
+    dsCodecFree(c);
+    writeDir(dir, "SIDEWAYS");
+    assert_null(dsCodecNewFromDir(dir, err, sizeof(err)));
+    assert_non_null(strstr(err, "compatibility"));
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -r '%s'", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* POST /subjects/{subject} with {"schema": text}; caller frees r. */
@@ -437,6 +494,7 @@ int main(void) {
         cmocka_unit_test(test_subject_version),
         cmocka_unit_test(test_subject_version_invalid),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_config_from_manifest),
         cmocka_unit_test(test_lookup),
         cmocka_unit_test(test_lookup_bad_bodies),
         cmocka_unit_test(test_lookup_canonical_form),
