@@ -180,7 +180,7 @@ static bool listLimit(h2o_iovec_t v, long *out) {
 }
 
 static bool listTime(h2o_iovec_t v, char out[DS_TIME_BUFLEN], const char *name, char *msg, size_t msglen) {
-    char err[128];
+    char err[128] = "out of range";
     int64_t ms;
     if (memchr(v.base, '\0', v.len) != NULL) {
         snprintf(msg, msglen, "%s must be an RFC 3339 timestamp with offset: it holds a NUL byte", name);
