@@ -13,6 +13,7 @@
 #include <regex.h>
 
 #include "ds/codec.h"
+#include "ds/compat.h"
 
 typedef enum {
     DSR_NULL,
@@ -118,6 +119,7 @@ typedef struct dsCodecVersion {
 
 struct dsCodec {
     char *subject;
+    dsCompatMode compatibility; /* the manifest's */
     const dsEmbeddedFile *files; /* the manifest and schema files; borrowed, only while loading */
     size_t nfiles;
     dsCodecVersion *versions; /* owned, nversions entries */

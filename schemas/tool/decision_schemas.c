@@ -33,7 +33,6 @@
 
 #define ENV_PREFIX "DECISION_SCHEMAS_"
 #define SC_NAME "decision-schemas"
-#define SC_DEFAULT_MODE DS_COMPAT_FULL_TRANSITIVE
 
 static struct {
     char *dir, *mode, *registry, *subject, *log_level;
@@ -137,14 +136,12 @@ static bool scManifestEntry(scSet *s, size_t i, char *errbuf, size_t errlen) {
 
 static bool scManifestFields(scSet *s, char *errbuf, size_t errlen) {
     json_t *cur = json_object_get(s->manifest, "current"), *list = json_object_get(s->manifest, "versions");
-    json_t *compat = json_object_get(s->manifest, "compatibility");
     s->subject = json_string_value(json_object_get(s->manifest, "subject"));
     if (!s->subject || !*s->subject || !json_is_integer(cur))
         return scFail(errbuf, errlen, "needs \"subject\" (a string) and \"current\" (an integer)");
     if (!json_is_array(list) || json_array_size(list) == 0)
         return scFail(errbuf, errlen, "\"versions\" must be a non-empty array");
-    s->mode = SC_DEFAULT_MODE;
-    if (compat && !dsCompatParseMode(json_string_value(compat), &s->mode))
+    if (!dsCompatManifestMode(s->manifest, &s->mode))
         return scFail(errbuf, errlen, "\"compatibility\" must be BACKWARD, FORWARD, FULL, one of their _TRANSITIVE "
                       "forms or NONE");
     if (!(s->v = calloc(json_array_size(list), sizeof *s->v))) return scFail(errbuf, errlen, "out of memory");

@@ -71,6 +71,9 @@ int dsCodecSchemaId(const dsCodec *c, int version);
 int dsCodecVersionOfId(const dsCodec *c, int id);
 /* The subject under which the versions are registered ("decisions-value"). */
 const char *dsCodecSubject(const dsCodec *c);
+/* The compatibility mode of the subject: the manifest's "compatibility"
+ * (FULL_TRANSITIVE when absent), its canonical name. */
+const char *dsCodecCompatibility(const dsCodec *c);
 /* The schema text of a version as shipped (the .avsc file); NULL if unknown.
  * Owned by the codec. */
 const char *dsCodecSchemaText(const dsCodec *c, int version);
