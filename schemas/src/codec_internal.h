@@ -131,8 +131,10 @@ struct dsCodec {
  * when none. */
 dsCodecVersion *dsCodecFindSchema(const dsCodec *c, avro_schema_t s);
 
-/* JSON -> Avro walk shared by dsCodecFromJson() and the load-time check of
- * schema defaults. path is the JSON path built while descending. */
+/* The state of a walk over a document or a value: dsCodecFromJson() and
+ * the load-time check of schema defaults (JSON -> Avro), dsCodecValidate()
+ * (a value against its rules). path is the JSON path built while
+ * descending. */
 typedef struct dsWalk {
     dsCodecError *err;
     bool from_default; /* converting a schema default: timestamps are integers (Avro's encoding) */
@@ -142,11 +144,51 @@ typedef struct dsWalk {
     char path[sizeof(((dsCodecError *)0)->field)];
 } dsWalk;
 
-/* Appends to w->path (printf-style); returns the length to restore with
- * dsWalkPopPath(). A path that no longer fits is cut at a character
- * boundary: it is only for error reports. */
+/* Fills w->err (code, the current path, and "<path> <fmt...>" as the
+ * message; "the document" at the top) and returns false. */
+bool dsWalkFail(dsWalk *w, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Append a step to w->path and return the length to restore with
+ * dsWalkPopPath(): printf-style; a record field ("name", ".name" below
+ * the top); a map entry (".key", len bytes of key, up to a NUL); an array
+ * item ("[i]"). A path that no longer fits is cut at a character boundary:
+ * it is only for error reports. The three step pushes run for every node
+ * the walks visit, so they do without printf. */
 size_t dsWalkPushPath(dsWalk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+size_t dsWalkPushField(dsWalk *w, const char *name);
+size_t dsWalkPushKey(dsWalk *w, const char *key, size_t len);
+size_t dsWalkPushIndex(dsWalk *w, size_t i);
 void dsWalkPopPath(dsWalk *w, size_t saved);
+
+/* ---- the per-rule checks (check.c) ----
+ *
+ * Shared by the JSON walk (from_json.c) and the value walk (validate.c):
+ * each takes one node's value in C form and the rule, and on failure fills
+ * w->err at w's current path and returns false, so both walks refuse the
+ * same things with the same error. */
+
+/* A string rule: UTF-8, no NUL, no control characters (format printable),
+ * byte lengths, format uuid (either case; the lower-case form is written
+ * into uuid), pattern. s[len] must be NUL. */
+bool dsCheckString(dsWalk *w, const dsRule *r, const char *s, size_t len, char uuid[37]);
+/* A key of map under map->keys' string rules; reported at the entry's
+ * path ("attributes.<key>"), the message naming the map. */
+bool dsCheckMapKey(dsWalk *w, const dsRule *map, const char *key, size_t len);
+/* An int or long: the decided_at bounds (unless w->from_default), then the
+ * rule's minimum and maximum. */
+bool dsCheckInteger(dsWalk *w, const dsRule *r, int64_t n);
+/* A timestamp-millis long given as a number (a value, a default): within
+ * what dsTimeFormat() renders, as dsTimeParse() holds a string to. */
+bool dsCheckTimestampRange(dsWalk *w, int64_t ms);
+/* A float or double: not NaN, within the rule's bounds (the type's finite
+ * range by default, so no infinity). */
+bool dsCheckReal(dsWalk *w, const dsRule *r, double d);
+/* The index of the symbol s (len bytes) of enum r; -1 if none. */
+int dsRuleEnumIndex(const dsRule *r, const char *s, size_t len);
+/* An enum index: one of r's symbols (-1 for none is refused). */
+bool dsCheckEnum(dsWalk *w, const dsRule *r, int index);
+/* The element count of an array or map rule against its maxItems. */
+bool dsCheckItems(dsWalk *w, const dsRule *r, size_t n);
 
 /* Converts j under rule r into v. v may be NULL to validate only (used at
  * load for the schema's defaults). */
