@@ -38,60 +38,39 @@ bool dsWalkFail(dsWalk *w, const char *code, const char *fmt, ...) {
     if (vsnprintf(rest, sizeof rest, fmt, ap) >= (int)sizeof rest) dsUtf8TrimPartial(rest);
     va_end(ap);
     snprintf(e->code, sizeof e->code, "%s", code);
-    snprintf(e->field, sizeof e->field, "%s", w->path);
-    if (snprintf(e->message, sizeof e->message, "%s %s", w->plen ? w->path : "the document", rest) >=
+    dsWalkPath(w, e->field);
+    if (snprintf(e->message, sizeof e->message, "%s %s", e->field[0] ? e->field : "the document", rest) >=
         (int)sizeof e->message)
         dsUtf8TrimPartial(e->message);
     return false;
 }
 
-size_t dsWalkPushPath(dsWalk *w, const char *fmt, ...) {
-    size_t saved = w->plen;
-    if (w->plen < sizeof w->path - 1) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(w->path + w->plen, sizeof w->path - w->plen, fmt, ap);
-        va_end(ap);
-        dsUtf8TrimPartial(w->path + w->plen);
-        w->plen += strlen(w->path + w->plen);
+/* Appends one step to the plen bytes of out: as much as fits, cut at a
+ * character boundary. Returns the new length. */
+static size_t appendStep(char *out, size_t plen, const dsWalkStep *st) {
+    const size_t cap = DS_WALK_STEPS;
+    char index[24];
+    const char *s = st->s;
+    size_t len, saved = plen;
+    if (plen >= cap - 1) return plen;
+    if (st->kind == DS_STEP_INDEX) {
+        len = (size_t)snprintf(index, sizeof index, "[%zu]", st->n);
+        s = index;
+    } else {
+        len = st->kind == DS_STEP_KEY ? strnlen(s, st->n) : strlen(s);
+        if (st->kind == DS_STEP_KEY || plen > 0) out[plen++] = '.';
     }
-    return saved;
+    size_t room = cap - 1 - plen, take = len < room ? len : room;
+    memcpy(out + plen, s, take);
+    out[plen + take] = '\0';
+    if (take < len) dsUtf8TrimPartial(out + saved);
+    return saved + strlen(out + saved);
 }
 
-/* What dsWalkPushPath("%c%s") gives, without a printf per field: the walks
- * push a path step for every node they visit, errors or not. */
-static size_t pushStep(dsWalk *w, char sep, const char *s, size_t len) {
-    size_t saved = w->plen;
-    if (w->plen >= sizeof w->path - 1) return saved;
-    size_t room = sizeof w->path - 1 - w->plen;
-    char *at = w->path + w->plen;
-    if (sep) *at++ = sep, room--;
-    len = strnlen(s, len); /* as %s would stop */
-    bool cut = len > room;
-    memcpy(at, s, cut ? room : len);
-    at[cut ? room : len] = '\0';
-    if (cut) dsUtf8TrimPartial(w->path + saved);
-    w->plen = saved + strlen(w->path + saved);
-    return saved;
-}
-
-size_t dsWalkPushField(dsWalk *w, const char *name) {
-    return pushStep(w, w->plen ? '.' : '\0', name, strlen(name));
-}
-
-size_t dsWalkPushKey(dsWalk *w, const char *key, size_t len) { return pushStep(w, '.', key, len); }
-
-size_t dsWalkPushIndex(dsWalk *w, size_t i) {
-    char buf[24], *p = buf + sizeof buf;
-    *--p = ']';
-    do *--p = (char)('0' + i % 10); while ((i /= 10) > 0);
-    *--p = '[';
-    return pushStep(w, '\0', p, (size_t)(buf + sizeof buf - p));
-}
-
-void dsWalkPopPath(dsWalk *w, size_t saved) {
-    w->plen = saved;
-    w->path[saved] = '\0';
+void dsWalkPath(const dsWalk *w, char out[DS_WALK_STEPS]) {
+    size_t plen = 0, n = w->depth < DS_WALK_STEPS ? w->depth : DS_WALK_STEPS;
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) plen = appendStep(out, plen, &w->steps[i]);
 }
 
 /* ---- strings ---- */
@@ -201,12 +180,12 @@ bool dsCheckString(dsWalk *w, const dsRule *r, const char *s, size_t len, char u
  * ("attributes key \"\" must not be empty"). The key comes from the data:
  * it is repaired to valid UTF-8 for the error, which must be. */
 bool dsCheckMapKey(dsWalk *w, const dsRule *map, const char *key, size_t len) {
-    char why[256], uuid[37], shown[sizeof w->path];
+    char why[256], uuid[37], shown[DS_WALK_STEPS];
     if (stringRules(map->keys, key, len, uuid, why, sizeof why)) return true;
     utf8Repair(key, len, shown, sizeof shown);
     dsWalkFail(w, "invalid_value", "key \"%s\" %s", shown, why);
     size_t saved = dsWalkPushKey(w, shown, strlen(shown));
-    snprintf(w->err->field, sizeof w->err->field, "%s", w->path);
+    dsWalkPath(w, w->err->field);
     dsWalkPopPath(w, saved);
     return false;
 }

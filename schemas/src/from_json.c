@@ -231,24 +231,29 @@ bool dsWalkValue(dsWalk *w, const dsRule *r, const json_t *j, avro_value_t *v) {
     return dsWalkFail(w, "internal", "has an unknown rule kind");
 }
 
-static bool fromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsWalk w, dsCodecError *err) {
-    memset(err, 0, sizeof *err);
+static bool fromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsWalk *w) {
+    memset(w->err, 0, sizeof *w->err);
     /* The rules of out's own version: the walk addresses its fields by
      * index, so the rule tree must be that schema's. */
     const dsCodecVersion *v = dsCodecFindSchema(c, avro_value_get_schema(out));
-    if (!v) return dsWalkFail(&w, "internal", "cannot be stored: the value is of no known schema version");
-    if (!doc) return dsWalkFail(&w, "wrong_type", "must be a JSON object");
-    if (avro_value_reset(out) != 0) return dsWalkFail(&w, "internal", "cannot be stored: %s", avro_strerror());
-    return dsWalkValue(&w, v->rules.root, doc, out);
+    if (!v) return dsWalkFail(w, "internal", "cannot be stored: the value is of no known schema version");
+    if (!doc) return dsWalkFail(w, "wrong_type", "must be a JSON object");
+    if (avro_value_reset(out) != 0) return dsWalkFail(w, "internal", "cannot be stored: %s", avro_strerror());
+    return dsWalkValue(w, v->rules.root, doc, out);
 }
 
 bool dsCodecFromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsCodecError *err) {
-    return fromJson(c, doc, out, (dsWalk){.err = err}, err);
+    dsWalk w;
+    dsWalkInit(&w, err);
+    return fromJson(c, doc, out, &w);
 }
 
 bool dsCodecFromJsonPosted(dsCodec *c, const json_t *doc, avro_value_t *out, int64_t now_ms, int64_t max_skew_ms,
                            dsCodecError *err) {
+    dsWalk w;
+    dsWalkInit(&w, err);
     if (max_skew_ms < 0) max_skew_ms = 0;
-    int64_t latest = now_ms > 0 && max_skew_ms > INT64_MAX - now_ms ? INT64_MAX : now_ms + max_skew_ms;
-    return fromJson(c, doc, out, (dsWalk){.err = err, .bound_future = true, .latest_ms = latest}, err);
+    w.bound_future = true;
+    w.latest_ms = now_ms > 0 && max_skew_ms > INT64_MAX - now_ms ? INT64_MAX : now_ms + max_skew_ms;
+    return fromJson(c, doc, out, &w);
 }

@@ -163,7 +163,8 @@ static bool checkValue(dsWalk *w, const dsRule *r, avro_value_t *v) {
 }
 
 bool dsCodecValidate(dsCodec *c, avro_value_t *val, dsCodecError *err) {
-    dsWalk w = {.err = err};
+    dsWalk w;
+    dsWalkInit(&w, err);
     memset(err, 0, sizeof *err);
     /* The rules of val's own version: children are addressed by index. */
     const dsCodecVersion *v = dsCodecFindSchema(c, avro_value_get_schema(val));

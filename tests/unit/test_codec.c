@@ -686,13 +686,22 @@ static void test_attribute_limits(void **state) {
     char *key = repeat("k", 65);
     doc = example();
     json_object_set_new(getPath(doc, "attributes"), key, json_string("v"));
-    char field[128];
+    char field[300];
     snprintf(field, sizeof field, "attributes.%s", key);
     expectErr(f, doc, "invalid_value", field);
     key[64] = '\0';
     doc = example();
     json_object_set_new(getPath(doc, "attributes"), key, json_string(""));
     expectOk(f, doc);
+    free(key);
+    /* A key too long for the error's field is named cut at a character
+     * boundary: 81 of its 3-byte characters fit after "attributes.". */
+    key = repeat("\xe2\x82\xac", 100);
+    doc = example();
+    json_object_set_new(getPath(doc, "attributes"), key, json_string("v"));
+    key[81 * 3] = '\0';
+    snprintf(field, sizeof field, "attributes.%s", key);
+    expectErr(f, doc, "invalid_value", field);
     free(key);
     doc = example();
     json_object_set_new(getPath(doc, "attributes"), "bad\nkey", json_string("v"));
@@ -916,6 +925,9 @@ static void test_schema_vocabulary(void **state) {
     compileBad("{\"name\":\"a\",\"type\":{\"type\":\"string\",\"maxLength\":-1}}", "non-negative integer");
     compileBad("{\"name\":\"a\",\"type\":{\"type\":\"long\",\"minimum\":0},\"default\":-1}", "at least 0");
     compileBad("{\"name\":\"a\",\"type\":\"long\",\"default\":\"0\"}", "must be an integer");
+    /* A timestamp default is held to the range a parsed one is. */
+    compileBad("{\"name\":\"a\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},"
+               "\"default\":253402300800000}", "out of range for a timestamp");
     compileBad("{\"name\":\"a\",\"type\":[\"null\",\"long\"],\"default\":0}", "first branch");
     compileBad("{\"name\":\"a\",\"type\":[\"null\",\"long\",\"string\"]}", "null and one other type");
     compileBad("{\"name\":\"a\",\"type\":\"bytes\"}", "not supported");
