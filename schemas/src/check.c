@@ -48,7 +48,7 @@ bool dsWalkFail(dsWalk *w, const char *code, const char *fmt, ...) {
 /* Appends one step to the plen bytes of out: as much as fits, cut at a
  * character boundary. Returns the new length. */
 static size_t appendStep(char *out, size_t plen, const dsWalkStep *st) {
-    const size_t cap = DS_WALK_STEPS;
+    const size_t cap = DS_WALK_PATH_MAX;
     char index[24];
     const char *s = st->s;
     size_t len, saved = plen;
@@ -67,7 +67,7 @@ static size_t appendStep(char *out, size_t plen, const dsWalkStep *st) {
     return saved + strlen(out + saved);
 }
 
-void dsWalkPath(const dsWalk *w, char out[DS_WALK_STEPS]) {
+void dsWalkPath(const dsWalk *w, char out[DS_WALK_PATH_MAX]) {
     size_t plen = 0, n = w->depth < DS_WALK_STEPS ? w->depth : DS_WALK_STEPS;
     out[0] = '\0';
     for (size_t i = 0; i < n; i++) plen = appendStep(out, plen, &w->steps[i]);
@@ -180,7 +180,7 @@ bool dsCheckString(dsWalk *w, const dsRule *r, const char *s, size_t len, char u
  * ("attributes key \"\" must not be empty"). The key comes from the data:
  * it is repaired to valid UTF-8 for the error, which must be. */
 bool dsCheckMapKey(dsWalk *w, const dsRule *map, const char *key, size_t len) {
-    char why[256], uuid[37], shown[DS_WALK_STEPS];
+    char why[256], uuid[37], shown[DS_WALK_PATH_MAX];
     if (stringRules(map->keys, key, len, uuid, why, sizeof why)) return true;
     utf8Repair(key, len, shown, sizeof shown);
     dsWalkFail(w, "invalid_value", "key \"%s\" %s", shown, why);

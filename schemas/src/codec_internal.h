@@ -139,9 +139,11 @@ typedef struct dsWalkStep {
     dsWalkStepKind kind;
 } dsWalkStep;
 
+/* The longest path, its NUL included: an error's field. */
+#define DS_WALK_PATH_MAX sizeof(((dsCodecError *)0)->field)
 /* Each step adds at least one byte to the path until it is full, so no
- * more than this many can show in it. */
-#define DS_WALK_STEPS sizeof(((dsCodecError *)0)->field)
+ * more steps than that can show in it. */
+#define DS_WALK_STEPS DS_WALK_PATH_MAX
 
 /* The state of a walk over a document or a value: dsCodecFromJson() and
  * the load-time check of schema defaults (JSON -> Avro), dsCodecResolve(),
@@ -189,7 +191,7 @@ static inline void dsWalkPopPath(dsWalk *w, size_t saved) { w->depth = saved; }
 
 /* The path as text ("checks[3].outcome", "" at the top). One that does not
  * fit is cut at a character boundary: it is only for error reports. */
-void dsWalkPath(const dsWalk *w, char out[DS_WALK_STEPS]);
+void dsWalkPath(const dsWalk *w, char out[DS_WALK_PATH_MAX]);
 
 /* ---- the per-rule checks (check.c) ----
  *

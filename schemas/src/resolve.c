@@ -50,7 +50,7 @@ static bool rfail(rsWalk *rs, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    char path[DS_WALK_STEPS];
+    char path[DS_WALK_PATH_MAX];
     dsWalkPath(&rs->w, path);
     /* Map keys in the path come from data: never cut a character in two. */
     if (snprintf(rs->errbuf, rs->errlen, "version %d -> %d: %s %s", rs->from, rs->to, path[0] ? path : "the record",
