@@ -161,7 +161,8 @@ static bool stringRules(const dsRule *r, const char *s, size_t len, char uuid[37
     if (len < r->min_len)
         return (r->min_len == 1 ? snprintf(why, whylen, "must not be empty")
                                 : snprintf(why, whylen, "must be at least %zu bytes long", r->min_len)), false;
-    if (len > r->max_len) return snprintf(why, whylen, "must be at most %zu bytes long (got %zu)", r->max_len, len), false;
+    if (len > r->max_len)
+        return snprintf(why, whylen, "must be at most %zu bytes long (got %zu)", r->max_len, len), false;
     if (r->format == DSR_FORMAT_UUID && !uuidLower(s, len, uuid))
         return snprintf(why, whylen, "must be a UUID (8-4-4-4-12 hexadecimal digits)"), false;
     /* s[len] is NUL (the callers' contract) and s holds no NUL (checked
@@ -219,13 +220,14 @@ static bool decisionTime(dsWalk *w, int64_t ms) {
 }
 
 bool dsCheckInteger(dsWalk *w, const dsRule *r, int64_t n) {
+    int bits = r->kind == DSR_INT ? 32 : 64;
     if (r->decision_time && !w->from_default && !decisionTime(w, n)) return false;
     if (n < r->imin)
         return r->has_min ? dsWalkFail(w, "invalid_value", "must be at least %" PRId64, r->imin)
-                          : dsWalkFail(w, "invalid_value", "is out of range for a %d-bit integer", r->kind == DSR_INT ? 32 : 64);
+                          : dsWalkFail(w, "invalid_value", "is out of range for a %d-bit integer", bits);
     if (n > r->imax)
         return r->has_max ? dsWalkFail(w, "invalid_value", "must be at most %" PRId64, r->imax)
-                          : dsWalkFail(w, "invalid_value", "is out of range for a %d-bit integer", r->kind == DSR_INT ? 32 : 64);
+                          : dsWalkFail(w, "invalid_value", "is out of range for a %d-bit integer", bits);
     return true;
 }
 
@@ -254,6 +256,6 @@ bool dsCheckEnum(dsWalk *w, const dsRule *r, int index) {
 
 bool dsCheckItems(dsWalk *w, const dsRule *r, size_t n) {
     if (n <= r->max_items) return true;
-    return r->kind == DSR_MAP ? dsWalkFail(w, "too_many_items", "has %zu entries; at most %zu are allowed", n, r->max_items)
-                              : dsWalkFail(w, "too_many_items", "has %zu items; at most %zu are allowed", n, r->max_items);
+    return dsWalkFail(w, "too_many_items", "has %zu %s; at most %zu are allowed", n,
+                      r->kind == DSR_MAP ? "entries" : "items", r->max_items);
 }

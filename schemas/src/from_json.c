@@ -38,7 +38,8 @@ static bool walkString(dsWalk *w, const dsRule *r, const json_t *j, avro_value_t
     if (!dsCheckString(w, r, s, len, uuid)) return false;
     if (r->format == DSR_FORMAT_UUID) s = uuid;
     /* avro-c's string length includes the NUL terminator. */
-    if (v && avro_value_set_string_len(v, s, len + 1) != 0) return dsWalkFail(w, "internal", "cannot be stored: %s", avro_strerror());
+    if (v && avro_value_set_string_len(v, s, len + 1) != 0)
+        return dsWalkFail(w, "internal", "cannot be stored: %s", avro_strerror());
     return true;
 }
 
@@ -88,7 +89,8 @@ static bool walkArray(dsWalk *w, const dsRule *r, const json_t *j, avro_value_t 
     for (size_t i = 0; i < n; i++) {
         avro_value_t child, *cp = NULL;
         if (v) {
-            if (avro_value_append(v, &child, NULL) != 0) return dsWalkFail(w, "internal", "cannot be stored: %s", avro_strerror());
+            if (avro_value_append(v, &child, NULL) != 0)
+                return dsWalkFail(w, "internal", "cannot be stored: %s", avro_strerror());
             cp = &child;
         }
         size_t saved = dsWalkPushIndex(w, i);
