@@ -24,7 +24,6 @@ typedef struct rpRun {
     rpCheckpoint base;  /* counts of earlier runs, from the loaded checkpoint */
     uint64_t decode_failed; /* records that do not decode, or break a rule */
     avro_value_t value; /* the current record, current schema */
-    avro_value_t check; /* scratch value the current record is validated into */
     int64_t next_progress, next_checkpoint;
     uint64_t bytes_before; /* bytes of the files finished in this run */
     const rpScanFile *file;
@@ -118,14 +117,12 @@ static bool rpSelected(rpRun *r, avro_value_t *v) {
            (!s->outcome || rpFieldIs(v, "outcome", s->outcome));
 }
 
-/* Whether v passes the rules a posted document must (codec.h): rendered
- * as JSON and validated as a post is. */
+/* Whether v keeps the rules a posted document must (codec.h), checked on
+ * the value itself: a record damaged in the archive ("SE" -> "sE") is
+ * refused here rather than written into a target that cannot serve it. */
 static bool rpValid(rpRun *r, avro_value_t *v, char *why, size_t whylen) {
-    json_t *doc = dsCodecToJson(r->codec, v, DS_CODEC_OMIT_SERVER_FIELDS);
-    if (doc == NULL) return snprintf(why, whylen, "it cannot be rendered as a JSON document"), false;
     dsCodecError e;
-    bool ok = dsCodecFromJson(r->codec, doc, &r->check, &e);
-    json_decref(doc);
+    bool ok = dsCodecValidate(r->codec, v, &e);
     if (!ok) snprintf(why, whylen, "%s", e.message);
     return ok;
 }
@@ -266,18 +263,11 @@ int rpReplayRun(const rpReplaySpec *spec, dsCodec *codec, rpTarget *target, vola
         snprintf(errbuf, errlen, "cannot make a decision value: %s", avro_strerror());
         return -1;
     }
-    if (!dsCodecNewValue(codec, &r.check)) {
-        avro_value_decref(&r.value);
-        rpScanListFree(&files);
-        snprintf(errbuf, errlen, "cannot make a decision value: %s", avro_strerror());
-        return -1;
-    }
     r.next_checkpoint = stats->started_ms + spec->checkpoint_ms;
     int rc = rpLoop(&r, &files);
     rpUpdateStats(&r);
     if (progress) progress(opaque, stats, true);
     avro_value_decref(&r.value);
-    avro_value_decref(&r.check);
     rpScanListFree(&files);
     return rc;
 }

@@ -380,6 +380,31 @@ static void test_record_breaking_a_rule_is_refused(void **state) {
     free(t.bytes);
 }
 
+/* A record whose decision_id is in upper case: every stored one is lower
+ * case, so this one was altered, and a target keyed by it would hold a row
+ * the API never finds. Rendered to JSON and converted back it passed (the
+ * conversion lower-cases a copy); checked on the value itself it is
+ * refused. */
+static void test_record_with_an_upper_case_uuid_is_refused(void **state) {
+    fixture *f = *state;
+    threeRecords t;
+    threeMake(&t);
+    char id[37];
+    dtGenId(1, id);
+    char *at = memmem(t.bytes + t.ends[0], t.ends[1] - t.ends[0], id, 36);
+    assert_non_null(at);
+    at[35] = 'A'; /* "...000000000001" -> "...00000000000A": still hexadecimal */
+    char root[128], path[256];
+    dtGenBlock b = {3, t.bytes, t.len};
+    craftedRoot(f, "upper-uuid", "null", &b, 1, root, path);
+    rpReplayStats st;
+    size_t handed;
+    assert_int_equal(replayRoot(f, root, &st, &handed), RP_REPLAY_FAILED);
+    assert_int_equal(handed, 2);
+    assert_int_equal(st.target.failed, 1);
+    free(t.bytes);
+}
+
 /* A header metadata map whose count is INT64_MIN (no magnitude to take) is
  * a damaged header, not undefined behaviour. */
 static void test_metadata_count_int64_min(void **state) {
@@ -399,6 +424,7 @@ int main(void) {
         cmocka_unit_test(test_block_count_must_match_its_bytes),
         cmocka_unit_test(test_block_over_the_cap_is_refused),
         cmocka_unit_test(test_record_breaking_a_rule_is_refused),
+        cmocka_unit_test(test_record_with_an_upper_case_uuid_is_refused),
         cmocka_unit_test(test_metadata_count_int64_min),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

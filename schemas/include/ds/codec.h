@@ -139,6 +139,26 @@ bool dsCodecFromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsCodecEr
 bool dsCodecFromJsonPosted(dsCodec *c, const json_t *doc, avro_value_t *out, int64_t now_ms, int64_t max_skew_ms,
                            dsCodecError *err);
 
+/* Whether a value already in Avro form (a record read back from the
+ * archive, decoded from Kafka, resolved from another version) keeps every
+ * rule of its schema version (as dsCodecVersionOfSchema() tells) that
+ * dsCodecFromJson() enforces on the way in, checked on the value itself by
+ * the same per-rule code: string lengths, UTF-8, NUL and control
+ * characters, patterns, UUIDs, number bounds, item and entry counts, enum
+ * symbols, timestamps within years 0001-9999, the decided_at lower bound
+ * (no upper one: as dsCodecFromJson(), for a record accepted earlier).
+ * Besides, what a document cannot carry and a value can: a NaN, an enum
+ * index or union branch outside the schema, an upper-case UUID (every
+ * stored one is lower case). Server-set fields are checked against their
+ * types' rules too (a stored value carries them). On failure returns false
+ * and fills *err with the first broken rule at the JSON path
+ * dsCodecFromJson() would name for the rendered document
+ * ("checks[3].outcome", "attributes.<key>"); code "internal" when val is of
+ * no known version or avro-c cannot read it. val is borrowed and left
+ * unchanged; nothing is kept. Far cheaper than rendering to JSON and
+ * converting back. */
+bool dsCodecValidate(dsCodec *c, avro_value_t *val, dsCodecError *err);
+
 /* Sets the server-set fields of a decision value of any known version (as
  * dsCodecVersionOfSchema() tells). Returns false if val is of no known
  * version, its version lacks the serverSet fields recorded_at (long) and
