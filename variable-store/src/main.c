@@ -28,6 +28,7 @@ static struct {
     long listen_port, batch_max, batch_wait_ms, sweep_ms, session_ms, batch_get_max, ingest_max, retry_after_ms, shutdown_ms;
     size_t map_size, max_body;
     bool ingest;
+    dsHttpOptions http;
 } opt;
 
 static const dsConfigOption vsConfig[] = {
@@ -35,6 +36,7 @@ static const dsConfigOption vsConfig[] = {
      0, 0},
     {"listen-host", DS_CFG_STRING, "0.0.0.0", "address to listen on", &opt.listen_host, 0, 0},
     {"listen-port", DS_CFG_INT, "8081", "HTTP port", &opt.listen_port, 1, 65535},
+    DS_HTTP_CONFIG_OPTIONS(opt.http),
     {"data-dir", DS_CFG_STRING, "var/variable-store", "LMDB directory holding the state", &opt.data_dir, 0, 0},
     {"map-size", DS_CFG_SIZE, "16GiB", "most the state may grow to (address space, not memory)", &opt.map_size,
      1 << 20, LLONG_MAX},
@@ -148,6 +150,7 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     if (strcmp(opt.on_layout_change, "rebuild") != 0 && strcmp(opt.on_layout_change, "refuse") != 0)
         return snprintf(err, errlen, "--on-layout-change: \"%s\" is not rebuild or refuse", opt.on_layout_change),
                false;
+    if (!dsHttpOptionsLoad(&opt.http, err, errlen)) return false;
     dsCodec *codec = dsCodecNewForDirOption(opt.schemas_dir, err, errlen);
     if (codec == NULL) return false;
     m->vars = vsVarsLoad(opt.variables_file, codec, err, errlen);
@@ -162,7 +165,7 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     s->loop = loop, s->vars = m->vars, s->store = m->store, s->feed = m->feed;
     s->batch_get_max = (size_t)opt.batch_get_max, s->ingest_max = (size_t)opt.ingest_max, s->ingest = opt.ingest;
     s->retry_after_s = (int)((opt.retry_after_ms + 999) / 1000);
-    dsHttpConfig hc = {opt.listen_host, (int)opt.listen_port, opt.max_body, 1024};
+    dsHttpConfig hc = {opt.listen_host, (int)opt.listen_port, opt.max_body, 1024, &opt.http};
     if (!vsServerStart(s, &hc, err, errlen)) return false;
     uv_signal_init(loop, &m->sigterm);
     uv_signal_init(loop, &m->sigint);
@@ -199,6 +202,7 @@ int main(int argc, char **argv) {
     if (!dsLoopShutdown(&loop)) dsLogWarn("event loop closed with handles still open");
     vsStoreClose(m.store);
     vsVarsFree(m.vars);
+    dsHttpOptionsRelease(&opt.http);
     dsConfigFree(vsConfig, VS_NCONFIG);
     return m.rc;
 }
