@@ -155,7 +155,7 @@ static bool listParam(h2o_req_t *req, h2o_iovec_t name, h2o_iovec_t v, listQuery
             return false;
         }
     } else {
-        snprintf(msg, msglen, "unknown query parameter \"%.*s\"", (int)(name.len > 64 ? 64 : name.len), name.base);
+        snprintf(msg, msglen, "unknown query parameter \"%s\"", dsHttpQuote(req, name.base, name.len, 64));
         return false;
     }
     return true;

@@ -79,6 +79,7 @@ typedef struct storeProc {
 /* Starts an ingest-only variable store (no Kafka) with extra "NAME=value"
  * settings (NULL-terminated, may be NULL). Does not wait. */
 static pid_t running = -1; /* the store a test started, stopped by testTeardown if the test failed */
+static dtApi tls;          /* the API test_api_over_tls started, likewise */
 
 static void storeSpawn(storeProc *p, const char *const *extra) {
     static int n;
@@ -109,7 +110,8 @@ static void storeStop(storeProc *p) {
 
 static int testTeardown(void **state) {
     if (running > 0) dtStop(running, SIGKILL);
-    running = -1;
+    if (tls.pid > 0) dtStop(tls.pid, SIGKILL);
+    running = tls.pid = -1;
     return 0;
 }
 
@@ -291,15 +293,14 @@ static void test_api_over_tls(void **state) {
     snprintf(cert, sizeof(cert), "DECISIONS_TLS_CERT=%s/server.pem", dir);
     snprintf(key, sizeof(key), "DECISIONS_TLS_KEY=%s/server.key", dir);
     const char *env[] = {cert, key, NULL};
-    dtApi tls;
     assert_true(dtApiStartOnFd(&tls, &pg, fd, env));
     snprintf(url, sizeof(url), "https://127.0.0.1:%d/v1/decisions?customer_id=nobody", tls.port);
     snprintf(args, sizeof(args), "--cacert %s/ca.pem -H 'Authorization: Bearer %s'", dir, DT_READER_TOKEN);
     assert_int_equal(curlStatus(url, args), 200);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", tls.port);
     assert_int_equal(curlStatus(url, ""), 0);
-    assert_int_equal(dtApiStop(&tls), 0);
     close(fd);
+    assert_int_equal(dtApiStop(&tls), 0);
 }
 
 /* --- HTTP/2 upgrade, connection cap --- */
@@ -437,6 +438,9 @@ static void test_store_entity_not_utf8(void **state) {
     assert_int_equal(resp.status, 404);
     assert_non_null(resp.json);
     assert_string_equal(json_string_value(json_object_get(resp.json, "error")), "unknown_entity");
+    const char *msg = json_string_value(json_object_get(resp.json, "message"));
+    assert_non_null(strstr(msg, "aaa...\"")); /* cut before the "é", not inside it */
+    assert_null(strstr(msg, "\\x"));
     dtResponseFree(&resp);
     storeStop(&p);
 }
@@ -470,6 +474,9 @@ static void test_api_batch_key_not_utf8(void **state) {
     assert_non_null(r.json);
     assert_string_equal(json_string_value(json_object_get(r.json, "error")), "unknown_field");
     assert_string_equal(json_string_value(json_object_get(r.json, "field")), key);
+    const char *msg = json_string_value(json_object_get(r.json, "message"));
+    assert_non_null(strstr(msg, "kkk...\"")); /* cut before the "é", not inside it */
+    assert_null(strstr(msg, "\\x"));
     dtResponseFree(&r);
 }
 
