@@ -444,7 +444,6 @@ dsHttpServer *dsHttpServerStartOn(uv_loop_t *loop, const dsHttpConfig *cfg, int 
     }
     s->handler = handler;
     s->app = app;
-    int rc = 0;
     if (cfg->opts != NULL && cfg->opts->tls_cert != NULL && cfg->opts->tls_cert[0] != '\0' &&
         cfg->opts->ssl_ctx == NULL) {
         snprintf(errbuf, errlen, "--tls-cert is set but dsHttpOptionsLoad() was not called");
@@ -459,6 +458,7 @@ dsHttpServer *dsHttpServerStartOn(uv_loop_t *loop, const dsHttpConfig *cfg, int 
     if (inherited) snprintf(where, sizeof(where), "inherited fd %d", listen_fd);
     else snprintf(where, sizeof(where), "%s:%d", cfg->host, cfg->port);
     struct sockaddr_in addr;
+    int rc = 0;
     if (inherited) {
         if (!dsHttpCheckListenFd(listen_fd, errbuf, errlen)) goto failed;
     } else if ((rc = uv_ip4_addr(cfg->host, cfg->port, &addr)) != 0) {

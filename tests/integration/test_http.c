@@ -283,6 +283,18 @@ static void test_tls_bad_files_refused_at_start(void **state) {
     }
 }
 
+/* One set of option names for both servers (DS_HTTP_CONFIG_OPTIONS). */
+static void test_same_options_in_both_servers(void **state) {
+    const char *progs[] = {"decision-api", "variable-store"};
+    const char *names[] = {"--tls-cert ", "--tls-key ", "--tls-client-ca ", "--max-connections ", "--http2 "};
+    for (size_t i = 0; i < 2; i++) {
+        char *out = sh("${BUILD:-build}/bin/%s --help", progs[i]);
+        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+            if (strstr(out, names[k]) == NULL) fail_msg("%s --help has no %s", progs[i], names[k]);
+        free(out);
+    }
+}
+
 /* The decision API takes the same options (here on an inherited socket:
  * the harness waits for READY=1, not for a plain-HTTP /readyz). */
 static void test_api_over_tls(void **state) {
@@ -502,6 +514,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_tls_serves_https_only, testTeardown),
         cmocka_unit_test_teardown(test_mutual_tls, testTeardown),
         cmocka_unit_test_teardown(test_tls_bad_files_refused_at_start, testTeardown),
+        cmocka_unit_test_teardown(test_same_options_in_both_servers, testTeardown),
         cmocka_unit_test_teardown(test_api_over_tls, testTeardown),
         cmocka_unit_test_teardown(test_no_http2_over_plain_http, testTeardown),
         cmocka_unit_test_teardown(test_connection_cap, testTeardown),
