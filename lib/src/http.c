@@ -544,7 +544,10 @@ void dsHttpServerShutdown(dsHttpServer *s) {
  * received its first request yet is not idle: its client connected just
  * before the shutdown and is sending that request now, so cutting it off
  * would fail a request no retry logic covers (the connection was not
- * reused). h2o answers it and then closes the connection itself. */
+ * reused). h2o answers it and then closes the connection itself. With
+ * TLS the handshake counts as received bytes, so a connection that has
+ * finished its handshake but not yet sent its first request is taken for
+ * idle. */
 static bool httpConnIdle(httpConn *c, int fd) {
     if (c->sock == NULL || (c->sock->input != NULL && c->sock->input->size > 0)) return false;
     int unread = 0;
