@@ -222,7 +222,7 @@ static bool listParam(apiServer *s, h2o_req_t *req, h2o_iovec_t name, h2o_iovec_
     int id = 0;
     while (id < P_COUNT && !h2o_memis(name.base, name.len, listParams[id], strlen(listParams[id]))) id++;
     if (id == P_COUNT) {
-        snprintf(msg, msglen, "unknown query parameter \"%.*s\"", (int)(name.len > 64 ? 64 : name.len), name.base);
+        snprintf(msg, msglen, "unknown query parameter \"%s\"", dsHttpQuote(req, name.base, name.len, 64));
         return false;
     }
     if (q->seen & (1u << id)) {

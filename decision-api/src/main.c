@@ -48,6 +48,7 @@ typedef struct apiOptions {
     bool migrate;
     long shutdown_timeout_ms;
     char *log_level;
+    dsHttpOptions http;
 } apiOptions;
 
 static apiOptions opt;
@@ -60,6 +61,7 @@ static const dsConfigOption apiConfig[] = {
     {"listen-fd", DS_CFG_INT, "-1",
      "inherited listening socket to accept on instead of listen-host:listen-port (-1: systemd's, if any)",
      &opt.listen_fd, -1, INT_MAX},
+    DS_HTTP_CONFIG_OPTIONS(opt.http),
     {"database-url", DS_CFG_STRING, "dbname=decisions", "libpq connection string or URI", &opt.database_url, 0, 0},
     {"tokens-file", DS_CFG_STRING, "var/tokens", "file of token SHA-256 hashes and roles", &opt.tokens_file, 0, 0},
     {"schemas-dir", DS_CFG_STRING, "",
@@ -188,7 +190,7 @@ static void mainOnStop(uv_signal_t *h, int signum) {
 
 static bool mainListen(apiMain *m, char *err, size_t errlen) {
     apiServer *s = &m->srv;
-    dsHttpConfig hc = {opt.listen_host, (int)opt.listen_port, opt.max_body, API_BACKLOG};
+    dsHttpConfig hc = {opt.listen_host, (int)opt.listen_port, opt.max_body, API_BACKLOG, &opt.http};
     s->http = dsHttpServerStartOn(s->loop, &hc, m->listen_fd, apiHandle, s, s->metrics, err, errlen);
     if (s->http == NULL) return false;
     char where[128];
@@ -320,10 +322,18 @@ int main(int argc, char **argv) {
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Before migrations, which may wait for PostgreSQL: a wrong file is
+     * the operator's to fix now. */
+    if (!migrate_only && !dsHttpOptionsLoad(&opt.http, err, sizeof(err))) {
+        dsLogError("cannot start: %s", err);
+        dsConfigFree(apiConfig, API_NCONFIG);
+        return 1;
+    }
 
     int applied = 0;
     if ((opt.migrate || migrate_only) && !apiMigrate(opt.database_url, opt.db_wait_ms, &applied, err, sizeof(err))) {
         dsLogError("migrations failed: %s", err);
+        dsHttpOptionsRelease(&opt.http);
         dsConfigFree(apiConfig, API_NCONFIG);
         return 1;
     }
@@ -346,6 +356,7 @@ int main(int argc, char **argv) {
         dsLogInfo("stopped");
     }
     mainCleanup(&m, &loop);
+    dsHttpOptionsRelease(&opt.http);
     dsConfigFree(apiConfig, API_NCONFIG);
     return rc;
 }

@@ -398,7 +398,7 @@ static bool arMetricsStart(uv_loop_t *loop, char *errbuf, size_t errlen) {
     mQuarantined = dsMetricsCounter(metrics, "archiver_quarantined_total",
                                     "Records kept under <root>/quarantine: no place in the archive layout");
     if (opt.metrics_port == 0) return true;
-    dsHttpConfig hc = {opt.listen_host, (int)opt.metrics_port, 4096, 128};
+    dsHttpConfig hc = {opt.listen_host, (int)opt.metrics_port, 4096, 128, NULL};
     http = dsHttpServerStart(loop, &hc, arHandle, NULL, metrics, errbuf, errlen);
     return http != NULL;
 }

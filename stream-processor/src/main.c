@@ -144,7 +144,7 @@ int main(int argc, char **argv) {
         goto done;
     }
     if (opt.metrics_port > 0) {
-        dsHttpConfig hc = {opt.listen_host, (int)opt.metrics_port, 4096, 128};
+        dsHttpConfig hc = {opt.listen_host, (int)opt.metrics_port, 4096, 128, NULL};
         if ((m.http = dsHttpServerStart(&loop, &hc, mainHandle, &m, m.metrics, err, sizeof(err))) == NULL) {
             dsLogError("cannot start the metrics endpoint: %s", err);
             spProcessorStop(m.proc, 0);

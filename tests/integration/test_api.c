@@ -29,7 +29,9 @@ static dtApi api;
 
 static int suiteSetup(void **state) {
     if (!dtPgStart(&pg)) return -1;
-    return dtApiStart(&api, &pg, NULL) ? 0 : -1;
+    /* HTTP/2 is off by default; test_client_gone_while_waiting needs it */
+    static const char *env[] = {"DECISIONS_HTTP2=true", NULL};
+    return dtApiStart(&api, &pg, env) ? 0 : -1;
 }
 
 static int suiteTeardown(void **state) {

@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
         goto done;
     }
     if (opt.control_port > 0) {
-        dsHttpConfig hc = {"127.0.0.1", (int)opt.control_port, 4096, 64};
+        dsHttpConfig hc = {"127.0.0.1", (int)opt.control_port, 4096, 64, NULL};
         if ((m.http = dsHttpServerStart(&loop, &hc, dkHandle, &m, NULL, err, sizeof(err))) == NULL) {
             dsLogError("cannot start the control endpoint: %s", err);
             dkForwardClose(m.fwd);

@@ -17,7 +17,7 @@ static void lookupUnknownEntity(vsServer *s, h2o_req_t *req, const char *route, 
         size_t n = strlen(known);
         snprintf(known + n, sizeof(known) - n, "%s%s", i ? ", " : "", s->vars->entities[i].name);
     }
-    snprintf(msg, sizeof(msg), "no entity \"%.*s\" (this store keeps: %s)", (int)(len > 64 ? 64 : len), name, known);
+    snprintf(msg, sizeof(msg), "no entity \"%s\" (this store keeps: %s)", dsHttpQuote(req, name, len, 64), known);
     dsHttpRespondError(s->http, req, route, 404, "unknown_entity", msg, field, 0);
 }
 

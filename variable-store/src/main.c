@@ -28,6 +28,7 @@ static struct {
     long listen_port, batch_max, batch_wait_ms, sweep_ms, session_ms, batch_get_max, ingest_max, retry_after_ms, shutdown_ms;
     size_t map_size, max_body;
     bool ingest;
+    dsHttpOptions http;
 } opt;
 
 static const dsConfigOption vsConfig[] = {
@@ -39,6 +40,7 @@ static const dsConfigOption vsConfig[] = {
     {"tokens-file", DS_CFG_STRING, "var/tokens",
      "file of token SHA-256 hashes and roles, as the decision API's (required: the store refuses to start "
      "without it); reread on SIGHUP", &opt.tokens_file, 0, 0},
+    DS_HTTP_CONFIG_OPTIONS(opt.http),
     {"data-dir", DS_CFG_STRING, "var/variable-store", "LMDB directory holding the state", &opt.data_dir, 0, 0},
     {"map-size", DS_CFG_SIZE, "16GiB", "most the state may grow to (address space, not memory)", &opt.map_size,
      1 << 20, LLONG_MAX},
@@ -169,6 +171,7 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
                false;
     /* Tokens first: a store that would take writes from anyone must not start. */
     if ((m->auth = dsAuthLoad(opt.tokens_file, err, errlen)) == NULL) return false;
+    if (!dsHttpOptionsLoad(&opt.http, err, errlen)) return false;
     dsCodec *codec = dsCodecNewForDirOption(opt.schemas_dir, err, errlen);
     if (codec == NULL) return false;
     m->vars = vsVarsLoad(opt.variables_file, codec, err, errlen);
@@ -183,7 +186,7 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     s->loop = loop, s->vars = m->vars, s->store = m->store, s->feed = m->feed, s->auth = m->auth;
     s->batch_get_max = (size_t)opt.batch_get_max, s->ingest_max = (size_t)opt.ingest_max, s->ingest = opt.ingest;
     s->retry_after_s = (int)((opt.retry_after_ms + 999) / 1000);
-    dsHttpConfig hc = {opt.listen_host, (int)opt.listen_port, opt.max_body, 1024};
+    dsHttpConfig hc = {opt.listen_host, (int)opt.listen_port, opt.max_body, 1024, &opt.http};
     if (!vsServerStart(s, &hc, err, errlen)) return false;
     uv_signal_init(loop, &m->sigterm);
     uv_signal_init(loop, &m->sigint);
@@ -226,6 +229,7 @@ int main(int argc, char **argv) {
     vsStoreClose(m.store);
     vsVarsFree(m.vars);
     dsAuthFree(m.auth);
+    dsHttpOptionsRelease(&opt.http);
     dsConfigFree(vsConfig, VS_NCONFIG);
     return m.rc;
 }
