@@ -27,11 +27,14 @@
 static dtPg pg;
 static dtApi api;
 
+/* HTTP/2 is off by default; test_client_gone_while_waiting needs it, so
+ * every start of the API in this suite turns it on. */
+#define API_HTTP2 "DECISIONS_HTTP2=true"
+static const char *apiEnv[] = {API_HTTP2, NULL};
+
 static int suiteSetup(void **state) {
     if (!dtPgStart(&pg)) return -1;
-    /* HTTP/2 is off by default; test_client_gone_while_waiting needs it */
-    static const char *env[] = {"DECISIONS_HTTP2=true", NULL};
-    return dtApiStart(&api, &pg, env) ? 0 : -1;
+    return dtApiStart(&api, &pg, apiEnv) ? 0 : -1;
 }
 
 static int suiteTeardown(void **state) {
@@ -783,7 +786,7 @@ static void test_search_cursor_signed(void **state) {
     static char env1[360], env2[360];
     snprintf(env1, sizeof(env1), "DECISIONS_CURSOR_KEY_FILE=%s", key1);
     snprintf(env2, sizeof(env2), "DECISIONS_CURSOR_KEY_FILE=%s", key2);
-    const char *with1[] = {env1, NULL}, *with2[] = {env2, NULL};
+    const char *with1[] = {env1, API_HTTP2, NULL}, *with2[] = {env2, API_HTTP2, NULL};
     assert_true(dtApiRestart(&api, &pg, with1));
     assert_int_equal(searchPage(customer, cursor, at, next), 400);
     assert_int_equal(searchPage(customer, NULL, at, cursor), 200);
@@ -797,7 +800,7 @@ static void test_search_cursor_signed(void **state) {
     assert_true(dtApiRestart(&api, &pg, with2));
     assert_int_equal(searchPage(customer, cursor, at, next), 400);
     assert_int_equal(dtApiStop(&api), 0);
-    assert_true(dtApiRestart(&api, &pg, NULL));
+    assert_true(dtApiRestart(&api, &pg, apiEnv));
     unlink(key1);
     unlink(key2);
 }
