@@ -16,6 +16,7 @@
 
 #define FEED_MAX_PARTITIONS 1024
 #define FEED_SWEEP_VISITS 20000
+#define FEED_SWEEP_MIN_VISITS 8
 #define FEED_SEEK_TIMEOUT_MS 2000
 
 typedef struct feedPartition {
@@ -52,6 +53,8 @@ struct vsFeed {
     atomic_bool stopping, failed, caught_up;
     int64_t next_sweep;
     bool sweeping;
+    size_t sweep_visits; /* smaller while the map is too full for a large sweep */
+    bool freed;          /* while full: the sweep deleted something not yet made reusable */
     int64_t next_reader_check;
     size_t queued_jobs, queued_bytes; /* under mu */
     atomic_bool full;        /* the map is full: paused, ingest refused */
@@ -360,18 +363,43 @@ static size_t feedPoll(vsFeed *f, bool have_jobs) {
 }
 
 /* A step of the sweep when one is due or under way; *wrapped when it
- * finished a pass. Returns the number deleted (0 on error, logged). */
+ * finished a pass. Returns the number deleted (0 on error, logged).
+ * Deleting copies every page it touches first, so on a full map a large
+ * step fails where a small one fits: the step shrinks until one commits,
+ * and grows back with each success. */
 static long feedSweep(vsFeed *f, bool *wrapped) {
     int64_t now = dsTimeNowMs();
     *wrapped = false;
     if (!f->sweeping && now < f->next_sweep) return 0;
     char err[512];
     f->sweeping = true;
-    long n = vsStoreSweep(f->store, now, FEED_SWEEP_VISITS, wrapped, err, sizeof(err));
-    if (n < 0) dsLogWarn("sweep: %s", err);
-    else atomic_fetch_add(&f->counters.swept, (uint64_t)n);
+    long n = vsStoreSweep(f->store, now, f->sweep_visits, wrapped, err, sizeof(err));
+    if (n >= 0) {
+        atomic_fetch_add(&f->counters.swept, (uint64_t)n);
+        f->sweep_visits = f->sweep_visits * 2 > FEED_SWEEP_VISITS ? FEED_SWEEP_VISITS : f->sweep_visits * 2;
+        f->freed |= n > 0;
+    } else if (vsStoreFull(f->store) && f->sweep_visits > FEED_SWEEP_MIN_VISITS) {
+        dsLogDebug("sweep of %zu events: %s; trying smaller steps", f->sweep_visits, err);
+        f->sweep_visits = f->sweep_visits / 4 < FEED_SWEEP_MIN_VISITS ? FEED_SWEEP_MIN_VISITS : f->sweep_visits / 4;
+        return 0; /* still under way */
+    } else {
+        dsLogWarn("sweep: %s", err);
+    }
     if (n < 0 || *wrapped) f->sweeping = false, f->next_sweep = now + f->cfg.sweep_interval_ms;
     return n < 0 ? 0 : n;
+}
+
+/* After a sweep deleted something: one more commit, so that the pages it
+ * freed can be reused (vsStoreTouch). false if not even that fits. */
+static bool feedMakeReusable(vsFeed *f) {
+    char err[512];
+    if (!f->freed) return true;
+    if (!vsStoreTouch(f->store, dsTimeNowMs(), err, sizeof(err))) {
+        dsLogDebug("%s", err);
+        return false;
+    }
+    f->freed = false;
+    return true;
 }
 
 /* Clears stale readers when due; returns how many. */
@@ -446,26 +474,25 @@ static void feedWhileFull(vsFeed *f) {
     bool wrapped;
     if (feedSweep(f, &wrapped) > 0 || feedReaderCheck(f) > 0) f->room = true;
     /* after the whole pass, so that one try uses all the room it made */
-    if (!f->room || f->sweeping) return;
+    if (!f->room || f->sweeping || !feedMakeReusable(f)) return;
     if (f->rk && !feedRewind(f)) return;
     dsLogInfo("room in the LMDB map again: consuming from the recorded offsets");
     atomic_store(&f->full, false);
 }
 
-/* Less than a quarter of the map free: a store restarted full would fail
- * its first batch again, so a whole sweep pass runs before consuming. */
+/* A store stopped full would fail its first batch again: a whole sweep
+ * pass runs before anything is consumed. */
 static void feedStartSweep(vsFeed *f) {
     uint64_t room, map;
-    if (!vsStoreSpace(f->store, &room, &map) || room >= map / 4) return;
     atomic_store(&f->start_sweep, true);
-    dsLogInfo("%llu of %llu bytes of the LMDB map free: sweeping before consuming", (unsigned long long)room,
-              (unsigned long long)map);
     bool wrapped = false;
     f->sweeping = true;
     long n = 0;
     while (!wrapped && f->sweeping && !atomic_load(&f->stopping)) n += feedSweep(f, &wrapped);
+    feedMakeReusable(f);
     if (vsStoreSpace(f->store, &room, &map))
-        dsLogInfo("swept %ld expired events; %llu bytes free", n, (unsigned long long)room);
+        dsLogInfo("swept %ld expired events before consuming; %llu of %llu bytes of the LMDB map free", n,
+                  (unsigned long long)room, (unsigned long long)map);
     atomic_store(&f->start_sweep, false);
 }
 
@@ -494,6 +521,7 @@ static void *feedMain(void *arg) {
         }
         bool wrapped;
         feedSweep(f, &wrapped);
+        f->freed = false; /* the next batch's commit makes its pages reusable */
         feedReaderCheck(f);
         if (f->rk && !atomic_load(&f->full)) dsKafkaHoldResumeDue(f->rk, f->topic, f->holds, FEED_MAX_PARTITIONS);
     }
@@ -548,6 +576,7 @@ vsFeed *vsFeedStart(const vsFeedConfig *cfg, vsStore *store, const vsVars *vars,
         atomic_store(&f->caught_up, true);
     }
     f->next_sweep = dsTimeNowMs() + cfg->sweep_interval_ms;
+    f->sweep_visits = FEED_SWEEP_VISITS;
     f->next_reader_check = 0;
     if (f->cfg.queue_max == 0) f->cfg.queue_max = 1;
     if (pthread_create(&f->thread, NULL, feedMain, f) != 0) {
@@ -620,7 +649,7 @@ bool vsFeedMapFull(vsFeed *f) {
 bool vsFeedHeldUp(vsFeed *f, char *why, size_t len) {
     if (atomic_load(&f->full)) return snprintf(why, len, FEED_FULL_WHY), true;
     if (atomic_load(&f->start_sweep))
-        return snprintf(why, len, "the LMDB map is nearly full: sweeping expired events before consuming"), true;
+        return snprintf(why, len, "sweeping expired events before consuming"), true;
     return false;
 }
 

@@ -21,12 +21,14 @@
  * A full LMDB map (MDB_MAP_FULL) does not stop the writer: the batch is
  * aborted (nothing of it kept, no offset advanced, its ingest jobs answered
  * 503), every assigned partition is paused, and new ingest jobs are refused,
- * while the sweep goes on. Once a sweep deletes something (or the reader
- * check clears a dead reader pinning freed pages), the partitions are sought
- * back to the offsets the store recorded and resumed: the aborted messages
- * come again. At start, when less than a quarter of the map is free, a whole
- * sweep pass runs before anything is consumed, so that a store restarted
- * full does not fail its first batch again.
+ * while the sweep goes on (in smaller steps if a large one does not fit).
+ * Once a sweep pass deleted something (and one more commit made the pages
+ * it freed reusable: LMDB reuses a page only after a later transaction
+ * committed), or the reader check cleared a dead reader pinning freed
+ * pages, the partitions are sought back to the offsets the store recorded
+ * and resumed: the aborted messages come again. At start a whole sweep pass
+ * runs before anything is consumed, so that a store restarted full does not
+ * fail its first batch again.
  *
  * Ingest jobs queued or being applied are capped by count and by body
  * bytes (queue_max, queue_bytes); beyond them vsFeedSubmit refuses, so

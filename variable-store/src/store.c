@@ -322,6 +322,20 @@ long vsStoreSweep(vsStore *s, int64_t now, size_t max_visits, bool *wrapped, cha
     return deleted;
 }
 
+bool vsStoreTouch(vsStore *s, int64_t now, char *errbuf, size_t errlen) {
+    MDB_txn *txn;
+    uint8_t b[8];
+    MDB_val k = {8, "swept_at"}, v = {8, b};
+    vsEventTimeBytes(now, b);
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc) return storeFail(errbuf, errlen, "touch begin", rc);
+    if ((rc = mdb_put(txn, s->meta, &k, &v, 0)) != 0) mdb_txn_abort(txn);
+    else rc = mdb_txn_commit(txn);
+    if (rc) return storeWriteFail(s, errbuf, errlen, "touch", rc);
+    s->full = false;
+    return true;
+}
+
 vsStoreReader *vsStoreReaderNew(vsStore *s) {
     vsStoreReader *r = calloc(1, sizeof(*r));
     if (r == NULL || (r->aggs = calloc(s->vars->nentities, sizeof(vsAgg *))) == NULL) {

@@ -104,6 +104,12 @@ uint64_t vsStoreReadersCleared(vsStore *s);
  * from its own read transaction. false on error. */
 bool vsStoreSpace(vsStore *s, uint64_t *room, uint64_t *map);
 
+/* Commits a transaction that only records now in "meta": LMDB reuses a
+ * freed page only once a transaction later than the one that freed it has
+ * committed, so after a sweep on a full map this makes its pages usable.
+ * false with errbuf filled (vsStoreFull() if even this did not fit). */
+bool vsStoreTouch(vsStore *s, int64_t now, char *errbuf, size_t errlen);
+
 /* ---- readers ---- */
 
 typedef struct vsStoreReader vsStoreReader;
