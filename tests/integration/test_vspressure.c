@@ -33,6 +33,26 @@ static dtKafka kafka;
 static char tmp[64], varsfile[128];
 static dsCodec *codec;
 static rd_kafka_t *producer;
+static pid_t running[8]; /* stores and children a failed test leaves behind, killed by its teardown */
+
+static void track(pid_t pid) {
+    for (int i = 0; i < 8; i++)
+        if (running[i] <= 0) {
+            running[i] = pid;
+            return;
+        }
+}
+
+static void untrack(pid_t pid) {
+    for (int i = 0; i < 8; i++)
+        if (running[i] == pid) running[i] = 0;
+}
+
+static int killLeftovers(void **state) {
+    for (int i = 0; i < 8; i++)
+        if (running[i] > 0) kill(running[i], SIGKILL), waitpid(running[i], NULL, 0), running[i] = 0;
+    return 0;
+}
 
 /* One store process: its port, directory and environment. */
 typedef struct store {
@@ -78,11 +98,13 @@ static bool storeStart(store *s, const char *name, const char *const *extra) {
     for (size_t i = 0; extra && extra[i] && n < 23; i++) env[n++] = extra[i];
     env[n] = NULL;
     s->pid = dtSpawn("variable-store", NULL, env);
+    if (s->pid > 0) track(s->pid);
     return s->pid > 0 && dtWaitFor(healthy, &s->at, 30000);
 }
 
 static int storeStop(store *s) {
     int rc = dtStop(s->pid, SIGTERM);
+    untrack(s->pid);
     s->pid = -1;
     return rc;
 }
@@ -213,11 +235,13 @@ static pid_t lmdbChild(const char *dir, bool read_only, int *release) {
     close(ready[0]);
     *release = go[1];
     if (!ok && pid > 0) kill(pid, SIGKILL), waitpid(pid, NULL, 0);
+    if (ok) track(pid);
     return ok ? pid : -1;
 }
 
 static int childExit(pid_t pid) {
     int st;
+    untrack(pid);
     if (waitpid(pid, &st, 0) != pid) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
@@ -232,6 +256,7 @@ static pid_t postChild(const store *s, const char *body, int n) {
         if (!ok) fprintf(stderr, "ingest child: %ld %s\n", r.status, r.body ? r.body : "");
         _exit(ok ? 0 : 1);
     }
+    if (pid > 0) track(pid);
     return pid;
 }
 
@@ -545,10 +570,10 @@ static void test_full_map_goes_on_with_a_larger_one(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ingest_queue_is_capped),
-        cmocka_unit_test(test_stale_readers_are_cleared),
-        cmocka_unit_test(test_full_map_waits_for_the_sweep),
-        cmocka_unit_test(test_full_map_goes_on_with_a_larger_one),
+        cmocka_unit_test_teardown(test_ingest_queue_is_capped, killLeftovers),
+        cmocka_unit_test_teardown(test_stale_readers_are_cleared, killLeftovers),
+        cmocka_unit_test_teardown(test_full_map_waits_for_the_sweep, killLeftovers),
+        cmocka_unit_test_teardown(test_full_map_goes_on_with_a_larger_one, killLeftovers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
