@@ -17,6 +17,7 @@
 #define FEED_MAX_PARTITIONS 1024
 #define FEED_SWEEP_VISITS 20000
 #define FEED_SWEEP_MIN_VISITS 8
+#define FEED_SWEEP_FULL_VISITS 64 /* the first step on a full map */
 #define FEED_SEEK_TIMEOUT_MS 2000
 
 typedef struct feedPartition {
@@ -362,6 +363,8 @@ static size_t feedPoll(vsFeed *f, bool have_jobs) {
     return n;
 }
 
+static bool feedMakeReusable(vsFeed *f);
+
 /* A step of the sweep when one is due or under way; *wrapped when it
  * finished a pass. Returns the number deleted (0 on error, logged).
  * Deleting copies every page it touches first, so on a full map a large
@@ -378,6 +381,10 @@ static long feedSweep(vsFeed *f, bool *wrapped) {
         atomic_fetch_add(&f->counters.swept, (uint64_t)n);
         f->sweep_visits = f->sweep_visits * 2 > FEED_SWEEP_VISITS ? FEED_SWEEP_VISITS : f->sweep_visits * 2;
         f->freed |= n > 0;
+        /* On a full map each step's pages are made reusable before the
+         * next, so that the steps feed each other rather than drain the
+         * few pages left. */
+        if (atomic_load(&f->full) || atomic_load(&f->start_sweep)) feedMakeReusable(f);
     } else if (vsStoreFull(f->store) && f->sweep_visits > FEED_SWEEP_MIN_VISITS) {
         dsLogDebug("sweep of %zu events: %s; trying smaller steps", f->sweep_visits, err);
         f->sweep_visits = f->sweep_visits / 4 < FEED_SWEEP_MIN_VISITS ? FEED_SWEEP_MIN_VISITS : f->sweep_visits / 4;
@@ -446,6 +453,7 @@ static void feedMapFull(vsFeed *f, const char *err) {
         rd_kafka_topic_partition_list_destroy(l);
     }
     f->sweeping = true, f->room = false;
+    f->sweep_visits = FEED_SWEEP_FULL_VISITS;
 }
 
 /* Seeks every partition back to its last committed offset and resumes it;
@@ -472,6 +480,7 @@ static void feedWhileFull(vsFeed *f) {
         if (m) rd_kafka_message_destroy(m); /* fetched before the pause: the rewind reads it again */
     }
     bool wrapped;
+    if (!feedMakeReusable(f)) return; /* sweeping on would only use up what is left */
     if (feedSweep(f, &wrapped) > 0 || feedReaderCheck(f) > 0) f->room = true;
     /* after the whole pass, so that one try uses all the room it made */
     if (!f->room || f->sweeping || !feedMakeReusable(f)) return;
@@ -487,6 +496,7 @@ static void feedStartSweep(vsFeed *f) {
     atomic_store(&f->start_sweep, true);
     bool wrapped = false;
     f->sweeping = true;
+    f->sweep_visits = FEED_SWEEP_FULL_VISITS;
     long n = 0;
     while (!wrapped && f->sweeping && !atomic_load(&f->stopping)) n += feedSweep(f, &wrapped);
     feedMakeReusable(f);

@@ -21,10 +21,10 @@
  * A full LMDB map (MDB_MAP_FULL) does not stop the writer: the batch is
  * aborted (nothing of it kept, no offset advanced, its ingest jobs answered
  * 503), every assigned partition is paused, and new ingest jobs are refused,
- * while the sweep goes on (in smaller steps if a large one does not fit).
- * Once a sweep pass deleted something (and one more commit made the pages
- * it freed reusable: LMDB reuses a page only after a later transaction
- * committed), or the reader check cleared a dead reader pinning freed
+ * while the sweep goes on, in steps small enough to fit, each followed by
+ * a tiny commit that makes the pages it freed reusable (LMDB reuses a page
+ * only after a later transaction committed). Once a sweep pass deleted
+ * something, or the reader check cleared a dead reader pinning freed
  * pages, the partitions are sought back to the offsets the store recorded
  * and resumed: the aborted messages come again. At start a whole sweep pass
  * runs before anything is consumed, so that a store restarted full does not

@@ -304,7 +304,9 @@ long vsStoreSweep(vsStore *s, int64_t now, size_t max_visits, bool *wrapped, cha
     *wrapped = false;
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc) return storeFail(errbuf, errlen, "sweep begin", rc), -1;
-    size_t budget = max_visits, start = s->sweep_entity;
+    size_t budget = max_visits, start = s->sweep_entity, saved_keylen = s->sweep_keylen;
+    uint8_t saved_key[VS_KEY_MAX];
+    memcpy(saved_key, s->sweep_key, saved_keylen);
     do {
         const vsEntity *e = &s->vars->entities[s->sweep_entity];
         size_t i = s->sweep_entity;
@@ -317,7 +319,12 @@ long vsStoreSweep(vsStore *s, int64_t now, size_t max_visits, bool *wrapped, cha
     } while (rc == 0 && budget > 0 && s->sweep_entity != start);
     if (rc == 0) rc = mdb_txn_commit(txn);
     else mdb_txn_abort(txn);
-    if (rc) return storeWriteFail(s, errbuf, errlen, "sweep", rc), -1;
+    if (rc) { /* nothing was deleted: the next call starts from the same place */
+        s->sweep_entity = start, s->sweep_keylen = saved_keylen;
+        memcpy(s->sweep_key, saved_key, saved_keylen);
+        *wrapped = false;
+        return storeWriteFail(s, errbuf, errlen, "sweep", rc), -1;
+    }
     s->full = false;
     return deleted;
 }
