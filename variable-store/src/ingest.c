@@ -5,6 +5,10 @@
  * validates and prepares them (ingestPrepare), applies them in one
  * transaction, and the loop thread answers once committed.
  *
+ * The writer caps the jobs queued or being applied, by count and by body
+ * bytes: beyond either, or while the LMDB map is full, the request is
+ * answered 503 with Retry-After at once (nothing of it applied).
+ *
  * The job lives on the heap, not in the request pool: h2o frees the request
  * if its client goes away while the writer holds the job. The pool holds only
  * a link whose dispose callback detaches the request from the job.
@@ -155,10 +159,13 @@ void vsIngestPost(vsServer *s, h2o_req_t *req) {
     j->job.prepare = ingestPrepare;
     j->s = s, j->req = req;
     j->job.on_done = ingestOnDone;
-    if (!vsFeedSubmit(s->feed, &j->job)) {
+    j->job.bytes = j->body_len;
+    char why[512];
+    vsFeedSubmitResult r = vsFeedSubmit(s->feed, &j->job, why, sizeof(why));
+    if (r != VS_SUBMIT_OK) {
         ingestFree(j);
-        dsHttpRespondError(s->http, req, ROUTE_INGEST, 503, "unavailable", "the variable store is stopping", NULL,
-                           s->retry_after_s);
+        dsHttpRespondError(s->http, req, ROUTE_INGEST, 503, r == VS_SUBMIT_QUEUE_FULL ? "overloaded" : "unavailable",
+                           why, NULL, s->retry_after_s);
         return;
     }
     /* From here the writer owns the job until ingestOnDone. */

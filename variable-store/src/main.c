@@ -25,8 +25,9 @@
 static struct {
     char *role, *listen_host, *data_dir, *variables_file, *brokers, *topic, *group_id, *on_layout_change, *schemas_dir,
         *registry_url, *tokens_file, *log_level;
-    long listen_port, batch_max, batch_wait_ms, sweep_ms, session_ms, batch_get_max, ingest_max, retry_after_ms, shutdown_ms;
-    size_t map_size, max_body;
+    long listen_port, batch_max, batch_wait_ms, sweep_ms, session_ms, batch_get_max, ingest_max, retry_after_ms, shutdown_ms,
+        ingest_queue_max, reader_check_ms;
+    size_t map_size, max_body, ingest_queue_bytes;
     bool ingest;
     dsHttpOptions http;
 } opt;
@@ -68,6 +69,14 @@ static const dsConfigOption vsConfig[] = {
     {"ingest", DS_CFG_BOOL, "true", "serve POST /v1/decisions:ingest (decision-replay's target)", &opt.ingest, 0, 0},
     {"ingest-max-items", DS_CFG_INT, "1000", "most decisions in one ingest request (413 above)", &opt.ingest_max, 1,
      100000},
+    {"ingest-queue-max", DS_CFG_INT, "16", "most ingest requests queued or being applied (503 above)",
+     &opt.ingest_queue_max, 1, 100000},
+    {"ingest-queue-bytes", DS_CFG_SIZE, "64MiB",
+     "most request body bytes queued or being applied (503 above; one request alone always fits)",
+     &opt.ingest_queue_bytes, 1, LLONG_MAX},
+    {"reader-check-interval", DS_CFG_DURATION, "10s",
+     "how often the writer clears LMDB readers left by dead processes (they keep freed pages from reuse)",
+     &opt.reader_check_ms, 10, 3600000},
     {"retry-after", DS_CFG_DURATION, "1s", "Retry-After advertised with 503", &opt.retry_after_ms, 0, 3600000},
     {"shutdown-timeout", DS_CFG_DURATION, "5s", "on SIGTERM, how long open connections may take to close",
      &opt.shutdown_ms, 0, 3600000},
@@ -179,7 +188,8 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     if (m->vars == NULL || !mainOpenStore(m, replica, err, errlen)) return false;
     if (!replica) {
         vsFeedConfig fc = {opt.brokers,     opt.topic,       opt.group_id,    (size_t)opt.batch_max,
-                           opt.batch_wait_ms, opt.sweep_ms, opt.session_ms, opt.schemas_dir, opt.registry_url};
+                           opt.batch_wait_ms, opt.sweep_ms, opt.session_ms, opt.schemas_dir, opt.registry_url,
+                           (size_t)opt.ingest_queue_max, opt.ingest_queue_bytes, opt.reader_check_ms};
         if ((m->feed = vsFeedStart(&fc, m->store, m->vars, err, errlen)) == NULL) return false;
     }
     vsServer *s = &m->srv;
