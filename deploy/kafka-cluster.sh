@@ -406,9 +406,10 @@ create_topic() {
   [[ $partitions =~ ^[1-9][0-9]*$ ]] || die "topic $name: partitions must be a positive number, not '$partitions'"
   [[ $rf =~ ^[1-9][0-9]*$ ]] && [ "$rf" -le "$NODES" ] ||
     die "topic $name: replication factor must be 1..$NODES (the cluster's nodes), not '$rf'"
-  tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(internal_bootstrap)" --create --if-not-exists \
-    --topic "$name" --partitions "$partitions" --replication-factor "$rf" ||
-    die "creating topic $name failed"
+  local out
+  out=$(tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(internal_bootstrap)" --create --if-not-exists \
+    --topic "$name" --partitions "$partitions" --replication-factor "$rf" 2>&1) ||
+    { echo "$out" >&2; die "creating topic $name failed"; }
   wait_topic "$name"
 }
 
