@@ -281,7 +281,6 @@ PY
 # every node with the same cluster id (and the SCRAM user).
 format() {
   local given_port=$1 ports i
-  mkdir -p "$dir"
   if [ -n "$given_port" ]; then
     for i in $(seq 0 $((NODES - 1))); do
       port_free $((given_port + i)) || die "port $((given_port + i)) is in use (--port $given_port)"
@@ -290,6 +289,7 @@ format() {
   else
     read -r -a ports <<<"$(free_ports $((3 * NODES)))"
   fi
+  mkdir -p "$dir"
   CLUSTER_ID=$(tool kafka.tools.StorageTool random-uuid 2>&1 | tail -n 1)
   [[ $CLUSTER_ID =~ ^[A-Za-z0-9_-]{22}$ ]] || die "StorageTool random-uuid printed '$CLUSTER_ID'"
   SASL_PASSWORD=""
@@ -336,10 +336,22 @@ node_pid() {
   echo "$pid"
 }
 
+# The nodes this run started: a start that fails stops them again, so a
+# failed start leaves no broker behind for the caller to find.
+started=()
+kill_started() {
+  local i pid
+  for i in "${started[@]}"; do
+    if pid=$(node_pid "$i"); then kill -KILL "$pid"; fi
+  done
+}
+
 start_node() {
   local i=$1 heap=512m pid
   [ "$NODES" -gt 1 ] && heap=384m
   if node_pid "$i" >/dev/null; then return; fi
+  [ ${#started[@]} -gt 0 ] || trap kill_started EXIT
+  started+=("$i")
   # setsid: the broker outlives this script and a Ctrl-C at the caller's terminal.
   setsid "$JAVA" -Xmx$heap -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
     -Djava.awt.headless=true -Dds.kafka.level=INFO -Dlog4j2.configurationFile="$LOG4J" \
@@ -450,6 +462,7 @@ start() {
     wait $p1 && wait $p2 || die "creating the default topics failed"
     touch "$dir/topics-created"
   fi
+  trap - EXIT
   bootstrap
 }
 
@@ -497,7 +510,8 @@ case "$cmd" in
     JAVA=$(java_bin)
     start_node "$n"
     v=CLIENT_PORT_$n
-    wait_brokers "127.0.0.1:${!v}" "$n" ;;
+    wait_brokers "127.0.0.1:${!v}" "$n"
+    trap - EXIT ;;
   topic)
     load_layout
     fetch
