@@ -3,6 +3,7 @@
 # local stack on the real broker; the sibling of pg-cluster.sh.
 #
 #   kafka-cluster.sh start DIR [--nodes 1|3] [--sasl] [--tls] [--port P] [--no-topics]
+#                              [--set KEY=VALUE]...
 #        formats DIR if it is new, starts every node, waits until a metadata
 #        request through the client listener lists all of them, creates the
 #        topics `decisions` (6 partitions) and `decisions.dlq` (1) unless
@@ -10,8 +11,11 @@
 #        ("127.0.0.1:p1,127.0.0.1:p2,..."). Client ports are P, P+1, ... when
 #        --port is given, free ones otherwise. On a DIR that exists it starts
 #        the stopped nodes again with the stored layout (options given must
-#        match it).
-#   kafka-cluster.sh stop DIR            SIGTERM every node, SIGKILL after 30 s
+#        match it). --set adds a broker setting to every node of a new
+#        cluster (e.g. broker.session.timeout.ms=3000 for a faster failover
+#        after a SIGKILL than the default 9 s).
+#   kafka-cluster.sh stop DIR [NODE]     SIGTERM every node (or node NODE, 1-based),
+#                                        SIGKILL after 30 s
 #   kafka-cluster.sh kill DIR NODE       SIGKILL node NODE (1-based), as a crash
 #   kafka-cluster.sh restart DIR NODE    start that node again (same ports and
 #                                        storage) and wait until it serves metadata
@@ -73,6 +77,7 @@ LOG4J=$here/kafka/log4j2.xml
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")
 KAFKA_CACHE=${KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/decision-store/kafka-$KAFKA_VERSION}
 SASL_USER=decisions
+SETTINGS=()
 READY_TIMEOUT=${KAFKA_READY_TIMEOUT:-90}
 
 die() { echo "kafka-cluster: $*" >&2; exit 1; }
@@ -227,6 +232,8 @@ ssl.keystore.location=$dir/tls/broker.pem
 ssl.client.auth=none
 CONF
   fi
+  local kv
+  for kv in "${SETTINGS[@]}"; do echo "$kv" >>"$dir/node$i/server.properties"; done
   chmod 600 "$dir/node$i/server.properties"
 }
 
@@ -434,6 +441,9 @@ start() {
       --tls) tls=1; shift ;;
       --port) port=${2:?--port needs a number}; shift 2 ;;
       --no-topics) topics=0; shift ;;
+      --set)
+        [[ ${2:-} =~ ^[a-z][a-z0-9._-]*=.*$ ]] || die "--set needs KEY=VALUE (a broker setting), not '${2:-}'"
+        SETTINGS+=("$2"); shift 2 ;;
       *) die "start: unknown option $1 ($usage)" ;;
     esac
   done
@@ -442,6 +452,7 @@ start() {
   fetch
   JAVA=$(java_bin)
   if [ -f "$dir/cluster.env" ]; then
+    [ ${#SETTINGS[@]} -eq 0 ] || die "--set applies to a new cluster; $dir holds one (destroy it first)"
     load_layout
     [ -z "$nodes" ] || [ "$nodes" = "$NODES" ] || die "$dir holds a cluster of $NODES node(s), not $nodes"
     [ -z "$sasl" ] || [ "$SASL" = 1 ] || die "$dir holds a cluster without SASL"
@@ -476,7 +487,7 @@ wait_gone() {
 
 stop() {
   local i pid pids=()
-  for i in $(seq 1 "$NODES"); do
+  for i in "$@"; do
     if pid=$(node_pid "$i"); then kill -TERM "$pid"; pids+=("$i:$pid"); fi
   done
   for p in "${pids[@]}"; do
@@ -496,7 +507,9 @@ node_arg() {
 
 case "$cmd" in
   start) start "$@" ;;
-  stop) load_layout; stop ;;
+  stop)
+    load_layout
+    if [ $# -gt 0 ]; then n=$(node_arg "$1"); stop "$n"; else stop $(seq 1 "$NODES"); fi ;;
   kill)
     load_layout
     n=$(node_arg "${1:-}")

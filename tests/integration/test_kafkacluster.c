@@ -153,7 +153,7 @@ static void test_produce_consume_sasl_ssl(void **state) {
 static void test_wrong_password_refused(void **state) {
     char cmd[1024], *out;
     write_variant("client-plain.properties", "wrong-plain.properties", "sasl.password", "not-the-password");
-    snprintf(cmd, sizeof(cmd), "timeout 30 kcat -F %s/wrong-plain.properties -L -m 5", dir);
+    snprintf(cmd, sizeof(cmd), "timeout 30 kcat -F %s/wrong-plain.properties -L -m 3", dir);
     assert_int_not_equal(run(cmd, &out), 0);
     assert_non_null(strstr(out, "Authentication failed"));
     assert_null(strstr(out, "brokers:"));
@@ -185,7 +185,7 @@ static void test_unknown_ca_refused(void **state) {
     assert_int_equal(run(cmd, &out), 0);
     free(out);
     write_variant("client-plain.properties", "other-ca.properties", "ssl.ca.location", path);
-    snprintf(cmd, sizeof(cmd), "timeout 30 kcat -F %s/other-ca.properties -L -m 5", dir);
+    snprintf(cmd, sizeof(cmd), "timeout 30 kcat -F %s/other-ca.properties -L -m 3", dir);
     assert_int_not_equal(run(cmd, &out), 0);
     assert_non_null(strstr(out, "certificate verify failed"));
     assert_null(strstr(out, "brokers:"));
