@@ -75,7 +75,7 @@ shift 2
 POM=$here/kafka/pom.xml
 LOG4J=$here/kafka/log4j2.xml
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")
-KAFKA_CACHE=${KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/decision-store/kafka-$KAFKA_VERSION}
+KAFKA_CACHE=$(realpath -m "${KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/decision-store/kafka-$KAFKA_VERSION}")
 SASL_USER=decisions
 SETTINGS=()
 READY_TIMEOUT=${KAFKA_READY_TIMEOUT:-90}
@@ -172,16 +172,17 @@ protocol() {
 make_tls() {
   local t=$dir/tls
   mkdir -p "$t"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=decision-store test CA" \
+  # Long-lived: a cluster kept for `make run` must not expire under it.
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=decision-store test CA" \
     -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
     -keyout "$t/ca.key" -out "$t/ca.pem" 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
     -keyout "$t/broker.key" -out "$t/broker.csr" 2>/dev/null
   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$t/broker.ext"
   openssl x509 -req -in "$t/broker.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
-    -days 30 -extfile "$t/broker.ext" -out "$t/broker.crt" 2>/dev/null
+    -days 825 -extfile "$t/broker.ext" -out "$t/broker.crt" 2>/dev/null
   # Kafka's PEM key store: the unencrypted PKCS#8 key and the chain in one file.
-  cat "$t/broker.key" "$t/broker.crt" >"$t/broker.pem"
+  (umask 077 && cat "$t/broker.key" "$t/broker.crt" >"$t/broker.pem")
   cp "$t/ca.pem" "$dir/ca.pem"
 }
 
@@ -297,6 +298,7 @@ format() {
     read -r -a ports <<<"$(free_ports $((3 * NODES)))"
   fi
   mkdir -p "$dir"
+  chmod 700 "$dir"
   CLUSTER_ID=$(tool kafka.tools.StorageTool random-uuid 2>&1 | tail -n 1)
   [[ $CLUSTER_ID =~ ^[A-Za-z0-9_-]{22}$ ]] || die "StorageTool random-uuid printed '$CLUSTER_ID'"
   SASL_PASSWORD=""
@@ -359,12 +361,15 @@ start_node() {
   if node_pid "$i" >/dev/null; then return; fi
   [ ${#started[@]} -gt 0 ] || trap kill_started EXIT
   started+=("$i")
-  # setsid: the broker outlives this script and a Ctrl-C at the caller's terminal.
+  # setsid: the broker outlives this script and a Ctrl-C at the caller's
+  # terminal; its working directory (where a JVM crash report goes) is its own.
+  cd "$dir/node$i"
   setsid "$JAVA" -Xmx$heap -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
     -Djava.awt.headless=true -Dds.kafka.level=INFO -Dlog4j2.configurationFile="$LOG4J" \
     -cp "$KAFKA_CACHE/libs/*" kafka.Kafka "$dir/node$i/server.properties" \
     >>"$dir/node$i/kafka.log" 2>&1 </dev/null &
   echo $! >"$dir/node$i/pid"
+  cd - >/dev/null
 }
 
 log_tails() {
