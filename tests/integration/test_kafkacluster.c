@@ -55,6 +55,8 @@ static void write_variant(const char *from, const char *to, const char *key, con
     free(out);
 }
 
+static int teardown(void **state);
+
 static int setup(void **state) {
     snprintf(dir, sizeof(dir), "/tmp/ds-kafka-XXXXXX");
     if (mkdtemp(dir) == NULL) return -1;
@@ -70,6 +72,7 @@ static int setup(void **state) {
     int st = pclose(p);
     if (st != 0 || more || bootstrap[0] == '\0') {
         fprintf(stderr, "kafka-cluster.sh start failed (status %d, stdout '%s')\n", st, bootstrap);
+        teardown(state); /* cmocka runs no group teardown after a failed setup */
         return -1;
     }
     return 0;
