@@ -368,8 +368,17 @@ start_node() {
     -Djava.awt.headless=true -Dds.kafka.level=INFO -Dlog4j2.configurationFile="$LOG4J" \
     -cp "$KAFKA_CACHE/libs/*" kafka.Kafka "$dir/node$i/server.properties" \
     >>"$dir/node$i/kafka.log" 2>&1 </dev/null &
-  echo $! >"$dir/node$i/pid"
+  pid=$!
+  echo "$pid" >"$dir/node$i/pid"
   cd - >/dev/null
+  # The background child is this shell's fork until it has exec'd setsid
+  # and java: until then node_pid would call the node dead.
+  local deadline=$((SECONDS + 10))
+  until node_pid "$i" >/dev/null; do
+    kill -0 "$pid" 2>/dev/null || { log_tails "$i"; die "node $i exited at once"; }
+    [ $SECONDS -lt $deadline ] || die "node $i (pid $pid) did not start java within 10 s"
+    sleep 0.05
+  done
 }
 
 log_tails() {

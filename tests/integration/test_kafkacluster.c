@@ -60,8 +60,13 @@ static int teardown(void **state);
 static int setup(void **state) {
     snprintf(dir, sizeof(dir), "/tmp/ds-kafka-XXXXXX");
     if (mkdtemp(dir) == NULL) return -1;
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "bash deploy/kafka-cluster.sh start %s --sasl --tls", dir);
+    char cmd[512];
+    /* A node restarted after SIGKILL registers once its old session has
+     * expired: a 3 s session instead of 9 s keeps the test short. */
+    snprintf(cmd, sizeof(cmd),
+             "bash deploy/kafka-cluster.sh start %s --sasl --tls --set broker.session.timeout.ms=3000 "
+             "--set broker.heartbeat.interval.ms=500",
+             dir);
     /* stdout only: the bootstrap line; the tool's messages go to our stderr */
     FILE *p = popen(cmd, "r");
     if (p == NULL) return -1;
