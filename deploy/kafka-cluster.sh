@@ -334,6 +334,12 @@ format() {
   mv "$dir/cluster.env.tmp" "$dir/cluster.env"
 }
 
+# A process that has exited but not been reaped (a zombie) has an empty
+# command line: it counts as gone.
+alive() {
+  [ -r "/proc/$1/cmdline" ] && [ -n "$(tr -d '\0' <"/proc/$1/cmdline" 2>/dev/null)" ]
+}
+
 # The pid of node i if it runs (a live java process with that node's
 # configuration: a stale pid file, or a recycled pid, is not the node).
 node_pid() {
@@ -375,7 +381,7 @@ start_node() {
   # and java: until then node_pid would call the node dead.
   local deadline=$((SECONDS + 10))
   until node_pid "$i" >/dev/null; do
-    kill -0 "$pid" 2>/dev/null || { log_tails "$i"; die "node $i exited at once"; }
+    alive "$pid" || { log_tails "$i"; die "node $i exited at once"; }
     [ $SECONDS -lt $deadline ] || die "node $i (pid $pid) did not start java within 10 s"
     sleep 0.05
   done
@@ -493,7 +499,7 @@ start() {
 
 wait_gone() {
   local pid=$1 deadline=$((SECONDS + $2))
-  while [ -r "/proc/$pid/cmdline" ] && [ -n "$(tr -d '\0' <"/proc/$pid/cmdline")" ]; do
+  while alive "$pid"; do
     [ $SECONDS -ge $deadline ] && return 1
     sleep 0.1
   done
