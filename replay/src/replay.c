@@ -252,9 +252,13 @@ int rpReplayRun(const rpReplaySpec *spec, dsCodec *codec, rpTarget *target, vola
     bool finished = false;
     if (!rpResume(&r, &finished)) return -1;
     if (finished) {
-        dsLogWarn("checkpoint %s: this replay already finished; nothing to do", spec->checkpoint);
+        /* The outcome is the finished run's: a retry until status 0 must not
+         * turn the decisions and files it failed into a success. */
         rpUpdateStats(&r);
-        return RP_REPLAY_OK;
+        bool failed = stats->bad_files || stats->target.failed;
+        dsLogWarn("checkpoint %s: this replay already finished%s; nothing to do", spec->checkpoint,
+                  failed ? ", with failures (see its counts)" : "");
+        return failed ? RP_REPLAY_FAILED : RP_REPLAY_OK;
     }
     rpScanList files;
     if (!rpScanArchive(spec->root, spec->from_ms, spec->to_ms, rpScanProblem, &r, &files, errbuf, errlen)) {

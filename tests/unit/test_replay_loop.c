@@ -261,11 +261,12 @@ static int readAll(fixture *f, const char *path, size_t max_block, char *err, si
     return rc < 0 ? -1 : n;
 }
 
-/* Replays root into memory: the result, *handed the decisions handed. */
-static int replayRoot(fixture *f, const char *root, rpReplayStats *st, size_t *handed) {
+/* Replays root into memory with checkpoint (may be NULL): the result,
+ * *handed the decisions handed. */
+static int replayRootAt(fixture *f, const char *root, const char *checkpoint, rpReplayStats *st, size_t *handed) {
     volatile sig_atomic_t stop = 0;
     memTarget t = {{&memOps, {0}, 0}, f->shipped, json_array(), 0, &stop};
-    rpReplaySpec spec = specOf(f, NULL);
+    rpReplaySpec spec = specOf(f, checkpoint);
     spec.root = root;
     spec.stop_on_error = false;
     char err[512];
@@ -273,6 +274,10 @@ static int replayRoot(fixture *f, const char *root, rpReplayStats *st, size_t *h
     *handed = json_array_size(t.docs);
     json_decref(t.docs);
     return rc;
+}
+
+static int replayRoot(fixture *f, const char *root, rpReplayStats *st, size_t *handed) {
+    return replayRootAt(f, root, NULL, st, handed);
 }
 
 /* A block's declared count must match its bytes exactly: a lowered count
@@ -377,6 +382,16 @@ static void test_record_breaking_a_rule_is_refused(void **state) {
     assert_int_equal(st.read, 3);
     assert_int_equal(st.target.failed, 1);
     assert_int_equal(st.bad_files, 0);
+
+    /* Run with a checkpoint, then again with the finished checkpoint: the
+     * second run writes nothing and still says a decision failed. */
+    char cp[200];
+    snprintf(cp, sizeof(cp), "%s/invalid.checkpoint", f->root);
+    for (int run = 0; run < 2; run++) {
+        assert_int_equal(replayRootAt(f, root, cp, &st, &handed), RP_REPLAY_FAILED);
+        assert_int_equal(handed, run == 0 ? 2 : 0);
+        assert_int_equal(st.target.failed, 1);
+    }
     free(t.bytes);
 }
 
