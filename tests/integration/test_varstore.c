@@ -474,6 +474,18 @@ static void test_bad_requests(void **state) {
     assert_true(dtMetric(&vs, "variable_store_counted_total") == counted);
     free(body);
     json_decref(ing);
+
+    /* nor one dated in the future, as the API refuses it: it would stay in
+     * every window, and be the customer's last outcome, until that date */
+    ing = json_pack("{s:[o]}", "decisions", decision(1002, nowMs() + DAY_MS));
+    body = json_dumps(ing, JSON_COMPACT);
+    assert_int_equal(status("POST", "/v1/decisions:ingest", json, body, &j), 400);
+    assert_string_equal(str(j, "field"), "decisions[0].decided_at");
+    assert_non_null(strstr(str(j, "message"), "is in the future"));
+    json_decref(j);
+    assert_true(dtMetric(&vs, "variable_store_counted_total") == counted);
+    free(body);
+    json_decref(ing);
     assert_true(matchesExpected(&vs, true));
 }
 

@@ -25,6 +25,7 @@
 static struct {
     char *role, *listen_host, *data_dir, *variables_file, *brokers, *topic, *group_id, *on_layout_change, *schemas_dir,
         *registry_url, *tokens_file, *log_level;
+    long max_clock_skew_ms;
     long listen_port, batch_max, batch_wait_ms, sweep_ms, session_ms, batch_get_max, ingest_max, retry_after_ms, shutdown_ms;
     size_t map_size, max_body;
     bool ingest;
@@ -66,6 +67,10 @@ static const dsConfigOption vsConfig[] = {
     {"ingest", DS_CFG_BOOL, "true", "serve POST /v1/decisions:ingest (decision-replay's target)", &opt.ingest, 0, 0},
     {"ingest-max-items", DS_CFG_INT, "1000", "most decisions in one ingest request (413 above)", &opt.ingest_max, 1,
      100000},
+    {"max-clock-skew", DS_CFG_DURATION, "5m",
+     "how far ahead of this server's clock an ingested decided_at may be (a later one is refused, as the decision "
+     "API refuses it)",
+     &opt.max_clock_skew_ms, 0, 86400000},
     {"retry-after", DS_CFG_DURATION, "1s", "Retry-After advertised with 503", &opt.retry_after_ms, 0, 3600000},
     {"shutdown-timeout", DS_CFG_DURATION, "5s", "on SIGTERM, how long open connections may take to close",
      &opt.shutdown_ms, 0, 3600000},
@@ -183,6 +188,7 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     s->loop = loop, s->vars = m->vars, s->store = m->store, s->feed = m->feed, s->auth = m->auth;
     s->batch_get_max = (size_t)opt.batch_get_max, s->ingest_max = (size_t)opt.ingest_max, s->ingest = opt.ingest;
     s->retry_after_s = (int)((opt.retry_after_ms + 999) / 1000);
+    s->max_clock_skew_ms = opt.max_clock_skew_ms;
     dsHttpConfig hc = {opt.listen_host, (int)opt.listen_port, opt.max_body, 1024};
     if (!vsServerStart(s, &hc, err, errlen)) return false;
     uv_signal_init(loop, &m->sigterm);
