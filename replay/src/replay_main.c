@@ -131,7 +131,7 @@ static char *rpLoadToken(void) {
         return NULL;
     }
     if (*opt.token_file) {
-        if ((tok = dsFileRead(opt.token_file, &len, err, sizeof(err))) == NULL) {
+        if ((tok = dsFileRead(opt.token_file, DS_FILE_MAX_SECRET, &len, err, sizeof(err))) == NULL) {
             rpUsageError("--token-file: %s", err);
             return NULL;
         }

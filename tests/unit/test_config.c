@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "ds/config.h"
+#include "ds/fileio.h"
 
 typedef struct {
     char *host;
@@ -431,6 +433,29 @@ static void test_usage(void **state) {
     free(text);
 }
 
+/* A file an option names is read whole but never beyond its cap: /dev/zero
+ * (or any endless or huge file) is an error naming the path, not a read
+ * until memory runs out; a directory is an error too. */
+static void test_file_read_cap(void **state) {
+    char err[256], path[] = "/tmp/test-fileio-XXXXXX";
+    size_t len;
+    assert_null(dsFileRead("/dev/zero", 4096, &len, err, sizeof(err)));
+    assert_non_null(strstr(err, "/dev/zero: more than 4096 bytes"));
+    assert_null(dsFileRead("/tmp", 4096, &len, err, sizeof(err)));
+    assert_string_equal(err, "/tmp: Is a directory");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    for (int i = 0; i < 4096; i++) fputc('k', f);
+    fclose(f);
+    char *text = dsFileRead(path, 4096, &len, err, sizeof(err));
+    assert_non_null(text);
+    assert_int_equal(len, 4096);
+    free(text);
+    assert_null(dsFileRead(path, 4095, &len, err, sizeof(err)));
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -451,6 +476,7 @@ int main(void) {
         cmocka_unit_test(test_reload_and_error_keep_strings),
         cmocka_unit_test(test_bad_default_and_tiny_errbuf),
         cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_file_read_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
