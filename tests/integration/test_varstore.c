@@ -443,6 +443,16 @@ static void test_bad_requests(void **state) {
     assert_int_equal(status("GET", "/v1/variables/customer/%zz", NULL, NULL, NULL), 400);
     assert_int_equal(status("GET", "/v1/variables/customer/", NULL, NULL, NULL), 400);
     assert_int_equal(status("DELETE", "/v1/variables/customer/x", NULL, NULL, NULL), 405);
+    /* a query parameter is refused, never ignored: min_position answered
+     * without waiting for it would be a silent stale read */
+    assert_int_equal(status("GET", "/v1/variables/customer/x?min_position=0%2F1&wait_ms=100", NULL, NULL, &j), 400);
+    assert_string_equal(str(j, "error"), "invalid_query");
+    assert_string_equal(str(j, "field"), "min_position");
+    json_decref(j);
+    assert_int_equal(status("GET", "/v1/variables/customer/x?%ff=1", NULL, NULL, &j), 400);
+    assert_string_equal(str(j, "error"), "invalid_query");
+    json_decref(j);
+    assert_int_equal(status("GET", "/v1/variables/customer/x?", NULL, NULL, NULL), 200);
 
     const char *batch = "/v1/variables:batchGet", *json = "application/json";
     assert_int_equal(status("POST", batch, json, "{\"keys\": [", NULL), 400);
