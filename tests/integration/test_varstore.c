@@ -499,6 +499,21 @@ static void test_bad_requests(void **state) {
     assert_true(matchesExpected(&vs, true));
 }
 
+/* A bad setting found late in start-up (a registry URL that is no URL,
+ * checked once the state is open) ends the store with status 1 and its
+ * message, never a crash on the way out. */
+static void test_bad_registry_url_is_an_error_not_a_crash(void **state) {
+    char dir[330], e_dir[360], e_port[64];
+    snprintf(dir, sizeof(dir), "%s/bad-registry", pg.dir);
+    snprintf(e_dir, sizeof(e_dir), "VARSTORE_DATA_DIR=%s", dir);
+    snprintf(e_port, sizeof(e_port), "VARSTORE_LISTEN_PORT=%d", dtFreePort());
+    const char *env[] = {"VARSTORE_BROKERS=", e_dir, e_port, env_vtokens, "VARSTORE_REGISTRY_URL=garbage",
+                         "VARSTORE_LOG_LEVEL=error", NULL};
+    pid_t p = dtSpawn("variable-store", NULL, env);
+    assert_true(p > 0);
+    assert_int_equal(dtWaitExit(p, 20000), 1);
+}
+
 /* Distinct purchases of a customer in 30 days, computed here. */
 static json_int_t expectPurchases(const char *id, int64_t as_of) {
     json_t *seen = json_object(), *doc;
@@ -574,6 +589,7 @@ int main(void) {
         cmocka_unit_test(test_kill9_while_consuming),
         cmocka_unit_test(test_refill_and_replica_equal_live),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_bad_registry_url_is_an_error_not_a_crash),
         cmocka_unit_test(test_new_variable_rebuilds_from_the_topic),
         cmocka_unit_test(test_sigterm_with_an_idle_keepalive_connection),
     };

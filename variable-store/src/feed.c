@@ -353,7 +353,7 @@ static void *feedMain(void *arg) {
 static void feedFree(vsFeed *f) {
     if (f->queue) rd_kafka_queue_destroy(f->queue);
     if (f->rk) rd_kafka_destroy(f->rk);
-    if (f->codec) avro_value_decref(&f->value);
+    if (f->value.iface) avro_value_decref(&f->value); /* unset when start failed before it */
     dsCodecFree(f->codec);
     vsBufFree(&f->prep);
     free(f->msgs);
@@ -386,7 +386,7 @@ vsFeed *vsFeedStart(const vsFeedConfig *cfg, vsStore *store, const vsVars *vars,
         (f->learner = dsLearnerNew(cfg->registry_url, "--registry-url", errbuf, errlen)) == NULL)
         goto failed;
     if (!dsCodecNewValue(f->codec, &f->value)) {
-        dsCodecFree(f->codec), f->codec = NULL;
+        f->value.iface = NULL;
         snprintf(errbuf, errlen, "cannot create an Avro value");
         goto failed;
     }
