@@ -34,7 +34,7 @@ static struct {
 } opt;
 
 static const dsConfigOption rpConfig[] = {
-    {"archive", DS_CFG_STRING, "var/archive", "archive root (the directory holding decisions/)", &opt.archive, 0, 0},
+    {"archive", DS_CFG_STRING, "var/archive", "archive root (the directory holding decisions/)", &opt.archive, 1, 0},
     {"from", DS_CFG_STRING, "", "first decided_at replayed, inclusive (RFC 3339; required)", &opt.from, 0, 0},
     {"to", DS_CFG_STRING, "", "end of the range on decided_at, exclusive (RFC 3339; required)", &opt.to, 0, 0},
     {"customer-id", DS_CFG_STRING, "", "only this customer's decisions", &opt.customer_id, 0, 0},
@@ -42,8 +42,8 @@ static const dsConfigOption rpConfig[] = {
     {"outcome", DS_CFG_STRING, "", "only decisions with this outcome (APPROVED, REJECTED, REFERRED)", &opt.outcome, 0,
      0},
     {"target", DS_CFG_STRING, "", "kafka, postgres or variable-store (required unless --dry-run)", &opt.target, 0, 0},
-    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", "kafka target: bootstrap servers", &opt.brokers, 0, 0},
-    {"topic", DS_CFG_STRING, "decisions", "kafka target: topic", &opt.topic, 0, 0},
+    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", "kafka target: bootstrap servers", &opt.brokers, 1, 0},
+    {"topic", DS_CFG_STRING, "decisions", "kafka target: topic", &opt.topic, 1, 0},
     {"compression", DS_CFG_STRING, "lz4", "kafka target: none, gzip, snappy, lz4 or zstd", &opt.compression, 0, 0},
     {"dsn", DS_CFG_STRING, "", "postgres target: libpq connection string", &opt.dsn, 0, 0},
     {"url", DS_CFG_STRING, "", "variable-store target: http://HOST:PORT", &opt.url, 0, 0},
