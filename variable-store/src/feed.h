@@ -34,6 +34,11 @@
 
 typedef struct vsFeed vsFeed;
 
+/* Beyond max-clock-skew, how far ahead of the store's clock a record from
+ * the topic may be dated: the API accepted it by its own clock, which may
+ * run ahead of ours, and a record refused here is never counted. */
+#define VS_STREAM_CLOCK_SLACK_MS (60 * 60 * 1000L)
+
 typedef struct vsFeedConfig {
     const char *brokers;  /* "" or NULL: no consumer, ingest jobs only */
     const char *topic;
@@ -44,6 +49,7 @@ typedef struct vsFeedConfig {
     long session_timeout_ms;
     const char *schemas_dir;  /* "" or NULL: the schemas built in (dsCodecNewForDirOption()) */
     const char *registry_url; /* where unknown schema ids are learned; "" or NULL: nowhere, such a record waits */
+    long max_future_ms;       /* a record dated later than this past the writer's clock is not counted */
 } vsFeedConfig;
 
 /* Counters the writer keeps and the HTTP thread reads (/metrics). */

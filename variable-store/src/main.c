@@ -181,7 +181,8 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     if (m->vars == NULL || !mainOpenStore(m, replica, err, errlen)) return false;
     if (!replica) {
         vsFeedConfig fc = {opt.brokers,     opt.topic,       opt.group_id,    (size_t)opt.batch_max,
-                           opt.batch_wait_ms, opt.sweep_ms, opt.session_ms, opt.schemas_dir, opt.registry_url};
+                           opt.batch_wait_ms, opt.sweep_ms, opt.session_ms, opt.schemas_dir, opt.registry_url,
+                           opt.max_clock_skew_ms + VS_STREAM_CLOCK_SLACK_MS};
         if ((m->feed = vsFeedStart(&fc, m->store, m->vars, err, errlen)) == NULL) return false;
     }
     vsServer *s = &m->srv;
