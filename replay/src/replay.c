@@ -119,12 +119,15 @@ static bool rpSelected(rpRun *r, avro_value_t *v) {
 }
 
 /* Whether v passes the rules a posted document must (codec.h): rendered
- * as JSON and validated as a post is. */
+ * as JSON and validated as a post is, the future included: no decision the
+ * API accepted is still in the future when it is replayed, and one that is
+ * would be counted by the variable store in every window until its date
+ * (which refuses it on ingest, with the whole batch). */
 static bool rpValid(rpRun *r, avro_value_t *v, char *why, size_t whylen) {
     json_t *doc = dsCodecToJson(r->codec, v, DS_CODEC_OMIT_SERVER_FIELDS);
     if (doc == NULL) return snprintf(why, whylen, "it cannot be rendered as a JSON document"), false;
     dsCodecError e;
-    bool ok = dsCodecFromJson(r->codec, doc, &r->check, &e);
+    bool ok = dsCodecFromJsonPosted(r->codec, doc, &r->check, dsTimeNowMs(), r->spec->max_clock_skew_ms, &e);
     json_decref(doc);
     if (!ok) snprintf(why, whylen, "%s", e.message);
     return ok;

@@ -28,7 +28,7 @@
 static struct {
     char *archive, *from, *to, *customer_id, *merchant_id, *outcome, *target, *brokers, *topic, *compression, *dsn,
         *url, *token, *token_file, *checkpoint, *on_error, *schemas_dir, *log_level;
-    long rate, batch, checkpoint_ms, progress_ms;
+    long rate, batch, checkpoint_ms, progress_ms, max_clock_skew_ms;
     size_t max_block;
     bool dry_run;
 } opt;
@@ -56,6 +56,9 @@ static const dsConfigOption rpConfig[] = {
      "postgres and variable-store targets: decisions per INSERT or ingest request (one transaction each)", &opt.batch,
      1, 100000},
     {"dry-run", DS_CFG_BOOL, "false", "read, resolve and filter, count, write nothing", &opt.dry_run, 0, 0},
+    {"max-clock-skew", DS_CFG_DURATION, "5m",
+     "a record dated later than now plus this is refused, as the decision API refuses such a post",
+     &opt.max_clock_skew_ms, 0, 86400000},
     {"rate", DS_CFG_INT, "0", "at most this many decisions/s to the target (0: no limit)", &opt.rate, 0, 100000000},
     {"checkpoint", DS_CFG_STRING, "", "file recording progress; an interrupted run resumes from it",
      &opt.checkpoint, 0, 0},
@@ -190,7 +193,8 @@ static int rpMain(dsCodec *codec) {
                          .merchant_id = rpOptional(opt.merchant_id), .outcome = rpOptional(opt.outcome),
                          .rate = (double)opt.rate, .checkpoint = rpOptional(opt.checkpoint),
                          .checkpoint_ms = opt.checkpoint_ms, .progress_ms = 200, .max_block = opt.max_block,
-                         .stop_on_error = strcmp(opt.on_error, "stop") == 0};
+                         .stop_on_error = strcmp(opt.on_error, "stop") == 0,
+                         .max_clock_skew_ms = opt.max_clock_skew_ms};
     char *token = NULL;
     if (!rpCheckOptions(&spec, codec, &token)) return 2;
     rpTarget *target = NULL;
