@@ -33,13 +33,11 @@ static const char tpInsert[] =
     " SELECT (r->3->>'decision_id')::uuid, r->3->>'purchase_id', r->3->>'customer_id', r->3->>'merchant_id',"
     " r->3->>'outcome', (r->3->>'decided_at')::timestamptz, (r->>0)::timestamptz, (r->>1)::int,"
     " decode(r->>2, 'hex'), r->3, r->>4"
-    " FROM b ON CONFLICT (decision_id) DO NOTHING RETURNING 1)"
-    " SELECT (SELECT count(*) FROM ins),"
-    " (SELECT count(*) FROM decisions d JOIN b ON d.decision_id = (b.r->3->>'decision_id')::uuid"
-    " WHERE d.schema_version = (b.r->>1)::int AND d.doc_sha256 <> decode(b.r->>2, 'hex')),"
-    " (SELECT string_agg(d.decision_id::text, ' ') FROM (SELECT d.decision_id FROM decisions d"
-    " JOIN b ON d.decision_id = (b.r->3->>'decision_id')::uuid"
-    " WHERE d.schema_version = (b.r->>1)::int AND d.doc_sha256 <> decode(b.r->>2, 'hex') LIMIT 10) d)";
+    " FROM b ON CONFLICT (decision_id) DO NOTHING RETURNING 1),"
+    " bad AS (SELECT d.decision_id FROM decisions d JOIN b ON d.decision_id = (b.r->3->>'decision_id')::uuid"
+    " WHERE d.schema_version = (b.r->>1)::int AND d.doc_sha256 <> decode(b.r->>2, 'hex'))"
+    " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM bad),"
+    " (SELECT string_agg(decision_id::text, ' ') FROM (SELECT decision_id FROM bad LIMIT 10) x)";
 
 typedef struct tpTarget {
     rpTarget base;
