@@ -29,7 +29,7 @@ bool apiCursorKeyLoad(const char *path, apiCursorKey *k, char *errbuf, size_t er
         return true;
     }
     size_t len;
-    char *text = dsFileRead(path, &len, errbuf, errlen);
+    char *text = dsFileRead(path, DS_FILE_MAX_SECRET, &len, errbuf, errlen);
     if (text == NULL) return false;
     if (len > 0 && text[len - 1] == '\n') len--;
     if (len > 0 && text[len - 1] == '\r') len--;

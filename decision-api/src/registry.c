@@ -75,10 +75,12 @@ static void regError(apiServer *s, h2o_req_t *req, const char *route, int code, 
 }
 
 /* A whole path segment as a decimal int, the way Java's Integer.parseInt
- * (which Confluent uses) reads it: optional sign, digits, within int32. */
+ * (which Confluent uses) reads it: optional sign, digits, within int32. A
+ * NUL (%00, decoded in the normalized path) is refused, not taken as the
+ * end of the number: "1%00x" is no id. */
 static bool regParseInt(h2o_iovec_t seg, long *out) {
     char buf[16];
-    if (seg.len == 0 || seg.len >= sizeof(buf)) return false;
+    if (seg.len == 0 || seg.len >= sizeof(buf) || memchr(seg.base, '\0', seg.len)) return false;
     memcpy(buf, seg.base, seg.len);
     buf[seg.len] = '\0';
     if (!(buf[0] == '-' || buf[0] == '+' || (buf[0] >= '0' && buf[0] <= '9'))) return false;

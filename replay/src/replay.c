@@ -119,10 +119,14 @@ static bool rpSelected(rpRun *r, avro_value_t *v) {
 
 /* Whether v keeps the rules a posted document must (codec.h), checked on
  * the value itself: a record damaged in the archive ("SE" -> "sE") is
- * refused here rather than written into a target that cannot serve it. */
+ * refused here rather than written into a target that cannot serve it. The
+ * future included: no decision the API accepted is still in the future when
+ * it is replayed, and one that is would be counted by the variable store in
+ * every window until its date (which refuses it on ingest, with the whole
+ * batch). */
 static bool rpValid(rpRun *r, avro_value_t *v, char *why, size_t whylen) {
     dsCodecError e;
-    bool ok = dsCodecValidate(r->codec, v, &e);
+    bool ok = dsCodecValidateNotFuture(r->codec, v, dsTimeNowMs(), r->spec->max_clock_skew_ms, &e);
     if (!ok) snprintf(why, whylen, "%s", e.message);
     return ok;
 }
@@ -249,9 +253,13 @@ int rpReplayRun(const rpReplaySpec *spec, dsCodec *codec, rpTarget *target, vola
     bool finished = false;
     if (!rpResume(&r, &finished)) return -1;
     if (finished) {
-        dsLogWarn("checkpoint %s: this replay already finished; nothing to do", spec->checkpoint);
+        /* The outcome is the finished run's: a retry until status 0 must not
+         * turn the decisions and files it failed into a success. */
         rpUpdateStats(&r);
-        return RP_REPLAY_OK;
+        bool failed = stats->bad_files || stats->target.failed;
+        dsLogWarn("checkpoint %s: this replay already finished%s; nothing to do", spec->checkpoint,
+                  failed ? ", with failures (see its counts)" : "");
+        return failed ? RP_REPLAY_FAILED : RP_REPLAY_OK;
     }
     rpScanList files;
     if (!rpScanArchive(spec->root, spec->from_ms, spec->to_ms, rpScanProblem, &r, &files, errbuf, errlen)) {

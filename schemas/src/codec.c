@@ -172,7 +172,7 @@ static bool dirFileAdd(dirFiles *t, const char *dir, const char *name, char *err
     char *path = malloc(plen), *copy = strdup(name), *data = NULL;
     if (path && copy) {
         snprintf(path, plen, "%s/%s", dir, name);
-        data = dsFileRead(path, &len, errbuf, errlen);
+        data = dsFileRead(path, DS_FILE_MAX_CONFIG, &len, errbuf, errlen);
     } else {
         lfail(errbuf, errlen, "out of memory");
     }

@@ -170,6 +170,14 @@ static inline void dsWalkInit(dsWalk *w, dsCodecError *err) {
     w->depth = 0;
 }
 
+/* Bounds decided_at to now_ms + max_skew_ms (a negative skew counts as 0;
+ * the sum saturates). */
+static inline void dsWalkBoundFuture(dsWalk *w, int64_t now_ms, int64_t max_skew_ms) {
+    if (max_skew_ms < 0) max_skew_ms = 0;
+    w->bound_future = true;
+    w->latest_ms = now_ms > 0 && max_skew_ms > INT64_MAX - now_ms ? INT64_MAX : now_ms + max_skew_ms;
+}
+
 /* Fills w->err (code, the current path, and "<path> <fmt...>" as the
  * message; "the document" at the top) and returns false. */
 bool dsWalkFail(dsWalk *w, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

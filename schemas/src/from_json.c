@@ -254,8 +254,6 @@ bool dsCodecFromJsonPosted(dsCodec *c, const json_t *doc, avro_value_t *out, int
                            dsCodecError *err) {
     dsWalk w;
     dsWalkInit(&w, err);
-    if (max_skew_ms < 0) max_skew_ms = 0;
-    w.bound_future = true;
-    w.latest_ms = now_ms > 0 && max_skew_ms > INT64_MAX - now_ms ? INT64_MAX : now_ms + max_skew_ms;
+    dsWalkBoundFuture(&w, now_ms, max_skew_ms);
     return fromJson(c, doc, out, &w);
 }

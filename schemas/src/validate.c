@@ -162,12 +162,23 @@ static bool checkValue(dsWalk *w, const dsRule *r, avro_value_t *v) {
     }
 }
 
+static bool validate(dsCodec *c, avro_value_t *val, dsWalk *w) {
+    memset(w->err, 0, sizeof *w->err);
+    /* The rules of val's own version: children are addressed by index. */
+    const dsCodecVersion *v = dsCodecFindSchema(c, avro_value_get_schema(val));
+    if (!v) return dsWalkFail(w, "internal", "is of no known schema version");
+    return checkValue(w, v->rules.root, val);
+}
+
 bool dsCodecValidate(dsCodec *c, avro_value_t *val, dsCodecError *err) {
     dsWalk w;
     dsWalkInit(&w, err);
-    memset(err, 0, sizeof *err);
-    /* The rules of val's own version: children are addressed by index. */
-    const dsCodecVersion *v = dsCodecFindSchema(c, avro_value_get_schema(val));
-    if (!v) return dsWalkFail(&w, "internal", "is of no known schema version");
-    return checkValue(&w, v->rules.root, val);
+    return validate(c, val, &w);
+}
+
+bool dsCodecValidateNotFuture(dsCodec *c, avro_value_t *val, int64_t now_ms, int64_t max_skew_ms, dsCodecError *err) {
+    dsWalk w;
+    dsWalkInit(&w, err);
+    dsWalkBoundFuture(&w, now_ms, max_skew_ms);
+    return validate(c, val, &w);
 }

@@ -160,7 +160,7 @@ static bool scLoadManifest(scSet *s, const char *dir, char *errbuf, size_t errle
     json_error_t jerr;
     size_t len;
     if (!(s->manifest_path = scJoin(dir, "manifest.json"))) return scFail(errbuf, errlen, "out of memory");
-    char *text = dsFileRead(s->manifest_path, &len, errbuf, errlen);
+    char *text = dsFileRead(s->manifest_path, DS_FILE_MAX_CONFIG, &len, errbuf, errlen);
     if (!text) return false;
     s->manifest = json_loadb(text, len, 0, &jerr);
     free(text);
@@ -177,7 +177,7 @@ static bool scLoadVersions(scSet *s, const char *dir, char *errbuf, size_t errle
         char *path = scJoin(dir, v->file);
         json_error_t jerr;
         if (!path) return scFail(errbuf, errlen, "out of memory");
-        v->text = dsFileRead(path, &v->len, errbuf, errlen);
+        v->text = dsFileRead(path, DS_FILE_MAX_CONFIG, &v->len, errbuf, errlen);
         if (v->text && !(v->schema = json_loadb(v->text, v->len, 0, &jerr)))
             scFail(errbuf, errlen, "%s: line %d: %s", path, jerr.line, jerr.text);
         free(path);
@@ -299,7 +299,7 @@ static int scShowVersion(const scSet *s, long want) {
     for (size_t i = 0; i < s->n; i++) {
         if (s->v[i].version != want) continue;
         char *path = scJoin(opt.dir, s->v[i].file);
-        char *text = path ? dsFileRead(path, &len, err, sizeof err) : NULL;
+        char *text = path ? dsFileRead(path, DS_FILE_MAX_CONFIG, &len, err, sizeof err) : NULL;
         if (!path) snprintf(err, sizeof err, "out of memory");
         free(path);
         if (!text) return fprintf(stderr, SC_NAME ": %s\n", err), 1;

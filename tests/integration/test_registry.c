@@ -151,6 +151,8 @@ static void test_schema_by_id_unknown(void **state) {
     expectError("GET", "/schemas/ids/0", NULL, 404, 40403);
     expectError("GET", "/schemas/ids/-1", NULL, 404, 40403);
     expectError("GET", "/schemas/ids/abc", NULL, 404, 40403);
+    expectError("GET", "/schemas/ids/1%00", NULL, 404, 40403);
+    expectError("GET", "/schemas/ids/1%00junk", NULL, 404, 40403);
     expectError("GET", "/schemas/ids/99999999999999999999", NULL, 404, 40403);
     expectError("GET", "/schemas/ids/999999/versions", NULL, 404, 40403);
 }
@@ -200,7 +202,8 @@ static void test_subject_version(void **state) {
 }
 
 static void test_subject_version_invalid(void **state) {
-    const char *bad[] = {"abc", "0", "-2", "1.5", "2147483648", "99999999999999999999", "latest2", "%20"};
+    const char *bad[] = {"abc", "0", "-2", "1.5", "2147483648", "99999999999999999999", "latest2", "%20", "1%00x",
+                         "1%00", "latest%00"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char path[96];
         snprintf(path, sizeof(path), "/subjects/" SUBJECT "/versions/%s", bad[i]);

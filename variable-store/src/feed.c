@@ -202,6 +202,27 @@ static bool feedSchema(vsFeed *f, rd_kafka_message_t *m, const char **why, char 
     return true;
 }
 
+/* Whether the decoded record's decided_at is one the decision API could
+ * have accepted: not before 2000 (the schema's rule, which the stream
+ * processor checks, so only a record produced around it fails) and not
+ * later than now plus max_future_ms. A future decision would be counted in
+ * every window until its date, and be every later decision's "last". */
+static bool feedPlausibleTime(vsFeed *f, int64_t now, char *why, size_t len) {
+    int64_t t;
+    if (!dsCodecFieldLong(&f->value, "decided_at", &t)) return snprintf(why, len, "decided_at: missing"), false;
+    char ts[DS_TIME_BUFLEN];
+    if (t < DS_CODEC_DECIDED_AT_MIN_MS) {
+        if (!dsTimeFormat(t, ts)) snprintf(ts, sizeof(ts), "?");
+        return snprintf(why, len, "decided_at %s (%lld ms) is before 2000-01-01", ts, (long long)t), false;
+    }
+    if (t > now && t - now > f->cfg.max_future_ms) {
+        if (!dsTimeFormat(t, ts)) snprintf(ts, sizeof(ts), "?");
+        return snprintf(why, len, "decided_at %s (%lld ms) is more than %ld ms in the future", ts, (long long)t,
+                        f->cfg.max_future_ms), false;
+    }
+    return true;
+}
+
 /* One Kafka message; false only on a storage error. A record that cannot be
  * decoded is logged and passed over: it can never decode, and the stream
  * processor already sent what failed validation to the dead-letter topic.
@@ -229,6 +250,7 @@ static bool feedMessage(vsFeed *f, rd_kafka_message_t *m, int64_t now, feedTally
     vsApplyResult res;
     f->prep.len = 0;
     if (bad == NULL && (!dsCodecDecodeWire(f->codec, m->payload, m->len, &f->value, NULL, why, sizeof(why)) ||
+                        !feedPlausibleTime(f, now, why, sizeof(why)) ||
                         !vsEventPrepare(f->vars, &f->value, &f->prep, why, sizeof(why))))
         bad = why;
     if (bad) {
@@ -543,7 +565,7 @@ static void *feedMain(void *arg) {
 static void feedFree(vsFeed *f) {
     if (f->queue) rd_kafka_queue_destroy(f->queue);
     if (f->rk) rd_kafka_destroy(f->rk);
-    if (f->codec) avro_value_decref(&f->value);
+    if (f->value.iface) avro_value_decref(&f->value); /* unset when start failed before it */
     dsCodecFree(f->codec);
     vsBufFree(&f->prep);
     free(f->msgs);
@@ -576,7 +598,7 @@ vsFeed *vsFeedStart(const vsFeedConfig *cfg, vsStore *store, const vsVars *vars,
         (f->learner = dsLearnerNew(cfg->registry_url, "--registry-url", errbuf, errlen)) == NULL)
         goto failed;
     if (!dsCodecNewValue(f->codec, &f->value)) {
-        dsCodecFree(f->codec), f->codec = NULL;
+        f->value.iface = NULL;
         snprintf(errbuf, errlen, "cannot create an Avro value");
         goto failed;
     }

@@ -50,6 +50,11 @@
 
 typedef struct vsFeed vsFeed;
 
+/* Beyond max-clock-skew, how far ahead of the store's clock a record from
+ * the topic may be dated: the API accepted it by its own clock, which may
+ * run ahead of ours, and a record refused here is never counted. */
+#define VS_STREAM_CLOCK_SLACK_MS (60 * 60 * 1000L)
+
 typedef struct vsFeedConfig {
     const char *brokers;  /* "" or NULL: no consumer, ingest jobs only */
     const char *topic;
@@ -63,6 +68,7 @@ typedef struct vsFeedConfig {
     size_t queue_max;         /* ingest jobs queued or being applied, at most */
     size_t queue_bytes;       /* their vsFeedJob.bytes, at most (one job alone is always let in) */
     long reader_check_ms;     /* how often stale LMDB readers are cleared (vsStoreReaderCheck) */
+    long max_future_ms;       /* a record dated later than this past the writer's clock is not counted */
 } vsFeedConfig;
 
 /* Counters the writer keeps and the HTTP thread reads (/metrics). */

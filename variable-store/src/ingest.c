@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "ds/log.h"
+#include "ds/timefmt.h"
 #include "event.h"
 #include "server.h"
 
@@ -90,14 +91,19 @@ static bool ingestRefuse(vsFeedJob *job, int status, const char *code, const cha
     return false;
 }
 
-/* Every decision validated and prepared, or the first fault. */
+/* Every decision validated and prepared, or the first fault. Validated as
+ * the API validates a post, future included: a decision dated after now
+ * (plus the clock skew) would be counted in every window until that date
+ * and be every later decision's "last", and no decision the API accepted
+ * can be in the future by the time it is replayed. */
 static bool ingestPrepareAll(ingestJob *j, json_t *decisions, dsCodec *codec, avro_value_t *scratch) {
     size_t i;
     json_t *doc;
     char field[300], msg[700];
+    int64_t now_ms = dsTimeNowMs();
     json_array_foreach(decisions, i, doc) {
         dsCodecError cerr;
-        if (!dsCodecFromJson(codec, doc, scratch, &cerr)) {
+        if (!dsCodecFromJsonPosted(codec, doc, scratch, now_ms, j->s->max_clock_skew_ms, &cerr)) {
             snprintf(field, sizeof(field), "decisions[%zu]%s%s", i, *cerr.field ? "." : "", cerr.field);
             snprintf(msg, sizeof(msg), "decisions[%zu]: %s", i, cerr.message);
             return ingestRefuse(&j->job, 400, cerr.code, field, msg);

@@ -26,7 +26,7 @@ static struct {
     char *role, *listen_host, *data_dir, *variables_file, *brokers, *topic, *group_id, *on_layout_change, *schemas_dir,
         *registry_url, *tokens_file, *log_level;
     long listen_port, batch_max, batch_wait_ms, sweep_ms, session_ms, batch_get_max, ingest_max, retry_after_ms, shutdown_ms,
-        ingest_queue_max, reader_check_ms;
+        ingest_queue_max, reader_check_ms, max_clock_skew_ms;
     size_t map_size, max_body, ingest_queue_bytes;
     bool ingest;
     dsHttpOptions http;
@@ -42,18 +42,18 @@ static const dsConfigOption vsConfig[] = {
      "file of token SHA-256 hashes and roles, as the decision API's (required: the store refuses to start "
      "without it); reread on SIGHUP", &opt.tokens_file, 0, 0},
     DS_HTTP_CONFIG_OPTIONS(opt.http),
-    {"data-dir", DS_CFG_STRING, "var/variable-store", "LMDB directory holding the state", &opt.data_dir, 0, 0},
+    {"data-dir", DS_CFG_STRING, "var/variable-store", "LMDB directory holding the state", &opt.data_dir, 1, 0},
     {"map-size", DS_CFG_SIZE, "16GiB", "most the state may grow to (address space, not memory)", &opt.map_size,
      1 << 20, LLONG_MAX},
     {"variables-file", DS_CFG_STRING, "variable-store/variables.json", "the variables computed (README)",
-     &opt.variables_file, 0, 0},
+     &opt.variables_file, 1, 0},
     {"on-layout-change", DS_CFG_STRING, "rebuild",
      "when the file needs state the store lacks: rebuild (from the topic) or refuse to start", &opt.on_layout_change,
      0, 0},
     {"brokers", DS_CFG_STRING, "127.0.0.1:9092", "Kafka bootstrap servers; empty: no consumer, ingest only",
      &opt.brokers, 0, 0},
-    {"topic", DS_CFG_STRING, "decisions", "the decision topic", &opt.topic, 0, 0},
-    {"group-id", DS_CFG_STRING, "variable-store", "consumer group; one per store directory", &opt.group_id, 0, 0},
+    {"topic", DS_CFG_STRING, "decisions", "the decision topic", &opt.topic, 1, 0},
+    {"group-id", DS_CFG_STRING, "variable-store", "consumer group; one per store directory", &opt.group_id, 1, 0},
     {"schemas-dir", DS_CFG_STRING, "",
      "schema directory (manifest.json and the .avsc files it names) to decode the stream with, instead of the schemas "
      "built in (empty: built in)", &opt.schemas_dir, 0, 0},
@@ -77,6 +77,10 @@ static const dsConfigOption vsConfig[] = {
     {"reader-check-interval", DS_CFG_DURATION, "10s",
      "how often the writer clears LMDB readers left by dead processes (they keep freed pages from reuse)",
      &opt.reader_check_ms, 10, 3600000},
+    {"max-clock-skew", DS_CFG_DURATION, "5m",
+     "how far ahead of this server's clock an ingested decided_at may be (a later one is refused, as the decision "
+     "API refuses it)",
+     &opt.max_clock_skew_ms, 0, 86400000},
     {"retry-after", DS_CFG_DURATION, "1s", "Retry-After advertised with 503", &opt.retry_after_ms, 0, 3600000},
     {"shutdown-timeout", DS_CFG_DURATION, "5s", "on SIGTERM, how long open connections may take to close",
      &opt.shutdown_ms, 0, 3600000},
@@ -189,13 +193,15 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     if (!replica) {
         vsFeedConfig fc = {opt.brokers,     opt.topic,       opt.group_id,    (size_t)opt.batch_max,
                            opt.batch_wait_ms, opt.sweep_ms, opt.session_ms, opt.schemas_dir, opt.registry_url,
-                           (size_t)opt.ingest_queue_max, opt.ingest_queue_bytes, opt.reader_check_ms};
+                           (size_t)opt.ingest_queue_max, opt.ingest_queue_bytes, opt.reader_check_ms,
+                           opt.max_clock_skew_ms + VS_STREAM_CLOCK_SLACK_MS};
         if ((m->feed = vsFeedStart(&fc, m->store, m->vars, err, errlen)) == NULL) return false;
     }
     vsServer *s = &m->srv;
     s->loop = loop, s->vars = m->vars, s->store = m->store, s->feed = m->feed, s->auth = m->auth;
     s->batch_get_max = (size_t)opt.batch_get_max, s->ingest_max = (size_t)opt.ingest_max, s->ingest = opt.ingest;
     s->retry_after_s = (int)((opt.retry_after_ms + 999) / 1000);
+    s->max_clock_skew_ms = opt.max_clock_skew_ms;
     dsHttpConfig hc = {opt.listen_host, (int)opt.listen_port, opt.max_body, 1024, &opt.http};
     if (!vsServerStart(s, &hc, err, errlen)) return false;
     uv_signal_init(loop, &m->sigterm);

@@ -35,6 +35,7 @@ typedef struct vsServer {
     size_t batch_get_max;   /* keys per batchGet (413 above) */
     size_t ingest_max;      /* decisions per ingest request (413 above) */
     bool ingest;            /* whether POST /v1/decisions:ingest is served */
+    int64_t max_clock_skew_ms; /* how far ahead of our clock an ingested decided_at may be */
     int retry_after_s;
     /* ingest jobs the writer finished, answered on the loop thread */
     uv_async_t done_async;

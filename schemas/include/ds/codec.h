@@ -158,6 +158,11 @@ bool dsCodecFromJsonPosted(dsCodec *c, const json_t *doc, avro_value_t *out, int
  * unchanged; nothing is kept. Far cheaper than rendering to JSON and
  * converting back. */
 bool dsCodecValidate(dsCodec *c, avro_value_t *val, dsCodecError *err);
+/* dsCodecValidate() with dsCodecFromJsonPosted()'s upper bound too:
+ * decided_at must not be after now_ms + max_skew_ms. For a record that the
+ * API must once have accepted (a replayed one): it cannot be in the future
+ * now, and one that is would be counted in every window until its date. */
+bool dsCodecValidateNotFuture(dsCodec *c, avro_value_t *val, int64_t now_ms, int64_t max_skew_ms, dsCodecError *err);
 
 /* Sets the server-set fields of a decision value of any known version (as
  * dsCodecVersionOfSchema() tells). Returns false if val is of no known
