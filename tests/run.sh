@@ -18,8 +18,19 @@ passed=0 failed=0 bad_bins=()
 for t in "$@"; do
   echo "=== $t"
   log=$(mktemp)
-  "$t" 2>&1 | tee "$log"
-  rc=${PIPESTATUS[0]}
+  # Its own session, and no pipe to its daemons: a test that fails half-way
+  # may leave the processes it started running, and one holding a pipe of
+  # this script would hang it. They are killed once the test has exited.
+  setsid "$t" >"$log" 2>&1 &
+  pid=$!
+  tail -n +1 -s 0.1 --pid="$pid" -f "$log"
+  wait "$pid"
+  rc=$?
+  if left=$(pgrep -a -s "$pid"); then
+    echo "run.sh: $t left processes running (killed):"
+    echo "$left"
+    pkill -KILL -s "$pid"
+  fi
   p=$(grep -Eo '^\[  PASSED  \] [0-9]+' "$log" | awk '{s+=$4} END {print s+0}')
   f=$(grep -Eo '^\[  FAILED  \] [0-9]+' "$log" | awk '{s+=$4} END {print s+0}')
   # cmocka exits 0 when only a group setup/teardown fails, and a sanitizer
