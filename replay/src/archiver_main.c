@@ -225,6 +225,10 @@ static arResult arDecode(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, 
         return AR_FAIL;
     }
     if (!dsCodecDecodeWire(codec, m->payload, m->len, *out, NULL, why, whylen)) return AR_QUARANTINE;
+    /* A record produced around the stream processor that breaks a rule
+     * would be archived and then refused by every replay of its file. */
+    dsCodecError e;
+    if (!dsCodecValidate(codec, *out, &e)) return snprintf(why, whylen, "%s", e.message), AR_QUARANTINE;
     if (!dsCodecFieldLong(*out, "decided_at", decided))
         return snprintf(why, whylen, "no decided_at field"), AR_QUARANTINE;
     if (!rpArchivePath(path, sizeof(path), opt.root, *decided, m->partition, m->offset)) {

@@ -489,7 +489,7 @@ static void produce(const char *topic_name, char **values, const size_t *lens, i
 
 /* Decision i in the wire format, decided at decided_ms (set on the Avro
  * value, past any rule a post has on it). malloc'd. */
-static char *wireRecord(dsCodec *c, int i, int64_t decided_ms, size_t *len) {
+static char *wireRecord(dsCodec *c, int i, int64_t decided_ms, const char *country, size_t *len) {
     char err[256], id[37], at[32];
     json_t *doc = dtFixture("decision.json");
     dtGenId(i, id);
@@ -503,6 +503,10 @@ static char *wireRecord(dsCodec *c, int i, int64_t decided_ms, size_t *len) {
     assert_true(dsCodecSetServerFields(c, &v, FIRST_MS, 1));
     assert_int_equal(avro_value_get_by_name(&v, "decided_at", &field, NULL), 0);
     assert_int_equal(avro_value_set_long(&field, decided_ms), 0);
+    if (country) { /* set on the value: no JSON document could carry it */
+        assert_int_equal(avro_value_get_by_name(&v, "country", &field, NULL), 0);
+        assert_int_equal(avro_value_set_string(&field, country), 0);
+    }
     *len = dsCodecEncodeWire(c, &v, NULL, 0, err, sizeof(err));
     char *buf = malloc(*len);
     assert_int_equal(dsCodecEncodeWire(c, &v, buf, *len, err, sizeof(err)), *len);
@@ -537,31 +541,33 @@ static bool running(pid_t pid) {
     return waitpid(pid, &status, WNOHANG) == 0;
 }
 
-/* A decision dated 1969 (no dt= directory for it) and a value that is not
- * in the wire format do not stop the archiver: each is quarantined byte
- * for byte with its reason and counted, the decisions after them are
- * archived (and replayed), and a restart does not read them again. */
+/* A decision dated 1969 (no dt= directory for it), a value that is not in
+ * the wire format and a decision breaking a rule (every replay of its file
+ * would refuse it) do not stop the archiver: each is quarantined byte for
+ * byte with its reason and counted, the decisions after them are archived
+ * (and replayed), and a restart does not read them again. */
 static void test_archiver_quarantines_what_it_cannot_place(void **state) {
     char aroot[400], path[600], cmd[800], err[256];
     snprintf(aroot, sizeof(aroot), "%s/quarantine-archive", pg.dir);
     dsCodec *c = dsCodecNew(err, sizeof(err));
     assert_non_null(c);
-    char *values[8];
-    size_t lens[8];
-    values[0] = wireRecord(c, 3000, -86400000LL * 365, &lens[0]); /* 1969-01-01 */
+    char *values[9];
+    size_t lens[9];
+    values[0] = wireRecord(c, 3000, -86400000LL * 365, NULL, &lens[0]); /* 1969-01-01 */
     values[1] = strdup("not a decision");
     lens[1] = strlen(values[1]);
-    for (int i = 2; i < 7; i++) values[i] = wireRecord(c, 3000 + i, FIRST_MS + i * 1000, &lens[i]);
-    values[7] = wireRecord(c, 3007, FIRST_MS + 7000, &lens[7]);
-    produce("quarantined", values, lens, 7);
+    values[2] = wireRecord(c, 3002, FIRST_MS + 2000, "sE", &lens[2]);
+    for (int i = 3; i < 8; i++) values[i] = wireRecord(c, 3000 + i, FIRST_MS + i * 1000, NULL, &lens[i]);
+    values[8] = wireRecord(c, 3008, FIRST_MS + 8000, NULL, &lens[8]);
+    produce("quarantined", values, lens, 8);
 
     archiverProc a;
     archiverStart(&a, aroot, "quarantined");
     assert_true(dtWaitMetric(&a.http, "archiver_records_total", 5, 30000));
-    assert_int_equal(dtMetric(&a.http, "archiver_quarantined_total"), 2);
+    assert_int_equal(dtMetric(&a.http, "archiver_quarantined_total"), 3);
     assert_true(running(a.pid));
     /* each kept byte for byte, with why */
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof(path), "%s/quarantine/decisions+0+%020d.value", aroot, i);
         FILE *fp = fopen(path, "rb");
         assert_non_null(fp);
@@ -573,8 +579,11 @@ static void test_archiver_quarantines_what_it_cannot_place(void **state) {
     }
     snprintf(cmd, sizeof(cmd), "cat %s/quarantine/decisions+0+%020d.reason", aroot, 0);
     char *why = dtCapture(cmd);
-    assert_non_null(strstr(why, "partition 0 offset 0: decided_at -31536000000 ms (1969-01-01T00:00:00.000Z) has "
-                                "no dt=/hour= directory"));
+    assert_non_null(strstr(why, "partition 0 offset 0: decided_at must not be before 2000-01-01"));
+    free(why);
+    snprintf(cmd, sizeof(cmd), "cat %s/quarantine/decisions+0+%020d.reason", aroot, 2);
+    why = dtCapture(cmd);
+    assert_non_null(strstr(why, "partition 0 offset 2: country must match the pattern"));
     free(why);
     /* the decisions after them are archived, and replay reads only those */
     char *out = replay(aroot, "--dry-run");
@@ -586,14 +595,14 @@ static void test_archiver_quarantines_what_it_cannot_place(void **state) {
 
     /* a restart goes on after them: nothing quarantined again */
     assert_int_equal(dtStop(a.pid, SIGTERM), 0);
-    produce("quarantined", &values[7], &lens[7], 1);
+    produce("quarantined", &values[8], &lens[8], 1);
     archiverStart(&a, aroot, "quarantined");
     assert_true(dtWaitMetric(&a.http, "archiver_records_total", 1, 30000));
     assert_int_equal(dtMetric(&a.http, "archiver_records_total"), 1);
     assert_int_equal(dtMetric(&a.http, "archiver_quarantined_total"), 0);
     assert_true(running(a.pid));
     assert_int_equal(dtStop(a.pid, SIGTERM), 0);
-    for (int i = 0; i < 8; i++) free(values[i]);
+    for (int i = 0; i < 9; i++) free(values[i]);
     dsCodecFree(c);
 }
 

@@ -520,7 +520,7 @@ static void test_bad_registry_url_is_an_error_not_a_crash(void **state) {
 /* The fixture decision for customer and merchant "cust-stray"/"m-stray"
  * with outcome, decided at decided_ms, in the wire format: what a producer
  * writing around the API could put on the topic. malloc'd. */
-static char *strayRecord(dsCodec *c, const char *outcome, int64_t decided_ms, size_t *len) {
+static char *strayRecord(dsCodec *c, const char *outcome, int64_t decided_ms, const char *country, size_t *len) {
     char err[256], id[37];
     json_t *doc = dtFixture("decision.json");
     dtUuid(id);
@@ -535,6 +535,10 @@ static char *strayRecord(dsCodec *c, const char *outcome, int64_t decided_ms, si
     assert_true(dsCodecSetServerFields(c, &v, nowMs(), dsCodecCurrentVersion(c)));
     assert_int_equal(avro_value_get_by_name(&v, "decided_at", &field, NULL), 0);
     assert_int_equal(avro_value_set_long(&field, decided_ms), 0);
+    if (country) { /* set on the value: no JSON document could carry it */
+        assert_int_equal(avro_value_get_by_name(&v, "country", &field, NULL), 0);
+        assert_int_equal(avro_value_set_string(&field, country), 0);
+    }
     *len = dsCodecEncodeWire(c, &v, NULL, 0, err, sizeof(err));
     char *buf = malloc(*len);
     assert_int_equal(dsCodecEncodeWire(c, &v, buf, *len, err, sizeof(err)), *len);
@@ -552,35 +556,37 @@ static bool strayCounted(void *arg) {
     return yes;
 }
 
-/* Records dated before 2000 or a day ahead, put on the topic around the
- * API, are not counted (rejected, logged): the future one would otherwise
- * stay in every window and be the customer's last outcome until its date.
- * A record of now after them is counted. */
-static void test_records_dated_out_of_range_are_not_counted(void **state) {
+/* Records put on the topic around the API that break its rules are not
+ * counted (rejected, logged): dated before 2000, a day ahead (it would
+ * otherwise stay in every window and be the customer's last outcome until
+ * its date), or with a field no post could carry. A record of now after
+ * them is counted. */
+static void test_records_breaking_the_rules_are_not_counted(void **state) {
     char err[256], brokers[64];
     dsCodec *c = dsCodecNew(err, sizeof(err));
     assert_non_null(c);
     int64_t now = nowMs();
-    size_t lens[3];
-    char *values[3] = {strayRecord(c, "REJECTED", now + DAY_MS, &lens[0]),
-                       strayRecord(c, "REJECTED", 631152000000LL /* 1990 */, &lens[1]),
-                       strayRecord(c, "APPROVED", now - 60000, &lens[2])};
+    size_t lens[4];
+    char *values[4] = {strayRecord(c, "REJECTED", now + DAY_MS, NULL, &lens[0]),
+                       strayRecord(c, "REJECTED", 631152000000LL /* 1990 */, NULL, &lens[1]),
+                       strayRecord(c, "REJECTED", now - 90000, "se", &lens[2]), /* breaks the country rule */
+                       strayRecord(c, "APPROVED", now - 60000, NULL, &lens[3])};
     double rejected = dtMetric(&vs, "variable_store_rejected_total");
     snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", kafka.port);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)), RD_KAFKA_CONF_OK);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     assert_non_null(rk);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("decisions"), RD_KAFKA_V_KEY("cust-stray", 10),
                                            RD_KAFKA_V_VALUE(values[i], lens[i]),
                                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
                          RD_KAFKA_RESP_ERR_NO_ERROR);
     assert_int_equal(rd_kafka_flush(rk, 20000), RD_KAFKA_RESP_ERR_NO_ERROR);
     rd_kafka_destroy(rk);
-    /* the last record counted: the two before it in its partition were read first */
+    /* the last record counted: the three before it in its partition were read first */
     assert_true(dtWaitFor(strayCounted, NULL, 20000));
-    assert_true(dtMetric(&vs, "variable_store_rejected_total") == rejected + 2);
+    assert_true(dtMetric(&vs, "variable_store_rejected_total") == rejected + 3);
     json_t *j = NULL;
     assert_int_equal(status("GET", "/v1/variables/customer/cust-stray", NULL, NULL, &j), 200);
     json_t *v = json_object_get(j, "variables");
@@ -588,7 +594,7 @@ static void test_records_dated_out_of_range_are_not_counted(void **state) {
     assert_int_equal(json_integer_value(json_object_get(v, "rejected_count_30d")), 0);
     assert_int_equal(json_integer_value(json_object_get(v, "approved_count_30d")), 1);
     json_decref(j);
-    for (int i = 0; i < 3; i++) free(values[i]);
+    for (int i = 0; i < 4; i++) free(values[i]);
     dsCodecFree(c);
 }
 
@@ -668,7 +674,7 @@ int main(void) {
         cmocka_unit_test(test_refill_and_replica_equal_live),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_bad_registry_url_is_an_error_not_a_crash),
-        cmocka_unit_test(test_records_dated_out_of_range_are_not_counted),
+        cmocka_unit_test(test_records_breaking_the_rules_are_not_counted),
         cmocka_unit_test(test_new_variable_rebuilds_from_the_topic),
         cmocka_unit_test(test_sigterm_with_an_idle_keepalive_connection),
     };

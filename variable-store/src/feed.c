@@ -202,25 +202,16 @@ static bool feedSchema(vsFeed *f, rd_kafka_message_t *m, const char **why, char 
     return true;
 }
 
-/* Whether the decoded record's decided_at is one the decision API could
- * have accepted: not before 2000 (the schema's rule, which the stream
- * processor checks, so only a record produced around it fails) and not
- * later than now plus max_future_ms. A future decision would be counted in
- * every window until its date, and be every later decision's "last". */
-static bool feedPlausibleTime(vsFeed *f, int64_t now, char *why, size_t len) {
-    int64_t t;
-    if (!dsCodecFieldLong(&f->value, "decided_at", &t)) return snprintf(why, len, "decided_at: missing"), false;
-    char ts[DS_TIME_BUFLEN];
-    if (t < DS_CODEC_DECIDED_AT_MIN_MS) {
-        if (!dsTimeFormat(t, ts)) snprintf(ts, sizeof(ts), "?");
-        return snprintf(why, len, "decided_at %s (%lld ms) is before 2000-01-01", ts, (long long)t), false;
-    }
-    if (t > now && t - now > f->cfg.max_future_ms) {
-        if (!dsTimeFormat(t, ts)) snprintf(ts, sizeof(ts), "?");
-        return snprintf(why, len, "decided_at %s (%lld ms) is more than %ld ms in the future", ts, (long long)t,
-                        f->cfg.max_future_ms), false;
-    }
-    return true;
+/* Whether the decoded record is one the decision API could have accepted:
+ * every rule of its schema (the stream processor checks them, so only a
+ * record produced around it fails), decided_at not later than now plus
+ * max_future_ms included. A future decision would be counted in every
+ * window until its date, and be every later decision's "last". */
+static bool feedValid(vsFeed *f, int64_t now, char *why, size_t len) {
+    dsCodecError e;
+    if (dsCodecValidateNotFuture(f->codec, &f->value, now, f->cfg.max_future_ms, &e)) return true;
+    snprintf(why, len, "%s", e.message);
+    return false;
 }
 
 /* One Kafka message; false only on a storage error. A record that cannot be
@@ -250,7 +241,7 @@ static bool feedMessage(vsFeed *f, rd_kafka_message_t *m, int64_t now, feedTally
     vsApplyResult res;
     f->prep.len = 0;
     if (bad == NULL && (!dsCodecDecodeWire(f->codec, m->payload, m->len, &f->value, NULL, why, sizeof(why)) ||
-                        !feedPlausibleTime(f, now, why, sizeof(why)) ||
+                        !feedValid(f, now, why, sizeof(why)) ||
                         !vsEventPrepare(f->vars, &f->value, &f->prep, why, sizeof(why))))
         bad = why;
     if (bad) {
