@@ -3,7 +3,13 @@
 # and the npm packages of the third-party client test (tests/tools/node).
 # Idempotent: does nothing when every package is already installed, so `make run`
 # and `make test` can call it every time on a fresh machine or a warm one.
+# With --fuzz it also installs clang and its libFuzzer runtime for `make fuzz`
+# (Debian 12: clang 14, whose libclang_rt.fuzzer is in libclang-rt-14-dev);
+# `make test` does not need them: it replays the fuzz inputs with the normal compiler.
 set -euo pipefail
+
+FUZZ=0
+if [ "${1:-}" = "--fuzz" ]; then FUZZ=1; fi
 
 PACKAGES=(
   build-essential pkg-config
@@ -13,6 +19,7 @@ PACKAGES=(
   libcmocka-dev liblmdb-dev lmdb-utils
   libcurl4-openssl-dev xxd curl wrk kcat python3 python3-avro python3-kafka python3-lz4
 )
+if [ "$FUZZ" = 1 ]; then PACKAGES+=(clang libclang-rt-14-dev); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,0 +1,46 @@
+/* fuzz_search.c - the query string of the support search
+ * GET /v1/decisions?... (filters, limit, keyset cursor), parsed as the API
+ * does, without a server or a database: the input is the query string.
+ *
+ * The search handler's parser is static, so its file is compiled in here;
+ * the harness calls only listParse() and listBuildSql(), and the properties
+ * are the contract's: a refused query is answered with a message (and field)
+ * that renders as JSON, and an accepted one sends PostgreSQL only
+ * parameters that are valid UTF-8 text. */
+#include "../../decision-api/src/handlers_read.c"
+
+#include "fuzz.h"
+
+static void checkText(const char *what, const char *s) {
+    json_t *probe = json_string(s);
+    FUZZ_CHECK(probe != NULL, "%s is not valid UTF-8: \"%s\"", what, s);
+    json_decref(probe);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    static const char prefix[] = "/v1/decisions?";
+    h2o_req_t req;
+    memset(&req, 0, sizeof(req));
+    h2o_mem_init_pool(&req.pool);
+    char *path = h2o_mem_alloc_pool(&req.pool, sizeof(prefix) + size);
+    memcpy(path, prefix, sizeof(prefix) - 1);
+    memcpy(path + sizeof(prefix) - 1, data, size);
+    req.path = h2o_iovec_init(path, sizeof(prefix) - 1 + size);
+    req.query_at = sizeof(prefix) - 2;
+
+    listQuery q;
+    char msg[256];
+    const char *field = NULL;
+    if (!listParse(&req, &q, msg, sizeof(msg), &field)) {
+        checkText("the error message", msg);
+        if (field != NULL) checkText("the error's field", field);
+    } else {
+        char sql[1024];
+        const char *params[8];
+        int n = listBuildSql(&q, sql, sizeof(sql), params);
+        FUZZ_CHECK(n >= 1 && n <= 8, "%d parameters", n);
+        for (int i = 0; i < n; i++) checkText("a search parameter", params[i]);
+    }
+    h2o_mem_clear_pool(&req.pool);
+    return 0;
+}
