@@ -21,10 +21,12 @@ for t in "$@"; do
   bin=build/fuzz/bin/fuzz_$t work=build/fuzz/corpus/$t art=build/fuzz/artifacts/$t log=build/fuzz/$t.log
   mkdir -p "$work" "$art"
   stamp=$(mktemp)
+  dict=()
+  if [ -f "tests/fuzz/$t.dict" ]; then dict=(-dict="tests/fuzz/$t.dict"); fi
   echo "=== fuzz_$t: ${secs}s (log $log)"
   # shellcheck disable=SC2086 # FUZZ_ARGS is a list of options
   nice -n 19 "$bin" -max_total_time="$secs" -timeout=10 -print_final_stats=1 -artifact_prefix="$art/" \
-    ${FUZZ_ARGS:-} "$work" "tests/fuzz/corpus/$t" "tests/fuzz/regress/$t" >"$log" 2>&1
+    "${dict[@]}" ${FUZZ_ARGS:-} "$work" "tests/fuzz/corpus/$t" "tests/fuzz/regress/$t" >"$log" 2>&1
   rc=$?
   grep -E '^#[0-9]+ +(DONE|INITED)|^stat::(number_of_executed_units|peak_rss_mb)|^SUMMARY|^==[0-9]+==ERROR|property failed' "$log"
   arts=$(find "$art" -type f -newer "$stamp" | sort)
