@@ -46,6 +46,7 @@ static void readAll(const char *path, const rpContainerInfo *info) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    FUZZ_ENTRY;
     if (codec == NULL) setup();
     rpContainerInfo info;
     FILE *fp = fmemopen((void *)data, size, "rb");

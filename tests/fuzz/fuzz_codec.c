@@ -80,6 +80,7 @@ static void checkWire(const char *text) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    FUZZ_ENTRY;
     if (codec == NULL) setup();
     json_error_t jerr;
     dsCodecError err;

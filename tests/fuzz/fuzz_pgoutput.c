@@ -51,7 +51,7 @@ static void onMessage(spRelCache *cache, spMsg *m, const uint8_t *buf, size_t le
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+static void feed(const uint8_t *data, size_t size) {
     spRelCache *cache = spRelCacheNew();
     spMsg m = {0};
     FUZZ_SETUP(cache != NULL, "spRelCacheNew");
@@ -76,5 +76,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     spMsgFree(&m);
     spRelCacheFree(cache);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    FUZZ_ENTRY;
+    feed(data, size);
     return 0;
 }

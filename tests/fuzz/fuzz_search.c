@@ -18,6 +18,7 @@ static void checkText(const char *what, const char *s) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    FUZZ_ENTRY;
     static const char prefix[] = "/v1/decisions?";
     h2o_req_t req;
     memset(&req, 0, sizeof(req));

@@ -33,7 +33,7 @@ static void setup(void) {
     atexit(teardown);
 }
 
-/* A decoded value encodes and decodes back to itself. */
+/* A decoded value encodes and decodes back to itself, and renders. */
 static void roundTrip(avro_value_t *v, avro_value_t *back) {
     char err[512];
     uint8_t buf[1 << 16];
@@ -42,22 +42,25 @@ static void roundTrip(avro_value_t *v, avro_value_t *back) {
     if (n > sizeof(buf)) return; /* only inputs near the fuzzer's size limit */
     FUZZ_CHECK(dsCodecDecodeWire(codec, buf, n, back, NULL, err, sizeof(err)), "re-encoded record: %s", err);
     FUZZ_CHECK(avro_value_equal(v, back), "re-encoded record decodes to another value");
+    /* What replay and the API serve: a record consumers took must render. */
     json_t *doc = dsCodecToJson(codec, v, 0);
+    FUZZ_CHECK(doc != NULL, "a decoded record does not render as JSON");
     json_decref(doc);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    FUZZ_ENTRY;
     if (codec == NULL) setup();
-    char err[512];
+    char err[512], why[512] = "";
     int version = -1;
     int id = dsCodecWireId(data, size);
-    if (dsCodecDecodeWire(codec, data, size, &current, &version, err, sizeof(err))) {
+    if (dsCodecDecodeWire(codec, data, size, &current, &version, why, sizeof(why))) {
         FUZZ_CHECK(id >= 0 && dsCodecVersionOfId(codec, id) == version, "id %d decoded as version %d", id, version);
         roundTrip(&current, &copy);
     }
     int v = id >= 0 ? dsCodecVersionOfId(codec, id) : -1;
     if (v >= 1 && v <= MAX_VERSIONS && writer[v].iface &&
         dsCodecDecodeWire(codec, data, size, &writer[v], NULL, err, sizeof(err)))
-        FUZZ_CHECK(version == v, "decodes into its writer's version %d but not into the current one: %d", v, version);
+        FUZZ_CHECK(version == v, "decodes into its writer's version %d but not into the current one: %s", v, why);
     return 0;
 }

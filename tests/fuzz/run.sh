@@ -28,7 +28,9 @@ for t in "$@"; do
   nice -n 19 "$bin" -max_total_time="$secs" -timeout=10 -print_final_stats=1 -artifact_prefix="$art/" \
     "${dict[@]}" ${FUZZ_ARGS:-} "$work" "tests/fuzz/corpus/$t" "tests/fuzz/regress/$t" >"$log" 2>&1
   rc=$?
-  grep -E '^#[0-9]+ +(DONE|INITED)|^stat::(number_of_executed_units|peak_rss_mb)|^SUMMARY|^==[0-9]+==ERROR|property failed' "$log"
+  # the last progress line (executions, coverage, corpus), then what went wrong
+  grep -aE '^#[0-9]+' "$log" | tail -1
+  grep -aE '^stat::(number_of_executed_units|peak_rss_mb)|^SUMMARY|^==[0-9]+==ERROR|property failed' "$log"
   arts=$(find "$art" -type f -newer "$stamp" | sort)
   rm -f "$stamp"
   if [ "$rc" -ne 0 ] || [ -n "$arts" ]; then
