@@ -16,7 +16,8 @@ SAN   ?= 0
 CC    ?= cc
 
 # libcurl: libds's HTTP client (lib/src/httpclient.c), so every program links it.
-PKGS := libh2o libuv avro-c jansson libpq libcrypto libssl rdkafka lmdb libcurl
+# zlib: decision-replay inflates archive blocks itself (replay/src/filereader.h).
+PKGS := libh2o libuv avro-c jansson libpq libcrypto libssl rdkafka lmdb libcurl zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -40,8 +40,11 @@ echo "generating $CUSTOMERS customers' decisions ..."
 decisions=$(python3 bench/tools/vstore_load.py gen "$work/gen" "$CUSTOMERS" "$(date +%s%3N)")
 
 vport=$(freeport)
+# One token for the loader, the lookups and wrk: roles ingest and lookup.
+export BENCH_TOKEN=bench-vstore-token
+echo "$(printf %s "$BENCH_TOKEN" | sha256sum | cut -d' ' -f1) ingest,lookup bench" >"$work/tokens"
 "$BUILD/bin/variable-store" --brokers "" --data-dir "$work/vs" --listen-host 127.0.0.1 --listen-port "$vport" \
-  --log-level warn 2>"$work/vs.log" &
+  --tokens-file "$work/tokens" --log-level warn 2>"$work/vs.log" &
 vs=$!
 pids+=("$vs")
 url=http://127.0.0.1:$vport
@@ -82,7 +85,9 @@ rm -rf "$work/gen/bodies"
 
 # Answers kept to check the PostgreSQL table against, later.
 samples="0 1 42 $((CUSTOMERS / 2 + 7)) $((CUSTOMERS - 1))"
-for c in $samples; do curl -sf "$url/v1/variables/customer/cust-$c" >"$work/answer-$c.json"; done
+for c in $samples; do
+  curl -sf -H "Authorization: Bearer $BENCH_TOKEN" "$url/v1/variables/customer/cust-$c" >"$work/answer-$c.json"
+done
 
 # wrk_run CONNS TARGET [DELAY_MS [SECONDS]]: sets rate p50 p99 (ms), errs, reqs and
 # cpu (the variable store's CPU, % of one core) and us (its CPU µs per request).

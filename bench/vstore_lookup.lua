@@ -6,9 +6,11 @@
 -- number of ms drawn uniformly from 1 .. 2 x VSTORE_DELAY_MS - 1 (mean
 -- VSTORE_DELAY_MS), so that the connections do not fall in step on wrk's
 -- millisecond timer ticks (about conns x 1000 / (delay + latency) per s).
+-- BENCH_TOKEN: the bearer token (role lookup), sent on both kinds of request.
 local customers = tonumber(os.getenv("VSTORE_CUSTOMERS") or "1000000")
 local floor = os.getenv("VSTORE_TARGET") == "floor"
 local threads = 0
+local headers = {["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or "")}
 
 function setup(thread)
   threads = threads + 1
@@ -27,7 +29,7 @@ end
 function request()
   local n = math.random(0, customers - 1)
   if floor then
-    return wrk.format("GET", "/healthz")
+    return wrk.format("GET", "/healthz", headers)
   end
-  return wrk.format("GET", string.format("/v1/variables/customer/cust-%d", n))
+  return wrk.format("GET", string.format("/v1/variables/customer/cust-%d", n), headers)
 end

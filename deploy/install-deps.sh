@@ -15,7 +15,7 @@ PACKAGES=(
   build-essential pkg-config
   libpq-dev postgresql postgresql-contrib
   libh2o-dev libuv1-dev libssl-dev
-  libjansson-dev libavro-dev librdkafka-dev
+  libjansson-dev libavro-dev librdkafka-dev zlib1g-dev
   libcmocka-dev liblmdb-dev lmdb-utils
   libcurl4-openssl-dev xxd curl wrk kcat python3 python3-avro python3-kafka python3-lz4
 )

@@ -3,13 +3,19 @@
 #   - a PostgreSQL cluster (wal_level=logical) whose data lives under var/
 #     (as root, in /var/tmp/decision-store-<id>, linked as var/pg, because the
 #     postgres user cannot traverse a checkout under /root);
-#   - development tokens in var/tokens.env (clear) and var/tokens (hashes);
+#   - development tokens in var/tokens.env (clear) and var/tokens (hashes):
+#     DECISIONS_WRITER_TOKEN (roles writer and lookup, as a policy engine's),
+#     DECISIONS_READER_TOKEN, DECISIONS_INGEST_TOKEN (decision-replay into the
+#     variable store) and DECISIONS_ADMIN_TOKEN;
 #   - the local Kafka-protocol broker (dev-kafka, librdkafka's mock cluster)
 #     on 127.0.0.1:9092, control endpoint on 127.0.0.1:9644;
 #   - migrations, then the decision API on :8080;
 #   - the stream processor (slot decisions_stream -> topic decisions), metrics on :9101;
 #   - the archiver (topic decisions -> var/archive, files closed within 60 s);
 #   - the variable store on :8081 (topic decisions -> var/variable-store).
+# Every daemon listens on 127.0.0.1 only; to serve other machines set
+# DECISIONS_LISTEN_HOST, VARSTORE_LISTEN_HOST, STREAM_LISTEN_HOST (metrics)
+# to 0.0.0.0 or an address of this machine.
 # Ctrl-C stops the API, then PostgreSQL. Environment overrides: see README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,24 +37,26 @@ if [ ! -e var/pg ]; then
 fi
 pgdir=$(readlink -f var/pg)
 
-# Development tokens: random, written once, kept across runs.
-if [ ! -f var/tokens.env ]; then
-  umask 077
-  {
-    for role in writer reader admin; do
-      tok=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-      echo "DECISIONS_$(echo $role | tr a-z A-Z)_TOKEN=$tok"
-    done
-  } >var/tokens.env
-  umask 022
-fi
+# Development tokens: random, written once, kept across runs (one missing
+# from an older var/tokens.env is added).
+roles="writer reader ingest admin"
+touch var/tokens.env
+chmod 600 var/tokens.env
+for role in $roles; do
+  var="DECISIONS_$(echo $role | tr a-z A-Z)_TOKEN"
+  grep -q "^$var=" var/tokens.env ||
+    echo "$var=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" >>var/tokens.env
+done
 # shellcheck disable=SC1091
 . var/tokens.env
 {
   echo "# SHA-256 of the development tokens in var/tokens.env; written by make run"
-  for role in writer reader admin; do
+  for role in $roles; do
     var="DECISIONS_$(echo $role | tr a-z A-Z)_TOKEN"
-    echo "$(printf %s "${!var}" | sha256sum | cut -d' ' -f1) $role dev-$role"
+    # the writer token is a policy engine's: it posts decisions and reads variables
+    granted=$role
+    [ "$role" = writer ] && granted=writer,lookup
+    echo "$(printf %s "${!var}" | sha256sum | cut -d' ' -f1) $granted dev-$role"
   done
 } >var/tokens
 
@@ -87,7 +95,8 @@ ARCHIVER_BROKERS=${ARCHIVER_BROKERS:-127.0.0.1:${DEV_KAFKA_LISTEN_PORT:-9092}} \
 ARCHIVER_ROOT=${ARCHIVER_ROOT:-$root/var/archive} "$BUILD/bin/decision-archiver" &
 archiver_pid=$!
 VARSTORE_BROKERS=${VARSTORE_BROKERS:-127.0.0.1:${DEV_KAFKA_LISTEN_PORT:-9092}} \
-VARSTORE_DATA_DIR=${VARSTORE_DATA_DIR:-$root/var/variable-store} "$BUILD/bin/variable-store" &
+VARSTORE_DATA_DIR=${VARSTORE_DATA_DIR:-$root/var/variable-store} \
+VARSTORE_TOKENS_FILE=${VARSTORE_TOKENS_FILE:-$DECISIONS_TOKENS_FILE} "$BUILD/bin/variable-store" &
 vstore_pid=$!
 
 cat <<MSG
@@ -109,7 +118,13 @@ Read it back:
     'http://127.0.0.1:$DECISIONS_LISTEN_PORT/v1/decisions?customer_id=cust-42'
 Variable store: http://127.0.0.1:${VARSTORE_LISTEN_PORT:-8081} (the fixture's decided_at is old: post one
 dated now to see the 30-day counts move)
-  curl -s http://127.0.0.1:${VARSTORE_LISTEN_PORT:-8081}/v1/variables/customer/cust-42
+  curl -s -H "Authorization: Bearer \$DECISIONS_WRITER_TOKEN" \\
+    http://127.0.0.1:${VARSTORE_LISTEN_PORT:-8081}/v1/variables/customer/cust-42
+Refill the variable store from the archive (the ingest token):
+  REPLAY_TOKEN=\$DECISIONS_INGEST_TOKEN $BUILD/bin/decision-replay --target variable-store \\
+    --url http://127.0.0.1:${VARSTORE_LISTEN_PORT:-8081} --from 2026-01-01T00:00:00Z --to 2100-01-01T00:00:00Z
+Everything listens on 127.0.0.1 only (DECISIONS_LISTEN_HOST, VARSTORE_LISTEN_HOST,
+STREAM_LISTEN_HOST=0.0.0.0 expose it: see README).
 
 Ctrl-C stops everything.
 MSG

@@ -81,13 +81,14 @@ def worker(url, files, ready, go, results):
     for name in files:
         with open(name, "rb") as f:
             bodies.append(f.read())
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer " + os.environ.get("BENCH_TOKEN", "")}
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
     conn.connect()
     ready.release()
     go.wait()
     tot = [0, 0, 0, 0]
     for body in bodies:
-        conn.request("POST", u.path, body, {"Content-Type": "application/json"})
+        conn.request("POST", u.path, body, headers)
         resp = conn.getresponse()
         data = resp.read()
         if resp.status != 200:

@@ -7,7 +7,7 @@
 #include <h2o.h>
 #include <uv.h>
 
-#include "auth.h"
+#include "ds/auth.h"
 #include "ds/codec.h"
 #include "ds/http.h"
 #include "ds/metrics.h"
@@ -24,9 +24,10 @@ typedef struct apiServer {
     avro_value_t *older;  /* older[v - 1]: a value of version v, each v before the current; owned */
     apiWriter *writer;
     apiReader *reader;
-    apiAuth *auth;
+    dsAuth *auth;
     int retry_after_s;    /* advertised with 503 */
     size_t max_batch_items;
+    long max_clock_skew_ms; /* how far ahead of our clock a posted decided_at may be */
     dsMetric *m_db_up;
     dsMetric *m_abandoned;
 } apiServer;

@@ -118,7 +118,7 @@ static bool decisionFillParams(apiServer *s, apiWriteItem *item) {
 }
 
 apiWriteItem *apiDecisionPrepare(apiServer *s, const json_t *posted, dsCodecError *err) {
-    if (!dsCodecFromJson(s->codec, posted, &s->scratch, err)) return NULL;
+    if (!dsCodecFromJsonPosted(s->codec, posted, &s->scratch, dsTimeNowMs(), s->max_clock_skew_ms, err)) return NULL;
     apiWriteItem *item = apiWriteItemNew();
     if (item == NULL) goto failed;
     item->doc = dsCodecToJson(s->codec, &s->scratch, DS_CODEC_OMIT_SERVER_FIELDS);

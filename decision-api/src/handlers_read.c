@@ -38,10 +38,11 @@ static void readUnavailable(apiServer *s, h2o_req_t *req, const char *route) {
                        s->retry_after_s);
 }
 
-/* Row columns of both queries: 0 decision_id, 1 decided_at ms, 2 recorded_at ms, 3 doc. */
+/* Row columns of both queries: 0 decision_id, 1 decided_at ms, 2 recorded_at ms, 3 doc: the canonical text as
+ * posted (jsonb's rendering for rows written before doc_text existed). */
 static const char readColumns[] =
     "SELECT decision_id::text, floor(extract(epoch FROM decided_at) * 1000)::bigint,"
-    " floor(extract(epoch FROM recorded_at) * 1000)::bigint, doc::text FROM decisions";
+    " floor(extract(epoch FROM recorded_at) * 1000)::bigint, coalesce(doc_text, doc::text) FROM decisions";
 
 static json_t *readRow(apiServer *s, PGresult *res, int row) {
     char err[256];
@@ -89,7 +90,7 @@ static void readStart(apiServer *s, h2o_req_t *req, const char *route, const cha
 }
 
 void apiGetDecision(apiServer *s, h2o_req_t *req, const char *id, size_t idlen) {
-    if (!apiRequireRole(s, req, ROUTE_GET, API_ROLE_READER)) return;
+    if (!apiRequireRole(s, req, ROUTE_GET, DS_ROLE_READER)) return;
     char norm[37];
     if (!apiDecisionNormalizeId(id, idlen, norm)) {
         dsHttpRespondError(s->http, req, ROUTE_GET, 400, "invalid_value", "decision_id must be a UUID",
@@ -223,8 +224,12 @@ static void readOnList(PGresult *res, const char *error, void *arg) {
     for (int i = 0; i < shown; i++) {
         json_t *doc = readRow(st->s, res, i);
         if (doc == NULL) {
+            /* Named, so the one row can be found and repaired (the log says why). */
+            char msg[128];
+            snprintf(msg, sizeof(msg), "stored decision %s is unreadable; this page cannot be served",
+                     PQgetvalue(res, i, 0));
             json_decref(list);
-            dsHttpRespondError(st->s->http, req, st->route, 500, "internal", "a stored decision is unreadable", NULL, 0);
+            dsHttpRespondError(st->s->http, req, st->route, 500, "internal", msg, NULL, 0);
             goto done;
         }
         json_array_append_new(list, doc);
@@ -242,7 +247,7 @@ done:
 }
 
 void apiListDecisions(apiServer *s, h2o_req_t *req) {
-    if (!apiRequireRole(s, req, ROUTE_LIST, API_ROLE_READER)) return;
+    if (!apiRequireRole(s, req, ROUTE_LIST, DS_ROLE_READER)) return;
     listQuery q;
     char msg[256];
     const char *field = NULL;

@@ -124,7 +124,7 @@ static void postUnavailable(apiServer *s, h2o_req_t *req, const char *route, api
 }
 
 void apiPostDecision(apiServer *s, h2o_req_t *req) {
-    if (!apiRequireRole(s, req, ROUTE_POST, API_ROLE_WRITER) || !apiRequireJson(s, req, ROUTE_POST)) return;
+    if (!apiRequireRole(s, req, ROUTE_POST, DS_ROLE_WRITER) || !apiRequireJson(s, req, ROUTE_POST)) return;
     dsCodecError err;
     json_t *doc = apiDecisionParseBody(req->entity.base, req->entity.len, &err);
     apiWriteItem *item = doc ? apiDecisionPrepare(s, doc, &err) : NULL;
@@ -202,7 +202,7 @@ static size_t postBatchPrepare(apiServer *s, json_t *list, apiWriteItem **items,
 }
 
 void apiPostBatch(apiServer *s, h2o_req_t *req) {
-    if (!apiRequireRole(s, req, ROUTE_BATCH, API_ROLE_WRITER) || !apiRequireJson(s, req, ROUTE_BATCH)) return;
+    if (!apiRequireRole(s, req, ROUTE_BATCH, DS_ROLE_WRITER) || !apiRequireJson(s, req, ROUTE_BATCH)) return;
     dsCodecError err;
     json_t *body = apiDecisionParseBody(req->entity.base, req->entity.len, &err);
     if (body == NULL) {
@@ -240,7 +240,14 @@ void apiPostBatch(apiServer *s, h2o_req_t *req) {
         if (items[i] == NULL) continue;
         items[i]->done = postOnWritten;
         items[i]->arg = p;
-        apiWriterSubmit(s->writer, items[i]); /* accepted: checked above, same loop turn */
+        if (apiWriterSubmit(s->writer, items[i]) != API_SUBMIT_QUEUED) {
+            /* Accepted by the check above, in the same loop turn; were it
+             * refused after all, the item is answered as not written
+             * (safe to retry) rather than never. */
+            items[i]->status = API_WRITE_UNAVAILABLE;
+            snprintf(items[i]->message, sizeof(items[i]->message), "the writer refused the decision");
+            postOnWritten(items[i], items[i]->arg);
+        }
         items[i] = NULL;
     }
     p = NULL;

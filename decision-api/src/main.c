@@ -39,6 +39,7 @@ typedef struct apiOptions {
     long reader_connections, statement_timeout_ms;
     long reader_queue;
     long batch_max_items;
+    long max_clock_skew_ms;
     long retry_after_ms;
     long db_wait_ms;
     bool migrate;
@@ -50,7 +51,8 @@ static apiOptions opt;
 
 /* The one configuration table: --help prints it. */
 static const dsConfigOption apiConfig[] = {
-    {"listen-host", DS_CFG_STRING, "0.0.0.0", "address to listen on", &opt.listen_host, 0, 0},
+    {"listen-host", DS_CFG_STRING, "127.0.0.1",
+     "address to listen on (0.0.0.0 or a public address to serve other machines)", &opt.listen_host, 0, 0},
     {"listen-port", DS_CFG_INT, "8080", "HTTP port", &opt.listen_port, 1, 65535},
     {"listen-fd", DS_CFG_INT, "-1",
      "inherited listening socket to accept on instead of listen-host:listen-port (-1: systemd's, if any)",
@@ -71,6 +73,9 @@ static const dsConfigOption apiConfig[] = {
     {"reader-queue", DS_CFG_INT, "1000", "queries waiting before 503", &opt.reader_queue, 1, 1000000},
     {"statement-timeout", DS_CFG_DURATION, "5s", "longest support query", &opt.statement_timeout_ms, 10, 3600000},
     {"batch-max-items", DS_CFG_INT, "1000", "most decisions in one :batch request", &opt.batch_max_items, 1, 100000},
+    {"max-clock-skew", DS_CFG_DURATION, "5m",
+     "how far ahead of this server's clock a posted decided_at may be (a later one is refused)",
+     &opt.max_clock_skew_ms, 0, 86400000},
     {"retry-after", DS_CFG_DURATION, "1s", "Retry-After advertised with 503 (rounded up to seconds)",
      &opt.retry_after_ms, 0, 3600000},
     {"db-wait", DS_CFG_DURATION, "30s", "how long start-up waits for PostgreSQL", &opt.db_wait_ms, 0, 3600000},
@@ -95,14 +100,14 @@ typedef struct apiMain {
 static void mainReloadTokens(uv_signal_t *h, int signum) {
     apiMain *m = h->data;
     char err[512];
-    apiAuth *a = apiAuthLoad(opt.tokens_file, err, sizeof(err));
+    dsAuth *a = dsAuthLoad(opt.tokens_file, err, sizeof(err));
     if (a == NULL) {
         dsLogError("SIGHUP: keeping the old tokens: %s", err);
         return;
     }
-    apiAuthFree(m->srv.auth);
+    dsAuthFree(m->srv.auth);
     m->srv.auth = a;
-    dsLogInfo("SIGHUP: loaded %zu tokens from %s", apiAuthCount(a), opt.tokens_file);
+    dsLogInfo("SIGHUP: loaded %zu tokens from %s", dsAuthCount(a), opt.tokens_file);
 }
 
 /* Tells the supervisor a state such as "READY=1" (systemd's notify
@@ -182,7 +187,7 @@ static bool mainListen(apiMain *m, char *err, size_t errlen) {
     char where[128];
     dsHttpServerAddress(s->http, where, sizeof(where));
     dsLogInfo("listening on %s%s (%zu tokens, schema v%d)", where, m->listen_fd >= 0 ? ", inherited socket" : "",
-              apiAuthCount(s->auth), dsCodecCurrentVersion(s->codec));
+              dsAuthCount(s->auth), dsCodecCurrentVersion(s->codec));
     return true;
 }
 
@@ -211,13 +216,14 @@ static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     s->loop = loop;
     s->retry_after_s = (int)((opt.retry_after_ms + 999) / 1000);
     s->max_batch_items = (size_t)opt.batch_max_items;
+    s->max_clock_skew_ms = opt.max_clock_skew_ms;
     if ((s->metrics = dsMetricsNew()) == NULL) return snprintf(err, errlen, "out of memory"), false;
     s->m_db_up = dsMetricsGauge(s->metrics, "decision_db_up", "1 when a writer session to PostgreSQL is up.");
     s->m_abandoned = dsMetricsCounter(s->metrics, "http_requests_abandoned_total",
                                       "Requests whose client went away before the database answered.");
     if ((s->codec = dsCodecNewForDirOption(opt.schemas_dir, err, errlen)) == NULL) return false;
     if (!apiDecisionValuesNew(s, err, errlen)) return false;
-    if ((s->auth = apiAuthLoad(opt.tokens_file, err, errlen)) == NULL) return false;
+    if ((s->auth = dsAuthLoad(opt.tokens_file, err, errlen)) == NULL) return false;
     apiWriterConfig wc = {opt.database_url, (int)opt.writer_connections, (int)opt.max_batch, (size_t)opt.queue_size,
                           opt.write_timeout_ms, (int)opt.max_attempts, apiDecisionSameAsStored, s};
     apiReaderConfig rc = {opt.database_url, (int)opt.reader_connections, (size_t)opt.reader_queue, opt.statement_timeout_ms};
@@ -258,7 +264,7 @@ static void mainCleanup(apiMain *m, uv_loop_t *loop) {
     if (!dsLoopShutdown(loop)) dsLogWarn("event loop closed with handles still open");
     apiDecisionValuesFree(s);
     dsCodecFree(s->codec);
-    apiAuthFree(s->auth);
+    dsAuthFree(s->auth);
     dsMetricsFree(s->metrics);
 }
 

@@ -8,20 +8,7 @@
 #define ROUTE_OTHER "other"
 
 bool apiRequireRole(apiServer *s, h2o_req_t *req, const char *route, int role) {
-    h2o_iovec_t auth;
-    bool present = dsHttpHeaderGet(req, H2O_TOKEN_AUTHORIZATION, &auth);
-    switch (apiAuthCheck(s->auth, present ? auth.base : NULL, present ? auth.len : 0, role)) {
-    case API_AUTH_OK:
-        return true;
-    case API_AUTH_FORBIDDEN:
-        dsHttpRespondError(s->http, req, route, 403, "forbidden", "this token lacks the role this endpoint requires",
-                           NULL, 0);
-        return false;
-    default:
-        dsHttpRespondError(s->http, req, route, 401, "unauthorized",
-                           present ? "unknown token" : "missing Authorization: Bearer <token> header", NULL, 0);
-        return false;
-    }
+    return dsAuthRequire(s->auth, s->http, req, route, role);
 }
 
 bool apiRequireJson(apiServer *s, h2o_req_t *req, const char *route) {

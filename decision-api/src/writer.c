@@ -21,8 +21,8 @@
 static const char writerInsertSql[] =
     "WITH ins AS ("
     " INSERT INTO decisions (decision_id, purchase_id, customer_id, merchant_id, outcome,"
-    "  decided_at, schema_version, doc_sha256, doc)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    "  decided_at, schema_version, doc_sha256, doc, doc_text)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $9::text)"
     " ON CONFLICT (decision_id) DO NOTHING"
     " RETURNING recorded_at)"
     " SELECT 'i', floor(extract(epoch FROM recorded_at) * 1000)::bigint, NULL::int, NULL::text FROM ins"

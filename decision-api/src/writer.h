@@ -19,6 +19,7 @@
 #ifndef API_WRITER_H
 #define API_WRITER_H
 
+#include "ds/attrs.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -98,7 +99,7 @@ typedef enum {
     API_SUBMIT_FULL,        /* the queue is full: overloaded */
 } apiSubmitResult;
 
-apiSubmitResult apiWriterSubmit(apiWriter *w, apiWriteItem *item);
+DS_MUST_CHECK apiSubmitResult apiWriterSubmit(apiWriter *w, apiWriteItem *item);
 /* Whether n more items would be accepted now. */
 apiSubmitResult apiWriterCanAccept(const apiWriter *w, size_t n);
 

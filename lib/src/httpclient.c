@@ -176,6 +176,12 @@ bool dsHttpClientPost(dsHttpClient *c, const char *url, const char *content_type
     return ok;
 }
 
+bool dsHttpClientSetBearer(dsHttpClient *c, const char *token) {
+    /* libcurl keeps its own copy of the token */
+    return curl_easy_setopt(c->curl, CURLOPT_HTTPAUTH, CURLAUTH_BEARER) == CURLE_OK &&
+           curl_easy_setopt(c->curl, CURLOPT_XOAUTH2_BEARER, token) == CURLE_OK;
+}
+
 long dsHttpClientStatus(const dsHttpClient *c) {
     return c->status;
 }

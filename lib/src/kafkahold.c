@@ -55,7 +55,16 @@ static bool holdResume(rd_kafka_t *rk, const char *topic, int32_t partition, dsK
         dsLogWarn("partition %d: cannot seek back to offset %lld (%s); trying again later", partition,
                   (long long)h->offset, error ? rd_kafka_error_string(error) : rd_kafka_err2str(l->elems[0].err));
     if (error) rd_kafka_error_destroy(error);
-    if (ok) rd_kafka_resume_partitions(rk, l);
+    if (ok) {
+        /* A partition left paused would never be read again. */
+        rd_kafka_resp_err_t err = rd_kafka_resume_partitions(rk, l);
+        if (!err) err = l->elems[0].err;
+        if (err) {
+            dsLogWarn("partition %d: cannot resume at offset %lld (%s); trying again later", partition,
+                      (long long)h->offset, rd_kafka_err2str(err));
+            ok = false;
+        }
+    }
     rd_kafka_topic_partition_list_destroy(l);
     return ok;
 }
@@ -82,7 +91,8 @@ void dsKafkaHoldDone(int32_t partition, dsKafkaHold *h) {
 void dsKafkaHoldRelease(rd_kafka_t *rk, const char *topic, int32_t partition, dsKafkaHold *h) {
     if (h->held) {
         rd_kafka_topic_partition_list_t *l = holdList(topic, partition, RD_KAFKA_OFFSET_INVALID);
-        rd_kafka_resume_partitions(rk, l);
+        rd_kafka_resp_err_t err = rd_kafka_resume_partitions(rk, l);
+        if (err) dsLogWarn("partition %d: cannot resume after revocation: %s", partition, rd_kafka_err2str(err));
         rd_kafka_topic_partition_list_destroy(l);
     }
     *h = (dsKafkaHold){0};

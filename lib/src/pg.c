@@ -2,6 +2,7 @@
  * the connection's socket, with reconnect and backoff. */
 #include "ds/pg.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,10 +172,28 @@ static void pgContinueConnect(dsPgConn *c) {
     }
 }
 
+char *dsPgSessionOptions(const char *conninfo) {
+    /* A bare database name does not parse as a conninfo and carries no
+     * options; libpq falls back to PGOPTIONS only when "options" is unset,
+     * which it no longer is. */
+    PQconninfoOption *parsed = PQconninfoParse(conninfo, NULL);
+    const char *own = NULL;
+    for (PQconninfoOption *o = parsed; o && o->keyword; o++)
+        if (strcmp(o->keyword, "options") == 0 && o->val && o->val[0]) own = o->val;
+    if (own == NULL) own = getenv("PGOPTIONS");
+    char *out = NULL;
+    if (asprintf(&out, "%s%s-c DateStyle=ISO -c TimeZone=UTC", own ? own : "", own && own[0] ? " " : "") < 0)
+        out = NULL;
+    PQconninfoFree(parsed);
+    return out;
+}
+
 static void pgConnect(dsPgConn *c) {
-    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-    const char *vals[] = {c->conninfo, c->app_name, "5", NULL};
-    c->pg = PQconnectStartParams(keys, vals, 1);
+    char *options = dsPgSessionOptions(c->conninfo);
+    const char *keys[] = {"dbname", "application_name", "connect_timeout", "options", NULL};
+    const char *vals[] = {c->conninfo, c->app_name, "5", options, NULL};
+    c->pg = options ? PQconnectStartParams(keys, vals, 1) : NULL;
+    free(options);
     if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD || PQsetnonblocking(c->pg, 1) != 0) {
         dsLogWarn("postgres connect failed: %s", c->pg ? PQerrorMessage(c->pg) : "out of memory");
         pgDrop(c, "connect failed");
@@ -228,11 +247,6 @@ dsPgConn *dsPgConnNew(uv_loop_t *loop, const char *conninfo, const char *app_nam
     uv_timer_init(loop, &c->retry);
     c->retry.data = c;
     return c;
-}
-
-void dsPgConnSetBackoff(dsPgConn *c, unsigned min_ms, unsigned max_ms) {
-    c->backoff_min_ms = c->backoff_ms = min_ms;
-    c->backoff_max_ms = max_ms < min_ms ? min_ms : max_ms;
 }
 
 void dsPgConnStart(dsPgConn *c) {

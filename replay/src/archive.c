@@ -42,6 +42,13 @@ bool rpArchivePath(char *out, size_t len, const char *root, int64_t decided_at_m
     return n > 0 && (size_t)n < len;
 }
 
+/* One directory, RP_ARCHIVE_DIR_MODE whatever the umask if it is made
+ * here; one that exists is left as it is (the operator's root). */
+static bool archiveMkdir(const char *dir) {
+    if (mkdir(dir, RP_ARCHIVE_DIR_MODE) != 0) return errno == EEXIST;
+    return chmod(dir, RP_ARCHIVE_DIR_MODE) == 0;
+}
+
 /* mkdir -p */
 static bool archiveMkdirs(const char *path, char *errbuf, size_t errlen) {
     char buf[1024];
@@ -49,13 +56,27 @@ static bool archiveMkdirs(const char *path, char *errbuf, size_t errlen) {
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) goto failed;
+        if (!archiveMkdir(buf)) goto failed;
         *p = '/';
     }
-    if (mkdir(buf, 0755) == 0 || errno == EEXIST) return true;
+    if (archiveMkdir(buf)) return true;
 failed:
     snprintf(errbuf, errlen, "cannot create directory %s: %s", buf, strerror(errno));
     return false;
+}
+
+/* Creates (or truncates) path as RP_ARCHIVE_FILE_MODE whatever the umask. */
+static FILE *archiveCreate(const char *path) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, RP_ARCHIVE_FILE_MODE);
+    if (fd < 0) return NULL;
+    FILE *fp = fchmod(fd, RP_ARCHIVE_FILE_MODE) == 0 ? fdopen(fd, "wb") : NULL;
+    if (fp == NULL) {
+        int e = errno;
+        close(fd);
+        unlink(path);
+        errno = e;
+    }
+    return fp;
 }
 
 static bool archiveFsyncPath(const char *path, int flags, char *errbuf, size_t errlen) {
@@ -82,7 +103,7 @@ rpArchiveFile *rpArchiveOpen(const char *root, int64_t decided_at_ms, int32_t pa
     snprintf(f->final, sizeof(f->final), "%s/%s", f->dir, name);
     snprintf(f->tmp, sizeof(f->tmp), "%s/.%s.tmp", f->dir, name);
     if (!archiveMkdirs(f->dir, errbuf, errlen)) goto failed;
-    if ((f->fp = fopen(f->tmp, "wb")) == NULL) {
+    if ((f->fp = archiveCreate(f->tmp)) == NULL) {
         snprintf(errbuf, errlen, "cannot create %s: %s", f->tmp, strerror(errno));
         goto failed;
     }
@@ -183,5 +204,43 @@ static int archiveSweepDir(const char *dir, char *errbuf, size_t errlen) {
 int rpArchiveSweep(const char *root, char *errbuf, size_t errlen) {
     char dir[1024];
     snprintf(dir, sizeof(dir), "%s/decisions", root);
-    return archiveSweepDir(dir, errbuf, errlen);
+    int a = archiveSweepDir(dir, errbuf, errlen);
+    snprintf(dir, sizeof(dir), "%s/" RP_QUARANTINE_DIR, root);
+    int b = a < 0 ? -1 : archiveSweepDir(dir, errbuf, errlen);
+    return b < 0 ? -1 : a + b;
+}
+
+/* Writes len bytes as dir/name, atomically and durably (as a file is
+ * committed): a temporary name, fsync, rename, fsync of dir. */
+static bool archiveWriteWhole(const char *dir, const char *name, const void *data, size_t len, char *errbuf,
+                              size_t errlen) {
+    char tmp[1200], final[1200];
+    snprintf(final, sizeof(final), "%s/%s", dir, name);
+    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+    FILE *fp = archiveCreate(tmp);
+    if (fp == NULL) return snprintf(errbuf, errlen, "cannot create %s: %s", tmp, strerror(errno)), false;
+    bool ok = fwrite(data, 1, len, fp) == len && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+    if (!ok) snprintf(errbuf, errlen, "cannot write %s: %s", tmp, strerror(errno));
+    if (fclose(fp) != 0 && ok) ok = false, snprintf(errbuf, errlen, "cannot close %s: %s", tmp, strerror(errno));
+    if (ok && rename(tmp, final) != 0) ok = false, snprintf(errbuf, errlen, "cannot rename %s: %s", tmp, strerror(errno));
+    if (ok) ok = archiveFsyncPath(dir, O_RDONLY | O_DIRECTORY, errbuf, errlen);
+    if (!ok) unlink(tmp);
+    return ok;
+}
+
+bool rpArchiveQuarantine(const char *root, int32_t partition, int64_t offset, const void *value, size_t len,
+                         const char *reason, char *path, size_t pathlen, char *errbuf, size_t errlen) {
+    char dir[1024], name[128], why[1200];
+    int d = snprintf(dir, sizeof(dir), "%s/" RP_QUARANTINE_DIR, root);
+    if (d <= 0 || (size_t)d >= sizeof(dir)) return snprintf(errbuf, errlen, "archive root too long"), false;
+    if (!archiveMkdirs(dir, errbuf, errlen)) return false;
+    /* the reason first: a value file is never there without it */
+    snprintf(name, sizeof(name), "decisions+%d+%020lld.reason", partition, (long long)offset);
+    int n = snprintf(why, sizeof(why), "partition %d offset %lld: %s\n", partition, (long long)offset, reason);
+    if (n < 0 || (size_t)n >= sizeof(why)) n = (int)sizeof(why) - 1;
+    if (!archiveWriteWhole(dir, name, why, (size_t)n, errbuf, errlen)) return false;
+    snprintf(name, sizeof(name), "decisions+%d+%020lld.value", partition, (long long)offset);
+    if (!archiveWriteWhole(dir, name, value, len, errbuf, errlen)) return false;
+    snprintf(path, pathlen, "%s/%s", dir, name);
+    return true;
 }

@@ -5,8 +5,19 @@
  * (fsynced, renamed) when the hour changes, or it reaches max-records,
  * max-bytes or max-age; only then is the partition's offset committed, so a
  * crash re-reads from the start of the unfinished file and writes it again
- * under the same name. A record that does not decode is logged with its
- * partition and offset and counted, never archived silently wrong.
+ * under the same name.
+ *
+ * A record the layout has no place for (its value is not in the wire format
+ * or does not decode, its decided_at is before 1970 or past 9999, it is
+ * larger than a block) is a
+ * property of the record, not a storage failure: it is quarantined
+ * (rpArchiveQuarantine: its bytes and the reason under <root>/quarantine/),
+ * logged with partition, offset and reason, counted in
+ * archiver_quarantined_total, and the partition goes on past it, so one
+ * record can never stop the archiver nor make it exit and re-read itself
+ * for ever. Only storage failures (a file or the quarantine cannot be
+ * written, fsynced, renamed) stop it: a restart re-reads from the last
+ * committed offsets.
  *
  * Every record is archived under its writer's schema version, so an
  * archiver older than the producers drops no field of a newer version: a
@@ -28,16 +39,20 @@
 #include "ds/config.h"
 #include "ds/daemon.h"
 #include "ds/kafkahold.h"
+#include "ds/http.h"
 #include "ds/learn.h"
 #include "ds/log.h"
+#include "ds/loop.h"
+#include "ds/metrics.h"
 #include "ds/timefmt.h"
+#include "filereader.h"
 
 #define ENV_PREFIX "ARCHIVER_"
 #define MAX_PARTITIONS 1024
 
 static struct {
-    char *brokers, *topic, *group, *root, *schemas_dir, *registry_url, *log_level;
-    long max_records, max_age_ms, session_timeout_ms;
+    char *brokers, *topic, *group, *root, *schemas_dir, *registry_url, *listen_host, *log_level;
+    long max_records, max_age_ms, session_timeout_ms, metrics_port;
     size_t max_bytes, block_size;
 } opt;
 
@@ -51,8 +66,9 @@ static const dsConfigOption arConfig[] = {
      1LL << 40},
     {"max-age", DS_CFG_DURATION, "60s", "a file is closed this long after its first record", &opt.max_age_ms, 100,
      86400000},
-    {"block-size", DS_CFG_SIZE, "1MiB", "Avro block size (at least the largest record)", &opt.block_size, 65536,
-     1LL << 30},
+    {"block-size", DS_CFG_SIZE, "1MiB",
+     "Avro block size (a larger record is quarantined; at most 64MiB, what decision-replay reads by default)", &opt.block_size,
+     65536, RP_MAX_BLOCK_DEFAULT},
     {"session-timeout", DS_CFG_DURATION, "45s",
      "consumer group session timeout: how soon a crashed archiver's partitions move", &opt.session_timeout_ms, 1000,
      3600000},
@@ -62,6 +78,9 @@ static const dsConfigOption arConfig[] = {
     {"registry-url", DS_CFG_STRING, "http://127.0.0.1:8080",
      "schema registry to learn unknown schema ids from (the decision API serves one); empty: a record of an "
      "unknown id waits for a restart with a newer build", &opt.registry_url, 0, 0},
+    {"listen-host", DS_CFG_STRING, "127.0.0.1", "address of the metrics endpoint", &opt.listen_host, 0, 0},
+    {"metrics-port", DS_CFG_INT, "0", "HTTP port of /metrics, /healthz, /readyz (0: none)", &opt.metrics_port, 0,
+     65535},
     {"log-level", DS_CFG_STRING, "info", "debug, info, warn or error", &opt.log_level, 0, 0},
 };
 #define AR_NCONFIG (sizeof(arConfig) / sizeof(arConfig[0]))
@@ -75,10 +94,10 @@ typedef struct arPart {
 
 /* What becomes of one message. */
 typedef enum {
-    AR_ARCHIVE, /* decoded: archive it */
-    AR_SKIP,    /* logged as not archived; the partition goes on */
-    AR_HOLD,    /* its schema cannot be had yet: read it again later */
-    AR_FAIL,    /* storage or memory failure: stop */
+    AR_ARCHIVE,    /* decoded: archive it */
+    AR_QUARANTINE, /* no place in the layout (the reason says why): quarantine it, go on */
+    AR_HOLD,       /* its schema cannot be had yet: read it again later */
+    AR_FAIL,       /* storage or memory failure: stop */
 } arResult;
 
 /* A value of each writer version met, reused for every record of it. */
@@ -93,6 +112,9 @@ static arValue *values;
 static size_t nvalues;
 static dsLearner *learner; /* NULL without a registry-url */
 static volatile sig_atomic_t stopping;
+static dsMetrics *metrics;
+static dsMetric *mArchived, *mQuarantined, *mFiles;
+static dsHttpServer *http; /* NULL without a metrics-port */
 
 static void arOnSignal(int sig) {
     stopping = 1;
@@ -124,6 +146,8 @@ static bool arFinish(rd_kafka_t *rk, int32_t partition) {
         return false;
     }
     dsLogDebug("partition %d: archived %zu records up to offset %lld", partition, n, (long long)p->last_offset);
+    dsMetricInc(mFiles, 1);
+    dsMetricInc(mArchived, (double)n);
     arCommitOffset(rk, partition, p->last_offset + 1);
     return true;
 }
@@ -172,25 +196,27 @@ static void arValuesFree(void) {
 
 /* The writer's version of m, learning its schema id from the registry if
  * need be. AR_HOLD when it cannot be learned now (the partition is
- * held at m). */
-static arResult arWriterVersion(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, int *version) {
-    char err[512];
-    switch (dsLearnWire(learner, codec, m->payload, m->len, version, err, sizeof(err))) {
+ * held at m); AR_QUARANTINE (why says why) when it never can. */
+static arResult arWriterVersion(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, int *version, char *why,
+                                size_t whylen) {
+    switch (dsLearnWire(learner, codec, m->payload, m->len, version, why, whylen)) {
     case DS_LEARN_OK:
         return AR_ARCHIVE;
     case DS_LEARN_TRANSIENT:
-        dsKafkaHoldPartition(rk, opt.topic, m->partition, m->offset, &holds[m->partition], err);
+        dsKafkaHoldPartition(rk, opt.topic, m->partition, m->offset, &holds[m->partition], why);
         return AR_HOLD;
     default:
-        dsLogError("partition %d offset %lld: not archived: %s", m->partition, (long long)m->offset, err);
-        return AR_SKIP;
+        return AR_QUARANTINE;
     }
 }
 
-/* Decodes m into a value of its writer's version (*out). */
-static arResult arDecode(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, avro_value_t **out, int *version) {
-    char err[512];
-    arResult r = arWriterVersion(rk, codec, m, version);
+/* Decodes m into a value of its writer's version (*out) and checks it has
+ * a place in the layout: its decided_at into *decided. */
+static arResult arDecode(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, avro_value_t **out, int *version,
+                         int64_t *decided, char *why, size_t whylen) {
+    char path[1200];
+    size_t size = 0;
+    arResult r = arWriterVersion(rk, codec, m, version, why, whylen);
     if (r == AR_HOLD) return r;
     dsKafkaHoldDone(m->partition, &holds[m->partition]); /* m is handled, one way or the other */
     if (r != AR_ARCHIVE) return r;
@@ -198,11 +224,43 @@ static arResult arDecode(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, 
         dsLogError("version %d: cannot make an Avro value: %s", *version, avro_strerror());
         return AR_FAIL;
     }
-    if (!dsCodecDecodeWire(codec, m->payload, m->len, *out, NULL, err, sizeof(err))) {
-        dsLogError("partition %d offset %lld: not archived: %s", m->partition, (long long)m->offset, err);
-        return AR_SKIP;
+    if (!dsCodecDecodeWire(codec, m->payload, m->len, *out, NULL, why, whylen)) return AR_QUARANTINE;
+    if (!dsCodecFieldLong(*out, "decided_at", decided))
+        return snprintf(why, whylen, "no decided_at field"), AR_QUARANTINE;
+    if (!rpArchivePath(path, sizeof(path), opt.root, *decided, m->partition, m->offset)) {
+        char at[DS_TIME_BUFLEN] = "";
+        dsTimeFormat(*decided, at);
+        snprintf(why, whylen, "decided_at %lld ms (%s) has no dt=/hour= directory in the archive layout "
+                 "(years 1970-9999)", (long long)*decided, *at ? at : "outside years 0001-9999");
+        return AR_QUARANTINE;
+    }
+    /* avro-c refuses a record larger than a block, which would fail the file */
+    if (avro_value_sizeof(*out, &size) == 0 && size > opt.block_size) {
+        snprintf(why, whylen, "its %zu bytes do not fit in a %zu-byte Avro block (block-size)", size, opt.block_size);
+        return AR_QUARANTINE;
     }
     return AR_ARCHIVE;
+}
+
+/* Keeps m under <root>/quarantine and moves the partition past it: with a
+ * file open, its commit commits m's offset too; without one, every record
+ * before m is durable already, so m's offset is committed now. false only
+ * when the quarantine cannot be written (a storage failure). */
+static bool arQuarantine(rd_kafka_t *rk, rd_kafka_message_t *m, const char *why) {
+    char err[1536], path[1200];
+    if (!rpArchiveQuarantine(opt.root, m->partition, m->offset, m->payload, m->len, why, path, sizeof(path), err,
+                             sizeof(err))) {
+        dsLogError("partition %d offset %lld: cannot quarantine the record (%s): %s", m->partition,
+                   (long long)m->offset, why, err);
+        return false;
+    }
+    dsLogError("partition %d offset %lld: not archived, quarantined as %s: %s", m->partition, (long long)m->offset,
+               path, why);
+    dsMetricInc(mQuarantined, 1);
+    arPart *p = &parts[m->partition];
+    if (p->file) p->last_offset = m->offset;
+    else arCommitOffset(rk, m->partition, m->offset + 1);
+    return true;
 }
 
 /* Opens the partition's file at m for a record of version, decided at ms. */
@@ -224,7 +282,7 @@ static bool arOpen(dsCodec *codec, rd_kafka_message_t *m, int version, int64_t d
 
 /* Archives one message; false only on a storage failure (fatal). */
 static bool arMessage(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m) {
-    char err[512];
+    char err[512], why[1024];
     if (m->partition < 0 || m->partition >= MAX_PARTITIONS) {
         dsLogError("partition %d is beyond this archiver's limit of %d", m->partition, MAX_PARTITIONS);
         return false;
@@ -233,10 +291,10 @@ static bool arMessage(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m) {
     if (holds[m->partition].held) return true;
     avro_value_t *v = NULL;
     int version = 0;
-    arResult r = arDecode(rk, codec, m, &v, &version);
-    if (r != AR_ARCHIVE) return r != AR_FAIL;
     int64_t decided = 0;
-    dsCodecFieldLong(v, "decided_at", &decided); /* the codec checked it is there */
+    arResult r = arDecode(rk, codec, m, &v, &version, &decided, why, sizeof(why));
+    if (r == AR_QUARANTINE) return arQuarantine(rk, m, why);
+    if (r != AR_ARCHIVE) return r != AR_FAIL;
     arPart *p = &parts[m->partition];
     /* a file holds one hour and one schema version */
     if (p->file && (p->hour != decided / 3600000 || p->version != version) && !arFinish(rk, m->partition))
@@ -297,9 +355,11 @@ static rd_kafka_t *arConsumer(char *errbuf, size_t errlen) {
     return rk;
 }
 
-static int arRun(rd_kafka_t *rk, dsCodec *codec) {
+static int arRun(rd_kafka_t *rk, dsCodec *codec, uv_loop_t *loop) {
     while (!stopping) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        /* the metrics endpoint is served between polls, hence a short wait */
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, http ? 20 : 100);
+        if (http) uv_run(loop, UV_RUN_NOWAIT);
         bool ok = true;
         if (m != NULL) {
             if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) ok = arMessage(rk, codec, m);
@@ -318,6 +378,31 @@ static int arRun(rd_kafka_t *rk, dsCodec *codec) {
     return 0;
 }
 
+static void arHandle(void *app, h2o_req_t *req) {
+    h2o_iovec_t p = req->path_normalized;
+    if (h2o_memis(p.base, p.len, H2O_STRLIT("/metrics"))) {
+        dsHttpRespondMetrics(http, req, metrics);
+    } else if (h2o_memis(p.base, p.len, H2O_STRLIT("/healthz"))) {
+        dsHttpRespondJson(http, req, "GET /healthz", 200, json_pack("{s:s}", "status", "ok"), NULL, 0);
+    } else if (h2o_memis(p.base, p.len, H2O_STRLIT("/readyz"))) {
+        dsHttpRespondJson(http, req, "GET /readyz", 200, json_pack("{s:s}", "status", "archiving"), NULL, 0);
+    } else {
+        dsHttpRespondError(http, req, "other", 404, "not_found", "GET /metrics, /healthz or /readyz", NULL, 0);
+    }
+}
+
+static bool arMetricsStart(uv_loop_t *loop, char *errbuf, size_t errlen) {
+    if ((metrics = dsMetricsNew()) == NULL) return snprintf(errbuf, errlen, "out of memory"), false;
+    mArchived = dsMetricsCounter(metrics, "archiver_records_total", "Records archived in committed files");
+    mFiles = dsMetricsCounter(metrics, "archiver_files_total", "Archive files committed");
+    mQuarantined = dsMetricsCounter(metrics, "archiver_quarantined_total",
+                                    "Records kept under <root>/quarantine: no place in the archive layout");
+    if (opt.metrics_port == 0) return true;
+    dsHttpConfig hc = {opt.listen_host, (int)opt.metrics_port, 4096, 128};
+    http = dsHttpServerStart(loop, &hc, arHandle, NULL, metrics, errbuf, errlen);
+    return http != NULL;
+}
+
 int main(int argc, char **argv) {
     char err[512];
     static const dsDaemonSpec spec = {"decision-archiver", "decision-archiver",
@@ -327,6 +412,9 @@ int main(int argc, char **argv) {
     if (early >= 0) return early;
     signal(SIGTERM, arOnSignal);
     signal(SIGINT, arOnSignal);
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
     int rc = 1, swept = rpArchiveSweep(opt.root, err, sizeof(err));
     if (swept < 0) dsLogError("%s", err);
     else if (swept > 0) dsLogInfo("removed %d unfinished files left by a crash", swept);
@@ -340,15 +428,23 @@ int main(int argc, char **argv) {
         dsLogError("%s", err);
         goto done;
     }
+    if (!arMetricsStart(&loop, err, sizeof(err))) {
+        dsLogError("cannot start the metrics endpoint: %s", err);
+        goto done;
+    }
     if ((rk = arConsumer(err, sizeof(err))) == NULL) {
         dsLogError("cannot start the consumer: %s", err);
         goto done;
     }
     dsLogInfo("archiving %s from %s into %s", opt.topic, opt.brokers, opt.root);
-    rc = arRun(rk, codec);
+    rc = arRun(rk, codec, &loop);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
 done:
+    if (http) dsHttpServerStopAccepting(http);
+    dsHttpServerFree(http);
+    if (!dsLoopShutdown(&loop)) dsLogWarn("event loop closed with handles still open");
+    dsMetricsFree(metrics);
     dsLearnerFree(learner);
     arValuesFree();
     dsCodecFree(codec);

@@ -14,6 +14,7 @@
 #ifndef RP_CHECKPOINT_H
 #define RP_CHECKPOINT_H
 
+#include "ds/attrs.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,9 +31,9 @@ typedef struct rpCheckpoint {
 /* Loads path into *cp. *exists false (and true returned) when there is no
  * such file yet. false with errbuf filled when it cannot be read or is not
  * a checkpoint. */
-bool rpCheckpointLoad(const char *path, rpCheckpoint *cp, bool *exists, char *errbuf, size_t errlen);
+DS_MUST_CHECK bool rpCheckpointLoad(const char *path, rpCheckpoint *cp, bool *exists, char *errbuf, size_t errlen);
 
 /* Replaces path with *cp, durably. */
-bool rpCheckpointSave(const char *path, const rpCheckpoint *cp, char *errbuf, size_t errlen);
+DS_MUST_CHECK bool rpCheckpointSave(const char *path, const rpCheckpoint *cp, char *errbuf, size_t errlen);
 
 #endif

@@ -22,8 +22,9 @@ typedef struct rpRun {
     rpReplayStats *st;
     rpCheckpoint cp;    /* the position and counts saved last (or loaded) */
     rpCheckpoint base;  /* counts of earlier runs, from the loaded checkpoint */
-    uint64_t decode_failed;
+    uint64_t decode_failed; /* records that do not decode, or break a rule */
     avro_value_t value; /* the current record, current schema */
+    avro_value_t check; /* scratch value the current record is validated into */
     int64_t next_progress, next_checkpoint;
     uint64_t bytes_before; /* bytes of the files finished in this run */
     const rpScanFile *file;
@@ -117,6 +118,18 @@ static bool rpSelected(rpRun *r, avro_value_t *v) {
            (!s->outcome || rpFieldIs(v, "outcome", s->outcome));
 }
 
+/* Whether v passes the rules a posted document must (codec.h): rendered
+ * as JSON and validated as a post is. */
+static bool rpValid(rpRun *r, avro_value_t *v, char *why, size_t whylen) {
+    json_t *doc = dsCodecToJson(r->codec, v, DS_CODEC_OMIT_SERVER_FIELDS);
+    if (doc == NULL) return snprintf(why, whylen, "it cannot be rendered as a JSON document"), false;
+    dsCodecError e;
+    bool ok = dsCodecFromJson(r->codec, doc, &r->check, &e);
+    json_decref(doc);
+    if (!ok) snprintf(why, whylen, "%s", e.message);
+    return ok;
+}
+
 /* A file that cannot be read to its end: reported; fatal if the spec says
  * a bad file stops the run. */
 static bool rpBadFile(rpRun *r, const char *what) {
@@ -127,14 +140,20 @@ static bool rpBadFile(rpRun *r, const char *what) {
 
 /* Reads one file from record `from` on; false to stop the run. */
 static bool rpFile(rpRun *r, uint64_t from) {
-    char err[1536];
+    char err[1536], why[600];
     int rc = 1;
     if ((r->reader = rpFileReaderOpen(r->codec, r->file->path, err, sizeof(err))) == NULL) return rpBadFile(r, err);
+    if (r->spec->max_block) rpFileReaderSetMaxBlock(r->reader, r->spec->max_block);
     while (!*r->stop && !r->fatal && (rc = rpFileReaderNext(r->reader, &r->value, err, sizeof(err))) == 1) {
         if (rpFileReaderPosition(r->reader) <= from) continue; /* done by an earlier run */
         r->st->read++;
         if (!rpSelected(r, &r->value)) {
             r->st->skipped++;
+        } else if (!rpValid(r, &r->value, why, sizeof(why))) {
+            r->decode_failed++;
+            dsLogError("%s: record %llu (block at byte %llu) refused: %s", r->file->path,
+                       (unsigned long long)rpFileReaderPosition(r->reader) - 1,
+                       (unsigned long long)rpFileReaderBlockOffset(r->reader), why);
         } else if (r->target && !rpTargetWrite(r->target, &r->value, r->errbuf, r->errlen)) {
             r->fatal = true;
         } else {
@@ -247,11 +266,18 @@ int rpReplayRun(const rpReplaySpec *spec, dsCodec *codec, rpTarget *target, vola
         snprintf(errbuf, errlen, "cannot make a decision value: %s", avro_strerror());
         return -1;
     }
+    if (!dsCodecNewValue(codec, &r.check)) {
+        avro_value_decref(&r.value);
+        rpScanListFree(&files);
+        snprintf(errbuf, errlen, "cannot make a decision value: %s", avro_strerror());
+        return -1;
+    }
     r.next_checkpoint = stats->started_ms + spec->checkpoint_ms;
     int rc = rpLoop(&r, &files);
     rpUpdateStats(&r);
     if (progress) progress(opaque, stats, true);
     avro_value_decref(&r.value);
+    avro_value_decref(&r.check);
     rpScanListFree(&files);
     return rc;
 }

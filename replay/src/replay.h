@@ -25,6 +25,7 @@ typedef struct rpReplaySpec {
     long checkpoint_ms;               /* how often the target is flushed and the checkpoint saved */
     bool stop_on_error;               /* a bad file stops the run (else it is reported and skipped) */
     long progress_ms;                 /* how often the progress callback runs */
+    size_t max_block;                 /* bytes an archive block may hold (filereader.h); 0: RP_MAX_BLOCK_DEFAULT */
 } rpReplaySpec;
 
 typedef struct rpReplayStats {
@@ -45,7 +46,14 @@ typedef enum {
     RP_REPLAY_INTERRUPTED = 3, /* stopped by *stop; the checkpoint (if any) resumes it */
 } rpReplayResult;
 
-/* Runs the replay into target (NULL: a dry run that counts only). codec and
+/* Every selected decision is validated with the rules a post is
+ * (dsCodecFromJson on its JSON form) before it is handed to the target: one
+ * that breaks a rule (an archive edited or corrupted inside a valid Avro
+ * value, "SE" become "sE") would be written where the API cannot serve it.
+ * It is refused, logged with its file, record index and block offset, and
+ * counted as failed; the run goes on and ends RP_REPLAY_FAILED.
+ *
+ * Runs the replay into target (NULL: a dry run that counts only). codec and
  * target are borrowed. *stop is polled between decisions. Problems are
  * logged with the file they concern; a fatal one (archive unreadable, target
  * gone, checkpoint unusable) is returned as -1 with errbuf filled. The

@@ -6,14 +6,17 @@
  * command line; 3 interrupted (resume with the same command and
  * --checkpoint).
  */
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "ds/codec.h"
 #include "ds/config.h"
 #include "ds/daemon.h"
+#include "ds/fileio.h"
 #include "ds/log.h"
 #include "ds/timefmt.h"
 #include "progress.h"
@@ -24,8 +27,9 @@
 
 static struct {
     char *archive, *from, *to, *customer_id, *merchant_id, *outcome, *target, *brokers, *topic, *compression, *dsn,
-        *url, *checkpoint, *on_error, *schemas_dir, *log_level;
+        *url, *token, *token_file, *checkpoint, *on_error, *schemas_dir, *log_level;
     long rate, batch, checkpoint_ms, progress_ms;
+    size_t max_block;
     bool dry_run;
 } opt;
 
@@ -43,6 +47,11 @@ static const dsConfigOption rpConfig[] = {
     {"compression", DS_CFG_STRING, "lz4", "kafka target: none, gzip, snappy, lz4 or zstd", &opt.compression, 0, 0},
     {"dsn", DS_CFG_STRING, "", "postgres target: libpq connection string", &opt.dsn, 0, 0},
     {"url", DS_CFG_STRING, "", "variable-store target: http://HOST:PORT", &opt.url, 0, 0},
+    {"token-file", DS_CFG_STRING, "",
+     "variable-store target: file holding the bearer token (a token with the ingest role)", &opt.token_file, 0, 0},
+    {"token", DS_CFG_STRING, "",
+     "variable-store target: the bearer token itself; rather set REPLAY_TOKEN or use --token-file, since a command "
+     "line is visible to every user of the machine", &opt.token, 0, 0},
     {"batch", DS_CFG_INT, "1000",
      "postgres and variable-store targets: decisions per INSERT or ingest request (one transaction each)", &opt.batch,
      1, 100000},
@@ -54,6 +63,9 @@ static const dsConfigOption rpConfig[] = {
      &opt.checkpoint_ms, 10, 3600000},
     {"on-error", DS_CFG_STRING, "stop", "a damaged or unreadable file: stop, or continue with the next file",
      &opt.on_error, 0, 0},
+    {"max-block-size", DS_CFG_SIZE, "64MiB",
+     "an archive block larger than this, stored or inflated, is refused (a damaged or hostile file); at least the "
+     "archiver's block-size", &opt.max_block, 65536, 1LL << 30},
     {"progress-interval", DS_CFG_DURATION, "5s", "between JSON progress lines when stderr is not a terminal",
      &opt.progress_ms, 100, 3600000},
     {"schemas-dir", DS_CFG_STRING, "",
@@ -94,8 +106,52 @@ static bool rpParseTime(const char *name, const char *text, int64_t *ms) {
     return rpUsageError("%s", msg);
 }
 
+/* A token goes into a header: printable ASCII without spaces, as RFC 6750's
+ * b64token, so a stray newline from a file cannot end the header early. */
+static bool rpTokenValid(const char *tok) {
+    if (*tok == '\0') return false;
+    for (const unsigned char *p = (const unsigned char *)tok; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f) return false;
+    return true;
+}
+
+/* The variable store's token: from --token-file (its first line, trailing
+ * white space dropped) or --token / REPLAY_TOKEN; a new string the caller
+ * frees, or NULL after printing why. */
+static char *rpLoadToken(void) {
+    char err[512], *tok;
+    size_t len;
+    if (*opt.token_file && *opt.token) {
+        rpUsageError("give the token once: --token-file or --token (REPLAY_TOKEN), not both%s", "");
+        return NULL;
+    }
+    if (!*opt.token_file && !*opt.token) {
+        rpUsageError("--target variable-store needs a token with the ingest role: --token-file FILE or "
+                     "REPLAY_TOKEN%s", "");
+        return NULL;
+    }
+    if (*opt.token_file) {
+        if ((tok = dsFileRead(opt.token_file, &len, err, sizeof(err))) == NULL) {
+            rpUsageError("--token-file: %s", err);
+            return NULL;
+        }
+        tok[strcspn(tok, "\r\n")] = '\0';
+        for (size_t n = strlen(tok); n > 0 && (tok[n - 1] == ' ' || tok[n - 1] == '\t');) tok[--n] = '\0';
+    } else if ((tok = strdup(opt.token)) == NULL) {
+        rpUsageError("out of memory%s", "");
+        return NULL;
+    }
+    if (!rpTokenValid(tok)) {
+        rpUsageError("the token%s is empty or holds spaces or control characters",
+                     *opt.token_file ? " in --token-file" : "");
+        free(tok);
+        return NULL;
+    }
+    return tok;
+}
+
 /* Checks the command line beyond what the option table can. */
-static bool rpCheckOptions(rpReplaySpec *spec, dsCodec *codec) {
+static bool rpCheckOptions(rpReplaySpec *spec, dsCodec *codec, char **token) {
     if (!rpParseTime("from", opt.from, &spec->from_ms) || !rpParseTime("to", opt.to, &spec->to_ms)) return false;
     if (spec->from_ms >= spec->to_ms) return rpUsageError("--from must be before --to%s", "");
     if (strcmp(opt.on_error, "stop") != 0 && strcmp(opt.on_error, "continue") != 0)
@@ -110,17 +166,19 @@ static bool rpCheckOptions(rpReplaySpec *spec, dsCodec *codec) {
         return rpUsageError("--target postgres needs --dsn%s", "");
     if (!opt.dry_run && strcmp(opt.target, "variable-store") == 0 && !*opt.url)
         return rpUsageError("--target variable-store needs --url%s", "");
+    if (!opt.dry_run && strcmp(opt.target, "variable-store") == 0 && (*token = rpLoadToken()) == NULL) return false;
     return true;
 }
 
-static rpTarget *rpMakeTarget(dsCodec *codec, char *desc, size_t dlen, char *errbuf, size_t errlen) {
+static rpTarget *rpMakeTarget(dsCodec *codec, const char *token, char *desc, size_t dlen, char *errbuf,
+                              size_t errlen) {
     if (strcmp(opt.target, "kafka") == 0) {
         snprintf(desc, dlen, "kafka:%s/%s", opt.brokers, opt.topic);
         return rpKafkaTargetNew(codec, opt.brokers, opt.topic, opt.compression, errbuf, errlen);
     }
     if (strcmp(opt.target, "variable-store") == 0) {
         snprintf(desc, dlen, "variable-store:%s", opt.url);
-        return rpVsTargetNew(codec, opt.url, (size_t)opt.batch, errbuf, errlen);
+        return rpVsTargetNew(codec, opt.url, token, (size_t)opt.batch, errbuf, errlen);
     }
     snprintf(desc, dlen, "postgres");
     return rpPgTargetNew(codec, opt.dsn, (size_t)opt.batch, errbuf, errlen);
@@ -131,11 +189,15 @@ static int rpMain(dsCodec *codec) {
     rpReplaySpec spec = {.root = opt.archive, .customer_id = rpOptional(opt.customer_id),
                          .merchant_id = rpOptional(opt.merchant_id), .outcome = rpOptional(opt.outcome),
                          .rate = (double)opt.rate, .checkpoint = rpOptional(opt.checkpoint),
-                         .checkpoint_ms = opt.checkpoint_ms, .progress_ms = 200,
+                         .checkpoint_ms = opt.checkpoint_ms, .progress_ms = 200, .max_block = opt.max_block,
                          .stop_on_error = strcmp(opt.on_error, "stop") == 0};
-    if (!rpCheckOptions(&spec, codec)) return 2;
+    char *token = NULL;
+    if (!rpCheckOptions(&spec, codec, &token)) return 2;
     rpTarget *target = NULL;
-    if (!opt.dry_run && (target = rpMakeTarget(codec, desc, sizeof(desc), err, sizeof(err))) == NULL) {
+    if (!opt.dry_run) target = rpMakeTarget(codec, token, desc, sizeof(desc), err, sizeof(err));
+    if (token) OPENSSL_cleanse(token, strlen(token)); /* the target holds its own copy */
+    free(token);
+    if (!opt.dry_run && target == NULL) {
         dsLogError("%s target: %s", opt.target, err);
         return 1;
     }

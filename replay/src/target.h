@@ -9,6 +9,7 @@
 #ifndef RP_TARGET_H
 #define RP_TARGET_H
 
+#include "ds/attrs.h"
 #include <avro.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,13 +42,13 @@ struct rpTarget {
     uint64_t handed;        /* decisions accepted by write(); updated by rpTargetWrite */
 };
 
-static inline bool rpTargetWrite(rpTarget *t, avro_value_t *decision, char *errbuf, size_t errlen) {
+DS_MUST_CHECK static inline bool rpTargetWrite(rpTarget *t, avro_value_t *decision, char *errbuf, size_t errlen) {
     if (!t->ops->write(t, decision, errbuf, errlen)) return false;
     t->handed++;
     return true;
 }
 
-static inline bool rpTargetFlush(rpTarget *t, char *errbuf, size_t errlen) {
+DS_MUST_CHECK static inline bool rpTargetFlush(rpTarget *t, char *errbuf, size_t errlen) {
     return t->ops->flush(t, errbuf, errlen);
 }
 
@@ -76,8 +77,11 @@ rpTarget *rpPgTargetNew(dsCodec *codec, const char *conninfo, size_t batch, char
  * A batch the store refuses as invalid is counted failed without stopping
  * the target; a store that cannot take writes is retried for a minute. url
  * (http:// or https://, a trailing '/' ignored) is copied; codec is
- * borrowed. Checks GET {url}/healthz at once; NULL with errbuf filled if
- * the URL is malformed or the store does not answer. */
-rpTarget *rpVsTargetNew(dsCodec *codec, const char *url, size_t batch, char *errbuf, size_t errlen);
+ * borrowed. token, the bearer token every request carries (the store
+ * requires one with the ingest role), is copied. Checks GET {url}/healthz at
+ * once; NULL with errbuf filled if the URL is malformed or the store does
+ * not answer. */
+rpTarget *rpVsTargetNew(dsCodec *codec, const char *url, const char *token, size_t batch, char *errbuf,
+                        size_t errlen);
 
 #endif

@@ -22,10 +22,10 @@
 
 static const char tpInsert[] =
     "INSERT INTO decisions (decision_id, purchase_id, customer_id, merchant_id, outcome, decided_at,"
-    " recorded_at, schema_version, doc_sha256, doc)"
+    " recorded_at, schema_version, doc_sha256, doc, doc_text)"
     " SELECT (r->3->>'decision_id')::uuid, r->3->>'purchase_id', r->3->>'customer_id', r->3->>'merchant_id',"
     " r->3->>'outcome', (r->3->>'decided_at')::timestamptz, (r->>0)::timestamptz, (r->>1)::int,"
-    " decode(r->>2, 'hex'), r->3"
+    " decode(r->>2, 'hex'), r->3, r->>4"
     " FROM jsonb_array_elements($1::jsonb) AS r"
     " ON CONFLICT (decision_id) DO NOTHING";
 
@@ -101,7 +101,7 @@ static bool tpRow(tpTarget *t, avro_value_t *v, char *errbuf, size_t errlen) {
         char hex[2 * SHA256_DIGEST_LENGTH + 1];
         SHA256((const unsigned char *)canon, strlen(canon), d);
         for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
-        ok = json_array_append_new(t->rows, json_pack("[sOsO]", recorded, version, hex, doc)) == 0;
+        ok = json_array_append_new(t->rows, json_pack("[sOsOs]", recorded, version, hex, doc, canon)) == 0;
     }
     if (!ok) snprintf(errbuf, errlen, "cannot render a decision as a row (out of memory or a broken value)");
     free(canon);

@@ -162,6 +162,12 @@ static bool tvSettle(tvTarget *t, size_t n, char *errbuf, size_t errlen) {
     case 400:
         tvRefused(t, n);
         return true;
+    case 401:
+    case 403:
+        tvReason(t, reason, sizeof(reason));
+        snprintf(errbuf, errlen, "variable store %s refuses the token (%ld: %s): give decision-replay a token with the "
+                 "ingest role (--token-file or REPLAY_TOKEN)", t->url, status, reason);
+        return false;
     case 413:
         tvReason(t, reason, sizeof(reason));
         snprintf(errbuf, errlen, "variable store %s: a batch of %zu decisions is over the store's limit on body size"
@@ -239,7 +245,8 @@ static bool tvCheckHealth(tvTarget *t, char *errbuf, size_t errlen) {
     return ok;
 }
 
-rpTarget *rpVsTargetNew(dsCodec *codec, const char *url, size_t batch, char *errbuf, size_t errlen) {
+rpTarget *rpVsTargetNew(dsCodec *codec, const char *url, const char *token, size_t batch, char *errbuf,
+                        size_t errlen) {
     if (!dsHttpClientCheckBaseUrl(url, "--url", errbuf, errlen)) return NULL;
     tvTarget *t = calloc(1, sizeof(*t));
     if (t == NULL) return snprintf(errbuf, errlen, "out of memory"), NULL;
@@ -259,6 +266,10 @@ rpTarget *rpVsTargetNew(dsCodec *codec, const char *url, size_t batch, char *err
     }
     static const dsHttpClientConfig hc = {TV_CONNECT_MS, TV_REQUEST_MS, 0, "decision-replay", NULL};
     if ((t->http = dsHttpClientNew(&hc, errbuf, errlen)) == NULL) goto failed;
+    if (!dsHttpClientSetBearer(t->http, token)) {
+        snprintf(errbuf, errlen, "cannot set the bearer token on the HTTP client");
+        goto failed;
+    }
     if (!tvCheckHealth(t, errbuf, errlen)) goto failed;
     return &t->base;
 

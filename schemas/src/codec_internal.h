@@ -60,6 +60,7 @@ struct dsRule {
     /* float, double */
     double dmin, dmax;
     bool timestamp_ms; /* long, logicalType timestamp-millis: RFC 3339 in JSON */
+    bool decision_time; /* the top-level decided_at: bounded in time (dsCodecFromJsonPosted) */
 
     /* array, map */
     size_t max_items; /* SIZE_MAX when unbounded */
@@ -135,6 +136,8 @@ dsCodecVersion *dsCodecFindSchema(const dsCodec *c, avro_schema_t s);
 typedef struct dsWalk {
     dsCodecError *err;
     bool from_default; /* converting a schema default: timestamps are integers (Avro's encoding) */
+    bool bound_future;  /* decided_at must not be after latest_ms (a posted document only) */
+    int64_t latest_ms;
     size_t plen;
     char path[sizeof(((dsCodecError *)0)->field)];
 } dsWalk;

@@ -161,6 +161,21 @@ static bool walkString(dsWalk *w, const dsRule *r, const json_t *j, avro_value_t
 
 /* ---- numbers, enums ---- */
 
+/* A decision before 2000 is a client's bug (an unset clock, a zero value)
+ * and one before 1970 cannot be placed in the archive; one in the future
+ * would be counted by the variable store for ever. The future is only
+ * refused at intake: a record validated again later (a stored row, an
+ * archived record) was accepted then. */
+static bool decisionTime(dsWalk *w, int64_t ms) {
+    char ts[DS_TIME_BUFLEN];
+    if (ms < DS_CODEC_DECIDED_AT_MIN_MS)
+        return fail(w, "invalid_value", "must not be before 2000-01-01T00:00:00.000Z");
+    if (w->bound_future && ms > w->latest_ms && dsTimeFormat(w->latest_ms, ts))
+        return fail(w, "invalid_value", "is in the future: at most %s is accepted now (the server's clock plus the "
+                    "allowed clock skew)", ts);
+    return true;
+}
+
 static bool walkInteger(dsWalk *w, const dsRule *r, const json_t *j, avro_value_t *v) {
     int64_t n;
     if (r->timestamp_ms && !w->from_default) {
@@ -172,6 +187,7 @@ static bool walkInteger(dsWalk *w, const dsRule *r, const json_t *j, avro_value_
         if (!json_is_integer(j)) return wrongType(w, j, "an integer");
         n = json_integer_value(j);
     }
+    if (r->decision_time && !w->from_default && !decisionTime(w, n)) return false;
     if (n < r->imin)
         return r->has_min ? fail(w, "invalid_value", "must be at least %" PRId64, r->imin)
                           : fail(w, "invalid_value", "is out of range for a %d-bit integer", r->kind == DSR_INT ? 32 : 64);
@@ -367,8 +383,7 @@ bool dsWalkValue(dsWalk *w, const dsRule *r, const json_t *j, avro_value_t *v) {
     return fail(w, "internal", "has an unknown rule kind");
 }
 
-bool dsCodecFromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsCodecError *err) {
-    dsWalk w = {.err = err};
+static bool fromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsWalk w, dsCodecError *err) {
     memset(err, 0, sizeof *err);
     /* The rules of out's own version: the walk addresses its fields by
      * index, so the rule tree must be that schema's. */
@@ -377,4 +392,15 @@ bool dsCodecFromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsCodecEr
     if (!doc) return fail(&w, "wrong_type", "must be a JSON object");
     if (avro_value_reset(out) != 0) return fail(&w, "internal", "cannot be stored: %s", avro_strerror());
     return dsWalkValue(&w, v->rules.root, doc, out);
+}
+
+bool dsCodecFromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsCodecError *err) {
+    return fromJson(c, doc, out, (dsWalk){.err = err}, err);
+}
+
+bool dsCodecFromJsonPosted(dsCodec *c, const json_t *doc, avro_value_t *out, int64_t now_ms, int64_t max_skew_ms,
+                           dsCodecError *err) {
+    if (max_skew_ms < 0) max_skew_ms = 0;
+    int64_t latest = now_ms > 0 && max_skew_ms > INT64_MAX - now_ms ? INT64_MAX : now_ms + max_skew_ms;
+    return fromJson(c, doc, out, (dsWalk){.err = err, .bound_future = true, .latest_ms = latest}, err);
 }

@@ -464,6 +464,17 @@ static bool checkDefaults(dsCompile *cc) {
     return true;
 }
 
+/* The decision's own time is bounded (codec.h) beyond what a schema
+ * attribute can say: the upper bound moves with the clock. Only the
+ * top-level decided_at, so a nested field of the same name is not. */
+static void markDecisionTime(dsRule *root) {
+    for (size_t i = 0; i < root->nfields; i++) {
+        dsRule *t = root->fields[i].type;
+        if (strcmp(root->fields[i].name, "decided_at") == 0 && t->kind == DSR_LONG && t->timestamp_ms)
+            t->decision_time = true;
+    }
+}
+
 bool dsRulesCompile(const json_t *schema, avro_schema_t avro, const char *origin, dsRuleSet *out, char *errbuf,
                     size_t errlen) {
     dsCompile cc = {.rs = out, .origin = origin, .errbuf = errbuf, .errlen = errlen};
@@ -472,6 +483,7 @@ bool dsRulesCompile(const json_t *schema, avro_schema_t avro, const char *origin
     bool ok = out->root != NULL;
     if (ok && out->root->kind != DSR_RECORD) ok = cfail(&cc, "schema", "the top-level type must be a record");
     ok = ok && sameShape(&cc, out->root, avro, out->root->fullname, 0) && checkDefaults(&cc);
+    if (ok) markDecisionTime(out->root);
     if (!ok) dsRulesFree(out);
     return ok;
 }

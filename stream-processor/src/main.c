@@ -16,8 +16,9 @@
 static struct {
     char *database_url, *slot, *publication, *table;
     char *brokers, *compression, *topic, *dlq_topic, *security_protocol, *sasl_mechanism, *sasl_username, *sasl_password;
-    char *schemas_dir, *registry_url;
+    char *schemas_dir, *registry_url, *listen_host;
     long max_in_flight, status_interval_ms, message_timeout_ms, metrics_port, shutdown_timeout_ms;
+    size_t max_in_flight_bytes;
     char *log_level;
 } opt;
 
@@ -46,10 +47,15 @@ static const dsConfigOption spConfig[] = {
      "the schemas lack it; empty: such a row waits for a restart with a newer build", &opt.registry_url, 0, 0},
     {"max-in-flight", DS_CFG_INT, "50000", "messages awaiting Kafka before the stream pauses", &opt.max_in_flight, 1,
      1000000},
+    {"max-in-flight-bytes", DS_CFG_SIZE, "256MiB", "key and value bytes awaiting Kafka before the stream pauses",
+     &opt.max_in_flight_bytes, 1024, 1 << 30},
     {"status-interval", DS_CFG_DURATION, "1s", "how often the confirmed position is sent", &opt.status_interval_ms, 10,
      60000},
     {"message-timeout", DS_CFG_DURATION, "5m", "how long Kafka delivery is retried before restarting from the slot",
      &opt.message_timeout_ms, 1000, 86400000},
+    {"listen-host", DS_CFG_STRING, "127.0.0.1",
+     "address of the metrics endpoint (0.0.0.0 or a public address for a scraper on another machine)",
+     &opt.listen_host, 0, 0},
     {"metrics-port", DS_CFG_INT, "9101", "HTTP port of /metrics, /healthz, /readyz (0: none)", &opt.metrics_port, 0,
      65535},
     {"shutdown-timeout", DS_CFG_DURATION, "10s", "on SIGTERM, how long to wait for Kafka", &opt.shutdown_timeout_ms, 0,
@@ -123,8 +129,13 @@ int main(int argc, char **argv) {
         .kafka = {.bootstrap_servers = opt.brokers, .security_protocol = orNull(opt.security_protocol),
                   .sasl_mechanism = orNull(opt.sasl_mechanism), .sasl_username = orNull(opt.sasl_username),
                   .sasl_password = orNull(opt.sasl_password), .compression = orNull(opt.compression), .topic = opt.topic, .dlq_topic = opt.dlq_topic,
-                  .message_timeout_ms = (int)opt.message_timeout_ms, .queue_max_messages = (int)opt.max_in_flight * 2},
+                  .message_timeout_ms = (int)opt.message_timeout_ms,
+                  /* Above what the window lets through (one message past
+                   * either limit), so a send never meets a full queue. */
+                  .queue_max_messages = (int)opt.max_in_flight * 2,
+                  .queue_max_kbytes = (int)(opt.max_in_flight_bytes / 1024 * 2 + 4096)},
         .max_in_flight = opt.max_in_flight,
+        .max_in_flight_bytes = opt.max_in_flight_bytes,
         .status_interval_ms = opt.status_interval_ms,
         .learner = learner,
     };
@@ -133,7 +144,7 @@ int main(int argc, char **argv) {
         goto done;
     }
     if (opt.metrics_port > 0) {
-        dsHttpConfig hc = {"0.0.0.0", (int)opt.metrics_port, 4096, 128};
+        dsHttpConfig hc = {opt.listen_host, (int)opt.metrics_port, 4096, 128};
         if ((m.http = dsHttpServerStart(&loop, &hc, mainHandle, &m, m.metrics, err, sizeof(err))) == NULL) {
             dsLogError("cannot start the metrics endpoint: %s", err);
             spProcessorStop(m.proc, 0);

@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ds/attrs.h"
+
 /* ---- LSNs ---------------------------------------------------------------- */
 
 /* Formats lsn as PostgreSQL does ("16/B374D848": two upper-case hex halves,
@@ -50,7 +52,7 @@ typedef struct spCopyData {
 } spCopyData;
 
 /* Parses one CopyData payload from a replication connection. */
-bool spCopyDataParse(const uint8_t *buf, size_t len, spCopyData *out, char *errbuf, size_t errlen);
+DS_MUST_CHECK bool spCopyDataParse(const uint8_t *buf, size_t len, spCopyData *out, char *errbuf, size_t errlen);
 
 /* The size of a standby status update. */
 #define SP_STANDBY_STATUS_LEN 34
@@ -172,7 +174,7 @@ void spMsgFree(spMsg *m);
  * Update and Delete need their relation in the cache and a tuple with
  * exactly its column count. On false, *out is unspecified, the cache is
  * unchanged and errbuf says which message and what is wrong. */
-bool spPgoutputParse(spRelCache *cache, const uint8_t *buf, size_t len, spMsg *out, char *errbuf, size_t errlen);
+DS_MUST_CHECK bool spPgoutputParse(spRelCache *cache, const uint8_t *buf, size_t len, spMsg *out, char *errbuf, size_t errlen);
 
 /* The value of column name in tup of rel, or NULL if rel has no such column. */
 const spValue *spTupleGet(const spRelation *rel, const spTuple *tup, const char *name);

@@ -41,6 +41,7 @@ struct spProcessor {
     spWatermark *wm;
     spMsg msg;
     uint64_t epoch, seq;
+    bool in_txn; /* between a Begin and its Commit */
     uint64_t server_end; /* newest server WAL position seen */
     uint64_t confirmed;  /* newest flush position sent */
     uv_timer_t status, retry;
@@ -51,7 +52,7 @@ struct spProcessor {
      * reset the back-off merely by connecting, or a registry that is down
      * would have the slot re-read every PROC_BACKOFF_MIN_MS. */
     bool stalled;
-    dsMetric *m_events, *m_dlq, *m_inflight, *m_confirmed, *m_lag, *m_restarts, *m_latency;
+    dsMetric *m_events, *m_dlq, *m_inflight, *m_inflight_bytes, *m_confirmed, *m_lag, *m_restarts, *m_latency;
 };
 
 static void procStartSession(spProcessor *p);
@@ -108,6 +109,7 @@ static void procRestart(spProcessor *p, const char *why) {
     memset(&p->msg, 0, sizeof(p->msg));
     p->wm = procWatermark(p);
     p->rels = spRelCacheNew();
+    p->in_txn = false;
     p->epoch++;
     if (!p->stopping) procScheduleRetry(p);
 }
@@ -131,6 +133,7 @@ static void procSendStatus(spProcessor *p, bool reply) {
     dsMetricSet(p->m_confirmed, (double)flush);
     dsMetricSet(p->m_lag, (double)(p->server_end > flush ? p->server_end - flush : 0));
     dsMetricSet(p->m_inflight, (double)spProducerInFlight(p->prod));
+    dsMetricSet(p->m_inflight_bytes, (double)spProducerInFlightBytes(p->prod));
 }
 
 static void procOnStatusTimer(uv_timer_t *t) {
@@ -148,36 +151,36 @@ static void procOnDelivered(uint64_t tag, bool ok, const char *error, void *arg)
         procRestart(p, why);
         return;
     }
-    spWatermarkAck(p->wm, tag & TAG_SEQ_MASK);
+    if (!spWatermarkAck(p->wm, tag & TAG_SEQ_MASK)) {
+        char why[160];
+        snprintf(why, sizeof(why), "Kafka acknowledged a message of transaction %llu, which has none in flight",
+                 (unsigned long long)(tag & TAG_SEQ_MASK));
+        procRestart(p, why);
+        return;
+    }
     /* Resume reading once half the window is free, but never while stopping:
      * the final flush serves these reports with reading paused on purpose. */
-    if (p->repl && !p->stopping && spProducerInFlight(p->prod) < (size_t)p->cfg.max_in_flight / 2)
+    if (p->repl && !p->stopping && spProducerInFlight(p->prod) < (size_t)p->cfg.max_in_flight / 2 &&
+        spProducerInFlightBytes(p->prod) < p->cfg.max_in_flight_bytes / 2)
         spReplResume(p->repl);
+}
+
+/* Whether what waits for Kafka has reached either limit of the window. */
+static bool procWindowFull(const spProcessor *p) {
+    return spProducerInFlight(p->prod) >= (size_t)p->cfg.max_in_flight ||
+           spProducerInFlightBytes(p->prod) >= p->cfg.max_in_flight_bytes;
 }
 
 /* A NUL-terminated copy of a text column, NULL for SQL NULL or absence. */
 static char *procColumn(const spRelation *rel, const spTuple *tup, const char *name) {
     const spValue *v = spTupleGet(rel, tup, name);
-    if (v == NULL || v->kind != 't') return NULL;
+    if (v == NULL || v->kind != SP_VAL_TEXT) return NULL;
     return strndup((const char *)v->data, v->len);
-}
-
-/* The whole row as a JSON object, for the dead-letter record. */
-static char *procRowJson(const spRelation *rel, const spTuple *tup) {
-    json_t *row = json_object();
-    for (int i = 0; row && i < rel->ncols && i < tup->ncols; i++) {
-        const spValue *v = &tup->values[i];
-        json_object_set_new(row, rel->cols[i].name,
-                            v->kind == 't' ? json_stringn((const char *)v->data, v->len) : json_null());
-    }
-    char *text = row ? json_dumps(row, JSON_COMPACT) : NULL;
-    json_decref(row);
-    return text;
 }
 
 static bool procSendDlq(spProcessor *p, const spRelation *rel, const spTuple *tup, const char *key,
                         const char *error, const char *lsn, char *err, size_t errlen) {
-    char *row = procRowJson(rel, tup);
+    char *row = spRowDlqJson(rel, tup);
     dsLogWarn("decision row at %s goes to the dead-letter topic: %s", lsn, error);
     bool ok = row && spProducerSendDlq(p->prod, key, row, error, lsn, procTag(p),
                                        err, errlen);
@@ -248,25 +251,43 @@ static procRowFate procEncode(spProcessor *p, const spRelation *rel, const spTup
     return PROC_ROW_SEND;
 }
 
+/* Hands the encoded row to Kafka; a record larger than Kafka takes goes to
+ * the dead-letter topic instead, since sending it again cannot succeed. */
+static bool procSendRecord(spProcessor *p, const spRelation *rel, const spTuple *tup, const char *id,
+                           const char *customer, int schema_id, const char *lsn, char *err, size_t errlen) {
+    if (spProducerSend(p->prod, customer, customer ? strlen(customer) : 0, p->buf.data, p->buf.len, id, schema_id, lsn,
+                       procTag(p), err, errlen))
+        return true;
+    if (!spProducerTooLarge(p->prod)) return false;
+    char why[800];
+    snprintf(why, sizeof(why), "record: %s", err);
+    return procSendDlq(p, rel, tup, customer, why, lsn, err, errlen);
+}
+
 static void procInsert(spProcessor *p, const spMsg *m, uint64_t lsn) {
     const spRelation *rel = m->u.change.rel;
-    if (strcmp(rel->relname, p->cfg.repl.table) != 0) return;
-    const spTuple *tup = &m->u.change.newtup;
-    char lsntext[24], err[512] = "out of memory", why[1024];
+    if (!spReplIsTable(p->repl, rel->nspname, rel->relname)) return; /* another table the publication holds */
+    char lsntext[24], err[768] = "out of memory", why[1024] = "out of memory";
     spLsnFormat(lsn, lsntext);
-    char *id = procColumn(rel, tup, "decision_id"), *customer = procColumn(rel, tup, "customer_id");
-    char *doc = procColumn(rel, tup, "doc"), *recorded = procColumn(rel, tup, "recorded_at");
-    uint64_t tag = procTag(p);
+    if (!p->in_txn) {
+        /* The stream is out of order: tracking this row would be a guess. */
+        snprintf(why, sizeof(why), "Insert at %s outside a transaction (no Begin before it)", lsntext);
+        p->stalled = true;
+        procRestart(p, why);
+        return;
+    }
+    const spTuple *tup = &m->u.change.newtup;
+    char *id = spRowText(rel, tup, "decision_id", why, sizeof(why)), *customer = procColumn(rel, tup, "customer_id");
+    /* doc_text is the canonical text as posted; rows from before it have only doc (jsonb). */
+    char *doc = id ? procColumn(rel, tup, "doc_text") : NULL;
+    if (id && !doc) doc = spRowText(rel, tup, "doc", why, sizeof(why));
+    char *recorded = doc ? spRowText(rel, tup, "recorded_at", why, sizeof(why)) : NULL;
     int schema_id = -1;
     procRowFate fate = PROC_ROW_DLQ;
-    if (!id || !doc || !recorded)
-        snprintf(why, sizeof(why), "column %s is missing or null", !id ? "decision_id" : !doc ? "doc" : "recorded_at");
-    else
-        fate = procEncode(p, rel, tup, doc, recorded, &schema_id, why, sizeof(why));
+    if (id && doc && recorded) fate = procEncode(p, rel, tup, doc, recorded, &schema_id, why, sizeof(why));
     bool sent = false;
     if (fate == PROC_ROW_SEND)
-        sent = spProducerSend(p->prod, customer, customer ? strlen(customer) : 0, p->buf.data, p->buf.len, id, schema_id,
-                              lsntext, tag, err, sizeof(err));
+        sent = procSendRecord(p, rel, tup, id, customer, schema_id, lsntext, err, sizeof(err));
     else if (fate == PROC_ROW_DLQ)
         sent = procSendDlq(p, rel, tup, customer, why, lsntext, err, sizeof(err));
     free(id);
@@ -280,33 +301,57 @@ static void procInsert(spProcessor *p, const spMsg *m, uint64_t lsn) {
         return;
     }
     if (!sent) {
+        p->stalled = true; /* the same row comes first again: keep backing off */
         procRestart(p, err);
         return;
     }
-    spWatermarkAddPending(p->wm, p->seq);
+    if (!spWatermarkAddPending(p->wm, p->seq)) {
+        /* Sent but untracked, its position could be confirmed before Kafka
+         * has it: drop the session, the delivery report is ignored. */
+        procRestart(p, "a decision was sent outside any open transaction of the watermark");
+        return;
+    }
     dsMetricInc(p->m_events, 1);
-    if (spProducerInFlight(p->prod) >= (size_t)p->cfg.max_in_flight) spReplPause(p->repl);
+    if (procWindowFull(p)) spReplPause(p->repl);
 }
 
 /* --- the replication stream ------------------------------------------------- */
 
 static void procMessage(spProcessor *p, uint64_t lsn, const uint8_t *data, size_t len) {
     char err[512];
+    char lsntext[24], why[600];
+    spLsnFormat(lsn, lsntext);
     if (!spPgoutputParse(p->rels, data, len, &p->msg, err, sizeof(err))) {
-        char lsntext[24], why[600];
-        snprintf(why, sizeof(why), "undecodable message at %s: %s", spLsnFormat(lsn, lsntext), err);
+        /* Reading it again will not help; the back-off is kept growing
+         * (stalled) so the log and the slot are not hammered meanwhile. */
+        snprintf(why, sizeof(why), "undecodable message at %s: %s", lsntext, err);
+        p->stalled = true;
         procRestart(p, why);
         return;
     }
     switch (p->msg.type) {
     case 'B':
-        if (!spWatermarkBegin(p->wm, &p->seq)) procRestart(p, "out of memory");
+        if (p->in_txn) {
+            snprintf(why, sizeof(why), "Begin at %s inside a transaction (no Commit before it)", lsntext);
+            p->stalled = true;
+            procRestart(p, why);
+        } else if (!spWatermarkBegin(p->wm, &p->seq)) {
+            procRestart(p, "out of memory");
+        } else {
+            p->in_txn = true;
+        }
         break;
     case 'I':
         procInsert(p, &p->msg, lsn);
         break;
     case 'C':
-        spWatermarkCommit(p->wm, p->seq, p->msg.u.commit.end_lsn, p->msg.u.commit.commit_time);
+        if (!p->in_txn || !spWatermarkCommit(p->wm, p->seq, p->msg.u.commit.end_lsn, p->msg.u.commit.commit_time)) {
+            snprintf(why, sizeof(why), "Commit at %s without its Begin", lsntext);
+            p->stalled = true;
+            procRestart(p, why);
+            break;
+        }
+        p->in_txn = false;
         break;
     default: /* Relation is cached by the parser; the rest carries no decision */
         break;
@@ -332,6 +377,13 @@ static void procOnData(const uint8_t *buf, size_t len, void *arg) {
 static void procStartSession(spProcessor *p) {
     char err[512];
     uint64_t start;
+    if (p->wm == NULL) p->wm = procWatermark(p);
+    if (p->rels == NULL) p->rels = spRelCacheNew();
+    if (p->wm == NULL || p->rels == NULL) {
+        dsLogError("replication session: out of memory (retry in %u ms)", p->backoff_ms);
+        procScheduleRetry(p);
+        return;
+    }
     p->repl = spReplStart(p->loop, &p->cfg.repl, procOnData, procOnDown, p, &start, err, sizeof(err));
     if (p->repl == NULL) {
         dsLogWarn("replication session: %s (retry in %u ms)", err, p->backoff_ms);
@@ -353,6 +405,8 @@ static void procMetrics(spProcessor *p, dsMetrics *m) {
     p->m_dlq = dsMetricsCounter(m, "stream_dlq_total", "Decision rows sent to the dead-letter topic.");
     p->m_restarts = dsMetricsCounter(m, "stream_restarts_total", "Sessions restarted from the slot.");
     p->m_inflight = dsMetricsGauge(m, "stream_in_flight", "Messages handed to Kafka and not yet acknowledged.");
+    p->m_inflight_bytes = dsMetricsGauge(m, "stream_in_flight_bytes",
+                                         "Key and value bytes handed to Kafka and not yet acknowledged.");
     p->m_confirmed = dsMetricsGauge(m, "stream_confirmed_lsn", "Flush position confirmed to the slot.");
     p->m_lag = dsMetricsGauge(m, "stream_replication_lag_bytes", "Server WAL position minus the confirmed position.");
     static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -398,10 +452,6 @@ spProcessor *spProcessorNew(uv_loop_t *loop, const spProcessorConfig *cfg, dsCod
 
 bool spProcessorStreaming(const spProcessor *p) {
     return p->repl != NULL;
-}
-
-uint64_t spProcessorConfirmed(const spProcessor *p) {
-    return p->confirmed;
 }
 
 static void procOnClosed(uv_handle_t *h) {

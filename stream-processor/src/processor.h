@@ -7,7 +7,9 @@
  * delivery failed for good) the session is closed and started again from
  * the slot's confirmed position, so everything not yet confirmed is sent
  * again; duplicates carry the same decision_id. Back-pressure: the
- * replication socket is paused while max_in_flight messages wait for Kafka.
+ * replication socket is paused while max_in_flight messages, or
+ * max_in_flight_bytes of them, wait for Kafka; the producer's own queue is
+ * sized above both, so it never fills.
  *
  * Each row is published under the schema version it was stored with (its
  * schema_version column), so consumers see what the writer wrote. A version
@@ -34,6 +36,7 @@ typedef struct spProcessorConfig {
     spReplConfig repl;          /* strings borrowed: must outlive the processor */
     spProducerConfig kafka;     /* likewise */
     long max_in_flight;         /* messages waiting for Kafka before the stream pauses */
+    size_t max_in_flight_bytes; /* likewise in key and value bytes */
     long status_interval_ms;    /* standby status update period */
     dsLearner *learner;         /* borrowed: learns row versions the codec lacks; NULL: such rows wait (never dead-lettered) */
 } spProcessorConfig;
@@ -50,8 +53,7 @@ spProcessor *spProcessorNew(uv_loop_t *loop, const spProcessorConfig *cfg, dsCod
  * processor is freed once the loop has run again. */
 void spProcessorStop(spProcessor *p, int timeout_ms);
 
-/* For /metrics and /readyz. */
+/* For /readyz. */
 bool spProcessorStreaming(const spProcessor *p);
-uint64_t spProcessorConfirmed(const spProcessor *p);
 
 #endif

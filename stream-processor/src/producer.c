@@ -33,7 +33,8 @@ struct spProducer {
     uv_timer_t timer;
     int open_handles; /* uv handles not yet closed; freed at zero */
     bool poll_started, timer_started;
-    bool queue_full;
+    bool too_large;
+    size_t inflight_bytes; /* key + value of the messages not yet reported */
     dsMetric *m_delivered, *m_failed, *m_dlq;
 };
 
@@ -43,6 +44,8 @@ struct spProducer {
 static void spOnDelivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     spProducer *p = opaque;
     uint64_t tag = (uint64_t)(uintptr_t)m->_private;
+    size_t bytes = m->len + m->key_len;
+    p->inflight_bytes = p->inflight_bytes > bytes ? p->inflight_bytes - bytes : 0;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         dsMetricInc(p->m_delivered, 1);
         if (strcmp(rd_kafka_topic_name(m->rkt), rd_kafka_topic_name(p->dlq)) == 0) dsMetricInc(p->m_dlq, 1);
@@ -119,10 +122,11 @@ static bool spConfSet(rd_kafka_conf_t *conf, const char *name, const char *value
  * rd_kafka_new takes it. */
 static rd_kafka_conf_t *spBuildConf(spProducer *p, const spProducerConfig *cfg, char *errbuf, size_t errlen) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char linger[16], timeout[16], qmax[16];
+    char linger[16], timeout[16], qmax[16], qkb[16];
     snprintf(linger, sizeof(linger), "%d", cfg->linger_ms > 0 ? cfg->linger_ms : 5);
     snprintf(timeout, sizeof(timeout), "%d", cfg->message_timeout_ms);
     snprintf(qmax, sizeof(qmax), "%d", cfg->queue_max_messages);
+    snprintf(qkb, sizeof(qkb), "%d", cfg->queue_max_kbytes);
     bool ok = spConfSet(conf, "bootstrap.servers", cfg->bootstrap_servers, errbuf, errlen) &&
               spConfSet(conf, "client.id", cfg->client_id ? cfg->client_id : "stream-processor", errbuf, errlen) &&
               spConfSet(conf, "enable.idempotence", "true", errbuf, errlen) &&
@@ -134,6 +138,7 @@ static rd_kafka_conf_t *spBuildConf(spProducer *p, const spProducerConfig *cfg, 
               spConfSet(conf, "message.timeout.ms", cfg->message_timeout_ms > 0 ? timeout : NULL, errbuf, errlen) &&
               spConfSet(conf, "queue.buffering.max.messages", cfg->queue_max_messages > 0 ? qmax : NULL, errbuf,
                         errlen) &&
+              spConfSet(conf, "queue.buffering.max.kbytes", cfg->queue_max_kbytes > 0 ? qkb : NULL, errbuf, errlen) &&
               spConfSet(conf, "security.protocol", cfg->security_protocol, errbuf, errlen) &&
               spConfSet(conf, "sasl.mechanism", cfg->sasl_mechanism, errbuf, errlen) &&
               spConfSet(conf, "sasl.username", cfg->sasl_username, errbuf, errlen) &&
@@ -251,12 +256,18 @@ void spProducerFree(spProducer *p) {
 
 /* ---- sending ------------------------------------------------------------- */
 
-static bool spProduced(spProducer *p, rd_kafka_resp_err_t err, const char *what, char *errbuf, size_t errlen) {
-    p->queue_full = err == RD_KAFKA_RESP_ERR__QUEUE_FULL;
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
-    if (p->queue_full)
-        snprintf(errbuf, errlen, "kafka: producer queue full (%d messages in flight): wait for deliveries",
-                 rd_kafka_outq_len(p->rk));
+static bool spProduced(spProducer *p, rd_kafka_resp_err_t err, const char *what, size_t bytes, char *errbuf,
+                       size_t errlen) {
+    p->too_large = err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        p->inflight_bytes += bytes;
+        return true;
+    }
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        snprintf(errbuf, errlen, "kafka: producer queue full (%d messages, %zu bytes in flight)",
+                 rd_kafka_outq_len(p->rk), p->inflight_bytes);
+    else if (p->too_large)
+        snprintf(errbuf, errlen, "kafka: %s of %zu bytes is larger than the producer's message.max.bytes", what, bytes);
     else
         snprintf(errbuf, errlen, "kafka: cannot produce %s: %s", what, rd_kafka_err2str(err));
     return false;
@@ -275,7 +286,7 @@ bool spProducerSend(spProducer *p, const void *key, size_t keylen, const void *v
         RD_KAFKA_V_KEY((void *)key, keylen), RD_KAFKA_V_VALUE((void *)value, vallen),
         RD_KAFKA_V_HEADER("decision_id", did, -1), RD_KAFKA_V_HEADER("schema_id", sid, -1),
         RD_KAFKA_V_HEADER("source_lsn", lsn, -1), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag), RD_KAFKA_V_END);
-    return spProduced(p, err, "decision", errbuf, errlen);
+    return spProduced(p, err, "decision", keylen + vallen, errbuf, errlen);
 }
 
 bool spProducerSendDlq(spProducer *p, const char *key, const char *row_json, const char *error, const char *source_lsn,
@@ -290,11 +301,15 @@ bool spProducerSendDlq(spProducer *p, const char *key, const char *row_json, con
         RD_KAFKA_V_KEY((void *)key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)row, strlen(row)),
         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag), RD_KAFKA_V_END);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_headers_destroy(hdrs);
-    return spProduced(p, err, "DLQ record", errbuf, errlen);
+    return spProduced(p, err, "DLQ record", (key ? strlen(key) : 0) + strlen(row), errbuf, errlen);
 }
 
-bool spProducerQueueFull(const spProducer *p) {
-    return p->queue_full;
+bool spProducerTooLarge(const spProducer *p) {
+    return p->too_large;
+}
+
+size_t spProducerInFlightBytes(const spProducer *p) {
+    return p->inflight_bytes;
 }
 
 size_t spProducerInFlight(const spProducer *p) {

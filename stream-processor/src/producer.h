@@ -16,9 +16,12 @@
  * The producer keeps the loop alive (a pipe poll and a 100 ms safety timer)
  * until spProducerFree.
  *
- * Sending never blocks: when librdkafka's local queue is full, the send
- * fails, spProducerQueueFull() says so, and the caller applies back-pressure
- * until deliveries drain the queue.
+ * Sending never blocks: when librdkafka's local queue is full the send
+ * fails. The caller keeps what it hands over (spProducerInFlight,
+ * spProducerInFlightBytes) below the queue's bounds, pausing its input while
+ * it is above its own limits, so a full queue is an error, not flow control.
+ * A record larger than message.max.bytes is refused at once
+ * (spProducerTooLarge): sending it again can never succeed.
  */
 #ifndef SP_PRODUCER_H
 #define SP_PRODUCER_H
@@ -28,6 +31,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "ds/attrs.h"
 #include "ds/metrics.h"
 
 typedef struct spProducer spProducer;
@@ -50,6 +54,7 @@ typedef struct spProducerConfig {
     int message_timeout_ms;
     int linger_ms;                 /* 0 = 5 */
     int queue_max_messages;        /* local queue bound; 0 = librdkafka's default (100000) */
+    int queue_max_kbytes;          /* likewise in KiB of payload; 0 = librdkafka's default (1 GiB) */
     /* Counters kafka_delivered_total, kafka_delivery_failed_total and
      * kafka_dlq_total are registered here; NULL = no metrics. Borrowed: must
      * outlive the producer. */
@@ -71,9 +76,8 @@ spProducer *spProducerNew(uv_loop_t *loop, const spProducerConfig *cfg, spDelive
  * (decimal text) and source_lsn. key and value are copied (the caller keeps
  * ownership); key may be NULL (keylen 0). true = handed to librdkafka:
  * on_delivered(tag, ...) will follow exactly once. false = not queued and no
- * callback will come: errbuf says why; spProducerQueueFull() tells whether it
- * was back-pressure (retry after deliveries) rather than a hard error. */
-bool spProducerSend(spProducer *p, const void *key, size_t keylen, const void *value, size_t vallen,
+ * callback will come: errbuf says why, and the message is not in Kafka. */
+DS_MUST_CHECK bool spProducerSend(spProducer *p, const void *key, size_t keylen, const void *value, size_t vallen,
                     const char *decision_id, int schema_id, const char *source_lsn, uint64_t tag, char *errbuf,
                     size_t errlen);
 
@@ -81,20 +85,23 @@ bool spProducerSend(spProducer *p, const void *key, size_t keylen, const void *v
  * row as JSON), headers error and source_lsn (source_lsn may be NULL =
  * header omitted); key may be NULL. Strings are copied. Same result and
  * callback rules as spProducerSend. */
-bool spProducerSendDlq(spProducer *p, const char *key, const char *row_json, const char *error, const char *source_lsn,
+DS_MUST_CHECK bool spProducerSendDlq(spProducer *p, const char *key, const char *row_json, const char *error, const char *source_lsn,
                        uint64_t tag, char *errbuf, size_t errlen);
 
-/* Whether the last failed send failed only because the local queue was full. */
-bool spProducerQueueFull(const spProducer *p);
+/* Whether the last failed send was refused because the record is larger
+ * than message.max.bytes: that one can never be sent. */
+bool spProducerTooLarge(const spProducer *p);
 
 /* Messages handed over and not yet reported (queued, in flight, or
  * delivered with the report not yet served). */
 size_t spProducerInFlight(const spProducer *p);
+/* Key and value bytes of the messages handed over and not yet reported. */
+size_t spProducerInFlightBytes(const spProducer *p);
 
 /* Blocks up to timeout_ms serving delivery reports (on_delivered is called
  * from inside) until nothing is in flight. For shutdown only: it stalls the
  * loop. true if everything was reported. */
-bool spProducerFlush(spProducer *p, int timeout_ms);
+DS_MUST_CHECK bool spProducerFlush(spProducer *p, int timeout_ms);
 
 /* Destroys the librdkafka handle (messages still in flight are dropped
  * WITHOUT callbacks: flush first) and closes the uv handles; the memory is

@@ -24,6 +24,50 @@ static bool recordReserve(spRecordBuf *b, size_t need) {
     return true;
 }
 
+char *spRowText(const spRelation *rel, const spTuple *tup, const char *name, char *why, size_t len) {
+    const spValue *v = spTupleGet(rel, tup, name);
+    if (v == NULL) snprintf(why, len, "column %s is missing from %s.%s", name, rel->nspname, rel->relname);
+    else if (v->kind == SP_VAL_NULL) snprintf(why, len, "column %s is null", name);
+    else if (v->kind == SP_VAL_UNCHANGED)
+        snprintf(why, len, "column %s came as an unchanged TOAST value, which an insert cannot carry", name);
+    else if (v->kind != SP_VAL_TEXT) snprintf(why, len, "column %s came in binary, not as text", name);
+    else return strndup((const char *)v->data, v->len);
+    return NULL;
+}
+
+/* A column value for the dead-letter row, cut to cut bytes when cut > 0. */
+static json_t *rowDlqValue(const spValue *v, size_t cut) {
+    if (v->kind == SP_VAL_UNCHANGED) return json_string("(unchanged TOAST value)");
+    if (v->kind != SP_VAL_TEXT) return json_null();
+    json_t *j = NULL;
+    if (cut == 0 || v->len <= cut) {
+        j = json_stringn((const char *)v->data, v->len);
+    } else {
+        while (cut > 0 && (v->data[cut] & 0xC0) == 0x80) cut--; /* not inside a UTF-8 sequence */
+        char *text = NULL;
+        if (asprintf(&text, "%.*s... (%u bytes in all)", (int)cut, (const char *)v->data, v->len) >= 0)
+            j = json_string(text);
+        free(text);
+    }
+    return j ? j : json_string("(not valid UTF-8)");
+}
+
+static char *rowDlqJsonCut(const spRelation *rel, const spTuple *tup, size_t cut) {
+    json_t *row = json_object();
+    for (int i = 0; row && i < rel->ncols && i < tup->ncols; i++)
+        json_object_set_new(row, rel->cols[i].name, rowDlqValue(&tup->values[i], cut));
+    char *text = row ? json_dumps(row, JSON_COMPACT) : NULL;
+    json_decref(row);
+    return text;
+}
+
+char *spRowDlqJson(const spRelation *rel, const spTuple *tup) {
+    char *text = rowDlqJsonCut(rel, tup, 0);
+    if (text == NULL || strlen(text) <= SP_DLQ_ROW_MAX) return text;
+    free(text);
+    return rowDlqJsonCut(rel, tup, SP_DLQ_VALUE_CUT);
+}
+
 bool spPgTimestampParse(const char *text, int64_t *ms, char *errbuf, size_t errlen) {
     /* PostgreSQL's ISO output differs from RFC 3339 in two ways: a space
      * between date and time, and an offset that may omit its minutes

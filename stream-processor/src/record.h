@@ -14,7 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ds/attrs.h"
 #include "ds/codec.h"
+#include "pgoutput.h"
 
 /* A growable byte buffer, reused from record to record. Owned by the caller;
  * spRecordBufFree() releases its memory. */
@@ -35,8 +37,28 @@ void spRecordBufFree(spRecordBuf *b);
  * a timestamptz (see spPgTimestampParse). On failure returns false and
  * writes why into errbuf ("doc: missing_field customer_id: ..."); out is
  * then unspecified. */
-bool spRecordEncode(dsCodec *codec, avro_value_t *scratch, const char *doc_json, const char *recorded_at,
+DS_MUST_CHECK bool spRecordEncode(dsCodec *codec, avro_value_t *scratch, const char *doc_json, const char *recorded_at,
                     spRecordBuf *out, char *errbuf, size_t errlen);
+
+/* The text of column name of a decoded row, NUL-terminated (the caller
+ * frees it); NULL with why filled, naming what came instead, when the
+ * column is missing, null, an unchanged TOAST value (which an insert cannot
+ * carry) or sent in binary. */
+char *spRowText(const spRelation *rel, const spTuple *tup, const char *name, char *why, size_t len);
+
+/* Longest row JSON a dead-letter record carries whole, and how much of each
+ * column value a longer row keeps: the record must fit in one Kafka
+ * message (message.max.bytes, 1,000,000 by default) with its headers. The
+ * row itself stays in PostgreSQL, found by its source_lsn. */
+#define SP_DLQ_ROW_MAX (512 * 1024)
+#define SP_DLQ_VALUE_CUT 1024
+
+/* The row as the value of its dead-letter record: a JSON object of its
+ * columns' text (null for NULL, "(unchanged TOAST value)", "(not valid
+ * UTF-8)"). When that passes SP_DLQ_ROW_MAX bytes, each value longer than
+ * SP_DLQ_VALUE_CUT is cut at a character boundary and ends "... (N bytes in
+ * all)". malloc'd, the caller frees; NULL when out of memory. */
+char *spRowDlqJson(const spRelation *rel, const spTuple *tup);
 
 /* Parses a timestamptz as PostgreSQL prints it in ISO DateStyle
  * ("2026-11-24 17:05:35.655123+00", "...+05:30", also with 'T') into

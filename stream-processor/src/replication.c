@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "ds/pg.h"
 #include "pgoutput.h"
 
 struct spRepl {
@@ -16,6 +17,7 @@ struct spRepl {
     spReplDownFn *on_down;
     void *arg;
     bool paused, down;
+    char *nspname, *relname; /* the published table, resolved at start */
 };
 
 /* Microseconds since 2000-01-01, PostgreSQL's epoch, for status updates. */
@@ -108,6 +110,29 @@ static bool replEnsurePublication(PGconn *pg, const spReplConfig *cfg, char *err
     return replExec(pg, sql, PGRES_COMMAND_OK, NULL, errbuf, errlen);
 }
 
+/* Resolves cfg->table (as SQL names it: search path, quoting) to its schema
+ * and name, so that rows of a same-named table elsewhere are not taken for
+ * decisions. */
+static bool replResolveTable(spRepl *r, const spReplConfig *cfg, char *errbuf, size_t errlen) {
+    char sql[512];
+    if (!replQuoted(r->pg, "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                           " WHERE c.oid = to_regclass(", cfg->table, sql, sizeof(sql) - 1, errbuf, errlen))
+        return false;
+    strcat(sql, ")");
+    PGresult *res = PQexec(r->pg, sql);
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        snprintf(errbuf, errlen, "looking up table %s: %s", cfg->table, PQerrorMessage(r->pg));
+    else if (!ok)
+        snprintf(errbuf, errlen, "table %s does not exist", cfg->table);
+    else if ((r->nspname = strdup(PQgetvalue(res, 0, 0))) == NULL || (r->relname = strdup(PQgetvalue(res, 0, 1))) == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        ok = false;
+    }
+    PQclear(res);
+    return ok;
+}
+
 static void replFail(spRepl *r, const char *reason) {
     if (r->down) return;
     r->down = true;
@@ -156,17 +181,26 @@ static void replOnPoll(uv_poll_t *h, int status, int events) {
 
 spRepl *spReplStart(uv_loop_t *loop, const spReplConfig *cfg, spReplDataFn *on_data, spReplDownFn *on_down,
                     void *arg, uint64_t *start_lsn, char *errbuf, size_t errlen) {
-    const char *keys[] = {"dbname", "replication", "application_name", "connect_timeout", NULL};
-    const char *vals[] = {cfg->conninfo, "database", "stream-processor", "10", NULL};
-    spRepl *r = calloc(1, sizeof(*r));
-    if (r == NULL) return snprintf(errbuf, errlen, "out of memory"), NULL;
+    /* pgoutput prints recorded_at with the walsender's DateStyle and
+     * TimeZone, which the session options pin (ds/pg.h). */
+    char *options = dsPgSessionOptions(cfg->conninfo);
+    const char *keys[] = {"dbname", "replication", "application_name", "connect_timeout", "options", NULL};
+    const char *vals[] = {cfg->conninfo, "database", "stream-processor", "10", options, NULL};
+    spRepl *r = options ? calloc(1, sizeof(*r)) : NULL;
+    if (r == NULL) {
+        free(options);
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
     r->pg = PQconnectdbParams(keys, vals, 1);
+    free(options);
     char lsn[24], sql[512];
     if (PQstatus(r->pg) != CONNECTION_OK) {
         snprintf(errbuf, errlen, "replication connection: %s", PQerrorMessage(r->pg));
         goto failed;
     }
-    if (!replEnsurePublication(r->pg, cfg, errbuf, errlen) || !replEnsureSlot(r->pg, cfg, start_lsn, errbuf, errlen))
+    if (!replResolveTable(r, cfg, errbuf, errlen) || !replEnsurePublication(r->pg, cfg, errbuf, errlen) ||
+        !replEnsureSlot(r->pg, cfg, start_lsn, errbuf, errlen))
         goto failed;
     snprintf(sql, sizeof(sql),
              "START_REPLICATION SLOT \"%s\" LOGICAL %s (proto_version '1', publication_names '\"%s\"')", cfg->slot,
@@ -185,6 +219,8 @@ spRepl *spReplStart(uv_loop_t *loop, const spReplConfig *cfg, spReplDataFn *on_d
 
 failed:
     PQfinish(r->pg);
+    free(r->nspname);
+    free(r->relname);
     free(r);
     return NULL;
 }
@@ -221,7 +257,14 @@ void spReplResume(spRepl *r) {
 }
 
 static void replFree(uv_handle_t *h) {
-    free(h->data);
+    spRepl *r = h->data;
+    free(r->nspname);
+    free(r->relname);
+    free(r);
+}
+
+bool spReplIsTable(const spRepl *r, const char *nspname, const char *relname) {
+    return strcmp(r->relname, relname) == 0 && strcmp(r->nspname, nspname) == 0;
 }
 
 void spReplClose(spRepl *r) {

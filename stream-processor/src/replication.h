@@ -21,7 +21,8 @@ typedef struct spReplConfig {
     const char *conninfo;    /* a libpq connection string; replication=database is added */
     const char *slot;
     const char *publication;
-    const char *table;       /* the published table, for CREATE PUBLICATION when missing */
+    const char *table;       /* the decisions table as SQL names it ("decisions", "audit.decisions"): rows of
+                              * no other table are taken for decisions; for CREATE PUBLICATION when missing */
 } spReplConfig;
 
 /* One CopyData payload ('w' or 'k'), valid during the call only. */
@@ -29,16 +30,21 @@ typedef void spReplDataFn(const uint8_t *buf, size_t len, void *arg);
 /* The stream ended or failed; the session must be closed and started again. */
 typedef void spReplDownFn(const char *reason, void *arg);
 
-/* Connects, makes sure the publication and slot exist (refusing a slot whose
- * WAL is lost), and starts streaming from the slot's confirmed position,
+/* Connects, resolves the table (refusing one that does not exist), makes
+ * sure the publication and slot exist (refusing a slot whose WAL is lost), and starts streaming from the slot's confirmed position,
  * which *start_lsn receives. NULL with errbuf filled on failure. */
 spRepl *spReplStart(uv_loop_t *loop, const spReplConfig *cfg, spReplDataFn *on_data, spReplDownFn *on_down,
                     void *arg, uint64_t *start_lsn, char *errbuf, size_t errlen);
 
 /* Sends a standby status update: everything up to flush_lsn is durable
  * downstream and may be discarded by the server. false if the session
- * failed (on_down follows). */
+ * failed: on_down has then run (the session is restarting), so a caller
+ * may ignore the result. */
 bool spReplSendStatus(spRepl *r, uint64_t write_lsn, uint64_t flush_lsn, bool reply_requested);
+
+/* Whether nspname.relname is the configured table (resolved at start, as
+ * SQL resolves the name). */
+bool spReplIsTable(const spRepl *r, const char *nspname, const char *relname);
 
 /* Back-pressure: stop and resume reading the socket. While paused the server
  * buffers (and eventually blocks); status updates can still be sent. */

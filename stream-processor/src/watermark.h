@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ds/attrs.h"
+
 typedef struct spWatermark spWatermark;
 
 /* NULL on allocation failure. Freed with spWatermarkFree(). */
@@ -30,15 +32,18 @@ void spWatermarkFree(spWatermark *w);
 /* A transaction began (pgoutput Begin). *seq receives its handle, to tag its
  * messages with. false on allocation failure. Transactions must be begun in
  * the order the server streams them. */
-bool spWatermarkBegin(spWatermark *w, uint64_t *seq);
+DS_MUST_CHECK bool spWatermarkBegin(spWatermark *w, uint64_t *seq);
 /* One more message of transaction seq is in flight. false if seq is not a
- * tracked, uncommitted transaction. */
-bool spWatermarkAddPending(spWatermark *w, uint64_t seq);
+ * tracked, uncommitted transaction: the message is not tracked, and the
+ * caller must not go on as if it were (its position could be confirmed
+ * before Kafka has it). */
+DS_MUST_CHECK bool spWatermarkAddPending(spWatermark *w, uint64_t seq);
 /* Transaction seq committed (pgoutput Commit) with end_lsn, the LSN just
  * after its commit record, at commit_time (any clock the observer shares;
  * the processor uses microseconds since 2000-01-01 as PostgreSQL sends it).
- * end LSNs must not decrease. */
-bool spWatermarkCommit(spWatermark *w, uint64_t seq, uint64_t end_lsn, int64_t commit_time);
+ * end LSNs must not decrease. false if seq is not a tracked, uncommitted
+ * transaction (a Commit without its Begin). */
+DS_MUST_CHECK bool spWatermarkCommit(spWatermark *w, uint64_t seq, uint64_t end_lsn, int64_t commit_time);
 
 /* Called once per transaction when it becomes confirmable (committed and
  * every message acknowledged), with its commit_time: the place to measure
@@ -46,8 +51,9 @@ bool spWatermarkCommit(spWatermark *w, uint64_t seq, uint64_t end_lsn, int64_t c
 typedef void spWatermarkObserver(int64_t commit_time, size_t messages, void *arg);
 void spWatermarkSetObserver(spWatermark *w, spWatermarkObserver *fn, void *arg);
 /* Kafka acknowledged one message of transaction seq. false if seq has no
- * message in flight (a bug in the caller). */
-bool spWatermarkAck(spWatermark *w, uint64_t seq);
+ * message in flight: the caller's count is out of step with Kafka's, and
+ * the window can no longer be trusted. */
+DS_MUST_CHECK bool spWatermarkAck(spWatermark *w, uint64_t seq);
 
 /* The LSN that may be confirmed now; never decreases; 0 before the first
  * confirmable transaction. */

@@ -280,7 +280,7 @@ static void test_queued_connections_are_answered_not_reset(void **state) {
     bool all_queued = dtWaitFor(queueHolds, &queued, 10000);
     kill(apiA.pid, SIGTERM);
     kill(apiA.pid, SIGCONT);
-    int a_exit = dtApiStop(&apiA);
+    int a_exit = dtApiWait(&apiA);
     kill(apiB.pid, SIGCONT);
     long answered201 = 0;
     for (int i = 0; i < QUEUED; i++) {
@@ -353,7 +353,7 @@ static void test_connections_queued_while_old_drains_go_to_new(void **state) {
     assert_int_equal(created201(&apiB), QUEUED); /* all of them by B */
     assert_true(sent);
     assert_int_equal(pending_status, 201);       /* by A, still draining */
-    assert_int_equal(dtApiStop(&apiA), 0);
+    assert_int_equal(dtApiWait(&apiA), 0);
     assert_int_equal(storedOf(ids, QUEUED), QUEUED);
     assert_int_equal(storedCount(""), before + QUEUED + 1);
     assert_int_equal(dtApiStop(&apiB), 0);
@@ -380,7 +380,7 @@ static void test_connection_accepted_before_stop_is_answered(void **state) {
     close(idle);
     close(fresh);
     assert_int_equal(status, 201);
-    assert_int_equal(dtApiStop(&apiA), 0);
+    assert_int_equal(dtApiWait(&apiA), 0);
     assert_int_equal(storedCount(""), before + 1);
 }
 
@@ -421,6 +421,66 @@ static void test_listen_fd_must_be_a_listening_socket(void **state) {
     free(out_none);
 }
 
+/* A model of a daemon under ASan: writes 'r' on the pipe once its SIGTERM
+ * handler is in place; on SIGTERM it closes the handler (the default action
+ * is back), writes 'x', and takes a while to exit, as ASan's leak check
+ * does. Exits 0 unless a second SIGTERM kills it. */
+static volatile sig_atomic_t termed;
+static void onTerm(int sig) {
+    termed = 1;
+}
+
+static pid_t slowExiter(int *released) {
+    int p[2];
+    if (pipe(p) != 0) return -1;
+    pid_t pid = fork();
+    if (pid != 0) {
+        close(p[1]);
+        *released = p[0];
+        return pid;
+    }
+    close(p[0]);
+    struct sigaction sa = {.sa_handler = onTerm};
+    sigaction(SIGTERM, &sa, NULL);
+    if (write(p[1], "r", 1) != 1) _exit(2);
+    while (!termed) pause();
+    signal(SIGTERM, SIG_DFL);
+    if (write(p[1], "x", 1) != 1) _exit(2);
+    struct timespec ts = {0, 500 * 1000 * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    _exit(0);
+}
+
+/* The next byte from the model, within 10 s; 0 if none. */
+static char slowExiterSays(int fd) {
+    char c = 0;
+    if (poll(&(struct pollfd){fd, POLLIN, 0}, 1, 10000) != 1 || read(fd, &c, 1) != 1) return 0;
+    return c;
+}
+
+/* The harness's wait after a test's own SIGTERM: the process exits cleanly,
+ * whatever moment of its exit the wait begins in; dtStop there would send
+ * the second SIGTERM that killed the API with 143 under ASan. One that does
+ * not exit by the deadline is killed, and the wait says it failed. */
+static void test_wait_after_sigterm_sends_no_second_signal(void **state) {
+    int released;
+    pid_t pid = slowExiter(&released);
+    assert_true(pid > 0);
+    assert_int_equal(slowExiterSays(released), 'r');
+    kill(pid, SIGTERM);
+    assert_int_equal(slowExiterSays(released), 'x'); /* its handler is gone, it is exiting */
+    close(released);
+    assert_int_equal(dtWaitExit(pid, 20000), 0);
+
+    pid = slowExiter(&released); /* never signalled: it does not exit */
+    assert_true(pid > 0);
+    assert_int_equal(slowExiterSays(released), 'r');
+    close(released);
+    assert_int_equal(dtWaitExit(pid, 200), -1);
+    assert_int_equal(kill(pid, 0), -1); /* killed and reaped */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_restart_under_load_refuses_nothing, testTeardown),
@@ -428,6 +488,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_connections_queued_while_old_drains_go_to_new, testTeardown),
         cmocka_unit_test_teardown(test_connection_accepted_before_stop_is_answered, testTeardown),
         cmocka_unit_test(test_listen_fd_must_be_a_listening_socket),
+        cmocka_unit_test(test_wait_after_sigterm_sends_no_second_signal),
     };
     return cmocka_run_group_tests(tests, suiteSetup, suiteTeardown);
 }

@@ -221,10 +221,14 @@ static void test_outage_delays_but_never_loses(void **state) {
     assertConsumed("t3", 51);
 }
 
-static void test_queue_full_is_backpressure(void **state) {
+/* A full local queue refuses the send (the caller's window is meant to
+ * keep it from filling) until deliveries drain it; the bytes in flight are
+ * counted until each report. */
+static void test_queue_full_refuses_until_drained(void **state) {
     tCtx *c = ctxNew(10);
     char err[256] = "";
     int accepted = 0;
+    size_t bytes = 0;
     bool refused = false;
     /* The loop does not turn in between, so the queue cannot drain. */
     for (int i = 0; i < 20; i++) {
@@ -233,21 +237,46 @@ static void test_queue_full_is_backpressure(void **state) {
         if (spProducerSend(c->p, key, strlen(key), "v", 1, "d", 7, "0/1", (uint64_t)accepted, err, sizeof(err))) {
             assert_false(refused); /* once full, it stays full until served */
             accepted++;
+            bytes += strlen(key) + 1;
         } else {
-            assert_true(spProducerQueueFull(c->p));
+            assert_false(spProducerTooLarge(c->p));
             assert_non_null(strstr(err, "queue full"));
             refused = true;
         }
     }
     assert_true(refused);
     assert_int_equal(accepted, 10);
+    assert_int_equal(spProducerInFlightBytes(c->p), bytes);
     assert_true(runUntil(c, reported, accepted, 30000));
+    assert_int_equal(spProducerInFlightBytes(c->p), 0);
     assertEachOnceOk(c, accepted);
     /* drained: sending works again */
     assert_true(spProducerSend(c->p, "k", 1, "v", 1, "d", 7, "0/1", (uint64_t)accepted, err, sizeof(err)));
-    assert_false(spProducerQueueFull(c->p));
     assert_true(runUntil(c, reported, accepted + 1, 30000));
     assertEachOnceOk(c, accepted + 1);
+    ctxFree(c);
+}
+
+/* A record above message.max.bytes is refused at once and said to be too
+ * large (sending it again cannot help); the producer goes on. */
+static void test_too_large_record_is_refused(void **state) {
+    tCtx *c = ctxNew(0);
+    char err[256] = "";
+    size_t n = 2 * 1000 * 1000;
+    char *big = malloc(n + 1);
+    memset(big, 'x', n);
+    big[n] = '\0';
+    assert_false(spProducerSend(c->p, "k", 1, big, n, "d", 7, "0/1", 0, err, sizeof(err)));
+    assert_true(spProducerTooLarge(c->p));
+    assert_non_null(strstr(err, "message.max.bytes"));
+    assert_false(spProducerSendDlq(c->p, "k", big + n - 1100000, "e", "0/1", 0, err, sizeof(err)));
+    assert_true(spProducerTooLarge(c->p));
+    free(big);
+    assert_int_equal(spProducerInFlightBytes(c->p), 0);
+    assert_true(spProducerSend(c->p, "k", 1, "v", 1, "d", 7, "0/1", 0, err, sizeof(err)));
+    assert_false(spProducerTooLarge(c->p));
+    assert_true(runUntil(c, reported, 1, 30000));
+    assertEachOnceOk(c, 1);
     ctxFree(c);
 }
 
@@ -256,7 +285,8 @@ int main(void) {
         cmocka_unit_test(test_500_delivered_once_with_headers),
         cmocka_unit_test(test_dlq_record_with_error_header),
         cmocka_unit_test(test_outage_delays_but_never_loses),
-        cmocka_unit_test(test_queue_full_is_backpressure),
+        cmocka_unit_test(test_queue_full_refuses_until_drained),
+        cmocka_unit_test(test_too_large_record_is_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

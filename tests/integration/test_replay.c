@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <avro.h>
+#include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <sys/wait.h>
 
 #include "archive_gen.h"
+#include "ds/codec.h"
 #include "harness.h"
 
 enum { N = 240 };
@@ -359,6 +361,215 @@ static void test_damaged_files(void **state) {
     free(f3);
 }
 
+
+/* Files no archiver writes, made by hand: a record that decodes but breaks
+ * a rule ("SE" become "sE"), a block whose count was lowered, a block that
+ * inflates past the cap. Each is refused with the file and where in it;
+ * the run replays the rest and exits 1; PostgreSQL gets no row the API
+ * could not serve. */
+static void test_refused_records_and_blocks(void **state) {
+    char dir[400], cmd[1200], path[3][600];
+    snprintf(dir, sizeof(dir), "%s/crafted", pg.dir);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s && mkdir -p %s/decisions/dt=2026-11-20/hour=09", dir, dir);
+    assert_int_equal(system(cmd), 0);
+    for (int p = 0; p < 3; p++)
+        snprintf(path[p], sizeof(path[p]), "%s/decisions/dt=2026-11-20/hour=09/decisions+%d+00000000000000000000.avro",
+                 dir, p);
+    /* decisions 1000.. (ids the generated archive does not use), three per file */
+    char *rec[9];
+    size_t len[9];
+    for (int i = 0; i < 9; i++) assert_non_null(rec[i] = dtGenRecord(1000 + i, FIRST_MS + i, &len[i]));
+    char *se = memmem(rec[1], len[1], "\x04SE", 3);
+    assert_non_null(se);
+    se[1] = 's';
+    static char buf[3][1 << 16];
+    size_t n[3] = {0};
+    for (int i = 0; i < 9; i++) {
+        memcpy(buf[i / 3] + n[i / 3], rec[i], len[i]);
+        n[i / 3] += len[i];
+        free(rec[i]);
+    }
+    dtGenBlock invalid = {3, buf[0], n[0]}, lowered = {2, buf[1], n[1]};
+    assert_true(dtGenContainer(path[0], "null", &invalid, 1));
+    assert_true(dtGenContainer(path[1], "deflate", &lowered, 1));
+    size_t big = 80u << 20; /* decision 1006, then zeros: 80 MiB inflated, ~80 KiB stored */
+    char *bomb = calloc(1, big);
+    memcpy(bomb, buf[2], n[2] - 0);
+    dtGenBlock b = {1, bomb, big};
+    assert_true(dtGenContainer(path[2], "deflate", &b, 1));
+    free(bomb);
+
+    char args[700];
+    snprintf(args, sizeof(args), "--target postgres --dsn '%s' --on-error continue", pg.conninfo);
+    char *out = replay(dir, args);
+    assert_non_null(strstr(out, "rc=1"));
+    snprintf(cmd, sizeof(cmd), "%s: record 1 (block at byte ", path[0]);
+    assert_non_null(strstr(out, cmd));
+    assert_non_null(strstr(out, "refused: country must match the pattern"));
+    snprintf(cmd, sizeof(cmd), "%s: block at byte ", path[1]);
+    const char *at = strstr(out, cmd);
+    assert_non_null(at);
+    assert_non_null(strstr(at, "declares 2 records: "));
+    snprintf(cmd, sizeof(cmd), "%s: block at byte ", path[2]);
+    at = strstr(out, cmd);
+    assert_non_null(at);
+    assert_non_null(strstr(at, "inflates to more than the 67108864-byte cap on a block"));
+    json_t *sum = summaryOf(out);
+    assert_int_equal(count(sum, "written"), 2);
+    assert_int_equal(count(sum, "failed"), 3); /* the record, and each file's read that failed */
+    assert_int_equal(count(sum, "bad_files"), 2);
+    json_decref(sum);
+    free(out);
+    /* decisions 1000 and 1002 written and served, 1001 nowhere */
+    for (int i = 1000; i < 1003; i++) {
+        char id[37], p[64];
+        dtGenId(i, id);
+        snprintf(p, sizeof(p), "/v1/decisions/%s", id);
+        dtResponse r;
+        assert_true(dtHttp(&api, "GET", p, DT_READER_TOKEN, NULL, NULL, 0, &r));
+        assert_int_equal(r.status, i == 1001 ? 404 : 200);
+        dtResponseFree(&r);
+    }
+    /* the cap is configurable: under a larger one the block's count is checked as any other's */
+    out = replay(dir, "--dry-run --on-error continue --max-block-size 128MiB");
+    snprintf(cmd, sizeof(cmd), "%s: block at byte ", path[2]);
+    at = strstr(out, cmd);
+    assert_non_null(at);
+    assert_non_null(strstr(at, "declares 1 records: "));
+    assert_non_null(strstr(out, "rc=1"));
+    free(out);
+}
+
+
+/* ---- the archiver and records it cannot place ---- */
+
+/* Produces values to partition 0 of topic, in order; waits for the acks. */
+static void produce(const char *topic_name, char **values, const size_t *lens, int n) {
+    char err[256], brokers[64];
+    snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", kafka.port);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)), RD_KAFKA_CONF_OK);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    assert_non_null(rk);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic_name), RD_KAFKA_V_PARTITION(0),
+                                           RD_KAFKA_V_VALUE(values[i], lens[i]),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_flush(rk, 20000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(rk);
+}
+
+/* Decision i in the wire format, decided at decided_ms (set on the Avro
+ * value, past any rule a post has on it). malloc'd. */
+static char *wireRecord(dsCodec *c, int i, int64_t decided_ms, size_t *len) {
+    char err[256], id[37], at[32];
+    json_t *doc = dtFixture("decision.json");
+    dtGenId(i, id);
+    json_object_set_new(doc, "decision_id", json_string(id));
+    snprintf(at, sizeof(at), "2026-11-20T09:00:%02d.000Z", i % 60);
+    json_object_set_new(doc, "decided_at", json_string(at));
+    avro_value_t v, field;
+    dsCodecError cerr;
+    assert_true(dsCodecNewValue(c, &v));
+    assert_true(dsCodecFromJson(c, doc, &v, &cerr));
+    assert_true(dsCodecSetServerFields(c, &v, FIRST_MS, 1));
+    assert_int_equal(avro_value_get_by_name(&v, "decided_at", &field, NULL), 0);
+    assert_int_equal(avro_value_set_long(&field, decided_ms), 0);
+    *len = dsCodecEncodeWire(c, &v, NULL, 0, err, sizeof(err));
+    char *buf = malloc(*len);
+    assert_int_equal(dsCodecEncodeWire(c, &v, buf, *len, err, sizeof(err)), *len);
+    avro_value_decref(&v);
+    json_decref(doc);
+    return buf;
+}
+
+typedef struct archiverProc {
+    pid_t pid;
+    dtApi http; /* only its url: the metrics endpoint */
+    char env[5][400];
+} archiverProc;
+
+static void archiverStart(archiverProc *a, const char *aroot, const char *topic_name) {
+    int port = dtFreePort();
+    snprintf(a->http.url, sizeof(a->http.url), "http://127.0.0.1:%d", port);
+    snprintf(a->env[0], sizeof(a->env[0]), "ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port);
+    snprintf(a->env[1], sizeof(a->env[1]), "ARCHIVER_ROOT=%s", aroot);
+    snprintf(a->env[2], sizeof(a->env[2]), "ARCHIVER_TOPIC=%s", topic_name);
+    snprintf(a->env[3], sizeof(a->env[3]), "ARCHIVER_METRICS_PORT=%d", port);
+    snprintf(a->env[4], sizeof(a->env[4]), "ARCHIVER_GROUP=archiver-%s", topic_name);
+    const char *env[] = {a->env[0], a->env[1], a->env[2], a->env[3], a->env[4], "ARCHIVER_MAX_AGE=300ms",
+                         "ARCHIVER_SESSION_TIMEOUT=6s", "ARCHIVER_REGISTRY_URL=", "ARCHIVER_LOG_LEVEL=error", NULL};
+    a->pid = dtSpawn("decision-archiver", NULL, env);
+    assert_true(a->pid > 0);
+    assert_true(dtWaitReady(&a->http, 20000));
+}
+
+static bool running(pid_t pid) {
+    int status;
+    return waitpid(pid, &status, WNOHANG) == 0;
+}
+
+/* A decision dated 1969 (no dt= directory for it) and a value that is not
+ * in the wire format do not stop the archiver: each is quarantined byte
+ * for byte with its reason and counted, the decisions after them are
+ * archived (and replayed), and a restart does not read them again. */
+static void test_archiver_quarantines_what_it_cannot_place(void **state) {
+    char aroot[400], path[600], cmd[800], err[256];
+    snprintf(aroot, sizeof(aroot), "%s/quarantine-archive", pg.dir);
+    dsCodec *c = dsCodecNew(err, sizeof(err));
+    assert_non_null(c);
+    char *values[8];
+    size_t lens[8];
+    values[0] = wireRecord(c, 3000, -86400000LL * 365, &lens[0]); /* 1969-01-01 */
+    values[1] = strdup("not a decision");
+    lens[1] = strlen(values[1]);
+    for (int i = 2; i < 7; i++) values[i] = wireRecord(c, 3000 + i, FIRST_MS + i * 1000, &lens[i]);
+    values[7] = wireRecord(c, 3007, FIRST_MS + 7000, &lens[7]);
+    produce("quarantined", values, lens, 7);
+
+    archiverProc a;
+    archiverStart(&a, aroot, "quarantined");
+    assert_true(dtWaitMetric(&a.http, "archiver_records_total", 5, 30000));
+    assert_int_equal(dtMetric(&a.http, "archiver_quarantined_total"), 2);
+    assert_true(running(a.pid));
+    /* each kept byte for byte, with why */
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/quarantine/decisions+0+%020d.value", aroot, i);
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        static char got[65536];
+        size_t n = fread(got, 1, sizeof(got), fp);
+        fclose(fp);
+        assert_int_equal(n, lens[i]);
+        assert_memory_equal(got, values[i], n);
+    }
+    snprintf(cmd, sizeof(cmd), "cat %s/quarantine/decisions+0+%020d.reason", aroot, 0);
+    char *why = dtCapture(cmd);
+    assert_non_null(strstr(why, "partition 0 offset 0: decided_at -31536000000 ms (1969-01-01T00:00:00.000Z) has "
+                                "no dt=/hour= directory"));
+    free(why);
+    /* the decisions after them are archived, and replay reads only those */
+    char *out = replay(aroot, "--dry-run");
+    json_t *sum = summaryOf(out);
+    assert_non_null(strstr(out, "rc=0"));
+    assert_int_equal(count(sum, "selected"), 5);
+    json_decref(sum);
+    free(out);
+
+    /* a restart goes on after them: nothing quarantined again */
+    assert_int_equal(dtStop(a.pid, SIGTERM), 0);
+    produce("quarantined", &values[7], &lens[7], 1);
+    archiverStart(&a, aroot, "quarantined");
+    assert_true(dtWaitMetric(&a.http, "archiver_records_total", 1, 30000));
+    assert_int_equal(dtMetric(&a.http, "archiver_records_total"), 1);
+    assert_int_equal(dtMetric(&a.http, "archiver_quarantined_total"), 0);
+    assert_true(running(a.pid));
+    assert_int_equal(dtStop(a.pid, SIGTERM), 0);
+    for (int i = 0; i < 8; i++) free(values[i]);
+    dsCodecFree(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_to_a_fresh_topic),
@@ -366,6 +577,8 @@ int main(void) {
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_interrupt_and_resume),
         cmocka_unit_test(test_damaged_files),
+        cmocka_unit_test(test_refused_records_and_blocks),
+        cmocka_unit_test(test_archiver_quarantines_what_it_cannot_place),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -13,8 +13,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "ds/pg.h"
 #include "harness.h"
 #include "pgoutput.h"
+#include "record.h"
 #include "replication.h"
 
 static dtPg pg;
@@ -25,6 +27,7 @@ typedef struct seen {
     spRelCache *rels;
     int inserts;
     char last_id[64];
+    char last_recorded[64]; /* recorded_at as the stream printed it */
     uint64_t last_commit_end;
     bool keepalive;
     bool down;
@@ -45,6 +48,9 @@ static void onData(const uint8_t *buf, size_t len, void *arg) {
         const spValue *v = spTupleGet(m.u.change.rel, &m.u.change.newtup, "decision_id");
         assert_non_null(v);
         snprintf(s->last_id, sizeof(s->last_id), "%.*s", (int)v->len, (const char *)v->data);
+        v = spTupleGet(m.u.change.rel, &m.u.change.newtup, "recorded_at");
+        assert_non_null(v);
+        snprintf(s->last_recorded, sizeof(s->last_recorded), "%.*s", (int)v->len, (const char *)v->data);
         s->inserts++;
     } else if (m.type == 'C') {
         s->last_commit_end = m.u.commit.end_lsn;
@@ -146,6 +152,75 @@ static void test_stream_confirm_restart(void **state) {
     spRelCacheFree(s2.rels);
 }
 
+/* Sets (value non-NULL) or resets a default of the test database. */
+static bool databaseSetting(const char *name, const char *value) {
+    char sql[512];
+    if (value)
+        snprintf(sql, sizeof(sql), "DO $$BEGIN EXECUTE format('ALTER DATABASE %%I SET %s = %%L', current_database(),"
+                 " '%s'); END$$", name, value);
+    else
+        snprintf(sql, sizeof(sql), "DO $$BEGIN EXECUTE format('ALTER DATABASE %%I RESET %s', current_database()); END$$",
+                 name);
+    return dtPgExec(&pg, sql);
+}
+
+/* A database whose default DateStyle and TimeZone print timestamps as
+ * "24/11/2026 22:35:35.655123 NST": the stream still carries recorded_at in
+ * ISO form, UTC, the instant the row holds. */
+static void test_recorded_at_iso_whatever_the_database_default(void **state) {
+    assert_true(databaseSetting("DateStyle", "SQL, DMY"));
+    assert_true(databaseSetting("TimeZone", "America/St_Johns"));
+    char *shown = dtPgScalar(&pg, "SELECT now()::text");
+    assert_non_null(shown);
+    assert_non_null(strchr(shown, '/')); /* the setting took: not ISO */
+    free(shown);
+    spReplConfig c = cfg;
+    c.conninfo = pg.conninfo;
+    c.slot = "iso_slot"; /* a fresh slot: nothing before this test's row */
+    seen s = {.rels = spRelCacheNew()};
+    char err[512], id[37], sql[256];
+    uint64_t start;
+    spRepl *r = spReplStart(&loop, &c, onData, onDown, &s, &start, err, sizeof(err));
+    assert_non_null(r);
+    dtUuid(id);
+    insertDecision(id);
+    assert_true(runUntil(gotInsert, &s));
+    spReplClose(r);
+    spRelCacheFree(s.rels);
+    assert_true(databaseSetting("DateStyle", NULL) && databaseSetting("TimeZone", NULL));
+    assert_string_equal(s.last_id, id);
+    int64_t ms = 0;
+    if (!spPgTimestampParse(s.last_recorded, &ms, err, sizeof(err))) fprintf(stderr, "%s\n", err);
+    assert_true(spPgTimestampParse(s.last_recorded, &ms, err, sizeof(err)));
+    assert_non_null(strstr(s.last_recorded, "+00"));
+    snprintf(sql, sizeof(sql),
+             "SELECT floor(extract(epoch FROM recorded_at) * 1000)::bigint FROM decisions WHERE decision_id = '%s'", id);
+    char *want = dtPgScalar(&pg, sql);
+    assert_non_null(want);
+    assert_int_equal(ms, strtoll(want, NULL, 10));
+    free(want);
+}
+
+/* The options every session connects with keep the connection's own
+ * (or PGOPTIONS) and pin DateStyle and TimeZone after them, so they win. */
+static void test_session_options(void **state) {
+    unsetenv("PGOPTIONS");
+    char *o = dsPgSessionOptions("dbname=x options='-c statement_timeout=5s'");
+    assert_string_equal(o, "-c statement_timeout=5s -c DateStyle=ISO -c TimeZone=UTC");
+    free(o);
+    o = dsPgSessionOptions("postgresql:///x?options=-c%20work_mem%3D8MB");
+    assert_string_equal(o, "-c work_mem=8MB -c DateStyle=ISO -c TimeZone=UTC");
+    free(o);
+    o = dsPgSessionOptions("decisions"); /* a bare database name */
+    assert_string_equal(o, "-c DateStyle=ISO -c TimeZone=UTC");
+    free(o);
+    setenv("PGOPTIONS", "-c DateStyle=German", 1);
+    o = dsPgSessionOptions("dbname=x");
+    assert_string_equal(o, "-c DateStyle=German -c DateStyle=ISO -c TimeZone=UTC");
+    free(o);
+    unsetenv("PGOPTIONS");
+}
+
 static void test_refuses_bad_config(void **state) {
     spReplConfig c = cfg;
     c.conninfo = "host=127.0.0.1 port=1 dbname=x connect_timeout=2";
@@ -155,11 +230,18 @@ static void test_refuses_bad_config(void **state) {
     assert_null(spReplStart(&loop, &c, onData, onDown, &s, &start, err, sizeof(err)));
     spRelCacheFree(s.rels);
     assert_non_null(strstr(err, "replication connection"));
+    c = cfg;
+    c.conninfo = pg.conninfo;
+    c.table = "nosuch";
+    assert_null(spReplStart(&loop, &c, onData, onDown, &s, &start, err, sizeof(err)));
+    assert_string_equal(err, "table nosuch does not exist");
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_confirm_restart),
+        cmocka_unit_test(test_recorded_at_iso_whatever_the_database_default),
+        cmocka_unit_test(test_session_options),
         cmocka_unit_test(test_refuses_bad_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

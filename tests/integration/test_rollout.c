@@ -50,7 +50,7 @@ static dtApi sock;             /* lsock's address, for the clients (url only) */
 static dtStream proc;
 static pid_t archiver = -1, store = -1;
 static dtApi vs;               /* the store's address (url only) */
-static char v1dir[300], archive[300], vsdir[300], registry[96];
+static char v1dir[300], archive[300], vsdir[300], tokens[300], registry[96];
 static char merchantV1[40], merchantV2[40];
 
 /* ---- set-up ---- */
@@ -79,6 +79,8 @@ static int suiteSetup(void **state) {
     if (!dtSchemaDirWrite(v1dir, 1)) return -1;
     snprintf(archive, sizeof(archive), "%s/archive", pg.dir);
     snprintf(vsdir, sizeof(vsdir), "%s/variable-store", pg.dir);
+    snprintf(tokens, sizeof(tokens), "%s/vs-tokens", pg.dir);
+    if (!dtWriteTokens(tokens)) return -1;
     vs.port = dtFreePort();
     snprintf(vs.url, sizeof(vs.url), "http://127.0.0.1:%d", vs.port);
     unsigned tag = (unsigned)time(NULL) ^ (unsigned)getpid();
@@ -140,7 +142,7 @@ static pid_t startStoreOn(const char *dir, const dtApi *at, const char *group, b
     const char *env[] = {envf("VARSTORE_BROKERS=127.0.0.1:%d", kafka.port), envf("VARSTORE_DATA_DIR=%s", dir),
                          envf("VARSTORE_LISTEN_PORT=%d", at->port), envf("VARSTORE_GROUP_ID=%s", group),
                          "VARSTORE_LOG_LEVEL=warn", "VARSTORE_BATCH_WAIT=5ms", "VARSTORE_SESSION_TIMEOUT=6s",
-                         envf("VARSTORE_REGISTRY_URL=%s", registry),
+                         envf("VARSTORE_REGISTRY_URL=%s", registry), envf("VARSTORE_TOKENS_FILE=%s", tokens),
                          old ? envf("VARSTORE_SCHEMAS_DIR=%s", v1dir) : NULL, NULL};
     pid_t pid = dtSpawn("variable-store", NULL, env);
     return pid > 0 && dtWaitReady(at, 30000) ? pid : -1;
@@ -154,7 +156,7 @@ static long storeCount(const dtApi *at, const char *merchant) {
     snprintf(path, sizeof(path), "/v1/variables/merchant/%s", merchant);
     dtResponse r;
     long n = -1;
-    if (dtHttp(at, "GET", path, NULL, NULL, NULL, 0, &r) && r.status == 200)
+    if (dtHttp(at, "GET", path, DT_LOOKUP_TOKEN, NULL, NULL, 0, &r) && r.status == 200)
         n = (long)json_integer_value(json_object_get(json_object_get(r.json, "variables"), "decision_count_24h"));
     dtResponseFree(&r);
     return n;

@@ -42,9 +42,10 @@ static char vsdir[300], archive[300];
 static char env_abrokers[64], env_aroot[330];
 static const char *archEnv[] = {env_abrokers, env_aroot, "ARCHIVER_MAX_AGE=300ms", "ARCHIVER_LOG_LEVEL=error",
                                 "ARCHIVER_SESSION_TIMEOUT=6s", NULL};
-static char env_vbrokers[64], env_vdir[330], env_vport[64];
-static const char *storeEnv[] = {env_vbrokers, env_vdir, env_vport, "VARSTORE_LOG_LEVEL=warn",
+static char env_vbrokers[64], env_vdir[330], env_vport[64], env_vtokens[330];
+static const char *storeEnv[] = {env_vbrokers, env_vdir, env_vport, env_vtokens, "VARSTORE_LOG_LEVEL=warn",
                                  "VARSTORE_BATCH_WAIT=5ms", "VARSTORE_SESSION_TIMEOUT=6s", NULL};
+static char ingestTokenFile[330]; /* decision-replay's: DT_INGEST_TOKEN in clear */
 
 static bool storeStartWith(const char *const *env) {
     store = dtSpawn("variable-store", NULL, env);
@@ -70,6 +71,10 @@ static int setup(void **state) {
     snprintf(env_vbrokers, sizeof(env_vbrokers), "VARSTORE_BROKERS=127.0.0.1:%d", kafka.port);
     snprintf(env_vdir, sizeof(env_vdir), "VARSTORE_DATA_DIR=%s", vsdir);
     snprintf(env_vport, sizeof(env_vport), "VARSTORE_LISTEN_PORT=%d", vs.port);
+    snprintf(env_vtokens, sizeof(env_vtokens), "VARSTORE_TOKENS_FILE=%s", api.tokens_file);
+    snprintf(ingestTokenFile, sizeof(ingestTokenFile), "%s/ingest.token", pg.dir);
+    FILE *f = fopen(ingestTokenFile, "w");
+    if (f == NULL || fprintf(f, "%s\n", DT_INGEST_TOKEN) < 0 || fclose(f) != 0) return -1;
     return storeStart() ? 0 : -1;
 }
 
@@ -225,7 +230,7 @@ static json_t *snapshot(const dtApi *at) {
     json_decref(req);
     dtResponse r;
     json_t *out = NULL;
-    if (dtHttp(at, "POST", "/v1/variables:batchGet", NULL, "application/json", body, strlen(body), &r) &&
+    if (dtHttp(at, "POST", "/v1/variables:batchGet", DT_LOOKUP_TOKEN, "application/json", body, strlen(body), &r) &&
         r.status == 200)
         out = json_incref(json_object_get(r.json, "results"));
     dtResponseFree(&r);
@@ -315,8 +320,8 @@ static void test_replayed_history_changes_nothing(void **state) {
     assert_true(dtWaitFor(archived, NULL, 30000));
     assert_true(matchesExpected(&vs, true));
     size_t n = json_array_size(posted);
-    char args[200];
-    snprintf(args, sizeof(args), "--target variable-store --url %s", vs.url);
+    char args[600];
+    snprintf(args, sizeof(args), "--target variable-store --url %s --token-file %s", vs.url, ingestTokenFile);
     for (int round = 0; round < 2; round++) {
         char *out = replay(args);
         if (strstr(out, "rc=0") == NULL) fprintf(stderr, "%s\n", out);
@@ -367,12 +372,23 @@ static void test_refill_and_replica_equal_live(void **state) {
     snprintf(dir, sizeof(dir), "%s/refilled", pg.dir);
     snprintf(e_dir, sizeof(e_dir), "VARSTORE_DATA_DIR=%s", dir);
     snprintf(e_port, sizeof(e_port), "VARSTORE_LISTEN_PORT=%d", fresh.port);
-    const char *freshEnv[] = {"VARSTORE_BROKERS=", e_dir, e_port, "VARSTORE_LOG_LEVEL=warn", NULL};
+    const char *freshEnv[] = {"VARSTORE_BROKERS=", e_dir, e_port, env_vtokens, "VARSTORE_LOG_LEVEL=warn", NULL};
     pid_t f = dtSpawn("variable-store", NULL, freshEnv);
     assert_true(dtWaitReady(&fresh, 20000));
-    char args[200];
+    char args[600];
+    /* the store takes writes only from a token with the ingest role */
     snprintf(args, sizeof(args), "--target variable-store --url %s", fresh.url);
     char *out = replay(args);
+    assert_non_null(strstr(out, "needs a token with the ingest role"));
+    assert_non_null(strstr(out, "rc=2"));
+    free(out);
+    snprintf(args, sizeof(args), "--target variable-store --url %s --token %s", fresh.url, DT_LOOKUP_TOKEN);
+    out = replay(args);
+    assert_non_null(strstr(out, "refuses the token (403"));
+    assert_non_null(strstr(out, "rc=1"));
+    free(out);
+    snprintf(args, sizeof(args), "--target variable-store --url %s --token-file %s", fresh.url, ingestTokenFile);
+    out = replay(args);
     if (strstr(out, "rc=0") == NULL) fprintf(stderr, "%s\n", out);
     assert_non_null(strstr(out, "rc=0"));
     free(out);
@@ -381,7 +397,7 @@ static void test_refill_and_replica_equal_live(void **state) {
     snprintf(replica.url, sizeof(replica.url), "http://127.0.0.1:%d", replica.port);
     snprintf(r_dir, sizeof(r_dir), "VARSTORE_DATA_DIR=%s", vsdir);
     snprintf(r_port, sizeof(r_port), "VARSTORE_LISTEN_PORT=%d", replica.port);
-    const char *replicaEnv[] = {"VARSTORE_ROLE=replica", r_dir, r_port, "VARSTORE_LOG_LEVEL=warn", NULL};
+    const char *replicaEnv[] = {"VARSTORE_ROLE=replica", r_dir, r_port, env_vtokens, "VARSTORE_LOG_LEVEL=warn", NULL};
     pid_t r = dtSpawn("variable-store", NULL, replicaEnv);
     assert_true(dtWaitReady(&replica, 20000));
 
@@ -395,8 +411,8 @@ static void test_refill_and_replica_equal_live(void **state) {
     }
     /* a replica takes no writes */
     dtResponse resp;
-    assert_true(dtHttp(&replica, "POST", "/v1/decisions:ingest", NULL, "application/json", "{\"decisions\":[]}", 16,
-                       &resp));
+    assert_true(dtHttp(&replica, "POST", "/v1/decisions:ingest", DT_INGEST_TOKEN, "application/json",
+                       "{\"decisions\":[]}", 16, &resp));
     assert_int_equal(resp.status, 503);
     dtResponseFree(&resp);
     json_decref(live), json_decref(refilled), json_decref(replicated);
@@ -406,7 +422,8 @@ static void test_refill_and_replica_equal_live(void **state) {
 
 static long status(const char *method, const char *path, const char *ctype, const char *body, json_t **json) {
     dtResponse r;
-    long st = dtHttp(&vs, method, path, NULL, ctype, body, body ? strlen(body) : 0, &r) ? r.status : -1;
+    const char *token = strcmp(path, "/v1/decisions:ingest") == 0 ? DT_INGEST_TOKEN : DT_LOOKUP_TOKEN;
+    long st = dtHttp(&vs, method, path, token, ctype, body, body ? strlen(body) : 0, &r) ? r.status : -1;
     if (json) *json = json_incref(r.json);
     dtResponseFree(&r);
     return st;
@@ -487,7 +504,7 @@ static void test_new_variable_rebuilds_from_the_topic(void **state) {
     assert_int_equal(json_dump_file(file, path, 0), 0);
     json_decref(file);
     snprintf(env_file, sizeof(env_file), "VARSTORE_VARIABLES_FILE=%s", path);
-    const char *env[] = {env_vbrokers, env_vdir, env_vport, env_file, "VARSTORE_LOG_LEVEL=error",
+    const char *env[] = {env_vbrokers, env_vdir, env_vport, env_vtokens, env_file, "VARSTORE_LOG_LEVEL=error",
                          "VARSTORE_BATCH_WAIT=5ms", "VARSTORE_SESSION_TIMEOUT=6s", NULL};
     assert_int_equal(dtStop(store, SIGTERM), 0);
     assert_true(storeStartWith(env));

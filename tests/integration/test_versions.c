@@ -190,8 +190,8 @@ typedef struct consumers {
     pid_t archiver, store;
     dtApi vs;
     char root[128], data[128];
-    char aenv[9][300], senv[10][300];
-    const char *aenvp[10], *senvp[11];
+    char aenv[9][300], senv[11][300];
+    const char *aenvp[10], *senvp[12];
 } consumers;
 
 static bool alive(void *arg) {
@@ -231,10 +231,13 @@ static bool consumersStart(consumers *c, const char *topic, bool registry_down) 
                         "SESSION_TIMEOUT", "LOG_LEVEL"};
     const char *av[] = {brokers, topic, "archiver", c->root, v1dir, c->areg.url, "1500ms", "6s", "warn"};
     envFill(c->aenv, c->aenvp, "ARCHIVER_", an, av, 9);
+    char tokens[128];
+    snprintf(tokens, sizeof(tokens), "%s/tokens", tmp);
+    if (!dtWriteTokens(tokens)) return false;
     const char *sn[] = {"BROKERS", "TOPIC", "GROUP_ID", "DATA_DIR", "SCHEMAS_DIR", "REGISTRY_URL", "LISTEN_PORT",
-                        "BATCH_WAIT", "SESSION_TIMEOUT", "LOG_LEVEL"};
-    const char *sv[] = {brokers, topic, "store", c->data, v1dir, c->sreg.url, port, "5ms", "6s", "warn"};
-    envFill(c->senv, c->senvp, "VARSTORE_", sn, sv, 10);
+                        "BATCH_WAIT", "SESSION_TIMEOUT", "LOG_LEVEL", "TOKENS_FILE"};
+    const char *sv[] = {brokers, topic, "store", c->data, v1dir, c->sreg.url, port, "5ms", "6s", "warn", tokens};
+    envFill(c->senv, c->senvp, "VARSTORE_", sn, sv, 11);
     return consumersSpawn(c);
 }
 

@@ -2,7 +2,9 @@
 #include "archive_gen.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "archive.h"
 #include "ds/codec.h"
@@ -82,6 +84,92 @@ bool dtArchiveGenerate(const char *root, int n, int64_t first_ms, int64_t step_m
     }
     json_decref(fixture);
     avro_value_decref(&v);
+    dsCodecFree(c);
+    return ok;
+}
+
+char *dtGenRecord(int i, int64_t decided_ms, size_t *len) {
+    char err[256];
+    dsCodec *c = dsCodecNew(err, sizeof(err));
+    json_t *fixture = json_load_file("tests/fixtures/decision.json", 0, NULL);
+    json_t *doc = fixture ? genDoc(fixture, i, decided_ms) : NULL;
+    avro_value_t v;
+    dsCodecError cerr;
+    char *out = NULL;
+    bool has_value = c != NULL && dsCodecNewValue(c, &v);
+    if (has_value && doc && dsCodecFromJson(c, doc, &v, &cerr) && dsCodecSetServerFields(c, &v, decided_ms + 5, 1)) {
+        size_t n = dsCodecEncodeWire(c, &v, NULL, 0, err, sizeof(err));
+        char *wire = n ? malloc(n) : NULL;
+        if (wire && dsCodecEncodeWire(c, &v, wire, n, err, sizeof(err)) == n && (out = malloc(n)) != NULL) {
+            *len = n - DS_WIRE_HEADER_LEN;
+            memcpy(out, wire + DS_WIRE_HEADER_LEN, *len);
+        }
+        free(wire);
+    }
+    if (out == NULL) fprintf(stderr, "dtGenRecord %d: %s\n", i, err);
+    if (has_value) avro_value_decref(&v);
+    json_decref(doc);
+    json_decref(fixture);
+    dsCodecFree(c);
+    return out;
+}
+
+/* An Avro long (zig-zag varint). */
+static void genLong(FILE *fp, int64_t v) {
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    while (z > 0x7f) fputc((int)((z & 0x7f) | 0x80), fp), z >>= 7;
+    fputc((int)z, fp);
+}
+
+static void genBytes(FILE *fp, const void *p, size_t n) {
+    genLong(fp, (int64_t)n);
+    fwrite(p, 1, n, fp);
+}
+
+bool dtGenContainer(const char *path, const char *codec, const dtGenBlock *blocks, size_t n) {
+    static const unsigned char sync[16] = "0123456789abcdef";
+    char err[256];
+    dsCodec *c = dsCodecNew(err, sizeof(err));
+    FILE *fp = c ? fopen(path, "wb") : NULL;
+    if (fp == NULL) {
+        fprintf(stderr, "dtGenContainer %s: %s\n", path, c ? "cannot create" : err);
+        dsCodecFree(c);
+        return false;
+    }
+    const char *schema = dsCodecSchemaText(c, dsCodecCurrentVersion(c));
+    bool zip = strcmp(codec, "deflate") == 0, ok = true;
+    fwrite("Obj\x01", 1, 4, fp);
+    genLong(fp, 2);
+    genBytes(fp, "avro.schema", 11);
+    genBytes(fp, schema, strlen(schema));
+    genBytes(fp, "avro.codec", 10);
+    genBytes(fp, codec, strlen(codec));
+    genLong(fp, 0);
+    fwrite(sync, 1, 16, fp);
+    for (size_t i = 0; ok && i < n; i++) {
+        uLongf zlen = compressBound((uLong)blocks[i].len);
+        unsigned char *z = zip ? malloc(zlen) : NULL;
+        if (zip) {
+            /* raw deflate (RFC 1951), as the Avro specification's deflate codec */
+            z_stream s = {0};
+            ok = z && deflateInit2(&s, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+            if (ok) {
+                s.next_in = (Bytef *)blocks[i].data;
+                s.avail_in = (uInt)blocks[i].len;
+                s.next_out = z;
+                s.avail_out = (uInt)zlen;
+                ok = deflate(&s, Z_FINISH) == Z_STREAM_END;
+                zlen = s.total_out;
+                deflateEnd(&s);
+            }
+        }
+        genLong(fp, blocks[i].count);
+        if (zip) genBytes(fp, z, zlen);
+        else genBytes(fp, blocks[i].data, blocks[i].len);
+        fwrite(sync, 1, 16, fp);
+        free(z);
+    }
+    ok = fclose(fp) == 0 && ok;
     dsCodecFree(c);
     return ok;
 }

@@ -26,4 +26,23 @@ extern size_t dtGenBlockSize;
 /* The decision_id of decision i (lower case UUID). */
 void dtGenId(int i, char out[37]);
 
+/* The Avro binary encoding (current shipped schema, no wire header) of
+ * decision i as dtArchiveGenerate writes it, decided at decided_ms.
+ * malloc'd (the caller frees), *len its size; NULL on failure (printed). */
+char *dtGenRecord(int i, int64_t decided_ms, size_t *len);
+
+/* One block of a hand-made container file: the object count it declares
+ * and the serialized objects (before compression). */
+typedef struct dtGenBlock {
+    int64_t count;
+    const void *data;
+    size_t len;
+} dtGenBlock;
+
+/* Writes a container file byte by byte, for what avro-c never writes (a
+ * block whose count disagrees with its bytes, one that inflates to
+ * gigabytes): the current shipped schema in the header, codec "null" or
+ * "deflate" (blocks compressed here), then the blocks. */
+bool dtGenContainer(const char *path, const char *codec, const dtGenBlock *blocks, size_t n);
+
 #endif

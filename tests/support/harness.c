@@ -147,20 +147,32 @@ pid_t dtSpawn(const char *program, const char *const *args, const char *const *e
     return pid;
 }
 
-int dtStop(pid_t pid, int sig) {
+int dtWaitExit(pid_t pid, int timeout_ms) {
     if (pid <= 0) return -1;
-    kill(pid, sig);
-    long long deadline = dtNowMs() + 20000;
+    long long deadline = dtNowMs() + timeout_ms;
     int st = 0;
-    while (waitpid(pid, &st, WNOHANG) == 0) {
+    pid_t got;
+    while ((got = waitpid(pid, &st, WNOHANG)) == 0) {
         if (dtNowMs() >= deadline) {
+            fprintf(stderr, "harness: process %d did not exit within %d ms: killed with SIGKILL\n", (int)pid,
+                    timeout_ms);
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
             return -1;
         }
         dtSleepMs(20);
     }
+    if (got < 0) {
+        fprintf(stderr, "harness: waiting for process %d: %s\n", (int)pid, strerror(errno));
+        return -1;
+    }
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int dtStop(pid_t pid, int sig) {
+    if (pid <= 0) return -1;
+    kill(pid, sig);
+    return dtWaitExit(pid, 20000);
 }
 
 char *dtCapture(const char *cmd) {
@@ -239,11 +251,17 @@ static bool dtApiReady(void *arg) {
 /* The test tokens, hashed, in the cluster directory (api->tokens_file). */
 static bool dtApiWriteTokens(dtApi *api, const dtPg *pg) {
     snprintf(api->tokens_file, sizeof(api->tokens_file), "%s/tokens", pg->dir);
-    FILE *f = fopen(api->tokens_file, "w");
+    return dtWriteTokens(api->tokens_file);
+}
+
+bool dtWriteTokens(const char *path) {
+    FILE *f = fopen(path, "w");
     if (f == NULL) return false;
     fprintf(f, "# test tokens\n");
     dtHashLine(f, DT_WRITER_TOKEN, "writer");
     dtHashLine(f, DT_READER_TOKEN, "reader");
+    dtHashLine(f, DT_LOOKUP_TOKEN, "lookup");
+    dtHashLine(f, DT_INGEST_TOKEN, "ingest");
     dtHashLine(f, DT_ADMIN_TOKEN, "admin");
     return fclose(f) == 0;
 }
@@ -270,7 +288,6 @@ static bool dtApiStartOnPort(dtApi *api, const dtPg *pg, const char *const *extr
     if (api->pid == 0) {
         char port[16];
         snprintf(port, sizeof(port), "%d", api->port);
-        setenv("DECISIONS_LISTEN_HOST", "127.0.0.1", 1);
         setenv("DECISIONS_LISTEN_PORT", port, 1);
         setenv("DECISIONS_DATABASE_URL", pg->conninfo, 1);
         setenv("DECISIONS_TOKENS_FILE", api->tokens_file, 1);
@@ -290,6 +307,12 @@ static bool dtApiStartOnPort(dtApi *api, const dtPg *pg, const char *const *extr
 
 int dtApiStop(dtApi *api) {
     int rc = dtStop(api->pid, SIGTERM);
+    api->pid = -1;
+    return rc;
+}
+
+int dtApiWait(dtApi *api) {
+    int rc = dtWaitExit(api->pid, 20000);
     api->pid = -1;
     return rc;
 }

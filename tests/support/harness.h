@@ -35,10 +35,17 @@ typedef struct dtApi {
     char tokens_file[300];
 } dtApi;
 
-/* Test tokens, written (hashed) into tokens_file by dtApiStart. */
+/* Test tokens, one role each (the role in the name), written hashed into
+ * tokens_file by dtApiStart and by dtWriteTokens. */
 #define DT_WRITER_TOKEN "test-writer-token"
 #define DT_READER_TOKEN "test-reader-token"
+#define DT_LOOKUP_TOKEN "test-lookup-token"
+#define DT_INGEST_TOKEN "test-ingest-token"
 #define DT_ADMIN_TOKEN "test-admin-token"
+
+/* Writes the test tokens' tokens file (the decision API's and the variable
+ * store's format) to path; false if it cannot. */
+bool dtWriteTokens(const char *path);
 
 /* Starts $BUILD/bin/decision-api against pg on a free port; extra_env is a
  * NULL-terminated list of "NAME=value" (may be NULL). Waits for /readyz. */
@@ -46,8 +53,14 @@ bool dtApiStart(dtApi *api, const dtPg *pg, const char *const *extra_env);
 /* Starts it again after dtApiStop(), on the same port, so a client holding
  * its URL (a stream processor learning schemas from it) finds it back. */
 bool dtApiRestart(dtApi *api, const dtPg *pg, const char *const *extra_env);
-/* SIGTERM, then waits; returns the exit status (-1 if it had to be killed). */
+/* SIGTERM, then waits; returns the exit status (-1 if it had to be killed).
+ * Only for a process not signalled yet: see dtApiWait. */
 int dtApiStop(dtApi *api);
+/* Waits for an API the test already sent SIGTERM itself (up to 20 s, then
+ * SIGKILL and -1); returns the exit status like dtStop(). Never signals: a
+ * daemon closes its signal handler as it finishes, and a second SIGTERM in
+ * the moment before it exits (long under ASan) kills it with 143. */
+int dtApiWait(dtApi *api);
 /* Starts $BUILD/bin/decision-api against pg accepting on fd, a listening
  * socket the test holds as a supervisor would (systemd socket activation):
  * the child gets it as fd 3 with LISTEN_FDS=1 and LISTEN_PID set, and no
@@ -90,9 +103,13 @@ json_t *dtFixture(const char *name);
  * and extra environment ("NAME=value", NULL-terminated, may be NULL).
  * Returns the pid, or -1. */
 pid_t dtSpawn(const char *program, const char *const *args, const char *const *env);
-/* Sends sig and waits up to 20 s; returns the exit status, 128+signal if it
- * died of a signal, -1 if it had to be SIGKILLed. */
+/* Sends sig once and waits up to 20 s (dtWaitExit); returns the exit status,
+ * 128+signal if it died of a signal, -1 if it had to be SIGKILLed. */
 int dtStop(pid_t pid, int sig);
+/* Waits up to timeout_ms for pid, a child, to exit, without signalling it;
+ * past the deadline it is SIGKILLed, the harness says so on stderr and the
+ * result is -1. Otherwise the exit status as dtStop() returns it. */
+int dtWaitExit(pid_t pid, int timeout_ms);
 /* Runs a shell command; returns its whole standard output (malloc'd). */
 char *dtCapture(const char *cmd);
 

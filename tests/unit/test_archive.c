@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "archive.h"
@@ -188,6 +189,93 @@ static void test_record_of_another_schema_refused(void **state) {
     assert_int_equal(countRecords(final), 1);
 }
 
+
+static mode_t modeOf(const char *path) {
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_mode & 07777;
+}
+
+/* Archive files hold customer data: 0640 files in 0750 directories, whether
+ * the umask would allow more (0) or less (077); the root an operator made
+ * keeps its own mode. */
+static void test_modes_whatever_the_umask(void **state) {
+    fixture *f = *state;
+    static const mode_t masks[] = {0, 077};
+    assert_int_equal(chmod(f->root, 0711), 0);
+    for (size_t i = 0; i < 2; i++) {
+        char err[512], final[512], tmp[600], dir[512];
+        mode_t old = umask(masks[i]);
+        int64_t at = DECIDED + (int64_t)i * 86400000; /* a new day: new directories */
+        rpArchiveFile *a = rpArchiveOpen(f->root, at, 0, 7, schema(f), 65536, err, sizeof(err));
+        umask(old);
+        assert_non_null(a);
+        assert_true(rpArchivePath(final, sizeof(final), f->root, at, 0, 7));
+        snprintf(dir, sizeof(dir), "%s", final);
+        *strrchr(dir, '/') = '\0';
+        snprintf(tmp, sizeof(tmp), "%s/.decisions+0+00000000000000000007.avro.tmp", dir);
+        assert_int_equal(modeOf(tmp), 0640);
+        assert_true(rpArchiveAppend(a, &f->rec, err, sizeof(err)));
+        assert_true(rpArchiveCommit(a, err, sizeof(err)));
+        assert_int_equal(modeOf(final), 0640);
+        for (int up = 0; up < 3; up++) { /* hour=, dt=, decisions */
+            assert_int_equal(modeOf(dir), 0750);
+            *strrchr(dir, '/') = '\0';
+        }
+        assert_int_equal(modeOf(f->root), 0711);
+
+        char qpath[600];
+        old = umask(masks[i]);
+        assert_true(rpArchiveQuarantine(f->root, 1, 40 + (int64_t)i, "x", 1, "why", qpath, sizeof(qpath), err,
+                                        sizeof(err)));
+        umask(old);
+        assert_int_equal(modeOf(qpath), 0640);
+        *strrchr(qpath, '/') = '\0';
+        assert_int_equal(modeOf(qpath), 0750);
+    }
+}
+
+static char *slurp(const char *path, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    static char buf[4096];
+    *len = fread(buf, 1, sizeof(buf), fp);
+    fclose(fp);
+    return buf;
+}
+
+/* A record without a place in the layout is kept byte for byte, with its
+ * reason, under quarantine/ (outside the layout): again the same record
+ * overwrites, a crash's temporary file is swept. */
+static void test_quarantine_keeps_the_record(void **state) {
+    fixture *f = *state;
+    char err[512], path[600], want[600];
+    static const char value[] = "\x00\x00\x00\x00\x01 bytes \xff that do not decode";
+    for (int run = 0; run < 2; run++)
+        assert_true(rpArchiveQuarantine(f->root, 3, 1234, value, sizeof(value) - 1, "decided_at before 1970", path,
+                                        sizeof(path), err, sizeof(err)));
+    snprintf(want, sizeof(want), "%s/quarantine/decisions+3+00000000000000001234.value", f->root);
+    assert_string_equal(path, want);
+    size_t len;
+    char *got = slurp(path, &len);
+    assert_int_equal(len, sizeof(value) - 1);
+    assert_memory_equal(got, value, len);
+    snprintf(want, sizeof(want), "%s/quarantine/decisions+3+00000000000000001234.reason", f->root);
+    got = slurp(want, &len);
+    assert_int_equal(len, strlen("partition 3 offset 1234: decided_at before 1970\n"));
+    assert_memory_equal(got, "partition 3 offset 1234: decided_at before 1970\n", len);
+    snprintf(want, sizeof(want), "%s/quarantine/.decisions+3+00000000000000000001.value.tmp", f->root);
+    FILE *fp = fopen(want, "w");
+    fclose(fp);
+    assert_int_equal(rpArchiveSweep(f->root, err, sizeof(err)), 1);
+    assert_int_not_equal(access(want, F_OK), 0);
+    assert_int_equal(access(path, F_OK), 0);
+    /* an unwritable root is a storage failure, said so */
+    assert_false(rpArchiveQuarantine("/proc/no-such-archive", 0, 0, "x", 1, "why", path, sizeof(path), err,
+                                     sizeof(err)));
+    assert_non_null(strstr(err, "/proc/no-such-archive"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_path_layout),
@@ -196,6 +284,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_abort_rerun_and_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_root_is_a_clear_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_of_another_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_modes_whatever_the_umask, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quarantine_keeps_the_record, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

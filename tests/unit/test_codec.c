@@ -787,6 +787,296 @@ static void test_schema_vocabulary(void **state) {
     compileBad("{\"name\":\"a\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\"],\"default\":\"B\"}}",
                "must be one of its symbols");
 }
+/* Posted with the API's bound: decided_at at most skew_ms after now_ms. */
+static bool posted(fixture *f, json_t *doc, int64_t now_ms, int64_t skew_ms) {
+    bool ok = dsCodecFromJsonPosted(f->codec, doc, &f->val, now_ms, skew_ms, &f->err);
+    json_decref(doc);
+    return ok;
+}
+
+static json_t *decidedAt(int64_t ms) {
+    char ts[DS_TIME_BUFLEN];
+    assert_true(dsTimeFormat(ms, ts));
+    json_t *doc = example();
+    setPath(doc, "decided_at", json_string(ts));
+    return doc;
+}
+
+static void test_decided_at_lower_bound(void **state) {
+    fixture *f = *state;
+    static const char *const early[] = {"1969-12-31T23:59:59.999Z", "1970-01-01T00:00:00Z", "0001-01-01T00:00:00Z",
+                                        "1999-12-31T23:59:59.999Z", "2000-01-01T00:30:00+01:00"};
+    for (size_t i = 0; i < sizeof early / sizeof early[0]; i++) {
+        json_t *doc = example();
+        setPath(doc, "decided_at", json_string(early[i]));
+        const char *msg = expectErr(f, doc, "invalid_value", "decided_at");
+        if (!strstr(msg, "2000-01-01")) fail_msg("%s: \"%s\" does not name the bound", early[i], msg);
+        /* The lower bound holds on every path, the posted one too. */
+        doc = example();
+        setPath(doc, "decided_at", json_string(early[i]));
+        assert_false(posted(f, doc, DS_CODEC_DECIDED_AT_MIN_MS + 1000, DS_CODEC_MAX_CLOCK_SKEW_MS));
+        assert_string_equal(f->err.field, "decided_at");
+    }
+    json_t *doc = example();
+    setPath(doc, "decided_at", json_string("2000-01-01T00:00:00Z"));
+    expectOk(f, doc);
+    /* Other timestamps keep the plain range: a check may predate 2000. */
+    doc = example();
+    setPath(doc, "checks[0].performed_at", json_string("1969-07-20T20:17:40Z"));
+    expectOk(f, doc);
+}
+
+static void test_decided_at_upper_bound(void **state) {
+    fixture *f = *state;
+    const int64_t now = 1795514400250LL, skew = DS_CODEC_MAX_CLOCK_SKEW_MS;
+    assert_true(posted(f, decidedAt(now), now, skew));
+    assert_true(posted(f, decidedAt(now + skew), now, skew));
+    assert_false(posted(f, decidedAt(now + skew + 1), now, skew));
+    assert_string_equal(f->err.code, "invalid_value");
+    assert_string_equal(f->err.field, "decided_at");
+    if (!strstr(f->err.message, "future")) fail_msg("\"%s\" does not say why", f->err.message);
+    assert_false(posted(f, decidedAt(now + 1), now, 0));
+    assert_true(posted(f, decidedAt(now + 3600000), now, 3600000));
+    json_t *doc = example();
+    setPath(doc, "decided_at", json_string("9999-12-31T23:59:59.999Z"));
+    assert_true(posted(f, doc, now, INT64_MAX)); /* now + skew saturates rather than wraps */
+    /* A document validated again later (a stored row, an archived record)
+     * has no upper bound: it was accepted when it was posted. */
+    expectOk(f, decidedAt(now + 365LL * 86400000));
+}
+
+/* Timestamps that an offset pushes out of what can be rendered back. */
+static void test_timestamps_render_back(void **state) {
+    fixture *f = *state;
+    static const char *const bad[] = {"0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0000-06-01T00:00:00Z",
+                                      "10000-01-01T00:00:00Z", "-0001-01-01T00:00:00Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *doc = example();
+        setPath(doc, "checks[0].performed_at", json_string(bad[i]));
+        expectErr(f, doc, "invalid_value", "checks[0].performed_at");
+    }
+    json_t *doc = example();
+    setPath(doc, "checks[0].performed_at", json_string("9999-12-31T23:59:59.999Z"));
+    char *out = canonical(f, doc);
+    assert_non_null(strstr(out, "\"performed_at\":\"9999-12-31T23:59:59.999Z\""));
+    free(out);
+}
+
+/* Every finite double is served back as posted: from 2^63 up (which jsonb
+ * would print back as an integer jansson cannot read), the smallest
+ * subnormal, and the sign of zero. The canonical text parses back to the
+ * same text. */
+static void test_numbers_round_trip(void **state) {
+    fixture *f = *state;
+    static const struct {
+        double in;
+        const char *out;
+    } cases[] = {
+        {9223372036854775808.0, "\"score\":9.2233720368547758e18"},
+        {-9223372036854775808.0, "\"score\":-9.2233720368547758e18"},
+        {1.7976931348623157e308, "\"score\":1.7976931348623157e308"},
+        {-1e308, "\"score\":-1e308"},
+        {5e-324, "\"score\":4.9406564584124654e-324"},
+        {-0.0, "\"score\":-0.0"},
+        {1e17, "\"score\":1e17"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *doc = example();
+        setPath(doc, "checks[0].score", json_real(cases[i].in));
+        char *out = canonical(f, doc);
+        if (!strstr(out, cases[i].out)) fail_msg("%g: %s lacks %s", cases[i].in, out, cases[i].out);
+        char *again = canonical(f, parse(out));
+        assert_string_equal(out, again);
+        free(again);
+        free(out);
+    }
+}
+
+/* ---- lengths the wire decoder reads ---- */
+
+/* avro-c's allocations while counting: the largest request, and anything
+ * over 64 MiB refused so a decoder that trusts a length fails here rather
+ * than taking the machine's memory. Frees with free(), as avro-c's default
+ * allocator does, so blocks of either allocator may be freed by the other. */
+static size_t biggestAlloc;
+
+static void *countingAlloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    (void)ud;
+    (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (nsize > biggestAlloc) biggestAlloc = nsize;
+    return nsize > ((size_t)64 << 20) ? NULL : realloc(ptr, nsize);
+}
+
+typedef struct {
+    unsigned char b[512];
+    size_t n;
+} wireBuf;
+
+static void putByte(wireBuf *w, unsigned char c) {
+    assert_true(w->n < sizeof w->b);
+    w->b[w->n++] = c;
+}
+
+/* A zig-zag varint, as Avro encodes int and long. */
+static void putLong(wireBuf *w, int64_t v) {
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    do {
+        putByte(w, (unsigned char)((z & 0x7F) | (z > 0x7F ? 0x80 : 0)));
+        z >>= 7;
+    } while (z);
+}
+
+static void putHeader(wireBuf *w, int id) {
+    putByte(w, 0);
+    for (int shift = 24; shift >= 0; shift -= 8) putByte(w, (unsigned char)(id >> shift));
+}
+
+static void padTo(wireBuf *w, size_t n) {
+    while (w->n < n) putByte(w, 0);
+}
+
+#define TEST_WIRE_ID 99
+static const char TEST_WIRE_SCHEMA[] =
+    "{\"type\": \"record\", \"name\": \"T\", \"namespace\": \"t\", \"fields\": ["
+    " {\"name\": \"s\", \"type\": \"string\"},"
+    " {\"name\": \"a\", \"type\": {\"type\": \"array\", \"items\": \"long\"}},"
+    " {\"name\": \"m\", \"type\": {\"type\": \"map\", \"values\": \"string\"}},"
+    " {\"name\": \"n\", \"type\": {\"type\": \"array\", \"items\": \"null\"}},"
+    " {\"name\": \"u\", \"type\": [\"null\", \"string\"]}]}";
+
+/* Decodes w under the test schema; returns the error ("" when decoded). */
+static const char *decodeTest(dsCodec *c, avro_value_t *v, const wireBuf *w) {
+    static char err[512];
+    err[0] = '\0';
+    biggestAlloc = 0;
+    avro_set_allocator(countingAlloc, NULL);
+    bool ok = dsCodecDecodeWire(c, w->b, w->n, v, NULL, err, sizeof err);
+    if (ok) err[0] = '\0';
+    else if (!err[0]) fail_msg("refused without a reason");
+    return err;
+}
+
+static void expectRefused(dsCodec *c, avro_value_t *v, const wireBuf *w, const char *what) {
+    const char *err = decodeTest(c, v, w);
+    if (!*err) fail_msg("%s: decoded", what);
+    if (!strstr(err, what)) fail_msg("\"%s\" does not name %s", err, what);
+    /* Nothing near the declared length was asked of the allocator. */
+    if (biggestAlloc > 4096) fail_msg("%s: avro-c asked for %zu bytes for a %zu-byte record", what, biggestAlloc, w->n);
+}
+
+static void test_wire_lengths_checked(void **state) {
+    fixture *f = *state;
+    char errbuf[512];
+    if (!dsCodecAddVersion(f->codec, TEST_WIRE_ID, TEST_WIRE_ID, TEST_WIRE_SCHEMA, strlen(TEST_WIRE_SCHEMA), errbuf,
+                           sizeof errbuf))
+        fail_msg("%s", errbuf);
+    avro_value_t v;
+    assert_true(dsCodecNewVersionValue(f->codec, TEST_WIRE_ID, &v));
+
+    wireBuf w = {0}; /* a good record: "ab", [1], {"k": "v"}, [null, null], null */
+    putHeader(&w, TEST_WIRE_ID);
+    static const unsigned char good[] = {4, 'a', 'b', 2, 2, 0, 2, 2, 'k', 2, 'v', 0, 4, 0, 0};
+    for (size_t i = 0; i < sizeof good; i++) putByte(&w, good[i]);
+    if (*decodeTest(f->codec, &v, &w)) fail_msg("good record: %s", decodeTest(f->codec, &v, &w));
+
+    w.n = 0; /* a 14 GB string in 236 bytes */
+    putHeader(&w, TEST_WIRE_ID);
+    putLong(&w, 14000000000LL);
+    padTo(&w, 236);
+    expectRefused(f->codec, &v, &w, "string length 14000000000");
+
+    w.n = 0;
+    putHeader(&w, TEST_WIRE_ID);
+    putLong(&w, -5);
+    padTo(&w, 64);
+    expectRefused(f->codec, &v, &w, "string length -5");
+
+    static const int64_t counts[] = {1LL << 40, -(1LL << 40), INT64_MIN, INT64_MAX, 300};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        w.n = 0;
+        putHeader(&w, TEST_WIRE_ID);
+        putLong(&w, 0); /* s */
+        putLong(&w, counts[i]);
+        if (counts[i] < 0 && counts[i] != INT64_MIN) putLong(&w, 8);
+        padTo(&w, 236);
+        expectRefused(f->codec, &v, &w, "array block count");
+    }
+    w.n = 0; /* a block size past the end */
+    putHeader(&w, TEST_WIRE_ID);
+    putLong(&w, 0);
+    putLong(&w, -1);
+    putLong(&w, 1LL << 50);
+    padTo(&w, 64);
+    expectRefused(f->codec, &v, &w, "block size");
+
+    w.n = 0;
+    putHeader(&w, TEST_WIRE_ID);
+    putLong(&w, 0);
+    putLong(&w, 0);
+    putLong(&w, 1000000000000LL);
+    padTo(&w, 236);
+    expectRefused(f->codec, &v, &w, "map block count");
+
+    w.n = 0;
+    putHeader(&w, TEST_WIRE_ID);
+    putLong(&w, 0);
+    putLong(&w, 0);
+    putLong(&w, 1);
+    putLong(&w, 10000000000LL);
+    padTo(&w, 236);
+    expectRefused(f->codec, &v, &w, "map key length 10000000000");
+
+    /* Nulls take no bytes: blocks of 100 of them, 10,000 in 200 bytes. */
+    w.n = 0;
+    putHeader(&w, TEST_WIRE_ID);
+    putLong(&w, 0);
+    putLong(&w, 0);
+    putLong(&w, 0);
+    for (int i = 0; i < 100; i++) putLong(&w, 100);
+    putLong(&w, 0);
+    putLong(&w, 0);
+    expectRefused(f->codec, &v, &w, "array block count");
+
+    w.n = 0;
+    putHeader(&w, TEST_WIRE_ID);
+    for (int i = 0; i < 4; i++) putLong(&w, 0);
+    putLong(&w, 5);
+    expectRefused(f->codec, &v, &w, "union branch 5");
+    avro_value_decref(&v);
+
+    /* The decision record itself, its decision_id declaring 14 GB. */
+    expectOk(f, example());
+    unsigned char enc[4096];
+    size_t n = dsCodecEncodeWire(f->codec, &f->val, enc, sizeof enc, errbuf, sizeof errbuf);
+    assert_true(n > DS_WIRE_HEADER_LEN && n < sizeof enc);
+    assert_int_equal(enc[DS_WIRE_HEADER_LEN], 72); /* 36, zig-zag */
+    w.n = 0;
+    for (size_t i = 0; i < DS_WIRE_HEADER_LEN; i++) putByte(&w, enc[i]);
+    putLong(&w, 14000000000LL);
+    for (size_t i = DS_WIRE_HEADER_LEN + 1; i < n && w.n < 236; i++) putByte(&w, enc[i]);
+    expectRefused(f->codec, &f->val, &w, "string length 14000000000");
+
+    /* The same check over a run of records, as a container block holds. */
+    unsigned char two[8192];
+    size_t body = n - DS_WIRE_HEADER_LEN;
+    memcpy(two, enc + DS_WIRE_HEADER_LEN, body);
+    memcpy(two + body, enc + DS_WIRE_HEADER_LEN, body);
+    avro_schema_t s = dsCodecSchema(f->codec, dsCodecCurrentVersion(f->codec));
+    assert_true(dsCodecCheckBinary(s, two, 2 * body, 2, errbuf, sizeof errbuf));
+    assert_false(dsCodecCheckBinary(s, two, 2 * body, 1, errbuf, sizeof errbuf));
+    assert_non_null(strstr(errbuf, "trailing bytes"));
+    assert_false(dsCodecCheckBinary(s, two, 2 * body, 3, errbuf, sizeof errbuf));
+    assert_non_null(strstr(errbuf, "record 2 of 3"));
+    memcpy(two + body, w.b + DS_WIRE_HEADER_LEN, w.n - DS_WIRE_HEADER_LEN); /* the second one declares 14 GB */
+    assert_false(dsCodecCheckBinary(s, two, body + w.n - DS_WIRE_HEADER_LEN, 2, errbuf, sizeof errbuf));
+    assert_non_null(strstr(errbuf, "record 1 of 2"));
+    assert_non_null(strstr(errbuf, "string length 14000000000"));
+    /* countingAlloc stays: it frees what avro-c's default one allocated. */
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -800,6 +1090,10 @@ int main(void) {
         cmocka_unit_test(test_uuid),
         cmocka_unit_test(test_bad_timestamps),
         cmocka_unit_test(test_offsets_normalized),
+        cmocka_unit_test(test_decided_at_lower_bound),
+        cmocka_unit_test(test_decided_at_upper_bound),
+        cmocka_unit_test(test_timestamps_render_back),
+        cmocka_unit_test(test_numbers_round_trip),
         cmocka_unit_test(test_country_and_currency),
         cmocka_unit_test(test_amount_bounds),
         cmocka_unit_test(test_too_many_items),
@@ -814,6 +1108,7 @@ int main(void) {
         cmocka_unit_test(test_canonical_form),
         cmocka_unit_test(test_error_text_stays_utf8),
         cmocka_unit_test(test_schema_vocabulary),
+        cmocka_unit_test(test_wire_lengths_checked), /* last: adds a version to the codec */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

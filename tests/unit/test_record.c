@@ -98,6 +98,74 @@ static void test_postgres_timestamps(void **state) {
     assert_false(spPgTimestampParse("2026-11-24 17:05:35", &ms, err, sizeof(err)));
     assert_non_null(strstr(err, "2026-11-24 17:05:35"));
     assert_false(spPgTimestampParse("yesterday", &ms, err, sizeof(err)));
+    /* What a session in DateStyle 'SQL, DMY' prints: the processor pins
+     * ISO on its connection; should one slip through, the reason says it. */
+    assert_false(spPgTimestampParse("24/11/2026 13:35:35.655123 NST", &ms, err, sizeof(err)));
+    assert_non_null(strstr(err, "24/11/2026 13:35:35.655123 NST"));
+    assert_false(spPgTimestampParse("infinity", &ms, err, sizeof(err)));
+    assert_false(spPgTimestampParse("2026-11-24 17:05:35.655123+00 BC", &ms, err, sizeof(err)));
+}
+
+/* A hand-made row of relation decisions(decision_id, doc, recorded_at). */
+static spColumn rowCols[] = {{"decision_id", 2950, -1, 1}, {"doc", 3802, -1, 0}, {"recorded_at", 1184, -1, 0}};
+static spRelation rowRel = {16385, "public", "decisions", 'd', 3, rowCols};
+
+static spValue textValue(const char *s, size_t len) {
+    return (spValue){SP_VAL_TEXT, (const uint8_t *)s, (uint32_t)len};
+}
+
+/* Every kind of value the stream may send where text is needed is named. */
+static void test_row_columns_named(void **state) {
+    spValue vals[3] = {textValue("id-1", 4), {SP_VAL_UNCHANGED, NULL, 0}, {SP_VAL_NULL, NULL, 0}};
+    spTuple tup = {3, vals};
+    char why[256];
+    char *id = spRowText(&rowRel, &tup, "decision_id", why, sizeof(why));
+    assert_string_equal(id, "id-1");
+    free(id);
+    assert_null(spRowText(&rowRel, &tup, "doc", why, sizeof(why)));
+    assert_string_equal(why, "column doc came as an unchanged TOAST value, which an insert cannot carry");
+    assert_null(spRowText(&rowRel, &tup, "recorded_at", why, sizeof(why)));
+    assert_string_equal(why, "column recorded_at is null");
+    assert_null(spRowText(&rowRel, &tup, "schema_version", why, sizeof(why)));
+    assert_string_equal(why, "column schema_version is missing from public.decisions");
+    vals[2] = (spValue){SP_VAL_BINARY, (const uint8_t *)"\x01", 1};
+    assert_null(spRowText(&rowRel, &tup, "recorded_at", why, sizeof(why)));
+    assert_string_equal(why, "column recorded_at came in binary, not as text");
+}
+
+/* The dead-letter row is the columns' text, whole while it fits in a
+ * Kafka message; past SP_DLQ_ROW_MAX the long values are cut, at a
+ * character boundary, saying how long they were. Always valid JSON. */
+static void test_dlq_row_fits_a_message(void **state) {
+    spValue vals[3] = {textValue("id-1", 4), textValue("{\"a\": 1}", 8), {SP_VAL_UNCHANGED, NULL, 0}};
+    spTuple tup = {3, vals};
+    char *row = spRowDlqJson(&rowRel, &tup);
+    assert_string_equal(row, "{\"decision_id\":\"id-1\",\"doc\":\"{\\\"a\\\": 1}\",\"recorded_at\":"
+                             "\"(unchanged TOAST value)\"}");
+    free(row);
+
+    size_t n = 2 * SP_DLQ_ROW_MAX; /* "é" is 2 bytes: a cut at byte 1024 + 1 would split one */
+    char *big = malloc(n + 2);
+    big[0] = 'x';
+    for (size_t i = 1; i + 1 < n + 1; i += 2) memcpy(big + i, "\xc3\xa9", 2);
+    vals[1] = textValue(big, n + 1);
+    vals[2] = textValue("\xff\xfe", 2); /* not UTF-8 */
+    row = spRowDlqJson(&rowRel, &tup);
+    assert_non_null(row);
+    assert_true(strlen(row) < 2 * SP_DLQ_VALUE_CUT);
+    json_error_t jerr;
+    json_t *j = json_loads(row, 0, &jerr);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "decision_id")), "id-1");
+    assert_string_equal(json_string_value(json_object_get(j, "recorded_at")), "(not valid UTF-8)");
+    const char *doc = json_string_value(json_object_get(j, "doc"));
+    char tail[64];
+    snprintf(tail, sizeof(tail), "... (%zu bytes in all)", n + 1);
+    assert_non_null(strstr(doc, tail));
+    assert_int_equal(strstr(doc, tail) - doc, SP_DLQ_VALUE_CUT - 1); /* x, then whole é only */
+    json_decref(j);
+    free(row);
+    free(big);
 }
 
 static void expectRefused(fixture *f, const char *doc, const char *recorded_at, const char *why) {
@@ -217,6 +285,8 @@ int main(void) {
         cmocka_unit_test(test_bad_rows_refused_with_reason),
         cmocka_unit_test(test_wire_decode_round_trip_and_damage),
         cmocka_unit_test(test_row_keeps_its_version),
+        cmocka_unit_test(test_row_columns_named),
+        cmocka_unit_test(test_dlq_row_fits_a_message),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -14,10 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "archive.h"
+#include "archive_gen.h"
 #include "container.h"
 #include "ds/codec.h"
+#include "filereader.h"
 #include "fixture_schemas.h"
 #include "replay.h"
 
@@ -208,11 +211,195 @@ static void test_container_check_on_every_truncation(void **state) {
     }
 }
 
+
+/* ---- hand-made files: what the archiver never writes, a reader must refuse ---- */
+
+/* Three records of decision i = 0, 1, 2 (decided at FIRST + i) back to back. */
+typedef struct threeRecords {
+    char *bytes;
+    size_t len, ends[3]; /* where each record ends */
+} threeRecords;
+
+static void threeMake(threeRecords *t) {
+    t->bytes = NULL, t->len = 0;
+    for (int i = 0; i < 3; i++) {
+        size_t n;
+        char *rec = dtGenRecord(i, FIRST + i, &n);
+        assert_non_null(rec);
+        t->bytes = realloc(t->bytes, t->len + n);
+        memcpy(t->bytes + t->len, rec, n);
+        t->len += n;
+        t->ends[i] = t->len;
+        free(rec);
+    }
+}
+
+/* A root of its own holding one hand-made file (dtGenContainer) in the hour
+ * of FIRST; its path into path. */
+static void craftedRoot(fixture *f, const char *name, const char *codec, const dtGenBlock *blocks, size_t n,
+                        char root[128], char path[256]) {
+    char cmd[300];
+    snprintf(root, 128, "%s/%s", f->root, name);
+    snprintf(cmd, sizeof(cmd), "mkdir -p %s/decisions/dt=2026-11-24/hour=10", root);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, 256, "%s/decisions/dt=2026-11-24/hour=10/decisions+0+00000000000000000000.avro", root);
+    assert_true(dtGenContainer(path, codec, blocks, n));
+}
+
+/* Reads path to its end with max_block; the records read, or -1 with the
+ * reader's error in err. */
+static int readAll(fixture *f, const char *path, size_t max_block, char *err, size_t errlen) {
+    avro_value_t v;
+    assert_true(dsCodecNewValue(f->shipped, &v));
+    rpFileReader *r = rpFileReaderOpen(f->shipped, path, err, errlen);
+    assert_non_null(r);
+    rpFileReaderSetMaxBlock(r, max_block);
+    int n = 0, rc;
+    while ((rc = rpFileReaderNext(r, &v, err, errlen)) == 1) n++;
+    rpFileReaderClose(r);
+    avro_value_decref(&v);
+    return rc < 0 ? -1 : n;
+}
+
+/* Replays root into memory: the result, *handed the decisions handed. */
+static int replayRoot(fixture *f, const char *root, rpReplayStats *st, size_t *handed) {
+    volatile sig_atomic_t stop = 0;
+    memTarget t = {{&memOps, {0}, 0}, f->shipped, json_array(), 0, &stop};
+    rpReplaySpec spec = specOf(f, NULL);
+    spec.root = root;
+    spec.stop_on_error = false;
+    char err[512];
+    int rc = rpReplayRun(&spec, f->shipped, &t.base, &stop, NULL, NULL, st, err, sizeof(err));
+    *handed = json_array_size(t.docs);
+    json_decref(t.docs);
+    return rc;
+}
+
+/* A block's declared count must match its bytes exactly: a lowered count
+ * would silently drop the records past it, a raised one read beyond. */
+static void test_block_count_must_match_its_bytes(void **state) {
+    fixture *f = *state;
+    threeRecords t;
+    threeMake(&t);
+    static const struct {
+        const char *name, *codec;
+        int64_t count;
+        const char *want; /* NULL: read whole */
+    } cases[] = {
+        {"exact", "null", 3, NULL},
+        {"exact-deflate", "deflate", 3, NULL},
+        {"lowered", "null", 2, "declares 2 records: "},
+        {"lowered-deflate", "deflate", 2, "declares 2 records: "},
+        {"raised", "null", 4, "declares 4 records: "},
+        {"raised-deflate", "deflate", 5, "declares 5 records: "},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        char root[128], path[256], err[1024], want[512];
+        /* a good block first, so the damaged one is not at the header's end */
+        dtGenBlock b[2] = {{1, t.bytes, t.ends[0]}, {cases[c].count, t.bytes, t.len}};
+        craftedRoot(f, cases[c].name, cases[c].codec, b, 2, root, path);
+        rpReplayStats st;
+        size_t handed;
+        int rc = replayRoot(f, root, &st, &handed);
+        if (cases[c].want == NULL) {
+            assert_int_equal(readAll(f, path, 1 << 20, err, sizeof(err)), 4);
+            assert_int_equal(rc, RP_REPLAY_OK);
+            assert_int_equal(handed, 4);
+            continue;
+        }
+        assert_int_equal(readAll(f, path, 1 << 20, err, sizeof(err)), -1);
+        FILE *fp = fopen(path, "rb");
+        rpContainerInfo info;
+        assert_true(rpContainerCheck(fp, &info));
+        fclose(fp);
+        rpContainerBlock first;
+        fp = fopen(path, "rb");
+        assert_true(rpContainerBlockAt(fp, &info, info.header_bytes, info.file_bytes, &first, err, sizeof(err)));
+        fclose(fp);
+        snprintf(want, sizeof(want), "%s: block at byte %llu: %s", path, (unsigned long long)first.next, cases[c].want);
+        if (strstr(err, want) == NULL) fprintf(stderr, "%s\nwanted %s\n", err, want);
+        assert_non_null(strstr(err, want));
+        assert_int_equal(rc, RP_REPLAY_FAILED);
+        assert_int_equal(st.bad_files, 1);
+        assert_int_equal(handed, 1); /* the good block's record */
+    }
+    free(t.bytes);
+}
+
+/* A block is refused, not read whole, when it holds or inflates to more
+ * than the cap: a few kilobytes of deflate can expand to gigabytes. */
+static void test_block_over_the_cap_is_refused(void **state) {
+    fixture *f = *state;
+    threeRecords t;
+    threeMake(&t);
+    size_t big = 8 << 20;
+    char *bomb = calloc(1, big); /* one record, then 8 MiB of zeros: ~8 KiB deflated */
+    memcpy(bomb, t.bytes, t.ends[0]);
+    char root[128], path[256], err[1024], want[512];
+    dtGenBlock b = {1, bomb, big};
+    craftedRoot(f, "bomb", "deflate", &b, 1, root, path);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true(sb.st_size < 64 * 1024);
+    assert_int_equal(readAll(f, path, 1 << 20, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "%s: block at byte ", path);
+    assert_non_null(strstr(err, want));
+    assert_non_null(strstr(err, "inflates to more than the 1048576-byte cap on a block"));
+    /* under a cap it fits, its count is checked as any other block's */
+    assert_int_equal(readAll(f, path, 16 << 20, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "declares 1 records: "));
+
+    /* stored (codec null) larger than the cap */
+    craftedRoot(f, "big-null", "null", &b, 1, root, path);
+    assert_int_equal(readAll(f, path, 1 << 20, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "bytes, more than the 1048576-byte cap on a block"));
+    free(bomb);
+    free(t.bytes);
+}
+
+/* A record that decodes but breaks a rule of the schema ("SE" become "sE")
+ * is refused with its file and record, counted as failed, and the rest is
+ * replayed. */
+static void test_record_breaking_a_rule_is_refused(void **state) {
+    fixture *f = *state;
+    threeRecords t;
+    threeMake(&t);
+    char *se = memmem(t.bytes + t.ends[0], t.ends[1] - t.ends[0], "\x04SE", 3);
+    assert_non_null(se);
+    se[1] = 's';
+    char root[128], path[256];
+    dtGenBlock b = {3, t.bytes, t.len};
+    craftedRoot(f, "invalid", "null", &b, 1, root, path);
+    rpReplayStats st;
+    size_t handed;
+    assert_int_equal(replayRoot(f, root, &st, &handed), RP_REPLAY_FAILED);
+    assert_int_equal(handed, 2);
+    assert_int_equal(st.read, 3);
+    assert_int_equal(st.target.failed, 1);
+    assert_int_equal(st.bad_files, 0);
+    free(t.bytes);
+}
+
+/* A header metadata map whose count is INT64_MIN (no magnitude to take) is
+ * a damaged header, not undefined behaviour. */
+static void test_metadata_count_int64_min(void **state) {
+    static const char bytes[] = "Obj\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01rest of the header";
+    FILE *fp = fmemopen((void *)bytes, sizeof(bytes) - 1, "rb");
+    rpContainerInfo info;
+    assert_false(rpContainerCheck(fp, &info));
+    fclose(fp);
+    assert_string_equal(info.error, "header metadata count out of range at byte 14");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_v1_archive_under_a_newer_reader),
         cmocka_unit_test(test_stop_and_resume_hands_each_decision_once),
         cmocka_unit_test(test_container_check_on_every_truncation),
+        cmocka_unit_test(test_block_count_must_match_its_bytes),
+        cmocka_unit_test(test_block_over_the_cap_is_refused),
+        cmocka_unit_test(test_record_breaking_a_rule_is_refused),
+        cmocka_unit_test(test_metadata_count_int64_min),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -62,7 +62,8 @@ int64_t vsAggHorizon(const vsEntity *e, int64_t as_of) {
     return as_of - e->retention_ms + 1; /* decided_at > as_of - w */
 }
 
-bool vsAggMatches(const vsVariable *var, const vsValue *fields) {
+/* Whether the decision's fields satisfy var's where clause. */
+static bool vsAggMatches(const vsVariable *var, const vsValue *fields) {
     for (size_t c = 0; c < var->nwhere; c++) {
         const vsCondition *cond = &var->where[c];
         bool any = false;

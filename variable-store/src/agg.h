@@ -48,9 +48,6 @@ bool vsAggSetRunning(vsAgg *a, const uint8_t *state, size_t len);
  * null. A new reference; NULL on allocation failure. */
 json_t *vsAggResult(vsAgg *a);
 
-/* Whether the decision's fields satisfy var's where clause. */
-bool vsAggMatches(const vsVariable *var, const vsValue *fields);
-
 /* Merges one event (key, decoded fields) into an entity's running state
  * (old, oldlen; NULL, 0 if none yet) and writes the new state into out
  * (reset first). *changed: whether the state is different. false on

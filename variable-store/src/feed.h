@@ -21,6 +21,7 @@
 #ifndef VS_FEED_H
 #define VS_FEED_H
 
+#include "ds/attrs.h"
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -81,7 +82,7 @@ typedef struct vsFeedJob {
 } vsFeedJob;
 
 /* Appends decision i's end (after vsEventPrepare into job->prepared). */
-bool vsFeedJobMark(vsFeedJob *job);
+DS_MUST_CHECK bool vsFeedJobMark(vsFeedJob *job);
 /* Releases the job's buffers (not the job itself). */
 void vsFeedJobFree(vsFeedJob *job);
 
@@ -94,7 +95,7 @@ vsFeed *vsFeedStart(const vsFeedConfig *cfg, vsStore *store, const vsVars *vars,
 void vsFeedStop(vsFeed *f);
 
 /* Queues a job; false (job untouched) when the feed is stopping or failed. */
-bool vsFeedSubmit(vsFeed *f, vsFeedJob *job);
+DS_MUST_CHECK bool vsFeedSubmit(vsFeed *f, vsFeedJob *job);
 
 /* Whether every assigned partition has been read to its end once since
  * start (always, without a consumer): the variables are current. */

@@ -133,6 +133,7 @@ static bool ingestPrepare(vsFeedJob *job, dsCodec *codec, avro_value_t *scratch)
 }
 
 void vsIngestPost(vsServer *s, h2o_req_t *req) {
+    if (!dsAuthRequire(s->auth, s->http, req, ROUTE_INGEST, DS_ROLE_INGEST)) return;
     if (!s->ingest) {
         dsHttpRespondError(s->http, req, ROUTE_INGEST, 404, "not_found", "ingest is turned off on this server", NULL, 0);
         return;

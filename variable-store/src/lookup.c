@@ -36,6 +36,7 @@ static void lookupFailed(vsServer *s, h2o_req_t *req, const char *route, const c
 }
 
 void vsLookupGet(vsServer *s, h2o_req_t *req, const char *rest, size_t len) {
+    if (!dsAuthRequire(s->auth, s->http, req, ROUTE_GET, VS_ROLES_LOOKUP)) return;
     const char *slash = memchr(rest, '/', len);
     h2o_iovec_t id;
     if (slash == NULL || slash + 1 == rest + len) {
@@ -102,6 +103,7 @@ static bool lookupKeys(vsServer *s, h2o_req_t *req, json_t *doc, json_t **keys) 
 }
 
 void vsLookupBatch(vsServer *s, h2o_req_t *req) {
+    if (!dsAuthRequire(s->auth, s->http, req, ROUTE_BATCH, VS_ROLES_LOOKUP)) return;
     if (!vsServerRequireJson(s, req, ROUTE_BATCH)) return;
     json_error_t jerr;
     json_t *doc = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES, &jerr), *keys;

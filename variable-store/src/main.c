@@ -24,7 +24,7 @@
 
 static struct {
     char *role, *listen_host, *data_dir, *variables_file, *brokers, *topic, *group_id, *on_layout_change, *schemas_dir,
-        *registry_url, *log_level;
+        *registry_url, *tokens_file, *log_level;
     long listen_port, batch_max, batch_wait_ms, sweep_ms, session_ms, batch_get_max, ingest_max, retry_after_ms, shutdown_ms;
     size_t map_size, max_body;
     bool ingest;
@@ -33,8 +33,12 @@ static struct {
 static const dsConfigOption vsConfig[] = {
     {"role", DS_CFG_STRING, "writer", "writer (consumes and serves) or replica (serves a writer's data-dir)", &opt.role,
      0, 0},
-    {"listen-host", DS_CFG_STRING, "0.0.0.0", "address to listen on", &opt.listen_host, 0, 0},
+    {"listen-host", DS_CFG_STRING, "127.0.0.1",
+     "address to listen on (0.0.0.0 or a public address to serve other machines)", &opt.listen_host, 0, 0},
     {"listen-port", DS_CFG_INT, "8081", "HTTP port", &opt.listen_port, 1, 65535},
+    {"tokens-file", DS_CFG_STRING, "var/tokens",
+     "file of token SHA-256 hashes and roles, as the decision API's (required: the store refuses to start "
+     "without it); reread on SIGHUP", &opt.tokens_file, 0, 0},
     {"data-dir", DS_CFG_STRING, "var/variable-store", "LMDB directory holding the state", &opt.data_dir, 0, 0},
     {"map-size", DS_CFG_SIZE, "16GiB", "most the state may grow to (address space, not memory)", &opt.map_size,
      1 << 20, LLONG_MAX},
@@ -74,7 +78,8 @@ typedef struct vsMain {
     vsVars *vars;
     vsStore *store;
     vsFeed *feed;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
+    dsAuth *auth;
     uv_timer_t watch;
     bool stopping, closed_idle;
     int64_t deadline;
@@ -85,6 +90,7 @@ static void mainFinish(vsMain *m) {
     vsServerClose(&m->srv);
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
+    uv_close((uv_handle_t *)&m->sighup, NULL);
     uv_close((uv_handle_t *)&m->watch, NULL);
     uv_stop(m->srv.loop);
 }
@@ -105,6 +111,19 @@ static void mainStop(vsMain *m, int rc) {
 static void mainOnSignal(uv_signal_t *h, int signum) {
     dsLogInfo("signal %d: stopping", signum);
     mainStop(h->data, 0);
+}
+
+static void mainReloadTokens(uv_signal_t *h, int signum) {
+    vsMain *m = h->data;
+    char err[512];
+    dsAuth *a = dsAuthLoad(opt.tokens_file, err, sizeof(err));
+    if (a == NULL) {
+        dsLogError("SIGHUP: keeping the old tokens: %s", err);
+        return;
+    }
+    dsAuthFree(m->auth);
+    m->auth = m->srv.auth = a;
+    dsLogInfo("SIGHUP: loaded %zu tokens from %s", dsAuthCount(a), opt.tokens_file);
 }
 
 /* The writer thread cannot report to the loop by itself: a storage failure
@@ -148,6 +167,8 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     if (strcmp(opt.on_layout_change, "rebuild") != 0 && strcmp(opt.on_layout_change, "refuse") != 0)
         return snprintf(err, errlen, "--on-layout-change: \"%s\" is not rebuild or refuse", opt.on_layout_change),
                false;
+    /* Tokens first: a store that would take writes from anyone must not start. */
+    if ((m->auth = dsAuthLoad(opt.tokens_file, err, errlen)) == NULL) return false;
     dsCodec *codec = dsCodecNewForDirOption(opt.schemas_dir, err, errlen);
     if (codec == NULL) return false;
     m->vars = vsVarsLoad(opt.variables_file, codec, err, errlen);
@@ -159,17 +180,19 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
         if ((m->feed = vsFeedStart(&fc, m->store, m->vars, err, errlen)) == NULL) return false;
     }
     vsServer *s = &m->srv;
-    s->loop = loop, s->vars = m->vars, s->store = m->store, s->feed = m->feed;
+    s->loop = loop, s->vars = m->vars, s->store = m->store, s->feed = m->feed, s->auth = m->auth;
     s->batch_get_max = (size_t)opt.batch_get_max, s->ingest_max = (size_t)opt.ingest_max, s->ingest = opt.ingest;
     s->retry_after_s = (int)((opt.retry_after_ms + 999) / 1000);
     dsHttpConfig hc = {opt.listen_host, (int)opt.listen_port, opt.max_body, 1024};
     if (!vsServerStart(s, &hc, err, errlen)) return false;
     uv_signal_init(loop, &m->sigterm);
     uv_signal_init(loop, &m->sigint);
+    uv_signal_init(loop, &m->sighup);
     uv_timer_init(loop, &m->watch);
-    m->sigterm.data = m->sigint.data = m->watch.data = m;
+    m->sigterm.data = m->sigint.data = m->sighup.data = m->watch.data = m;
     uv_signal_start(&m->sigterm, mainOnSignal, SIGTERM);
     uv_signal_start(&m->sigint, mainOnSignal, SIGINT);
+    uv_signal_start(&m->sighup, mainReloadTokens, SIGHUP);
     uv_timer_start(&m->watch, mainWatch, 20, 20);
     return true;
 }
@@ -177,7 +200,10 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
 int main(int argc, char **argv) {
     char err[1024];
     static const dsDaemonSpec spec = {"variable-store", "variable-store",
-                                      "Per-customer and per-merchant variables from the decision stream.", vsConfig,
+                                      "Per-customer and per-merchant variables from the decision stream.\n"
+                                      "Every request but /healthz, /readyz and /metrics carries a bearer token from "
+                                      "the tokens file:\nlookups and batchGet need the role lookup, reader or admin; "
+                                      "ingest needs ingest or admin.", vsConfig,
                                       VS_NCONFIG, ENV_PREFIX, &opt.log_level};
     int early = dsDaemonStart(&spec, argc, argv, NULL, NULL);
     if (early >= 0) return early;
@@ -189,8 +215,8 @@ int main(int argc, char **argv) {
         dsLogError("cannot start: %s", err);
         m.rc = 1;
     } else {
-        dsLogInfo("listening on %s:%ld (%s, %zu entities, state in %s)", opt.listen_host, opt.listen_port, opt.role,
-                  m.vars->nentities, opt.data_dir);
+        dsLogInfo("listening on %s:%ld (%s, %zu entities, state in %s, %zu tokens)", opt.listen_host, opt.listen_port,
+                  opt.role, m.vars->nentities, opt.data_dir, dsAuthCount(m.auth));
         uv_run(&loop, UV_RUN_DEFAULT);
         dsLogInfo("stopped");
     }
@@ -199,6 +225,7 @@ int main(int argc, char **argv) {
     if (!dsLoopShutdown(&loop)) dsLogWarn("event loop closed with handles still open");
     vsStoreClose(m.store);
     vsVarsFree(m.vars);
+    dsAuthFree(m.auth);
     dsConfigFree(vsConfig, VS_NCONFIG);
     return m.rc;
 }

@@ -9,11 +9,16 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "ds/auth.h"
 #include "ds/http.h"
 #include "ds/metrics.h"
 #include "feed.h"
 #include "store.h"
 #include "vars.h"
+
+/* Who may read variables: a policy engine's lookup role, or a reader (admin
+ * implies both). Ingest takes DS_ROLE_INGEST (or admin). */
+#define VS_ROLES_LOOKUP (DS_ROLE_LOOKUP | DS_ROLE_READER)
 
 /* The writer's counters /metrics reports (vsFeedCounters, gauges aside). */
 #define VS_SERVER_COUNTERS 8
@@ -26,6 +31,7 @@ typedef struct vsServer {
     vsStore *store;         /* borrowed */
     vsFeed *feed;           /* borrowed; NULL on a read replica */
     vsStoreReader *reader;  /* owned; the loop thread's snapshots */
+    dsAuth *auth;           /* borrowed from main, which swaps it on SIGHUP */
     size_t batch_get_max;   /* keys per batchGet (413 above) */
     size_t ingest_max;      /* decisions per ingest request (413 above) */
     bool ingest;            /* whether POST /v1/decisions:ingest is served */

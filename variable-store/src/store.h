@@ -21,6 +21,7 @@
 #ifndef VS_STORE_H
 #define VS_STORE_H
 
+#include "ds/attrs.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -56,22 +57,22 @@ void vsStoreClose(vsStore *s);
 
 /* Empties every database, offsets included, and records vars' layout: the
  * state starts again from nothing. Writer only. */
-bool vsStoreReset(vsStore *s, char *errbuf, size_t errlen);
+DS_MUST_CHECK bool vsStoreReset(vsStore *s, char *errbuf, size_t errlen);
 
 /* ---- writer: one thread ---- */
 
 typedef enum { VS_APPLY_COUNTED, VS_APPLY_DUPLICATE, VS_APPLY_EXPIRED } vsApplyResult;
 
 /* Starts the write transaction that the next calls fill. */
-bool vsStoreBegin(vsStore *s, char *errbuf, size_t errlen);
+DS_MUST_CHECK bool vsStoreBegin(vsStore *s, char *errbuf, size_t errlen);
 /* Applies one prepared decision (event.h) at wall-clock now. false on a
  * storage error (the transaction must then be aborted) or malformed bytes. */
-bool vsStoreApply(vsStore *s, const uint8_t *prepared, size_t len, int64_t now, vsApplyResult *res, char *errbuf,
+DS_MUST_CHECK bool vsStoreApply(vsStore *s, const uint8_t *prepared, size_t len, int64_t now, vsApplyResult *res, char *errbuf,
                   size_t errlen);
 /* Records the next offset to consume of a partition, in the transaction. */
-bool vsStoreSetOffset(vsStore *s, const char *topic, int32_t partition, int64_t next, char *errbuf, size_t errlen);
+DS_MUST_CHECK bool vsStoreSetOffset(vsStore *s, const char *topic, int32_t partition, int64_t next, char *errbuf, size_t errlen);
 /* Commits (durably: LMDB syncs on commit). */
-bool vsStoreCommit(vsStore *s, char *errbuf, size_t errlen);
+DS_MUST_CHECK bool vsStoreCommit(vsStore *s, char *errbuf, size_t errlen);
 void vsStoreAbort(vsStore *s);
 
 /* The next offset recorded for a partition (own read transaction); false

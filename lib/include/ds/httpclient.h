@@ -48,6 +48,10 @@ bool dsHttpClientGet(dsHttpClient *c, const char *url, char *errbuf, size_t errl
 bool dsHttpClientPost(dsHttpClient *c, const char *url, const char *content_type, const char *body, size_t len,
                       char *errbuf, size_t errlen);
 
+/* Sends "Authorization: Bearer <token>" with every later request. token is
+ * copied. false if libcurl cannot (out of memory, or too old for bearer). */
+bool dsHttpClientSetBearer(dsHttpClient *c, const char *token);
+
 /* The last response's HTTP status; 0 when the last request got no answer. */
 long dsHttpClientStatus(const dsHttpClient *c);
 /* The last response's body, NUL-terminated (the NUL is not counted in

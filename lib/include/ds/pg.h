@@ -52,14 +52,23 @@ bool dsPgConnIsUp(const dsPgConn *c);
 bool dsPgConnIsIdle(const dsPgConn *c);
 
 /* Ends the current group with a pipeline sync and starts sending it. Returns
- * false if the session failed (on_down has then been called). */
+ * false if the session failed: on_down has then been called and owns the
+ * recovery, so a caller with nothing more to send may ignore the result. */
 bool dsPgConnSync(dsPgConn *c);
 
 /* Drops the session as failed (e.g. a PQsend* call returned 0): calls on_down
  * and schedules a reconnect. */
 void dsPgConnFail(dsPgConn *c, const char *reason);
 
-/* Milliseconds of backoff bounds; defaults 100 and 5000. */
-void dsPgConnSetBackoff(dsPgConn *c, unsigned min_ms, unsigned max_ms);
+/* The libpq "options" value every session of ours connects with: the
+ * conninfo's own options (else $PGOPTIONS), then "-c DateStyle=ISO -c
+ * TimeZone=UTC". Timestamps are read back as text in places (pgoutput sends
+ * every column as its output function prints it), and a server, database or
+ * role default such as DateStyle 'SQL, DMY' must not change what they look
+ * like; options sent at connection start take precedence over all of those
+ * (ALTER DATABASE/ROLE ... SET included). Pass it as the "options" keyword
+ * after the expanded conninfo. malloc'd, the caller frees; NULL when out of
+ * memory. */
+char *dsPgSessionOptions(const char *conninfo);
 
 #endif

@@ -120,6 +120,22 @@ bool dsCodecResolve(dsCodec *c, avro_value_t *src, avro_value_t *dst, char *errb
  * borrowed. */
 bool dsCodecFromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsCodecError *err);
 
+/* decided_at before this instant, 2000-01-01T00:00:00Z, is refused by every
+ * path that validates (dsCodecFromJson() and dsCodecFromJsonPosted()). */
+#define DS_CODEC_DECIDED_AT_MIN_MS 946684800000LL
+/* How far ahead of the server's clock a posted decided_at may be by
+ * default (the decision API's max-clock-skew option): 5 minutes. */
+#define DS_CODEC_MAX_CLOCK_SKEW_MS (5 * 60 * 1000LL)
+
+/* dsCodecFromJson() for a newly posted document: besides every rule,
+ * decided_at must not be after now_ms + max_skew_ms (ms since the epoch; a
+ * negative skew counts as 0; the sum saturates). A future decision would be
+ * counted by the variable store for ever; a document validated again later
+ * (a stored row, an archived record) uses dsCodecFromJson(), which has only
+ * the lower bound, since what was accepted then is no longer future. */
+bool dsCodecFromJsonPosted(dsCodec *c, const json_t *doc, avro_value_t *out, int64_t now_ms, int64_t max_skew_ms,
+                           dsCodecError *err);
+
 /* Sets the server-set fields of a decision value of any known version (as
  * dsCodecVersionOfSchema() tells). Returns false if val is of no known
  * version, its version lacks the serverSet fields recorded_at (long) and
@@ -165,6 +181,15 @@ int dsCodecWireId(const void *buf, size_t len);
  * resolve to out's version. Never reads past len. */
 bool dsCodecDecodeWire(dsCodec *c, const void *buf, size_t len, avro_value_t *out, int *version, char *errbuf,
                        size_t errlen);
+
+/* Checks that buf holds exactly count records of schema s in Avro binary
+ * encoding, each length, block count and index within the bytes: what
+ * dsCodecDecodeWire() checks before it lets avro-c decode (avro-c allocates
+ * a declared length before reading it). For bytes avro-c would otherwise
+ * read unchecked, such as a container file's decompressed block (count is
+ * the block's record count). Errors name the record and byte offset.
+ * Nothing is allocated; s and buf are borrowed. */
+bool dsCodecCheckBinary(avro_schema_t s, const void *buf, size_t len, int64_t count, char *errbuf, size_t errlen);
 
 /* Encodes val (a value of one of the codec's versions) in the wire format
  * under that version's id into buf. Like snprintf, returns the full length

@@ -1,5 +1,5 @@
 /* auth.c - the tokens file and bearer-token checks. */
-#include "auth.h"
+#include "ds/auth.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -15,7 +15,7 @@ typedef struct authEntry {
     int roles;
 } authEntry;
 
-struct apiAuth {
+struct dsAuth {
     authEntry *entries;
     size_t n, cap;
 };
@@ -31,22 +31,39 @@ static bool authParseHex(const char *hex, size_t len, unsigned char *out) {
     return true;
 }
 
+#define AUTH_ROLE_ALL (DS_ROLE_WRITER | DS_ROLE_READER | DS_ROLE_LOOKUP | DS_ROLE_INGEST | DS_ROLE_ADMIN)
+
+static const struct {
+    const char *name;
+    int bit;
+} authRoles[] = {
+    {"writer", DS_ROLE_WRITER}, {"reader", DS_ROLE_READER}, {"lookup", DS_ROLE_LOOKUP},
+    {"ingest", DS_ROLE_INGEST}, {"admin", DS_ROLE_ADMIN},
+};
+#define AUTH_NROLES (sizeof(authRoles) / sizeof(authRoles[0]))
+
+static int authRoleBits(const char *name) {
+    for (size_t i = 0; i < AUTH_NROLES; i++)
+        if (strcmp(name, authRoles[i].name) == 0)
+            return authRoles[i].bit == DS_ROLE_ADMIN ? AUTH_ROLE_ALL : authRoles[i].bit;
+    return 0;
+}
+
 static bool authParseRoles(char *list, int *roles, char *bad, size_t badlen) {
     *roles = 0;
     for (char *save = NULL, *r = strtok_r(list, ",", &save); r != NULL; r = strtok_r(NULL, ",", &save)) {
-        if (strcmp(r, "writer") == 0) *roles |= API_ROLE_WRITER;
-        else if (strcmp(r, "reader") == 0) *roles |= API_ROLE_READER;
-        else if (strcmp(r, "admin") == 0) *roles |= API_ROLE_ADMIN | API_ROLE_WRITER | API_ROLE_READER;
-        else {
-            snprintf(bad, badlen, "unknown role \"%s\" (expected writer, reader or admin)", r);
+        int bits = authRoleBits(r);
+        if (bits == 0) {
+            snprintf(bad, badlen, "unknown role \"%s\" (expected writer, reader, lookup, ingest or admin)", r);
             return false;
         }
+        *roles |= bits;
     }
     if (*roles == 0) snprintf(bad, badlen, "no role given");
     return *roles != 0;
 }
 
-static bool authAdd(apiAuth *a, const authEntry *e) {
+static bool authAdd(dsAuth *a, const authEntry *e) {
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 8;
         authEntry *grown = realloc(a->entries, cap * sizeof(*grown));
@@ -74,14 +91,18 @@ static bool authParseLine(char *line, authEntry *e, char *why, size_t whylen) {
     return authParseRoles(roles, &e->roles, why, whylen);
 }
 
-apiAuth *apiAuthLoad(const char *path, char *errbuf, size_t errlen) {
-    apiAuth *a = calloc(1, sizeof(*a));
-    FILE *f = fopen(path, "r");
+dsAuth *dsAuthLoad(const char *path, char *errbuf, size_t errlen) {
+    dsAuth *a = calloc(1, sizeof(*a));
+    FILE *f = *path ? fopen(path, "r") : NULL;
     char *line = NULL;
     size_t cap = 0;
     unsigned lineno = 0;
     if (a == NULL) {
         snprintf(errbuf, errlen, "out of memory");
+        goto failed;
+    }
+    if (*path == '\0') {
+        snprintf(errbuf, errlen, "no tokens file configured (tokens-file is empty): every request would be refused");
         goto failed;
     }
     if (f == NULL) {
@@ -111,39 +132,68 @@ apiAuth *apiAuthLoad(const char *path, char *errbuf, size_t errlen) {
 failed:
     free(line);
     if (f) fclose(f);
-    apiAuthFree(a);
+    dsAuthFree(a);
     return NULL;
 }
 
-void apiAuthFree(apiAuth *a) {
+void dsAuthFree(dsAuth *a) {
     if (a == NULL) return;
     free(a->entries);
     free(a);
 }
 
-size_t apiAuthCount(const apiAuth *a) {
+size_t dsAuthCount(const dsAuth *a) {
     return a->n;
 }
 
-void apiAuthHashToken(const char *token, size_t len, char out[65]) {
-    unsigned char d[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)token, len, d);
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
-
-apiAuthResult apiAuthCheck(const apiAuth *a, const char *header, size_t len, int role) {
+dsAuthResult dsAuthCheck(const dsAuth *a, const char *header, size_t len, int roles) {
     static const char bearer[] = "Bearer ";
     if (header == NULL || len <= sizeof(bearer) - 1 || strncasecmp(header, bearer, sizeof(bearer) - 1) != 0)
-        return API_AUTH_UNKNOWN;
+        return DS_AUTH_UNKNOWN;
     const char *tok = header + sizeof(bearer) - 1;
     size_t toklen = len - (sizeof(bearer) - 1);
     unsigned char d[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)tok, toklen, d);
     /* Compare against every entry in constant time so the time taken does
      * not tell which prefix of which hash matched. */
-    int roles = -1;
+    int held = -1;
     for (size_t i = 0; i < a->n; i++)
-        if (CRYPTO_memcmp(d, a->entries[i].hash, sizeof(d)) == 0) roles = a->entries[i].roles;
-    if (roles < 0) return API_AUTH_UNKNOWN;
-    return (roles & role) ? API_AUTH_OK : API_AUTH_FORBIDDEN;
+        if (CRYPTO_memcmp(d, a->entries[i].hash, sizeof(d)) == 0) held = a->entries[i].roles;
+    if (held < 0) return DS_AUTH_UNKNOWN;
+    return (held & roles) ? DS_AUTH_OK : DS_AUTH_FORBIDDEN;
+}
+
+/* "writer", "lookup, reader or admin": the roles in mask, for a message. */
+static void authRoleList(int mask, char *out, size_t len) {
+    size_t n = 0, k = 0, used = 0;
+    mask |= DS_ROLE_ADMIN;
+    for (size_t i = 0; i < AUTH_NROLES; i++) n += (mask & authRoles[i].bit) != 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < AUTH_NROLES && used < len; i++) {
+        if (!(mask & authRoles[i].bit)) continue;
+        k++;
+        const char *sep = k == 1 ? "" : k == n ? " or " : ", ";
+        int w = snprintf(out + used, len - used, "%s%s", sep, authRoles[i].name);
+        if (w < 0) break;
+        used += (size_t)w;
+    }
+}
+
+bool dsAuthRequire(const dsAuth *a, dsHttpServer *http, h2o_req_t *req, const char *route, int roles) {
+    h2o_iovec_t auth;
+    bool present = dsHttpHeaderGet(req, H2O_TOKEN_AUTHORIZATION, &auth);
+    char msg[160], names[96];
+    switch (dsAuthCheck(a, present ? auth.base : NULL, present ? auth.len : 0, roles)) {
+    case DS_AUTH_OK:
+        return true;
+    case DS_AUTH_FORBIDDEN:
+        authRoleList(roles, names, sizeof(names));
+        snprintf(msg, sizeof(msg), "this token lacks the role this endpoint requires (%s)", names);
+        dsHttpRespondError(http, req, route, 403, "forbidden", msg, NULL, 0);
+        return false;
+    default:
+        dsHttpRespondError(http, req, route, 401, "unauthorized",
+                           present ? "unknown token" : "missing Authorization: Bearer <token> header", NULL, 0);
+        return false;
+    }
 }

@@ -1,0 +1,13 @@
+-- 002: the canonical document as the exact text its hash is taken over.
+--
+-- jsonb keeps numbers as numeric and prints them without exponent, so a
+-- score of 1e19 comes back as an integer no JSON parser of 64-bit integers
+-- reads, and -0.0 comes back as 0.0. doc_text holds the codec's canonical
+-- compact text byte for byte (what doc_sha256 hashes); readers and the
+-- stream processor take it and fall back to doc::text for rows written
+-- before it existed (NULL). doc stays for SQL users and older binaries.
+--
+-- Adding a nullable column without a default only changes the catalog: no
+-- table rewrite, the lock is held for an instant, so a running API and
+-- stream processor go on (the processor decodes columns by name).
+ALTER TABLE decisions ADD COLUMN IF NOT EXISTS doc_text text;
