@@ -140,8 +140,10 @@ static void archiverSeed(void) {
     if (mkdtemp(root) == NULL) die("mkdtemp", "failed");
     dtGenBlockSize = 512;
     if (!dtArchiveGenerate(root, 6, 1764000000000, 1000, NULL)) die("dtArchiveGenerate", "failed");
-    snprintf(cmd, sizeof(cmd), "f=$(find %s -name '*.avro' | sort | head -1) && cp \"$f\" " OUT "archive/archiver-deflate.avro"
-             " && rm -rf %s", root, root);
+    snprintf(cmd, sizeof(cmd),
+             "f=$(find %s -name '*.avro' | sort | head -1) && cp \"$f\" " OUT "archive/archiver-deflate.avro"
+             " && rm -rf %s",
+             root, root);
     if (system(cmd) != 0) die("archive", "cannot copy the generated file");
 }
 
