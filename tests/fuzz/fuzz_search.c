@@ -19,12 +19,26 @@ static void checkText(const char *what, const char *s) {
     json_decref(probe);
 }
 
+/* The request, kept from one input to the next so that what its pool holds
+ * stays reachable when FUZZ_LAX abandons an input: cleared at the start of
+ * the next one and at exit. */
+static h2o_req_t req;
+static bool req_used;
+
+static void reqClear(void) {
+    if (req_used) h2o_mem_clear_pool(&req.pool);
+    req_used = false;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_ENTRY;
     static const char prefix[] = "/v1/decisions?";
-    h2o_req_t req;
+    static bool registered;
+    if (!registered) registered = atexit(reqClear) == 0;
+    reqClear();
     memset(&req, 0, sizeof(req));
     h2o_mem_init_pool(&req.pool);
+    req_used = true;
     char *path = h2o_mem_alloc_pool(&req.pool, sizeof(prefix) + size);
     memcpy(path, prefix, sizeof(prefix) - 1);
     memcpy(path + sizeof(prefix) - 1, data, size);
@@ -44,6 +58,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(n >= 1 && n <= 8, "%d parameters", n);
         for (int i = 0; i < n; i++) checkText("a search parameter", params[i]);
     }
-    h2o_mem_clear_pool(&req.pool);
+    reqClear();
     return 0;
 }
