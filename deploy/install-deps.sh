@@ -18,6 +18,8 @@ PACKAGES=(
   libjansson-dev libavro-dev librdkafka-dev zlib1g-dev
   libcmocka-dev liblmdb-dev lmdb-utils
   libcurl4-openssl-dev xxd curl wrk kcat python3 python3-avro python3-kafka python3-lz4
+  # deploy/kafka-cluster.sh: Maven fetches Apache Kafka, which needs Java 17
+  maven openjdk-17-jre-headless openssl
 )
 if [ "$FUZZ" = 1 ]; then PACKAGES+=(clang libclang-rt-14-dev); fi
 

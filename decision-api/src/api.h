@@ -7,6 +7,7 @@
 #include <h2o.h>
 #include <uv.h>
 
+#include "cursor.h"
 #include "ds/auth.h"
 #include "ds/codec.h"
 #include "ds/http.h"
@@ -30,6 +31,7 @@ typedef struct apiServer {
     long max_clock_skew_ms; /* how far ahead of our clock a posted decided_at may be */
     dsMetric *m_db_up;
     dsMetric *m_abandoned;
+    apiCursorKey cursor_key; /* signs the search's cursors */
 } apiServer;
 
 /* The single h2o entry point: routes by method and path (routes.c). */

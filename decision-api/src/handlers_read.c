@@ -1,12 +1,19 @@
 /* handlers_read.c - GET /v1/decisions/{id} and the support search
  * GET /v1/decisions?customer_id=...: newest first by decided_at, keyset
- * pagination with an opaque cursor (base64url of "v1:<decided_at ms>:<id>"). */
+ * pagination with a signed opaque cursor (cursor.h).
+ *
+ * Every search parameter is checked here, before PostgreSQL sees it: a
+ * value no stored decision can hold (an id that breaks the document's own
+ * rule, an outcome no schema version has) or text PostgreSQL cannot take
+ * (NUL, invalid UTF-8) is the client's mistake and gets a 400 naming the
+ * parameter, as does a parameter given twice. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "cursor.h"
 #include "decision.h"
 #include "ds/log.h"
 #include "ds/timefmt.h"
@@ -25,7 +32,12 @@ typedef struct listQuery {
     char cursor_at[DS_TIME_BUFLEN];
     char cursor_id[37];
     long limit;
+    unsigned seen; /* bit per listParams entry: each may come once */
 } listQuery;
+
+/* The document's rule for the id fields (CONTRACT: 1-128 bytes of UTF-8, no
+ * control characters). */
+#define LIST_ID_MAX 128
 
 typedef struct readState {
     apiServer *s;
@@ -36,6 +48,29 @@ typedef struct readState {
 static void readUnavailable(apiServer *s, h2o_req_t *req, const char *route) {
     dsHttpRespondError(s->http, req, route, 503, "unavailable", "the database is unavailable; retry later", NULL,
                        s->retry_after_s);
+}
+
+/* A statement's error: a value PostgreSQL refused (class 22, data
+ * exception, e.g. text it cannot convert) is the client's, 400; a query the
+ * server got wrong (42 syntax or access, XX internal) is a 500; the rest
+ * (connection, resources, the statement timeout) is the database in
+ * trouble, 503 with Retry-After. Never a 503 for the client's mistake. */
+static void readRespondDbError(apiServer *s, h2o_req_t *req, const char *route, const PGresult *res) {
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    char msg[256];
+    if (state == NULL) state = "";
+    if (strncmp(state, "22", 2) == 0) {
+        /* PostgreSQL's message may quote the value; the client sent it */
+        snprintf(msg, sizeof(msg), "the database refused a value of the query: %s", primary ? primary : state);
+        dsHttpRespondError(s->http, req, route, 400, "invalid_query", msg, NULL, 0);
+    } else if (strncmp(state, "42", 2) == 0 || strncmp(state, "XX", 2) == 0) {
+        dsLogError("%s: query failed: %s %s", route, state, primary ? primary : "");
+        dsHttpRespondError(s->http, req, route, 500, "internal", "the query failed", NULL, 0);
+    } else {
+        dsLogWarn("%s: query failed: %s %s", route, state, primary ? primary : "");
+        readUnavailable(s, req, route);
+    }
 }
 
 /* Row columns of both queries: 0 decision_id, 1 decided_at ms, 2 recorded_at ms, 3 doc: the canonical text as
@@ -60,6 +95,8 @@ static void readOnGet(PGresult *res, const char *error, void *arg) {
         /* client gone: nothing to answer */
     } else if (res == NULL) {
         readUnavailable(st->s, req, st->route);
+    } else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        readRespondDbError(st->s, req, st->route, res);
     } else if (PQntuples(res) == 0) {
         dsHttpRespondError(st->s->http, req, st->route, 404, "not_found", "no decision with this decision_id", NULL, 0);
     } else {
@@ -103,66 +140,126 @@ void apiGetDecision(apiServer *s, h2o_req_t *req, const char *id, size_t idlen) 
     readStart(s, req, ROUTE_GET, sql, 1, params, readOnGet, 0);
 }
 
-static bool listCursorEncode(const char *decided_at_ms, const char *id, char *out, size_t outlen) {
-    char raw[96];
-    int n = snprintf(raw, sizeof(raw), "v1:%s:%s", decided_at_ms, id);
-    if (n < 0 || (size_t)n >= sizeof(raw) || outlen < (size_t)(n + 2) / 3 * 4 + 1) return false;
-    h2o_base64_encode(out, raw, (size_t)n, 1);
+/* Whether v is 1-LIST_ID_MAX bytes of UTF-8 without C0, DEL or C1
+ * controls (NUL included), as an id field of a document must be. */
+static bool listIdValid(h2o_iovec_t v) {
+    if (v.len == 0 || v.len > LIST_ID_MAX) return false;
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.base[i];
+        if (c < 0x20 || c == 0x7f) return false;
+        /* C1 controls U+0080..U+009F are C2 80..C2 9F in UTF-8 */
+        if (c == 0xc2 && i + 1 < v.len && (unsigned char)v.base[i + 1] < 0xa0) return false;
+    }
+    json_t *utf8 = json_stringn(v.base, v.len); /* NULL for invalid UTF-8 */
+    json_decref(utf8);
+    return utf8 != NULL;
+}
+
+/* Whether some schema version's outcome enum has the symbol. */
+static bool listOutcomeKnown(const dsCodec *c, h2o_iovec_t v) {
+    if (v.len == 0 || memchr(v.base, '\0', v.len) != NULL) return false;
+    for (int ver = 1; ver <= dsCodecCurrentVersion(c); ver++) {
+        avro_schema_t schema = dsCodecSchemaId(c, ver) >= 0 ? dsCodecSchema(c, ver) : NULL;
+        avro_schema_t e = schema ? avro_schema_record_field_get(schema, "outcome") : NULL;
+        if (e != NULL && is_avro_enum(e) && avro_schema_enum_get_by_name(e, v.base) >= 0) return true;
+    }
+    return false;
+}
+
+/* limit: plain decimal digits (no sign, space or trailing bytes), 1 to
+ * LIST_MAX_LIMIT. */
+static bool listLimit(h2o_iovec_t v, long *out) {
+    if (v.len == 0 || v.len > 3) return false;
+    long n = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.base[i] < '0' || v.base[i] > '9') return false;
+        n = n * 10 + (v.base[i] - '0');
+    }
+    if (n < 1 || n > LIST_MAX_LIMIT) return false;
+    *out = n;
     return true;
 }
 
-static bool listCursorDecode(h2o_mem_pool_t *pool, h2o_iovec_t v, listQuery *q) {
-    h2o_iovec_t raw = h2o_decode_base64url(pool, v.base, v.len);
-    if (raw.base == NULL || raw.len < 4 || raw.len > 80 || memcmp(raw.base, "v1:", 3) != 0) return false;
-    char buf[96];
-    memcpy(buf, raw.base, raw.len);
-    buf[raw.len] = '\0';
-    char *end;
-    errno = 0;
-    long long ms = strtoll(buf + 3, &end, 10);
-    if (errno != 0 || *end != ':' || !dsTimeFormat(ms, q->cursor_at)) return false;
-    if (!apiDecisionNormalizeId(end + 1, strlen(end + 1), q->cursor_id)) return false;
-    q->has_cursor = true;
-    return true;
-}
-
-/* Validates one query parameter into q; writes a message on failure. */
-static bool listParam(h2o_req_t *req, h2o_iovec_t name, h2o_iovec_t v, listQuery *q, char *msg, size_t msglen) {
-    char err[128];
-    if (h2o_memis(name.base, name.len, H2O_STRLIT("customer_id"))) q->customer_id = v.base;
-    else if (h2o_memis(name.base, name.len, H2O_STRLIT("merchant_id"))) q->merchant_id = v.base;
-    else if (h2o_memis(name.base, name.len, H2O_STRLIT("purchase_id"))) q->purchase_id = v.base;
-    else if (h2o_memis(name.base, name.len, H2O_STRLIT("outcome"))) q->outcome = v.base;
-    else if (h2o_memis(name.base, name.len, H2O_STRLIT("from")) || h2o_memis(name.base, name.len, H2O_STRLIT("to"))) {
-        int64_t ms;
-        bool from = name.base[0] == 'f';
-        if (!dsTimeParse(v.base, v.len, &ms, err, sizeof(err))) {
-            snprintf(msg, msglen, "%s must be an RFC 3339 timestamp with offset: %s", from ? "from" : "to", err);
-            return false;
-        }
-        dsTimeFormat(ms, from ? q->from : q->to);
-        *(from ? &q->has_from : &q->has_to) = true;
-    } else if (h2o_memis(name.base, name.len, H2O_STRLIT("limit"))) {
-        char *end;
-        errno = 0;
-        q->limit = strtol(v.base, &end, 10);
-        if (v.len == 0 || *end != '\0' || errno != 0 || q->limit < 1 || q->limit > LIST_MAX_LIMIT) {
-            snprintf(msg, msglen, "limit must be an integer from 1 to %d", LIST_MAX_LIMIT);
-            return false;
-        }
-    } else if (h2o_memis(name.base, name.len, H2O_STRLIT("cursor"))) {
-        if (!listCursorDecode(&req->pool, v, q)) {
-            snprintf(msg, msglen, "cursor is not one this server issued");
-            return false;
-        }
-    } else {
-        snprintf(msg, msglen, "unknown query parameter \"%.*s\"", (int)(name.len > 64 ? 64 : name.len), name.base);
+static bool listTime(h2o_iovec_t v, char out[DS_TIME_BUFLEN], const char *name, char *msg, size_t msglen) {
+    char err[128] = "out of range";
+    int64_t ms;
+    if (memchr(v.base, '\0', v.len) != NULL) {
+        snprintf(msg, msglen, "%s must be an RFC 3339 timestamp with offset: it holds a NUL byte", name);
+        return false;
+    }
+    if (!dsTimeParse(v.base, v.len, &ms, err, sizeof(err)) || !dsTimeFormat(ms, out)) {
+        snprintf(msg, msglen, "%s must be an RFC 3339 timestamp with offset: %s", name, err);
         return false;
     }
     return true;
 }
 
-static bool listParse(h2o_req_t *req, listQuery *q, char *msg, size_t msglen, const char **field) {
+static bool listCursor(apiServer *s, h2o_req_t *req, h2o_iovec_t v, listQuery *q) {
+    int64_t ms;
+    if (!apiCursorDecode(&s->cursor_key, &req->pool, v.base, v.len, &ms, q->cursor_id) ||
+        !dsTimeFormat(ms, q->cursor_at))
+        return false;
+    q->has_cursor = true;
+    return true;
+}
+
+typedef enum { P_CUSTOMER, P_MERCHANT, P_PURCHASE, P_OUTCOME, P_FROM, P_TO, P_LIMIT, P_CURSOR, P_COUNT } listParamId;
+static const char *const listParams[P_COUNT] = {"customer_id", "merchant_id", "purchase_id", "outcome",
+                                                "from",        "to",          "limit",       "cursor"};
+
+static bool listId(h2o_iovec_t v, const char **out, const char *name, char *msg, size_t msglen) {
+    if (!listIdValid(v)) {
+        snprintf(msg, msglen, "%s must be 1-%d bytes of UTF-8 without control characters", name, LIST_ID_MAX);
+        return false;
+    }
+    *out = v.base; /* NUL-terminated by the decoder, and holds no NUL */
+    return true;
+}
+
+/* Validates one query parameter into q; writes a message on failure. */
+static bool listParam(apiServer *s, h2o_req_t *req, h2o_iovec_t name, h2o_iovec_t v, listQuery *q, char *msg,
+                      size_t msglen) {
+    int id = 0;
+    while (id < P_COUNT && !h2o_memis(name.base, name.len, listParams[id], strlen(listParams[id]))) id++;
+    if (id == P_COUNT) {
+        snprintf(msg, msglen, "unknown query parameter \"%s\"", dsHttpQuote(req, name.base, name.len, 64));
+        return false;
+    }
+    if (q->seen & (1u << id)) {
+        snprintf(msg, msglen, "%s is given more than once", listParams[id]);
+        return false;
+    }
+    q->seen |= 1u << id;
+    switch ((listParamId)id) {
+    case P_CUSTOMER: return listId(v, &q->customer_id, listParams[id], msg, msglen);
+    case P_MERCHANT: return listId(v, &q->merchant_id, listParams[id], msg, msglen);
+    case P_PURCHASE: return listId(v, &q->purchase_id, listParams[id], msg, msglen);
+    case P_OUTCOME:
+        if (!listOutcomeKnown(s->codec, v)) {
+            snprintf(msg, msglen, "outcome must be one of the schema's outcome symbols");
+            return false;
+        }
+        q->outcome = v.base;
+        return true;
+    case P_FROM: return (q->has_from = listTime(v, q->from, "from", msg, msglen));
+    case P_TO: return (q->has_to = listTime(v, q->to, "to", msg, msglen));
+    case P_LIMIT:
+        if (!listLimit(v, &q->limit)) {
+            snprintf(msg, msglen, "limit must be an integer from 1 to %d, in plain digits", LIST_MAX_LIMIT);
+            return false;
+        }
+        return true;
+    case P_CURSOR:
+        if (!listCursor(s, req, v, q)) {
+            snprintf(msg, msglen, "cursor is not one this server issued (changed, cut short or signed by another key)");
+            return false;
+        }
+        return true;
+    default: return false;
+    }
+}
+
+static bool listParse(apiServer *s, h2o_req_t *req, listQuery *q, char *msg, size_t msglen, const char **field) {
     memset(q, 0, sizeof(*q));
     q->limit = LIST_DEFAULT_LIMIT;
     size_t pos = 0;
@@ -170,7 +267,7 @@ static bool listParse(h2o_req_t *req, listQuery *q, char *msg, size_t msglen, co
     h2o_iovec_t name, value;
     while (dsHttpQueryNext(req, &pos, &name, &value, &bad)) {
         *field = name.base;
-        if (!listParam(req, name, value, q, msg, msglen)) return false;
+        if (!listParam(s, req, name, value, q, msg, msglen)) return false;
     }
     *field = NULL;
     if (bad) {
@@ -219,6 +316,10 @@ static void readOnList(PGresult *res, const char *error, void *arg) {
         readUnavailable(st->s, req, st->route);
         goto done;
     }
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        readRespondDbError(st->s, req, st->route, res);
+        goto done;
+    }
     int rows = PQntuples(res), shown = rows > st->limit ? (int)st->limit : rows;
     json_t *list = json_array();
     for (int i = 0; i < shown; i++) {
@@ -234,10 +335,10 @@ static void readOnList(PGresult *res, const char *error, void *arg) {
         }
         json_array_append_new(list, doc);
     }
-    char cursor[160];
+    char cursor[API_CURSOR_BUFLEN];
     json_t *next = json_null();
-    if (rows > shown && listCursorEncode(PQgetvalue(res, shown - 1, 1), PQgetvalue(res, shown - 1, 0), cursor,
-                                         sizeof(cursor)))
+    if (rows > shown && apiCursorEncode(&st->s->cursor_key, strtoll(PQgetvalue(res, shown - 1, 1), NULL, 10),
+                                        PQgetvalue(res, shown - 1, 0), cursor))
         next = json_string(cursor);
     dsHttpRespondJson(st->s->http, req, st->route, 200, json_pack("{s:o, s:o}", "decisions", list, "next_cursor", next),
                       NULL, 0);
@@ -251,7 +352,7 @@ void apiListDecisions(apiServer *s, h2o_req_t *req) {
     listQuery q;
     char msg[256];
     const char *field = NULL;
-    if (!listParse(req, &q, msg, sizeof(msg), &field)) {
+    if (!listParse(s, req, &q, msg, sizeof(msg), &field)) {
         dsHttpRespondError(s->http, req, ROUTE_LIST, 400, "invalid_query", msg, field, 0);
         return;
     }

@@ -161,7 +161,8 @@ static json_t *postBatchDecisions(apiServer *s, h2o_req_t *req, json_t *body) {
     json_object_foreach(body, key, v) {
         if (strcmp(key, "decisions") != 0) {
             char msg[300];
-            snprintf(msg, sizeof(msg), "unknown field \"%.200s\"; the batch body is {\"decisions\": [...]}", key);
+            snprintf(msg, sizeof(msg), "unknown field \"%s\"; the batch body is {\"decisions\": [...]}",
+                     dsHttpQuote(req, key, strlen(key), 200));
             dsHttpRespondError(s->http, req, ROUTE_BATCH, 400, "unknown_field", msg, key, 0);
             return NULL;
         }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #include "migrate.h"
 
 #define ENV_PREFIX "DECISIONS_"
+#define API_BACKLOG 1024
 
 typedef struct apiOptions {
     char *listen_host;
@@ -33,6 +35,7 @@ typedef struct apiOptions {
     char *database_url;
     char *tokens_file;
     char *schemas_dir;
+    char *cursor_key_file;
     size_t max_body;
     long writer_connections, max_batch, write_timeout_ms, max_attempts;
     long queue_size;
@@ -45,6 +48,7 @@ typedef struct apiOptions {
     bool migrate;
     long shutdown_timeout_ms;
     char *log_level;
+    dsHttpOptions http;
 } apiOptions;
 
 static apiOptions opt;
@@ -57,11 +61,15 @@ static const dsConfigOption apiConfig[] = {
     {"listen-fd", DS_CFG_INT, "-1",
      "inherited listening socket to accept on instead of listen-host:listen-port (-1: systemd's, if any)",
      &opt.listen_fd, -1, INT_MAX},
+    DS_HTTP_CONFIG_OPTIONS(opt.http),
     {"database-url", DS_CFG_STRING, "dbname=decisions", "libpq connection string or URI", &opt.database_url, 0, 0},
     {"tokens-file", DS_CFG_STRING, "var/tokens", "file of token SHA-256 hashes and roles", &opt.tokens_file, 0, 0},
     {"schemas-dir", DS_CFG_STRING, "",
      "schema directory (manifest.json and the .avsc files it names) to validate, store and serve instead of the "
      "schemas built in (empty: built in)", &opt.schemas_dir, 0, 0},
+    {"cursor-key-file", DS_CFG_STRING, "",
+     "file holding the key (32-256 bytes, e.g. `openssl rand -hex 32`) that signs search cursors; give every replica "
+     "the same (empty: a random key per process, so cursors die with it)", &opt.cursor_key_file, 0, 0},
     {"max-body", DS_CFG_SIZE, "1MiB", "largest request body accepted (413 above)", &opt.max_body, 1024, 1 << 30},
     {"writer-connections", DS_CFG_INT, "2", "PostgreSQL sessions committing decisions", &opt.writer_connections, 1, 64},
     {"max-batch", DS_CFG_INT, "256", "most decisions committed in one transaction", &opt.max_batch, 1, 10000},
@@ -93,7 +101,8 @@ typedef struct apiMain {
     uv_timer_t drain;
     int64_t drain_deadline;
     bool closed_idle;
-    int listen_fd;    /* inherited socket, or -1 */
+    int listen_fd;    /* the listening socket, accepted on once ready */
+    bool inherited;   /* listen_fd came from a supervisor */
     int exit_code;
 } apiMain;
 
@@ -168,7 +177,7 @@ static void mainOnStop(uv_signal_t *h, int signum) {
     if (uv_is_active((uv_handle_t *)&m->drain)) return;
     uv_timer_stop(&m->ready);
     if (m->srv.http == NULL) {
-        /* still waiting for PostgreSQL on an inherited socket: nothing accepted, nothing owed */
+        /* still waiting for PostgreSQL: nothing accepted, nothing owed */
         dsLogInfo("signal %d before accepting: exiting", signum);
         mainFinish(m);
         return;
@@ -181,21 +190,22 @@ static void mainOnStop(uv_signal_t *h, int signum) {
 
 static bool mainListen(apiMain *m, char *err, size_t errlen) {
     apiServer *s = &m->srv;
-    dsHttpConfig hc = {opt.listen_host, (int)opt.listen_port, opt.max_body, 1024};
+    dsHttpConfig hc = {opt.listen_host, (int)opt.listen_port, opt.max_body, API_BACKLOG, &opt.http};
     s->http = dsHttpServerStartOn(s->loop, &hc, m->listen_fd, apiHandle, s, s->metrics, err, errlen);
     if (s->http == NULL) return false;
     char where[128];
     dsHttpServerAddress(s->http, where, sizeof(where));
-    dsLogInfo("listening on %s%s (%zu tokens, schema v%d)", where, m->listen_fd >= 0 ? ", inherited socket" : "",
+    m->listen_fd = -1; /* the server owns it now */
+    dsLogInfo("accepting on %s%s (%zu tokens, schema v%d)", where, m->inherited ? ", inherited socket" : "",
               dsAuthCount(s->auth), dsCodecCurrentVersion(s->codec));
     return true;
 }
 
-/* Ready as /readyz means it: a writer and a reader session are up. On an
- * inherited socket this is also when accepting starts: another process may
- * be serving that socket (a restart handing over), and every request taken
- * before the sessions are up would be answered 503 instead of waiting in
- * the backlog for a process that can serve it. */
+/* Ready as /readyz means it: a writer and a reader session are up. This is
+ * also when accepting starts, on an inherited socket and on our own alike:
+ * every request taken before the sessions are up would be answered 503
+ * instead of waiting in the backlog for a process that can serve it
+ * (another one sharing an inherited socket, or this one a moment later). */
 static void mainOnReadyCheck(uv_timer_t *t) {
     apiMain *m = t->data;
     if (!apiWriterReady(m->srv.writer) || !apiReaderReady(m->srv.reader)) return;
@@ -211,8 +221,29 @@ static void mainOnReadyCheck(uv_timer_t *t) {
     mainNotify("READY=1");
 }
 
+/* Binds listen-host:listen-port and listens without accepting: connections
+ * wait in the backlog until mainOnReadyCheck starts the server on it. A
+ * port already taken still fails the start at once. */
+static int mainBind(char *err, size_t errlen) {
+    struct sockaddr_in addr;
+    int rc = uv_ip4_addr(opt.listen_host, (int)opt.listen_port, &addr);
+    if (rc != 0) {
+        snprintf(err, errlen, "listen-host %s: not an IPv4 address: %s", opt.listen_host, uv_strerror(rc));
+        return -1;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(fd, API_BACKLOG) != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%ld: %s", opt.listen_host, opt.listen_port, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     apiServer *s = &m->srv;
+    m->listen_fd = -1;
     s->loop = loop;
     s->retry_after_s = (int)((opt.retry_after_ms + 999) / 1000);
     s->max_batch_items = (size_t)opt.batch_max_items;
@@ -224,6 +255,10 @@ static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     if ((s->codec = dsCodecNewForDirOption(opt.schemas_dir, err, errlen)) == NULL) return false;
     if (!apiDecisionValuesNew(s, err, errlen)) return false;
     if ((s->auth = dsAuthLoad(opt.tokens_file, err, errlen)) == NULL) return false;
+    if (!apiCursorKeyLoad(opt.cursor_key_file, &s->cursor_key, err, errlen)) return false;
+    if (s->cursor_key.ephemeral)
+        dsLogWarn("no cursor-key-file: search cursors are signed with a random key, so they fail (400) after a "
+                  "restart or on another replica");
     apiWriterConfig wc = {opt.database_url, (int)opt.writer_connections, (int)opt.max_batch, (size_t)opt.queue_size,
                           opt.write_timeout_ms, (int)opt.max_attempts, apiDecisionSameAsStored, s};
     apiReaderConfig rc = {opt.database_url, (int)opt.reader_connections, (size_t)opt.reader_queue, opt.statement_timeout_ms};
@@ -234,10 +269,13 @@ static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
      * unused: it also clears systemd's variables. */
     int systemd = dsHttpSystemdListenFd();
     m->listen_fd = opt.listen_fd >= 0 ? (int)opt.listen_fd : systemd;
-    if (m->listen_fd < 0 && !mainListen(m, err, errlen)) return false;
-    if (m->listen_fd >= 0) {
+    m->inherited = m->listen_fd >= 0;
+    if (m->inherited) {
         if (!dsHttpCheckListenFd(m->listen_fd, err, errlen)) return false;
         dsLogInfo("inherited socket fd %d: accepting once PostgreSQL is up", m->listen_fd);
+    } else {
+        if ((m->listen_fd = mainBind(err, errlen)) < 0) return false;
+        dsLogInfo("listening on %s:%ld: accepting once PostgreSQL is up", opt.listen_host, opt.listen_port);
     }
 
     uv_signal_init(loop, &m->sigterm);
@@ -261,6 +299,7 @@ static void mainCleanup(apiMain *m, uv_loop_t *loop) {
     if (s->writer) apiWriterClose(s->writer); /* start-up failed half way */
     if (s->reader) apiReaderClose(s->reader);
     dsHttpServerFree(s->http);
+    if (m->listen_fd >= 0 && !m->inherited) close(m->listen_fd); /* never served */
     if (!dsLoopShutdown(loop)) dsLogWarn("event loop closed with handles still open");
     apiDecisionValuesFree(s);
     dsCodecFree(s->codec);
@@ -283,10 +322,18 @@ int main(int argc, char **argv) {
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Before migrations, which may wait for PostgreSQL: a wrong file is
+     * the operator's to fix now. */
+    if (!migrate_only && !dsHttpOptionsLoad(&opt.http, err, sizeof(err))) {
+        dsLogError("cannot start: %s", err);
+        dsConfigFree(apiConfig, API_NCONFIG);
+        return 1;
+    }
 
     int applied = 0;
     if ((opt.migrate || migrate_only) && !apiMigrate(opt.database_url, opt.db_wait_ms, &applied, err, sizeof(err))) {
         dsLogError("migrations failed: %s", err);
+        dsHttpOptionsRelease(&opt.http);
         dsConfigFree(apiConfig, API_NCONFIG);
         return 1;
     }
@@ -309,6 +356,7 @@ int main(int argc, char **argv) {
         dsLogInfo("stopped");
     }
     mainCleanup(&m, &loop);
+    dsHttpOptionsRelease(&opt.http);
     dsConfigFree(apiConfig, API_NCONFIG);
     return rc;
 }

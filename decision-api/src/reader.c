@@ -94,7 +94,9 @@ static void readOnResult(dsPgConn *pg, PGresult *res, void *arg) {
         PQclear(res);
         return;
     }
-    if (st == PGRES_TUPLES_OK && c->job->res == NULL) {
+    /* The rows, or the error that stands in for them: the caller tells a
+     * value PostgreSQL refused from a database in trouble. */
+    if ((st == PGRES_TUPLES_OK || st == PGRES_FATAL_ERROR) && c->job->res == NULL) {
         c->job->res = res;
         return;
     }

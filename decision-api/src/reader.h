@@ -4,8 +4,10 @@
  *
  * Ownership: apiReaderQuery() copies sql and params. done is called exactly
  * once (unless the call itself returned false) with a result the callee
- * owns and must PQclear(), or with res == NULL and a reason when the
- * database is unavailable or the query failed.
+ * owns and must PQclear(): the rows (PGRES_TUPLES_OK) or the statement's
+ * error (PGRES_FATAL_ERROR, whose SQLSTATE tells a refused value from a
+ * database in trouble); or with res == NULL and a reason when the session
+ * was lost or no result came.
  */
 #ifndef API_READER_H
 #define API_READER_H

@@ -19,11 +19,9 @@
 #include <string.h>
 
 #include "api.h"
+#include "ds/canonical.h"
 
 #define REG_CTYPE "application/vnd.schemaregistry.v1+json"
-/* The mode the schema tool checks versions under by default (issue 6); the
- * manifest carries no mode, so this is what clients asking are told. */
-#define REG_COMPATIBILITY "FULL_TRANSITIVE"
 #define REG_MAX_SEGS 5
 
 /* Confluent's error codes: the HTTP status followed by a detail number. */
@@ -77,10 +75,12 @@ static void regError(apiServer *s, h2o_req_t *req, const char *route, int code, 
 }
 
 /* A whole path segment as a decimal int, the way Java's Integer.parseInt
- * (which Confluent uses) reads it: optional sign, digits, within int32. */
+ * (which Confluent uses) reads it: optional sign, digits, within int32. A
+ * NUL (%00, decoded in the normalized path) is refused, not taken as the
+ * end of the number: "1%00x" is no id. */
 static bool regParseInt(h2o_iovec_t seg, long *out) {
     char buf[16];
-    if (seg.len == 0 || seg.len >= sizeof(buf)) return false;
+    if (seg.len == 0 || seg.len >= sizeof(buf) || memchr(seg.base, '\0', seg.len)) return false;
     memcpy(buf, seg.base, seg.len);
     buf[seg.len] = '\0';
     if (!(buf[0] == '-' || buf[0] == '+' || (buf[0] >= '0' && buf[0] <= '9'))) return false;
@@ -178,16 +178,33 @@ static void regGetVersion(apiServer *s, h2o_req_t *req, const regRoute *r, const
     regRespond(s, req, r->label, 200, regVersionObject(s->codec, (int)v));
 }
 
+/* The version whose schema has the canonical form form; -1 if none. */
+static int regVersionOfForm(apiServer *s, const char *form) {
+    for (int v = 1; v <= dsCodecCurrentVersion(s->codec); v++) {
+        const char *text = dsCodecSchemaId(s->codec, v) >= 0 ? dsCodecSchemaText(s->codec, v) : NULL;
+        char err[256];
+        char *known = text ? dsCanonicalFormText(text, strlen(text), err, sizeof(err)) : NULL;
+        bool same = known != NULL && strcmp(known, form) == 0;
+        free(known);
+        if (same) return v;
+    }
+    return -1;
+}
+
 /* POST /subjects/{subject} with {"schema": "<text>"}: which of our versions
- * that schema is. Compared as parsed schemas (avro_schema_equal, through the
- * codec), so formatting, doc strings and defaults do not matter. */
+ * that schema is. Compared in Avro's Parsing Canonical Form, so formatting,
+ * docs, defaults and rule attributes do not matter. The posted text is
+ * untrusted (no token): it is parsed by jansson only, never by avro-c,
+ * whose parser leaks on invalid schemas such as a named type defined
+ * twice. */
 static void regLookup(apiServer *s, h2o_req_t *req, const regRoute *r, const h2o_iovec_t *seg) {
     if (!regRequireSubject(s, req, r, seg[1])) return;
     json_error_t jerr;
     json_t *body = json_loadb(req->entity.base, req->entity.len, 0, &jerr);
     const char *text = json_string_value(json_object_get(body, "schema"));
     const char *type = json_string_value(json_object_get(body, "schemaType"));
-    avro_schema_t schema = NULL;
+    char why[256];
+    char *form = NULL;
     if (body == NULL || !json_is_object(body)) {
         regError(s, req, r->label, 400, "the body must be a JSON object: %s", body ? "not an object" : jerr.text);
     } else if (text == NULL) {
@@ -195,20 +212,21 @@ static void regLookup(apiServer *s, h2o_req_t *req, const regRoute *r, const h2o
     } else if (type != NULL && strcmp(type, "AVRO") != 0) {
         /* only Avro schemas live here: no version can be this one */
         regError(s, req, r->label, REG_SCHEMA_NOT_FOUND, "Schema not found");
-    } else if (avro_schema_from_json_length(text, strlen(text), &schema) != 0) {
-        regError(s, req, r->label, REG_INVALID_SCHEMA, "Invalid schema: %s", avro_strerror());
+    } else if ((form = dsCanonicalFormText(text, json_string_length(json_object_get(body, "schema")), why,
+                                           sizeof(why))) == NULL) {
+        regError(s, req, r->label, REG_INVALID_SCHEMA, "Invalid schema: %s", why);
     } else {
-        int v = dsCodecVersionOfSchema(s->codec, schema);
+        int v = regVersionOfForm(s, form);
         if (v > 0) regRespond(s, req, r->label, 200, regVersionObject(s->codec, v));
         else regError(s, req, r->label, REG_SCHEMA_NOT_FOUND, "Schema not found");
     }
-    if (schema != NULL) avro_schema_decref(schema);
+    free(form);
     json_decref(body);
 }
 
 static void regGetConfig(apiServer *s, h2o_req_t *req, const regRoute *r, const h2o_iovec_t *seg) {
     (void)seg;
-    regRespond(s, req, r->label, 200, json_pack("{s:s}", "compatibilityLevel", REG_COMPATIBILITY));
+    regRespond(s, req, r->label, 200, json_pack("{s:s}", "compatibilityLevel", dsCodecCompatibility(s->codec)));
 }
 
 static const regRoute regRoutes[] = {

@@ -44,6 +44,9 @@ typedef struct writerConn {
     itemOutcome *outcome;
     size_t n, next_result;
     bool batch_failed;     /* a statement failed: the transaction rolled back */
+    bool commit_failed;    /* an error after the statements: the commit itself failed */
+    char commit_state[6];  /* its SQLSTATE */
+    char commit_message[200];
     uint64_t sent_at;      /* uv_hrtime() when the batch was sent */
 } writerConn;
 
@@ -143,14 +146,17 @@ static void writerSendBatch(writerConn *c) {
     apiWriter *w = c->w;
     PGconn *pg = dsPgConnRaw(c->pg);
     size_t n = 0;
-    while (n < (size_t)w->cfg.max_batch && w->head != NULL) {
+    /* an item whose batch failed at commit goes alone, so one bad row
+     * cannot sink its neighbours again */
+    bool solo = w->head->solo;
+    while (n < (size_t)w->cfg.max_batch && w->head != NULL && (n == 0 || (!solo && !w->head->solo))) {
         c->batch[n] = writerPop(w);
         c->outcome[n] = ITEM_PENDING;
         n++;
     }
     c->n = n;
     c->next_result = 0;
-    c->batch_failed = false;
+    c->batch_failed = c->commit_failed = false;
     c->sent_at = uv_hrtime();
     w->in_flight += n;
     for (size_t i = 0; i < n; i++) {
@@ -217,6 +223,12 @@ static bool writerSameAsStored(apiWriter *w, const apiWriteItem *item, PGresult 
     return w->cfg.same_as_stored(w->cfg.same_arg, item, version, PQgetvalue(res, 0, 3));
 }
 
+/* Class 22 (data exception) and 23 (integrity) are the row's fault. */
+static apiWriteStatus writerErrorStatus(const char *state) {
+    bool row_fault = state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0);
+    return row_fault ? API_WRITE_REJECTED : API_WRITE_FAILED;
+}
+
 /* Reads one statement's result into the item's fate. */
 static void writerClassify(writerConn *c, apiWriteItem *item, itemOutcome *outcome, PGresult *res) {
     switch (PQresultStatus(res)) {
@@ -237,9 +249,7 @@ static void writerClassify(writerConn *c, apiWriteItem *item, itemOutcome *outco
     default: {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-        /* Class 22 (data exception) and 23 (integrity) are the row's fault. */
-        bool row_fault = state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0);
-        item->status = row_fault ? API_WRITE_REJECTED : API_WRITE_FAILED;
+        item->status = writerErrorStatus(state);
         snprintf(item->message, sizeof(item->message), "%s", msg ? msg : "database error");
         dsLogError("insert of decision %s failed: %s %s", item->params[0], state ? state : "", item->message);
         c->batch_failed = true;
@@ -249,27 +259,58 @@ static void writerClassify(writerConn *c, apiWriteItem *item, itemOutcome *outco
     }
 }
 
+/* The commit failed (a deferred constraint or trigger): nothing of the
+ * batch is stored. Alone, the item is answered with the error; in a batch
+ * no one knows whose row it was, so each item is sent again alone. */
+static bool writerCommitFailed(writerConn *c, apiWriteItem *item) {
+    if (c->n > 1) {
+        item->solo = true;
+        return false;
+    }
+    snprintf(item->message, sizeof(item->message), "%s", c->commit_message);
+    writerComplete(c->w, item, writerErrorStatus(c->commit_state), NULL);
+    return true;
+}
+
 /* The sync's answer: the transaction committed, or rolled back if a
- * statement failed. Only now are the items answered. */
+ * statement or the commit failed. Only now are the items answered. */
 static void writerFinishBatch(writerConn *c) {
     apiWriter *w = c->w;
     size_t n = c->n, nretry = 0;
     apiWriteItem *retry[n > 0 ? n : 1];
     dsMetricObserve(w->m_batch, (double)n);
     dsMetricObserve(w->m_commit, (double)(uv_hrtime() - c->sent_at) / 1e9);
-    c->n = 0;
     w->in_flight -= n;
     for (size_t i = 0; i < n; i++) {
         apiWriteItem *item = c->batch[i];
         bool failed_here = item->status == API_WRITE_REJECTED || item->status == API_WRITE_FAILED;
-        if (c->outcome[i] == ITEM_DONE && (!c->batch_failed || failed_here)) {
+        if (c->commit_failed) {
+            if (writerCommitFailed(c, item)) continue;
+            item->status = API_WRITE_INSERTED;
+            retry[nretry++] = item;
+        } else if (c->outcome[i] == ITEM_DONE && (!c->batch_failed || failed_here)) {
             writerComplete(w, item, item->status, NULL);
         } else {
             item->status = API_WRITE_INSERTED; /* reset; decided by the next attempt */
             retry[nretry++] = item;
         }
     }
+    c->n = 0;
     writerPushFront(w, retry, nretry);
+}
+
+/* A result after the statements' and before the sync's: the commit's
+ * error. It fails the whole batch; dropping it would answer 201 for rows
+ * that were never stored. */
+static void writerOnLateResult(writerConn *c, PGresult *res) {
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_PIPELINE_ABORTED) return;
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    c->batch_failed = c->commit_failed = true;
+    snprintf(c->commit_state, sizeof(c->commit_state), "%s", state ? state : "");
+    snprintf(c->commit_message, sizeof(c->commit_message), "%s", msg ? msg : "the commit failed");
+    dsLogError("commit of a batch of %zu decisions failed: %s %s", c->n, c->commit_state, c->commit_message);
 }
 
 static void writerOnResult(dsPgConn *pg, PGresult *res, void *arg) {
@@ -293,6 +334,8 @@ static void writerOnResult(dsPgConn *pg, PGresult *res, void *arg) {
     if (c->next_result < c->n) {
         size_t i = c->next_result++;
         writerClassify(c, c->batch[i], &c->outcome[i], res);
+    } else {
+        writerOnLateResult(c, res);
     }
     PQclear(res);
 }

@@ -8,7 +8,11 @@
  * existing row's hash in the same statement), so a retried or conflicting
  * decision never aborts its neighbours; if a statement fails anyway, the
  * batch rolls back, the failing item is completed as failed and every other
- * item is sent again in the next batch.
+ * item is sent again in the next batch. Any error result before the sync
+ * fails the batch: one after the statements' is the commit's own (a
+ * deferred constraint or trigger), which names no item, so a lone item is
+ * completed with it and the items of a larger batch are each sent again
+ * alone.
  *
  * Ownership: the caller allocates an item with apiWriteItemNew(), fills it,
  * and hands it to apiWriterSubmit(). If that returns API_SUBMIT_QUEUED, the
@@ -58,6 +62,7 @@ struct apiWriteItem {
     int64_t recorded_at_ms;
     char message[256];
     /* Writer-private. */
+    bool solo; /* its batch failed at commit: sent alone from now on */
     int attempts;
     int64_t deadline_ms;
     apiWriteItem *next;

@@ -1,8 +1,8 @@
 /* auth.c - the tokens file and bearer-token checks. */
 #include "ds/auth.h"
+#include "ds/fileio.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -91,11 +91,13 @@ static bool authParseLine(char *line, authEntry *e, char *why, size_t whylen) {
     return authParseRoles(roles, &e->roles, why, whylen);
 }
 
+/* Read whole and capped (dsFileRead), so a directory is an error rather
+ * than a file with no token, and /dev/zero one rather than a line growing
+ * until memory runs out. */
 dsAuth *dsAuthLoad(const char *path, char *errbuf, size_t errlen) {
     dsAuth *a = calloc(1, sizeof(*a));
-    FILE *f = *path ? fopen(path, "r") : NULL;
-    char *line = NULL;
-    size_t cap = 0;
+    char *text = NULL, *line, *next;
+    size_t len;
     unsigned lineno = 0;
     if (a == NULL) {
         snprintf(errbuf, errlen, "out of memory");
@@ -105,14 +107,17 @@ dsAuth *dsAuthLoad(const char *path, char *errbuf, size_t errlen) {
         snprintf(errbuf, errlen, "no tokens file configured (tokens-file is empty): every request would be refused");
         goto failed;
     }
-    if (f == NULL) {
-        snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+    if ((text = dsFileRead(path, DS_FILE_MAX_CONFIG, &len, errbuf, errlen)) == NULL) goto failed;
+    if (memchr(text, '\0', len)) {
+        snprintf(errbuf, errlen, "%s: holds a NUL byte: not a tokens file", path);
         goto failed;
     }
-    while (getline(&line, &cap, f) >= 0) {
+    for (line = text; line < text + len; line = next) {
         lineno++;
+        next = line + strcspn(line, "\n");
+        if (*next) *next++ = '\0';
         char *p = line + strspn(line, " \t");
-        p[strcspn(p, "\r\n")] = '\0';
+        p[strcspn(p, "\r")] = '\0';
         if (*p == '\0' || *p == '#') continue;
         authEntry e;
         char why[128];
@@ -125,13 +130,11 @@ dsAuth *dsAuthLoad(const char *path, char *errbuf, size_t errlen) {
             goto failed;
         }
     }
-    free(line);
-    fclose(f);
+    free(text);
     return a;
 
 failed:
-    free(line);
-    if (f) fclose(f);
+    free(text);
     dsAuthFree(a);
     return NULL;
 }

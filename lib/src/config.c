@@ -237,6 +237,10 @@ static bool cfgParseValue(const dsConfigOption *o, const char *s, cfgValue *out,
                           size_t whylen) {
     switch (o->type) {
     case DS_CFG_STRING:
+        if (o->min > 0 && *s == '\0') {
+            cfgErr(why, whylen, "must not be empty");
+            return false;
+        }
         out->s = strdup(s);
         if (!out->s) cfgErr(why, whylen, "out of memory");
         return out->s != NULL;
@@ -448,7 +452,9 @@ static void cfgUsageRowFill(cfgUsageRow *r, const dsConfigOption *o, const char 
 static void cfgUsageLine(FILE *out, const int w[3], const char *flag, const char *env,
                          const char *def, const char *doc, const dsConfigOption *o) {
     fprintf(out, "  %-*s  %-*s  %-*s  %s", w[0], flag, w[1], env, w[2], def, doc ? doc : "");
-    if (o && cfgBounded(o))
+    if (o && o->type == DS_CFG_STRING && o->min > 0)
+        fprintf(out, " (not empty)");
+    else if (o && o->type != DS_CFG_STRING && cfgBounded(o))
         fprintf(out, " (range %lld..%lld%s)", o->min, o->max, cfgUnit(o->type));
     fputc('\n', out);
 }

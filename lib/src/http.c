@@ -17,6 +17,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "ds/log.h"
 
 struct dsHttpServer {
@@ -29,7 +32,11 @@ struct dsHttpServer {
     void *app;
     dsMetricFamily *requests;  /* http_requests_total{route,status} */
     dsMetricFamily *durations; /* http_request_duration_seconds{route} */
+    dsMetric *m_open;          /* http_connections_open */
+    dsMetric *m_held;          /* http_accept_paused_total */
     size_t open;               /* accepted connections not yet closed */
+    size_t max_open;           /* 0: no cap */
+    bool held;                 /* a connection waits in libuv for a slot (accepting paused) */
     struct httpConn *conns;    /* those connections, for dsHttpServerCloseIdle */
 };
 
@@ -56,27 +63,107 @@ typedef struct httpHandler {
     dsHttpServer *server;
 } httpHandler;
 
+/* The filter that turns h2o's own plain-text errors into JSON. */
+typedef struct httpErrorFilter {
+    h2o_filter_t super;
+    dsHttpServer *server;
+} httpErrorFilter;
+
+typedef struct httpErrorStream {
+    h2o_ostream_t super;
+    dsHttpServer *server;
+} httpErrorStream;
+
 static const double httpLatencyBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                             0.05,   0.1,   0.25,   0.5,   1,    2.5, 5};
 
+static bool httpSameLength(const char *a, size_t alen, const char *b, size_t blen) {
+    size_t x = h2o_strtosize(a, alen), y = h2o_strtosize(b, blen);
+    return x != SIZE_MAX && x == y;
+}
+
+/* Why the request's framing is ambiguous, or NULL. h2o 2.2 reads the body
+ * by the first Content-Length header, ignores any other, and lets
+ * Transfer-Encoding win over Content-Length: a proxy in front that framed
+ * the same bytes otherwise would see another request in the body (request
+ * smuggling). h2o keeps none of these headers in req->headers, so this
+ * reads the head h2o parsed, which stays at the start of the connection's
+ * input buffer until the response is sent. */
+static const char *httpFramingError(h2o_req_t *req) {
+    h2o_socket_t *sock = req->version < 0x200 && req->conn->callbacks->get_socket != NULL
+                             ? req->conn->callbacks->get_socket(req->conn)
+                             : NULL;
+    if (sock == NULL || sock->input == NULL) return NULL;
+    const char *p = sock->input->bytes, *end = p + (sock->input->size < H2O_MAX_REQLEN ? sock->input->size : H2O_MAX_REQLEN);
+    const char *cl = NULL;
+    size_t cllen = 0, nte = 0;
+    bool first = true;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL) break;
+        size_t len = (size_t)(eol - p) - (eol > p && eol[-1] == '\r');
+        const char *line = p;
+        p = eol + 1;
+        if (first) { /* the request line */
+            first = false;
+            continue;
+        }
+        if (len == 0) break; /* end of the head */
+        const char *colon = memchr(line, ':', len);
+        if (colon == NULL || line[0] == ' ' || line[0] == '\t') continue; /* folded continuation */
+        size_t nlen = (size_t)(colon - line);
+        const char *v = colon + 1, *vend = line + len;
+        while (v < vend && (*v == ' ' || *v == '\t')) v++;
+        while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t')) vend--;
+        if (h2o_lcstris(line, nlen, H2O_STRLIT("transfer-encoding"))) {
+            nte++;
+        } else if (h2o_lcstris(line, nlen, H2O_STRLIT("content-length"))) {
+            if (cl != NULL && !httpSameLength(cl, cllen, v, (size_t)(vend - v)))
+                return "two different Content-Length headers";
+            cl = v, cllen = (size_t)(vend - v);
+        }
+    }
+    if (nte > 1) return "more than one Transfer-Encoding header";
+    if (nte > 0 && cl != NULL) return "both Content-Length and Transfer-Encoding";
+    return NULL;
+}
+
 static int httpOnReq(h2o_handler_t *self, h2o_req_t *req) {
     dsHttpServer *s = ((httpHandler *)self)->server;
+    const char *framing = httpFramingError(req);
+    if (framing != NULL) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the request has %s, so where its body ends is ambiguous", framing);
+        req->http1_is_persistent = 0; /* what follows on the connection cannot be trusted either */
+        dsHttpRespondError(s, req, "other", 400, "bad_request", msg, NULL, 0);
+        return 0;
+    }
     s->handler(s->app, req);
     return 0;
 }
 
+static void httpServe(dsHttpServer *s);
+
 static void httpOnConnClosed(uv_handle_t *h) {
     httpConn *conn = (httpConn *)h;
-    conn->server->open--;
+    dsHttpServer *s = conn->server;
+    s->open--;
+    if (s->m_open) dsMetricSet(s->m_open, (double)s->open);
     if (conn->prev) conn->prev->next = conn->next;
-    else conn->server->conns = conn->next;
+    else s->conns = conn->next;
     if (conn->next) conn->next->prev = conn->prev;
     free(conn);
+    /* A slot is free: serve the connection libuv holds, which also makes
+     * libuv watch the listening socket again. */
+    if (s->held && s->open < s->max_open) {
+        s->held = false;
+        httpServe(s);
+    }
 }
 
-static void httpOnAccept(uv_stream_t *listener, int status) {
-    dsHttpServer *s = listener->data;
-    if (status != 0) return;
+/* Takes the connection libuv has accepted and hands it to h2o. */
+static void httpServe(dsHttpServer *s) {
+    uv_stream_t *listener = (uv_stream_t *)&s->listener;
     httpConn *conn = h2o_mem_alloc(sizeof(*conn));
     conn->sock = NULL;
     conn->server = s;
@@ -85,6 +172,7 @@ static void httpOnAccept(uv_stream_t *listener, int status) {
     if (s->conns) s->conns->prev = conn;
     s->conns = conn;
     s->open++;
+    if (s->m_open) dsMetricSet(s->m_open, (double)s->open);
     uv_tcp_init(listener->loop, &conn->tcp);
     if (uv_accept(listener, (uv_stream_t *)&conn->tcp) != 0) {
         uv_close((uv_handle_t *)&conn->tcp, httpOnConnClosed);
@@ -93,6 +181,20 @@ static void httpOnAccept(uv_stream_t *listener, int status) {
     uv_tcp_nodelay(&conn->tcp, 1);
     conn->sock = h2o_uv_socket_create((uv_stream_t *)&conn->tcp, httpOnConnClosed);
     h2o_accept(&s->accept_ctx, conn->sock);
+}
+
+static void httpOnAccept(uv_stream_t *listener, int status) {
+    dsHttpServer *s = listener->data;
+    if (status != 0) return;
+    if (s->max_open > 0 && s->open >= s->max_open) {
+        /* At the cap. A connection the callback does not uv_accept() stays
+         * with libuv, which then stops watching the listening socket: the
+         * next ones wait in the kernel's backlog. httpOnConnClosed serves it. */
+        s->held = true;
+        if (s->m_held) dsMetricInc(s->m_held, 1);
+        return;
+    }
+    httpServe(s);
 }
 
 static void httpMetricsSetup(dsHttpServer *s, dsMetrics *m) {
@@ -104,6 +206,9 @@ static void httpMetricsSetup(dsHttpServer *s, dsMetrics *m) {
     s->durations = dsMetricsFamily(m, "http_request_duration_seconds",
                                    "Time from request start to response, by route.", DS_METRIC_HISTOGRAM, r, 1,
                                    httpLatencyBuckets, sizeof(httpLatencyBuckets) / sizeof(httpLatencyBuckets[0]));
+    s->m_open = dsMetricsGauge(m, "http_connections_open", "HTTP connections open (max-connections caps them).");
+    s->m_held = dsMetricsCounter(m, "http_accept_paused_total",
+                                 "Times accepting paused because max-connections were open.");
 }
 
 static void httpFreeOnClose(uv_handle_t *h) {
@@ -141,17 +246,188 @@ static int httpOpenListener(dsHttpServer *s, int listen_fd, const struct sockadd
     return uv_tcp_bind(&s->listener, (const struct sockaddr *)addr, 0);
 }
 
+static const char *httpErrorCode(int status) {
+    switch (status) {
+    case 413: return "body_too_large";
+    case 417: return "expectation_failed";
+    default: return status >= 500 ? "internal" : "bad_request";
+    }
+}
+
+/* A sentence for each error h2o 2.2 answers by itself (lib/http1.c,
+ * lib/http2/); its own text otherwise. */
+static void httpErrorMessage(dsHttpServer *s, const char *h2o_text, size_t len, char *out, size_t outlen) {
+    if (h2o_memis(h2o_text, len, H2O_STRLIT("request entity is too large")))
+        snprintf(out, outlen, "the body is larger than this server accepts (%zu bytes)",
+                 s->globalconf.max_request_entity_size);
+    else if (h2o_memis(h2o_text, len, H2O_STRLIT("broken chunked-encoding")))
+        snprintf(out, outlen, "the chunked transfer-encoding of the body is malformed");
+    else if (h2o_memis(h2o_text, len, H2O_STRLIT("broken content-length header")))
+        snprintf(out, outlen, "Content-Length is not a decimal number of bytes");
+    else if (h2o_memis(h2o_text, len, H2O_STRLIT("unknown transfer-encoding")))
+        snprintf(out, outlen, "the only Transfer-Encoding accepted is chunked");
+    else if (h2o_memis(h2o_text, len, H2O_STRLIT("unknown expectation")))
+        snprintf(out, outlen, "the only Expect accepted is 100-continue");
+    else
+        snprintf(out, outlen, "%.*s", (int)(len > 200 ? 200 : len), h2o_text);
+}
+
+/* Replaces the plain-text body of h2o's own error with the JSON every
+ * other error has. The final ostream writes the headers on its first
+ * do_send, so content-length and content-type can still change here. */
+static void httpErrorDoSend(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *in, size_t inlen, h2o_send_state_t state) {
+    httpErrorStream *st = (httpErrorStream *)self;
+    char msg[300], *body = NULL;
+    if (!h2o_send_state_is_in_progress(state)) { /* h2o_send_inline(): the whole text at once */
+        h2o_iovec_t text = inlen > 0 ? in[0] : h2o_iovec_init(req->res.reason, strlen(req->res.reason));
+        httpErrorMessage(st->server, text.base, text.len, msg, sizeof(msg));
+        json_t *j = json_pack("{s:s, s:s}", "error", httpErrorCode(req->res.status), "message", msg);
+        body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+    }
+    if (body == NULL) { /* out of memory: h2o's text it is */
+        h2o_ostream_send_next(self, req, in, inlen, state);
+        return;
+    }
+    h2o_iovec_t buf = h2o_strdup(&req->pool, body, SIZE_MAX);
+    free(body);
+    req->res.content_length = buf.len;
+    ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (ct != -1) req->res.headers.entries[ct].value = h2o_iovec_init(H2O_STRLIT("application/json"));
+    /* HEAD: h2o sent no body, and neither do we */
+    h2o_ostream_send_next(self, req, inlen > 0 ? &buf : NULL, inlen > 0 ? 1 : 0, state);
+}
+
+static void httpErrorOnSetup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot) {
+    if (req->res.status >= 400) {
+        httpErrorStream *st = (httpErrorStream *)h2o_add_ostream(req, sizeof(*st), slot);
+        st->super.do_send = httpErrorDoSend;
+        st->server = ((httpErrorFilter *)self)->server;
+        slot = &st->super.next;
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
 static void httpContextInit(dsHttpServer *s, uv_loop_t *loop, const dsHttpConfig *cfg) {
     h2o_config_init(&s->globalconf);
     s->globalconf.max_request_entity_size = cfg->max_body_bytes;
+    /* HTTP/2 only when asked: h2o 2.2.5 predates the 2023 rapid-reset
+     * fixes. Off, this flag also refuses the prior-knowledge preface. */
+    s->globalconf.http1.upgrade_to_http2 = cfg->opts != NULL && cfg->opts->http2;
     h2o_hostconf_t *host = h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     httpHandler *h = (httpHandler *)h2o_create_handler(path, sizeof(*h));
     h->super.on_req = httpOnReq;
     h->server = s;
+    /* h2o answers an error it finds before routing (a malformed body, a
+     * body over the limit) through the host's fallback path: every
+     * response there is h2o's own. */
+    httpErrorFilter *f = (httpErrorFilter *)h2o_create_filter(&host->fallback_path, sizeof(*f));
+    f->super.on_setup_ostream = httpErrorOnSetup;
+    f->server = s;
     h2o_context_init(&s->ctx, loop, &s->globalconf);
     s->accept_ctx.ctx = &s->ctx;
     s->accept_ctx.hosts = s->globalconf.hosts;
+    if (cfg->opts != NULL && cfg->opts->ssl_ctx != NULL) {
+        SSL_CTX_up_ref(cfg->opts->ssl_ctx);
+        s->accept_ctx.ssl_ctx = cfg->opts->ssl_ctx;
+    }
+    s->max_open = cfg->opts != NULL ? (size_t)cfg->opts->max_connections : 0;
+}
+
+/* The reason OpenSSL gave for the last failure, and clears its queue. */
+static const char *httpSslReason(char *buf, size_t len) {
+    unsigned long e = ERR_peek_error(); /* the first: the lowest level, the most telling */
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    snprintf(buf, len, "%s", r ? r : "unknown OpenSSL error");
+    ERR_clear_error();
+    return buf;
+}
+
+/* Whether file can be opened, so that a missing file says so plainly. */
+static bool httpReadable(const char *option, const char *file, char *errbuf, size_t errlen) {
+    FILE *f = fopen(file, "r");
+    if (f == NULL) {
+        snprintf(errbuf, errlen, "--%s %s: %s", option, file, strerror(errno));
+        return false;
+    }
+    fclose(f);
+    return true;
+}
+
+static bool httpSslFail(const char *option, const char *file, const char *what, char *errbuf, size_t errlen) {
+    char reason[256];
+    snprintf(errbuf, errlen, "--%s %s: %s (%s)", option, file, what, httpSslReason(reason, sizeof(reason)));
+    return false;
+}
+
+/* Mutual TLS: the handshake fails unless the client presents a
+ * certificate that a CA of file signed. */
+static bool httpLoadClientCa(SSL_CTX *ctx, const char *file, char *errbuf, size_t errlen) {
+    if (!httpReadable("tls-client-ca", file, errbuf, errlen)) return false;
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(file);
+    if (names == NULL || SSL_CTX_load_verify_locations(ctx, file, NULL) != 1) {
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
+        return httpSslFail("tls-client-ca", file, "holds no PEM CA certificate", errbuf, errlen);
+    }
+    SSL_CTX_set_client_CA_list(ctx, names);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    /* OpenSSL refuses to resume a verified session without one */
+    static const unsigned char sid[] = "ds-http";
+    SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+    return true;
+}
+
+static bool httpLoadTls(SSL_CTX *ctx, const dsHttpOptions *o, char *errbuf, size_t errlen) {
+    static const h2o_iovec_t http1_only[] = {{H2O_STRLIT("http/1.1")}, {NULL, 0}};
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (!httpReadable("tls-cert", o->tls_cert, errbuf, errlen)) return false;
+    if (SSL_CTX_use_certificate_chain_file(ctx, o->tls_cert) != 1)
+        return httpSslFail("tls-cert", o->tls_cert, "not a PEM certificate", errbuf, errlen);
+    if (!httpReadable("tls-key", o->tls_key, errbuf, errlen)) return false;
+    if (SSL_CTX_use_PrivateKey_file(ctx, o->tls_key, SSL_FILETYPE_PEM) != 1)
+        return httpSslFail("tls-key", o->tls_key, "not the PEM private key of --tls-cert", errbuf, errlen);
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        return httpSslFail("tls-key", o->tls_key, "is not the key of --tls-cert", errbuf, errlen);
+    if (o->tls_client_ca != NULL && o->tls_client_ca[0] != '\0' &&
+        !httpLoadClientCa(ctx, o->tls_client_ca, errbuf, errlen))
+        return false;
+    h2o_ssl_register_alpn_protocols(ctx, o->http2 ? h2o_http2_alpn_protocols : http1_only);
+    return true;
+}
+
+bool dsHttpOptionsLoad(dsHttpOptions *o, char *errbuf, size_t errlen) {
+    bool cert = o->tls_cert != NULL && o->tls_cert[0] != '\0', key = o->tls_key != NULL && o->tls_key[0] != '\0',
+         ca = o->tls_client_ca != NULL && o->tls_client_ca[0] != '\0';
+    dsHttpOptionsRelease(o);
+    if (!cert && (key || ca)) {
+        snprintf(errbuf, errlen, "--%s is set but --tls-cert is not (TLS needs a certificate)",
+                 key ? "tls-key" : "tls-client-ca");
+        return false;
+    }
+    if (!cert) return true;
+    if (!key) {
+        snprintf(errbuf, errlen, "--tls-cert is set but --tls-key (its private key) is not");
+        return false;
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        char reason[256];
+        snprintf(errbuf, errlen, "cannot set up TLS: %s", httpSslReason(reason, sizeof(reason)));
+        return false;
+    }
+    if (!httpLoadTls(ctx, o, errbuf, errlen)) {
+        SSL_CTX_free(ctx);
+        return false;
+    }
+    o->ssl_ctx = ctx;
+    return true;
+}
+
+void dsHttpOptionsRelease(dsHttpOptions *o) {
+    SSL_CTX_free(o->ssl_ctx);
+    o->ssl_ctx = NULL;
 }
 
 dsHttpServer *dsHttpServerStart(uv_loop_t *loop, const dsHttpConfig *cfg, dsHttpHandler *handler,
@@ -168,6 +444,12 @@ dsHttpServer *dsHttpServerStartOn(uv_loop_t *loop, const dsHttpConfig *cfg, int 
     }
     s->handler = handler;
     s->app = app;
+    if (cfg->opts != NULL && cfg->opts->tls_cert != NULL && cfg->opts->tls_cert[0] != '\0' &&
+        cfg->opts->ssl_ctx == NULL) {
+        snprintf(errbuf, errlen, "--tls-cert is set but dsHttpOptionsLoad() was not called");
+        free(s);
+        return NULL;
+    }
     httpMetricsSetup(s, metrics);
     httpContextInit(s, loop, cfg);
 
@@ -241,7 +523,14 @@ void dsHttpServerAddress(dsHttpServer *s, char *out, size_t outlen) {
 }
 
 void dsHttpServerStopAccepting(dsHttpServer *s) {
-    if (s->listening && !uv_is_closing((uv_handle_t *)&s->listener)) uv_close((uv_handle_t *)&s->listener, NULL);
+    if (!s->listening || uv_is_closing((uv_handle_t *)&s->listener)) return;
+    /* The connection held at the cap has been accepted already: closing
+     * the listener would reset it, and no other process could take it. */
+    if (s->held) {
+        s->held = false;
+        httpServe(s);
+    }
+    uv_close((uv_handle_t *)&s->listener, NULL);
 }
 
 void dsHttpServerShutdown(dsHttpServer *s) {
@@ -255,7 +544,10 @@ void dsHttpServerShutdown(dsHttpServer *s) {
  * received its first request yet is not idle: its client connected just
  * before the shutdown and is sending that request now, so cutting it off
  * would fail a request no retry logic covers (the connection was not
- * reused). h2o answers it and then closes the connection itself. */
+ * reused). h2o answers it and then closes the connection itself. With
+ * TLS the handshake counts as received bytes, so a connection that has
+ * finished its handshake but not yet sent its first request is taken for
+ * idle. */
 static bool httpConnIdle(httpConn *c, int fd) {
     if (c->sock == NULL || (c->sock->input != NULL && c->sock->input->size > 0)) return false;
     int unread = 0;
@@ -296,6 +588,7 @@ void dsHttpServerFree(dsHttpServer *s) {
         h2o_timeout_unlink(&s->ctx.http2._graceful_shutdown_timeout);
     h2o_context_dispose(&s->ctx);
     h2o_config_dispose(&s->globalconf);
+    SSL_CTX_free(s->accept_ctx.ssl_ctx);
     free(s);
 }
 
@@ -363,10 +656,69 @@ void dsHttpRespondJson(dsHttpServer *s, h2o_req_t *req, const char *route, int s
     free(text);
 }
 
+/* The length of the UTF-8 character at s[0..len) as jansson accepts it
+ * (shortest form, no surrogates, at most U+10FFFF, no NUL); 0 if invalid. */
+static size_t httpUtf8Len(const unsigned char *s, size_t len) {
+    unsigned char c = s[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF; /* bounds of the second byte */
+    if (c >= 0x01 && c <= 0x7F) return 1;
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) n = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4) n = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else return 0;
+    if (len < n || s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    return n;
+}
+
+/* Copies src[0..len) into out (room for outlen bytes and a NUL) as valid
+ * UTF-8: every byte that is not part of a valid character becomes the
+ * text "\xNN". Past outlen it stops before the character or escape that
+ * would not fit, never inside one. Returns the bytes of src consumed. */
+static size_t httpUtf8Copy(const char *src, size_t len, char *out, size_t outlen, size_t *outn) {
+    const unsigned char *p = (const unsigned char *)src;
+    size_t i = 0, n = 0;
+    while (i < len) {
+        size_t c = httpUtf8Len(p + i, len - i);
+        size_t need = c ? c : 4;
+        if (n + need > outlen) break;
+        if (c) memcpy(out + n, p + i, c);
+        else snprintf(out + n, 5, "\\x%02X", p[i]);
+        n += need;
+        i += c ? c : 1;
+    }
+    out[n] = '\0';
+    *outn = n;
+    return i;
+}
+
+const char *dsHttpQuote(h2o_req_t *req, const char *src, size_t len, size_t max) {
+    char *out = h2o_mem_alloc_pool(&req->pool, max + sizeof("..."));
+    size_t n;
+    if (httpUtf8Copy(src, len, out, max, &n) < len) memcpy(out + n, "...", sizeof("..."));
+    return out;
+}
+
+/* A JSON string of text, with any invalid byte escaped: a message may echo
+ * what a client sent, and the answer must render whatever that was. */
+static json_t *httpJsonText(const char *text) {
+    json_t *j = json_string(text);
+    if (j != NULL) return j;
+    size_t len = strlen(text), n;
+    char *safe = malloc(len * 4 + 1);
+    if (safe == NULL) return NULL;
+    httpUtf8Copy(text, len, safe, len * 4, &n);
+    j = json_stringn(safe, n);
+    free(safe);
+    return j;
+}
+
 void dsHttpRespondError(dsHttpServer *s, h2o_req_t *req, const char *route, int status, const char *code,
                         const char *message, const char *field, int retry_after_s) {
-    json_t *body = json_pack("{s:s, s:s}", "error", code, "message", message);
-    if (body != NULL && field != NULL && field[0] != '\0') json_object_set_new(body, "field", json_string(field));
+    json_t *body = json_pack("{s:s, s:o*}", "error", code, "message", httpJsonText(message));
+    if (body != NULL && field != NULL && field[0] != '\0') json_object_set_new(body, "field", httpJsonText(field));
     char retry[16];
     snprintf(retry, sizeof(retry), "%d", retry_after_s);
     dsHttpHeader h = {"retry-after", retry};

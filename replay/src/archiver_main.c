@@ -57,10 +57,10 @@ static struct {
 } opt;
 
 static const dsConfigOption arConfig[] = {
-    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", "Kafka bootstrap servers", &opt.brokers, 0, 0},
-    {"topic", DS_CFG_STRING, "decisions", "topic to archive", &opt.topic, 0, 0},
-    {"group", DS_CFG_STRING, "decision-archiver", "consumer group", &opt.group, 0, 0},
-    {"root", DS_CFG_STRING, "var/archive", "archive root directory", &opt.root, 0, 0},
+    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", "Kafka bootstrap servers", &opt.brokers, 1, 0},
+    {"topic", DS_CFG_STRING, "decisions", "topic to archive", &opt.topic, 1, 0},
+    {"group", DS_CFG_STRING, "decision-archiver", "consumer group", &opt.group, 1, 0},
+    {"root", DS_CFG_STRING, "var/archive", "archive root directory", &opt.root, 1, 0},
     {"max-records", DS_CFG_INT, "100000", "records per file at most", &opt.max_records, 1, 100000000},
     {"max-bytes", DS_CFG_SIZE, "64MiB", "encoded bytes per file at most (approximate)", &opt.max_bytes, 1024,
      1LL << 40},
@@ -398,7 +398,7 @@ static bool arMetricsStart(uv_loop_t *loop, char *errbuf, size_t errlen) {
     mQuarantined = dsMetricsCounter(metrics, "archiver_quarantined_total",
                                     "Records kept under <root>/quarantine: no place in the archive layout");
     if (opt.metrics_port == 0) return true;
-    dsHttpConfig hc = {opt.listen_host, (int)opt.metrics_port, 4096, 128};
+    dsHttpConfig hc = {opt.listen_host, (int)opt.metrics_port, 4096, 128, NULL};
     http = dsHttpServerStart(loop, &hc, arHandle, NULL, metrics, errbuf, errlen);
     return http != NULL;
 }

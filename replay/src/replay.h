@@ -26,6 +26,7 @@ typedef struct rpReplaySpec {
     bool stop_on_error;               /* a bad file stops the run (else it is reported and skipped) */
     long progress_ms;                 /* how often the progress callback runs */
     size_t max_block;                 /* bytes an archive block may hold (filereader.h); 0: RP_MAX_BLOCK_DEFAULT */
+    long max_clock_skew_ms;           /* a record dated later than now plus this is refused, as a post is */
 } rpReplaySpec;
 
 typedef struct rpReplayStats {

@@ -28,13 +28,13 @@
 static struct {
     char *archive, *from, *to, *customer_id, *merchant_id, *outcome, *target, *brokers, *topic, *compression, *dsn,
         *url, *token, *token_file, *checkpoint, *on_error, *schemas_dir, *log_level;
-    long rate, batch, checkpoint_ms, progress_ms;
+    long rate, batch, checkpoint_ms, progress_ms, max_clock_skew_ms;
     size_t max_block;
     bool dry_run;
 } opt;
 
 static const dsConfigOption rpConfig[] = {
-    {"archive", DS_CFG_STRING, "var/archive", "archive root (the directory holding decisions/)", &opt.archive, 0, 0},
+    {"archive", DS_CFG_STRING, "var/archive", "archive root (the directory holding decisions/)", &opt.archive, 1, 0},
     {"from", DS_CFG_STRING, "", "first decided_at replayed, inclusive (RFC 3339; required)", &opt.from, 0, 0},
     {"to", DS_CFG_STRING, "", "end of the range on decided_at, exclusive (RFC 3339; required)", &opt.to, 0, 0},
     {"customer-id", DS_CFG_STRING, "", "only this customer's decisions", &opt.customer_id, 0, 0},
@@ -42,8 +42,8 @@ static const dsConfigOption rpConfig[] = {
     {"outcome", DS_CFG_STRING, "", "only decisions with this outcome (APPROVED, REJECTED, REFERRED)", &opt.outcome, 0,
      0},
     {"target", DS_CFG_STRING, "", "kafka, postgres or variable-store (required unless --dry-run)", &opt.target, 0, 0},
-    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", "kafka target: bootstrap servers", &opt.brokers, 0, 0},
-    {"topic", DS_CFG_STRING, "decisions", "kafka target: topic", &opt.topic, 0, 0},
+    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", "kafka target: bootstrap servers", &opt.brokers, 1, 0},
+    {"topic", DS_CFG_STRING, "decisions", "kafka target: topic", &opt.topic, 1, 0},
     {"compression", DS_CFG_STRING, "lz4", "kafka target: none, gzip, snappy, lz4 or zstd", &opt.compression, 0, 0},
     {"dsn", DS_CFG_STRING, "", "postgres target: libpq connection string", &opt.dsn, 0, 0},
     {"url", DS_CFG_STRING, "", "variable-store target: http://HOST:PORT", &opt.url, 0, 0},
@@ -56,6 +56,9 @@ static const dsConfigOption rpConfig[] = {
      "postgres and variable-store targets: decisions per INSERT or ingest request (one transaction each)", &opt.batch,
      1, 100000},
     {"dry-run", DS_CFG_BOOL, "false", "read, resolve and filter, count, write nothing", &opt.dry_run, 0, 0},
+    {"max-clock-skew", DS_CFG_DURATION, "5m",
+     "a record dated later than now plus this is refused, as the decision API refuses such a post",
+     &opt.max_clock_skew_ms, 0, 86400000},
     {"rate", DS_CFG_INT, "0", "at most this many decisions/s to the target (0: no limit)", &opt.rate, 0, 100000000},
     {"checkpoint", DS_CFG_STRING, "", "file recording progress; an interrupted run resumes from it",
      &opt.checkpoint, 0, 0},
@@ -131,7 +134,7 @@ static char *rpLoadToken(void) {
         return NULL;
     }
     if (*opt.token_file) {
-        if ((tok = dsFileRead(opt.token_file, &len, err, sizeof(err))) == NULL) {
+        if ((tok = dsFileRead(opt.token_file, DS_FILE_MAX_SECRET, &len, err, sizeof(err))) == NULL) {
             rpUsageError("--token-file: %s", err);
             return NULL;
         }
@@ -190,7 +193,8 @@ static int rpMain(dsCodec *codec) {
                          .merchant_id = rpOptional(opt.merchant_id), .outcome = rpOptional(opt.outcome),
                          .rate = (double)opt.rate, .checkpoint = rpOptional(opt.checkpoint),
                          .checkpoint_ms = opt.checkpoint_ms, .progress_ms = 200, .max_block = opt.max_block,
-                         .stop_on_error = strcmp(opt.on_error, "stop") == 0};
+                         .stop_on_error = strcmp(opt.on_error, "stop") == 0,
+                         .max_clock_skew_ms = opt.max_clock_skew_ms};
     char *token = NULL;
     if (!rpCheckOptions(&spec, codec, &token)) return 2;
     rpTarget *target = NULL;

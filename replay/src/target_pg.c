@@ -3,7 +3,13 @@
  * A batch is one statement over a jsonb array of rows, so one round trip
  * and one transaction carry it; ON CONFLICT DO NOTHING makes the target
  * idempotent (also for duplicates inside one batch, which an at-least-once
- * archive may hold). Rows are what the decision API writes: the canonical
+ * archive may hold). A row already there is "present" only if it is the
+ * same decision: the same statement returns the ids whose stored row has
+ * the same schema version but another document hash (the main query sees
+ * the table as it was before the insert), and those count as failed, as the
+ * API answers 409: the archive and the store disagree about a decision.
+ * Rows stored under another version cannot be compared by hash and count
+ * as present. Rows are what the decision API writes: the canonical
  * document without server fields and the SHA-256 of its compact text, so an
  * idempotent retry through the API after a refill still compares equal.
  */
@@ -21,13 +27,17 @@
 #define TP_RETRIES 5
 
 static const char tpInsert[] =
-    "INSERT INTO decisions (decision_id, purchase_id, customer_id, merchant_id, outcome, decided_at,"
+    "WITH b AS (SELECT r FROM jsonb_array_elements($1::jsonb) AS r),"
+    " ins AS (INSERT INTO decisions (decision_id, purchase_id, customer_id, merchant_id, outcome, decided_at,"
     " recorded_at, schema_version, doc_sha256, doc, doc_text)"
     " SELECT (r->3->>'decision_id')::uuid, r->3->>'purchase_id', r->3->>'customer_id', r->3->>'merchant_id',"
     " r->3->>'outcome', (r->3->>'decided_at')::timestamptz, (r->>0)::timestamptz, (r->>1)::int,"
     " decode(r->>2, 'hex'), r->3, r->>4"
-    " FROM jsonb_array_elements($1::jsonb) AS r"
-    " ON CONFLICT (decision_id) DO NOTHING";
+    " FROM b ON CONFLICT (decision_id) DO NOTHING RETURNING 1),"
+    " bad AS (SELECT d.decision_id FROM decisions d JOIN b ON d.decision_id = (b.r->3->>'decision_id')::uuid"
+    " WHERE d.schema_version = (b.r->>1)::int AND d.doc_sha256 <> decode(b.r->>2, 'hex'))"
+    " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM bad),"
+    " (SELECT string_agg(decision_id::text, ' ') FROM (SELECT decision_id FROM bad LIMIT 10) x)";
 
 typedef struct tpTarget {
     rpTarget base;
@@ -46,12 +56,23 @@ static bool tpConnect(tpTarget *t, char *errbuf, size_t errlen) {
     return false;
 }
 
-static bool tpExec(tpTarget *t, const char *text, uint64_t *inserted, char *errbuf, size_t errlen) {
+/* Runs the batch: *inserted rows new, *conflicting rows already stored
+ * with another document (up to 10 of their ids logged). */
+static bool tpExec(tpTarget *t, const char *text, uint64_t *inserted, uint64_t *conflicting, char *errbuf,
+                   size_t errlen) {
     const char *params[1] = {text};
     PGresult *res = PQexecParams(t->conn, tpInsert, 1, NULL, params, NULL, NULL, 0);
-    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    if (ok) *inserted = strtoull(PQcmdTuples(res), NULL, 10);
-    else snprintf(errbuf, errlen, "postgres: the batch insert failed: %s", PQresultErrorMessage(res));
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 3;
+    if (ok) {
+        *inserted = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        *conflicting = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+        if (*conflicting)
+            dsLogError("postgres: %llu decisions of the batch are stored with another document than the archive's "
+                       "(not written, counted as failed): %s%s", (unsigned long long)*conflicting,
+                       PQgetvalue(res, 0, 2), *conflicting > 10 ? " ..." : "");
+    } else {
+        snprintf(errbuf, errlen, "postgres: the batch insert failed: %s", PQresultErrorMessage(res));
+    }
     PQclear(res);
     return ok;
 }
@@ -63,7 +84,7 @@ static bool tpSend(tpTarget *t, char *errbuf, size_t errlen) {
     if (n == 0) return true;
     char *text = json_dumps(t->rows, JSON_COMPACT);
     if (text == NULL) return snprintf(errbuf, errlen, "out of memory"), false;
-    uint64_t inserted = 0;
+    uint64_t inserted = 0, conflicting = 0;
     bool ok = false;
     for (int attempt = 0; attempt < TP_RETRIES && !ok; attempt++) {
         if (attempt > 0) {
@@ -71,7 +92,7 @@ static bool tpSend(tpTarget *t, char *errbuf, size_t errlen) {
             nanosleep(&(struct timespec){0, 200000000L * attempt}, NULL);
             if (!tpConnect(t, errbuf, errlen)) continue;
         }
-        ok = tpExec(t, text, &inserted, errbuf, errlen);
+        ok = tpExec(t, text, &inserted, &conflicting, errbuf, errlen);
         if (!ok && PQstatus(t->conn) == CONNECTION_OK) break; /* the server refused it: not a retry case */
     }
     free(text);
@@ -80,7 +101,8 @@ static bool tpSend(tpTarget *t, char *errbuf, size_t errlen) {
         return false;
     }
     t->base.settled.written += inserted;
-    t->base.settled.present += n - inserted;
+    t->base.settled.failed += conflicting;
+    t->base.settled.present += n - inserted - conflicting;
     json_array_clear(t->rows);
     return true;
 }

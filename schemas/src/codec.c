@@ -115,6 +115,9 @@ static bool loadManifest(dsCodec *c, char *errbuf, size_t errlen) {
     json_t *cur = json_object_get(m, "current");
     if (!subject || !json_is_integer(cur)) {
         lfail(errbuf, errlen, "manifest.json needs \"subject\" (string) and \"current\" (integer)");
+    } else if (!dsCompatManifestMode(m, &c->compatibility)) {
+        lfail(errbuf, errlen, "manifest.json: \"compatibility\" must be BACKWARD, FORWARD, FULL, one of their "
+                              "_TRANSITIVE forms or NONE");
     } else if (!(c->subject = strdup(subject))) {
         lfail(errbuf, errlen, "out of memory");
     } else if (loadVersions(c, json_object_get(m, "versions"), errbuf, errlen)) {
@@ -169,7 +172,7 @@ static bool dirFileAdd(dirFiles *t, const char *dir, const char *name, char *err
     char *path = malloc(plen), *copy = strdup(name), *data = NULL;
     if (path && copy) {
         snprintf(path, plen, "%s/%s", dir, name);
-        data = dsFileRead(path, &len, errbuf, errlen);
+        data = dsFileRead(path, DS_FILE_MAX_CONFIG, &len, errbuf, errlen);
     } else {
         lfail(errbuf, errlen, "out of memory");
     }
@@ -284,6 +287,8 @@ int dsCodecSchemaId(const dsCodec *c, int version) {
 }
 
 const char *dsCodecSubject(const dsCodec *c) { return c->subject; }
+
+const char *dsCodecCompatibility(const dsCodec *c) { return dsCompatModeName(c->compatibility); }
 
 const char *dsCodecSchemaText(const dsCodec *c, int version) {
     const dsCodecVersion *v = findVersion(c, version);

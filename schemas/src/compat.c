@@ -512,6 +512,12 @@ bool dsCompatParseMode(const char *name, dsCompatMode *out) {
     return false;
 }
 
+bool dsCompatManifestMode(const json_t *manifest, dsCompatMode *out) {
+    const json_t *compat = json_object_get(manifest, "compatibility");
+    if (compat == NULL) return *out = DS_COMPAT_FULL_TRANSITIVE, true;
+    return dsCompatParseMode(json_string_value(compat), out);
+}
+
 const char *dsCompatModeName(dsCompatMode mode) {
     return (size_t)mode < sizeof cpModeNames / sizeof cpModeNames[0] ? cpModeNames[mode] : "?";
 }

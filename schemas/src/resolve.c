@@ -50,9 +50,11 @@ static bool rfail(rsWalk *rs, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    char path[DS_WALK_PATH_MAX];
+    dsWalkPath(&rs->w, path);
     /* Map keys in the path come from data: never cut a character in two. */
-    if (snprintf(rs->errbuf, rs->errlen, "version %d -> %d: %s %s", rs->from, rs->to,
-                 rs->w.plen ? rs->w.path : "the record", msg) >= (int)rs->errlen && rs->errlen)
+    if (snprintf(rs->errbuf, rs->errlen, "version %d -> %d: %s %s", rs->from, rs->to, path[0] ? path : "the record",
+                 msg) >= (int)rs->errlen && rs->errlen)
         dsUtf8TrimPartial(rs->errbuf);
     return false;
 }
@@ -179,7 +181,7 @@ static bool resolveItems(rsWalk *rs, const dsRule *wr, avro_value_t *src, const 
         if (avro_value_get_by_index(src, i, &s, map ? &key : NULL) != 0 ||
             (map ? avro_value_add(dst, key, &d, NULL, NULL) : avro_value_append(dst, &d, NULL)) != 0)
             return avroFail(rs);
-        size_t saved = map ? dsWalkPushPath(&rs->w, ".%s", key) : dsWalkPushPath(&rs->w, "[%zu]", i);
+        size_t saved = map ? dsWalkPushKey(&rs->w, key, strlen(key)) : dsWalkPushIndex(&rs->w, i);
         bool ok = resolveValue(rs, wr->items, &s, rr->items, &d);
         dsWalkPopPath(&rs->w, saved);
         if (!ok) return false;
@@ -208,7 +210,7 @@ static bool resolveRecord(rsWalk *rs, const dsRule *wr, avro_value_t *src, const
     for (size_t i = 0; i < rr->nfields; i++) {
         avro_value_t d;
         if (avro_value_get_by_index(dst, i, &d, NULL) != 0) return avroFail(rs);
-        size_t saved = dsWalkPushPath(&rs->w, "%s%s", rs->w.plen ? "." : "", rr->fields[i].name);
+        size_t saved = dsWalkPushField(&rs->w, rr->fields[i].name);
         bool ok = resolveField(rs, wr, src, &rr->fields[i], &d);
         dsWalkPopPath(&rs->w, saved);
         if (!ok) return false;
@@ -267,8 +269,13 @@ bool dsCodecResolve(dsCodec *c, avro_value_t *src, avro_value_t *dst, char *errb
         return false;
     }
     if (src->self == dst->self) return true; /* resetting dst would empty src */
-    rsWalk rs = {.w = {.from_default = true}, .from = wv->version, .to = rv->version, .errbuf = errbuf, .errlen = errlen};
-    rs.w.err = &rs.err;
+    rsWalk rs; /* not zeroed: its path holds 4 KiB of steps, set as they are taken */
+    dsWalkInit(&rs.w, &rs.err);
+    rs.w.from_default = true;
+    rs.from = wv->version;
+    rs.to = rv->version;
+    rs.errbuf = errbuf;
+    rs.errlen = errlen;
     if (avro_value_reset(dst) != 0) return avroFail(&rs);
     if (wv == rv) return avro_value_copy_fast(dst, src) == 0 || avroFail(&rs);
     return resolveValue(&rs, wv->rules.root, src, rv->rules.root, dst);

@@ -457,7 +457,9 @@ static bool checkDefaults(dsCompile *cc) {
             if (f->type->kind == DSR_UNION && (json_is_null(f->def) ? f->type->null_index : f->type->branch_index) != 0)
                 return cfail(cc, where, "a union's default must match its first branch");
             dsCodecError err;
-            dsWalk w = {.err = &err, .from_default = true};
+            dsWalk w;
+            dsWalkInit(&w, &err);
+            w.from_default = true;
             if (!dsWalkValue(&w, f->type, f->def, NULL)) return cfail(cc, where, "%s", err.message);
         }
     }

@@ -33,7 +33,6 @@
 
 #define ENV_PREFIX "DECISION_SCHEMAS_"
 #define SC_NAME "decision-schemas"
-#define SC_DEFAULT_MODE DS_COMPAT_FULL_TRANSITIVE
 
 static struct {
     char *dir, *mode, *registry, *subject, *log_level;
@@ -137,14 +136,12 @@ static bool scManifestEntry(scSet *s, size_t i, char *errbuf, size_t errlen) {
 
 static bool scManifestFields(scSet *s, char *errbuf, size_t errlen) {
     json_t *cur = json_object_get(s->manifest, "current"), *list = json_object_get(s->manifest, "versions");
-    json_t *compat = json_object_get(s->manifest, "compatibility");
     s->subject = json_string_value(json_object_get(s->manifest, "subject"));
     if (!s->subject || !*s->subject || !json_is_integer(cur))
         return scFail(errbuf, errlen, "needs \"subject\" (a string) and \"current\" (an integer)");
     if (!json_is_array(list) || json_array_size(list) == 0)
         return scFail(errbuf, errlen, "\"versions\" must be a non-empty array");
-    s->mode = SC_DEFAULT_MODE;
-    if (compat && !dsCompatParseMode(json_string_value(compat), &s->mode))
+    if (!dsCompatManifestMode(s->manifest, &s->mode))
         return scFail(errbuf, errlen, "\"compatibility\" must be BACKWARD, FORWARD, FULL, one of their _TRANSITIVE "
                       "forms or NONE");
     if (!(s->v = calloc(json_array_size(list), sizeof *s->v))) return scFail(errbuf, errlen, "out of memory");
@@ -163,7 +160,7 @@ static bool scLoadManifest(scSet *s, const char *dir, char *errbuf, size_t errle
     json_error_t jerr;
     size_t len;
     if (!(s->manifest_path = scJoin(dir, "manifest.json"))) return scFail(errbuf, errlen, "out of memory");
-    char *text = dsFileRead(s->manifest_path, &len, errbuf, errlen);
+    char *text = dsFileRead(s->manifest_path, DS_FILE_MAX_CONFIG, &len, errbuf, errlen);
     if (!text) return false;
     s->manifest = json_loadb(text, len, 0, &jerr);
     free(text);
@@ -180,7 +177,7 @@ static bool scLoadVersions(scSet *s, const char *dir, char *errbuf, size_t errle
         char *path = scJoin(dir, v->file);
         json_error_t jerr;
         if (!path) return scFail(errbuf, errlen, "out of memory");
-        v->text = dsFileRead(path, &v->len, errbuf, errlen);
+        v->text = dsFileRead(path, DS_FILE_MAX_CONFIG, &v->len, errbuf, errlen);
         if (v->text && !(v->schema = json_loadb(v->text, v->len, 0, &jerr)))
             scFail(errbuf, errlen, "%s: line %d: %s", path, jerr.line, jerr.text);
         free(path);
@@ -302,7 +299,7 @@ static int scShowVersion(const scSet *s, long want) {
     for (size_t i = 0; i < s->n; i++) {
         if (s->v[i].version != want) continue;
         char *path = scJoin(opt.dir, s->v[i].file);
-        char *text = path ? dsFileRead(path, &len, err, sizeof err) : NULL;
+        char *text = path ? dsFileRead(path, DS_FILE_MAX_CONFIG, &len, err, sizeof err) : NULL;
         if (!path) snprintf(err, sizeof err, "out of memory");
         free(path);
         if (!text) return fprintf(stderr, SC_NAME ": %s\n", err), 1;

@@ -25,15 +25,15 @@ static struct {
 static const dsConfigOption spConfig[] = {
     {"database-url", DS_CFG_STRING, "dbname=decisions", "libpq connection string (replication=database is added)",
      &opt.database_url, 0, 0},
-    {"slot", DS_CFG_STRING, "decisions_stream", "logical replication slot (created when missing)", &opt.slot, 0, 0},
+    {"slot", DS_CFG_STRING, "decisions_stream", "logical replication slot (created when missing)", &opt.slot, 1, 0},
     {"publication", DS_CFG_STRING, "decisions_pub", "publication to stream (created when missing)", &opt.publication,
-     0, 0},
-    {"table", DS_CFG_STRING, "decisions", "the decisions table", &opt.table, 0, 0},
-    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", "Kafka bootstrap servers", &opt.brokers, 0, 0},
-    {"topic", DS_CFG_STRING, "decisions", "topic for decisions", &opt.topic, 0, 0},
+     1, 0},
+    {"table", DS_CFG_STRING, "decisions", "the decisions table", &opt.table, 1, 0},
+    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", "Kafka bootstrap servers", &opt.brokers, 1, 0},
+    {"topic", DS_CFG_STRING, "decisions", "topic for decisions", &opt.topic, 1, 0},
     {"compression", DS_CFG_STRING, "lz4", "Kafka compression.codec: none, gzip, snappy, lz4, zstd", &opt.compression,
      0, 0},
-    {"dlq-topic", DS_CFG_STRING, "decisions.dlq", "topic for rows that fail validation", &opt.dlq_topic, 0, 0},
+    {"dlq-topic", DS_CFG_STRING, "decisions.dlq", "topic for rows that fail validation", &opt.dlq_topic, 1, 0},
     {"security-protocol", DS_CFG_STRING, "", "Kafka security.protocol (plaintext when empty)",
      &opt.security_protocol, 0, 0},
     {"sasl-mechanism", DS_CFG_STRING, "", "Kafka sasl.mechanism", &opt.sasl_mechanism, 0, 0},
@@ -144,7 +144,7 @@ int main(int argc, char **argv) {
         goto done;
     }
     if (opt.metrics_port > 0) {
-        dsHttpConfig hc = {opt.listen_host, (int)opt.metrics_port, 4096, 128};
+        dsHttpConfig hc = {opt.listen_host, (int)opt.metrics_port, 4096, 128, NULL};
         if ((m.http = dsHttpServerStart(&loop, &hc, mainHandle, &m, m.metrics, err, sizeof(err))) == NULL) {
             dsLogError("cannot start the metrics endpoint: %s", err);
             spProcessorStop(m.proc, 0);

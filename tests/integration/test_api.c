@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <openssl/sha.h>
+#include <poll.h>
 
 #include "ds/codec.h"
 #include "harness.h"
@@ -26,9 +27,14 @@
 static dtPg pg;
 static dtApi api;
 
+/* HTTP/2 is off by default; test_client_gone_while_waiting needs it, so
+ * every start of the API in this suite turns it on. */
+#define API_HTTP2 "DECISIONS_HTTP2=true"
+static const char *apiEnv[] = {API_HTTP2, NULL};
+
 static int suiteSetup(void **state) {
     if (!dtPgStart(&pg)) return -1;
-    return dtApiStart(&api, &pg, NULL) ? 0 : -1;
+    return dtApiStart(&api, &pg, apiEnv) ? 0 : -1;
 }
 
 static int suiteTeardown(void **state) {
@@ -437,6 +443,73 @@ static void test_batch(void **state) {
     json_decref(clash);
 }
 
+
+/* Whether the decision is stored. */
+static bool storedRow(const char *id) {
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM decisions WHERE decision_id = '%s'", id);
+    char *n = dtPgScalar(&pg, sql);
+    assert_non_null(n);
+    bool stored = atoi(n) == 1;
+    free(n);
+    return stored;
+}
+
+/* A commit that fails after every statement succeeded (a deferred
+ * constraint trigger raising at COMMIT) stores nothing, so it must never
+ * be answered 201: a lone post gets the error (400 for an integrity class,
+ * 500 otherwise); in a batch the failed row is found by sending each item
+ * again alone, and its neighbours are stored. */
+static void test_commit_failure_is_not_success(void **state) {
+    assert_true(dtPgExec(&pg,
+                         "CREATE FUNCTION test_fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                         " IF NEW.customer_id LIKE 'check-at-commit%' THEN"
+                         "  RAISE EXCEPTION 'refused at commit' USING ERRCODE = 'check_violation'; END IF;"
+                         " IF NEW.customer_id LIKE 'raise-at-commit%' THEN RAISE EXCEPTION 'broken at commit'; END IF;"
+                         " RETURN NULL; END $$"));
+    assert_true(dtPgExec(&pg, "CREATE CONSTRAINT TRIGGER test_fail_at_commit AFTER INSERT ON decisions"
+                              " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_fail_at_commit()"));
+    json_t *check = newDecision("check-at-commit-1"), *raise = newDecision("raise-at-commit-1");
+    dtResponse r;
+    postJson(DT_WRITER_TOKEN, check, &r);
+    assertError(&r, 400, "rejected", NULL);
+    dtResponseFree(&r);
+    postJson(DT_WRITER_TOKEN, raise, &r);
+    assertError(&r, 500, "internal", NULL);
+    dtResponseFree(&r);
+    assert_false(storedRow(json_string_value(json_object_get(check, "decision_id"))));
+    assert_false(storedRow(json_string_value(json_object_get(raise, "decision_id"))));
+
+    json_t *ok1 = newDecision(NULL), *ok2 = newDecision(NULL), *bad = newDecision("check-at-commit-2");
+    json_t *body = json_pack("{s:[O,O,O]}", "decisions", ok1, bad, ok2);
+    char *text = json_dumps(body, JSON_COMPACT);
+    post("/v1/decisions:batch", DT_WRITER_TOKEN, "application/json", text, &r);
+    assert_int_equal(r.status, 200);
+    long expect[] = {201, 400, 201};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *item = json_array_get(json_object_get(r.json, "results"), i);
+        if (json_integer_value(json_object_get(item, "status")) != expect[i]) fprintf(stderr, "item %zu: %s\n", i, r.body);
+        assert_int_equal(json_integer_value(json_object_get(item, "status")), expect[i]);
+    }
+    dtResponseFree(&r);
+    assert_true(storedRow(json_string_value(json_object_get(ok1, "decision_id"))));
+    assert_true(storedRow(json_string_value(json_object_get(ok2, "decision_id"))));
+    assert_false(storedRow(json_string_value(json_object_get(bad, "decision_id"))));
+
+    assert_true(dtPgExec(&pg, "DROP TRIGGER test_fail_at_commit ON decisions; DROP FUNCTION test_fail_at_commit()"));
+    /* the same decision goes in once nothing refuses it */
+    postJson(DT_WRITER_TOKEN, check, &r);
+    assert_int_equal(r.status, 201);
+    dtResponseFree(&r);
+    free(text);
+    json_decref(body);
+    json_decref(ok1);
+    json_decref(ok2);
+    json_decref(bad);
+    json_decref(check);
+    json_decref(raise);
+}
+
 static void test_get_errors_and_roles(void **state) {
     dtResponse r;
     get("/v1/decisions/00000000-0000-4000-8000-000000000000", DT_READER_TOKEN, &r);
@@ -540,6 +613,196 @@ static void test_search_pagination_and_filters(void **state) {
     get(path, DT_READER_TOKEN, &r);
     assertError(&r, 400, "invalid_query", "colour");
     dtResponseFree(&r);
+}
+
+
+/* Every search parameter is checked before PostgreSQL sees it: NUL bytes,
+ * invalid UTF-8, signs and spaces around numbers, values no decision can
+ * hold and repeated parameters are the client's mistake (400 naming the
+ * parameter), never a 503 and never silently cut short. */
+static void test_search_refuses_bad_parameters(void **state) {
+    static const struct {
+        const char *query;
+        const char *field;
+    } bad[] = {
+        {"customer_id=c&limit=5%00junk", "limit"},
+        {"customer_id=c&limit=%2B5", "limit"},
+        {"customer_id=c&limit=+5", "limit"},
+        {"customer_id=c&limit=-5", "limit"},
+        {"customer_id=c&limit=%205", "limit"},
+        {"customer_id=c&limit=5%20", "limit"},
+        {"customer_id=c&limit=0x10", "limit"},
+        {"customer_id=c&limit=99999999999999999999999", "limit"},
+        {"customer_id=c&limit=", "limit"},
+        {"customer_id=c&limit=5&limit=6", "limit"},
+        {"customer_id=a%00b", "customer_id"},
+        {"customer_id=%ff", "customer_id"},
+        {"customer_id=ab%c3", "customer_id"},
+        {"customer_id=%01x", "customer_id"},
+        {"customer_id=", "customer_id"},
+        {"customer_id=a&customer_id=b", "customer_id"},
+        {"merchant_id=%c2%85", "merchant_id"},
+        {"merchant_id=m%7f", "merchant_id"},
+        {"purchase_id=%ed%a0%80", "purchase_id"},
+        {"customer_id=c&outcome=%ff", "outcome"},
+        {"customer_id=c&outcome=APPROVED%00x", "outcome"},
+        {"customer_id=c&outcome=MAYBE", "outcome"},
+        {"customer_id=c&outcome=approved", "outcome"},
+        {"customer_id=c&outcome=APPROVED&outcome=REJECTED", "outcome"},
+        {"customer_id=c&from=2026-11-20T10:00:00Z%00", "from"},
+        {"customer_id=c&from=%ff", "from"},
+        {"customer_id=c&from=%202026-11-20T10:00:00Z", "from"},
+        {"customer_id=c&to=%2B2026-11-20T10:00:00Z", "to"},
+        {"customer_id=c&to=99999-11-20T10:00:00Z", "to"},
+        {"customer_id=c&to=2026-11-20T10:00:00Z&to=2026-11-21T10:00:00Z", "to"},
+        {"customer_id=c&cursor=%ff", "cursor"},
+        {"customer_id=c&cursor=", "cursor"},
+    };
+    char path[512];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        dtResponse r;
+        snprintf(path, sizeof(path), "/v1/decisions?%s", bad[i].query);
+        get(path, DT_READER_TOKEN, &r);
+        if (r.status != 400) fprintf(stderr, "%s: %ld %s\n", bad[i].query, r.status, r.body);
+        assertError(&r, 400, "invalid_query", bad[i].field);
+        assert_true(r.retry_after[0] == '\0');
+        dtResponseFree(&r);
+    }
+    /* the limits of the rules themselves still pass */
+    char longest[200];
+    memset(longest, 'x', 128);
+    longest[128] = '\0';
+    const char *good[] = {"customer_id=caf%C3%A9%20%E2%82%AC", "customer_id=c&limit=500&outcome=REFERRED",
+                          "customer_id=c&limit=007", longest};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        dtResponse r;
+        snprintf(path, sizeof(path), "/v1/decisions?%s%s", good[i] == longest ? "merchant_id=" : "", good[i]);
+        get(path, DT_READER_TOKEN, &r);
+        if (r.status != 200) fprintf(stderr, "%s: %ld %s\n", good[i], r.status, r.body);
+        assert_int_equal(r.status, 200);
+        dtResponseFree(&r);
+    }
+    memset(longest, 'x', 129);
+    longest[129] = '\0';
+    dtResponse r;
+    snprintf(path, sizeof(path), "/v1/decisions?merchant_id=%s", longest);
+    get(path, DT_READER_TOKEN, &r);
+    assertError(&r, 400, "invalid_query", "merchant_id");
+    dtResponseFree(&r);
+}
+
+/* Posts n decisions for a fresh customer, one minute apart; writes the
+ * customer into out. */
+static void postSeries(int n, char out[64]) {
+    char id[37];
+    dtUuid(id);
+    snprintf(out, 64, "cust-%s", id);
+    for (int i = 0; i < n; i++) {
+        json_t *d = newDecision(out);
+        char ts[48];
+        snprintf(ts, sizeof(ts), "2026-11-21T10:%02d:00.000Z", i);
+        json_object_set_new(d, "decided_at", json_string(ts));
+        dtResponse r;
+        postJson(DT_WRITER_TOKEN, d, &r);
+        assert_int_equal(r.status, 201);
+        dtResponseFree(&r);
+        json_decref(d);
+    }
+}
+
+/* One page of limit 1 after cursor (may be NULL): the status, the page's
+ * decided_at into at and its next_cursor into next (both "" when none). */
+static long searchPage(const char *customer, const char *cursor, char at[48], char next[256]) {
+    char path[512];
+    snprintf(path, sizeof(path), "/v1/decisions?customer_id=%s&limit=1%s%s", customer, cursor ? "&cursor=" : "",
+             cursor ? cursor : "");
+    dtResponse r;
+    get(path, DT_READER_TOKEN, &r);
+    long status = r.status;
+    at[0] = next[0] = '\0';
+    if (status == 200) {
+        json_t *d = json_array_get(json_object_get(r.json, "decisions"), 0);
+        snprintf(at, 48, "%s", d ? json_string_value(json_object_get(d, "decided_at")) : "");
+        const char *n = json_string_value(json_object_get(r.json, "next_cursor"));
+        snprintf(next, 256, "%s", n ? n : "");
+    } else {
+        assertError(&r, 400, "invalid_query", "cursor");
+    }
+    dtResponseFree(&r);
+    return status;
+}
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* The cursor is signed: any changed byte, a cut or an extension, an
+ * unsigned cursor of the old form, or one signed under another key is a
+ * 400, never another page. A key file shared across a restart keeps
+ * cursors valid. */
+static void test_search_cursor_signed(void **state) {
+    char customer[64], at[48], next[256], cursor[256];
+    postSeries(3, customer);
+    assert_int_equal(searchPage(customer, NULL, at, cursor), 200);
+    assert_string_equal(at, "2026-11-21T10:02:00.000Z");
+    assert_int_equal(searchPage(customer, cursor, at, next), 200);
+    assert_string_equal(at, "2026-11-21T10:01:00.000Z");
+
+    size_t len = strlen(cursor);
+    char bad[300];
+    for (size_t i = 0; i < len; i++) {
+        for (int k = 1; k < 64; k += 21) { /* three other characters at every position */
+            memcpy(bad, cursor, len + 1);
+            const char *p = strchr(b64url, cursor[i]);
+            assert_non_null(p);
+            bad[i] = b64url[(p - b64url + k) % 64];
+            assert_int_equal(searchPage(customer, bad, at, next), 400);
+        }
+    }
+    for (size_t cut = 1; cut < len; cut += 7) {
+        snprintf(bad, sizeof(bad), "%.*s", (int)(len - cut), cursor);
+        assert_int_equal(searchPage(customer, bad, at, next), 400);
+    }
+    snprintf(bad, sizeof(bad), "%sA", cursor);
+    assert_int_equal(searchPage(customer, bad, at, next), 400);
+    snprintf(bad, sizeof(bad), "%sAAAA", cursor);
+    assert_int_equal(searchPage(customer, bad, at, next), 400);
+    /* the unsigned form earlier servers issued: v1:<ms>:<uuid> */
+    assert_int_equal(searchPage(customer, "djE6MTc5NTI1MjQ2MDAwMDowMDAwMDAwMC0wMDAwLTQwMDAtODAwMC0wMDAwMDAwMDAwMDA", at,
+                                next),
+                     400);
+
+    /* no key file: a random key per process, so a restart refuses the cursor */
+    assert_int_equal(dtApiStop(&api), 0);
+    char key1[320], key2[320];
+    snprintf(key1, sizeof(key1), "%s.cursor1", api.tokens_file);
+    snprintf(key2, sizeof(key2), "%s.cursor2", api.tokens_file);
+    FILE *f = fopen(key1, "w");
+    assert_non_null(f);
+    fputs("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n", f);
+    fclose(f);
+    f = fopen(key2, "w");
+    assert_non_null(f);
+    fputs("fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210\n", f);
+    fclose(f);
+    static char env1[360], env2[360];
+    snprintf(env1, sizeof(env1), "DECISIONS_CURSOR_KEY_FILE=%s", key1);
+    snprintf(env2, sizeof(env2), "DECISIONS_CURSOR_KEY_FILE=%s", key2);
+    const char *with1[] = {env1, API_HTTP2, NULL}, *with2[] = {env2, API_HTTP2, NULL};
+    assert_true(dtApiRestart(&api, &pg, with1));
+    assert_int_equal(searchPage(customer, cursor, at, next), 400);
+    assert_int_equal(searchPage(customer, NULL, at, cursor), 200);
+    /* the same key file after a restart: the cursor goes on where it was */
+    assert_int_equal(dtApiStop(&api), 0);
+    assert_true(dtApiRestart(&api, &pg, with1));
+    assert_int_equal(searchPage(customer, cursor, at, next), 200);
+    assert_string_equal(at, "2026-11-21T10:01:00.000Z");
+    /* another key: refused */
+    assert_int_equal(dtApiStop(&api), 0);
+    assert_true(dtApiRestart(&api, &pg, with2));
+    assert_int_equal(searchPage(customer, cursor, at, next), 400);
+    assert_int_equal(dtApiStop(&api), 0);
+    assert_true(dtApiRestart(&api, &pg, apiEnv));
+    unlink(key1);
+    unlink(key2);
 }
 
 static void test_health_ready_metrics(void **state) {
@@ -660,6 +923,72 @@ static bool apiReady(void *want) {
     return ok;
 }
 
+
+typedef struct dtConnect {
+    int port;
+    int fd;
+} dtConnect;
+
+static bool connectOnce(void *arg) {
+    dtConnect *c = arg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+        c->fd = fd;
+        return true;
+    }
+    if (fd >= 0) close(fd);
+    return false;
+}
+
+/* The whole answer on fd, until the server closes it (deadline 30 s). */
+static char *readAll(int fd) {
+    static char buf[65536];
+    size_t len = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (len + 1 < sizeof(buf) && poll(&p, 1, 30000) == 1) {
+        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+/* The API starting while PostgreSQL is not up yet (both restarting) binds
+ * its own port but accepts nothing until its sessions are up: a request
+ * sent meanwhile waits in the backlog and is served, never answered 503. */
+static void test_own_port_accepts_only_when_ready(void **state) {
+    assert_true(dtPgStop(&pg));
+    dtConnect c = {dtFreePort(), -1};
+    static char port[64], db[320], tokens[360];
+    snprintf(port, sizeof(port), "DECISIONS_LISTEN_PORT=%d", c.port);
+    snprintf(db, sizeof(db), "DECISIONS_DATABASE_URL=%s", pg.conninfo);
+    snprintf(tokens, sizeof(tokens), "DECISIONS_TOKENS_FILE=%s", api.tokens_file);
+    const char *env[] = {"DECISIONS_LISTEN_HOST=127.0.0.1", port, db, tokens, "DECISIONS_MIGRATE=false",
+                         "DECISIONS_LOG_LEVEL=error", NULL};
+    pid_t pid = dtSpawn("decision-api", NULL, env);
+    assert_true(pid > 0);
+    if (!dtWaitFor(connectOnce, &c, 10000)) {
+        dtStop(pid, SIGKILL);
+        fail_msg("the API never listened on port %d", c.port);
+    }
+    static const char request[] = "GET /v1/decisions?customer_id=cust-42 HTTP/1.1\r\nHost: api\r\n"
+                                  "Authorization: Bearer " DT_READER_TOKEN "\r\nConnection: close\r\n\r\n";
+    assert_int_equal(write(c.fd, request, sizeof(request) - 1), (ssize_t)(sizeof(request) - 1));
+    bool restarted = dtPgRestart(&pg);
+    char *answer = readAll(c.fd);
+    close(c.fd);
+    int rc = dtStop(pid, SIGTERM); /* before any assertion: it must not outlive the test */
+    assert_true(restarted);
+    if (strncmp(answer, "HTTP/1.1 200", 12) != 0) fprintf(stderr, "answer: %s\n", answer);
+    assert_true(strncmp(answer, "HTTP/1.1 200", 12) == 0);
+    assert_int_equal(rc, 0);
+    long ready = 200;
+    assert_true(dtWaitFor(apiReady, &ready, 30000));
+}
+
 /* PostgreSQL stops mid-run: 503 with Retry-After and nothing written; when
  * it comes back the API recovers by itself. */
 static void test_database_down_then_recovers(void **state) {
@@ -705,11 +1034,15 @@ int main(void) {
         cmocka_unit_test(test_rule_violations),
         cmocka_unit_test(test_too_many_items),
         cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_commit_failure_is_not_success),
         cmocka_unit_test(test_get_errors_and_roles),
         cmocka_unit_test(test_search_pagination_and_filters),
+        cmocka_unit_test(test_search_refuses_bad_parameters),
+        cmocka_unit_test(test_search_cursor_signed),
         cmocka_unit_test(test_client_gone_while_waiting),
         cmocka_unit_test(test_concurrent_posts),
         cmocka_unit_test(test_health_ready_metrics),
+        cmocka_unit_test(test_own_port_accepts_only_when_ready),
         cmocka_unit_test(test_database_down_then_recovers),
     };
     return cmocka_run_group_tests(tests, suiteSetup, suiteTeardown);

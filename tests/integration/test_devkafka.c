@@ -70,9 +70,14 @@ static void test_control_broker_down_up(void **state) {
     assert_true(dtHttp(&kafka.control, "POST", "/brokers/2/up", NULL, NULL, "", 0, &r));
     assert_int_equal(r.status, 200);
     dtResponseFree(&r);
-    assert_true(dtHttp(&kafka.control, "POST", "/brokers/9/down", NULL, NULL, "", 0, &r));
-    assert_int_equal(r.status, 404);
-    dtResponseFree(&r);
+    /* no broker but 1..N: not 4294967297 read as 1, not 01, +1 or 1/down/x */
+    static const char *const bad[] = {"/brokers/9/down", "/brokers/4294967297/down", "/brokers/01/down",
+                                      "/brokers/+1/down", "/brokers/0/down", "/brokers/1/down/x", "/brokers/1/downx"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_true(dtHttp(&kafka.control, "POST", bad[i], NULL, NULL, "", 0, &r));
+        if (r.status != 404) fail_msg("%s answered %ld", bad[i], r.status);
+        dtResponseFree(&r);
+    }
 }
 
 int main(void) {

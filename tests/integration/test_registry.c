@@ -15,7 +15,9 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "ds/codec.h"
 #include "harness.h"
+#include "schemadir.h"
 
 #define REG_CTYPE "application/vnd.schemaregistry.v1+json"
 #define SUBJECT "decisions-value"
@@ -149,6 +151,8 @@ static void test_schema_by_id_unknown(void **state) {
     expectError("GET", "/schemas/ids/0", NULL, 404, 40403);
     expectError("GET", "/schemas/ids/-1", NULL, 404, 40403);
     expectError("GET", "/schemas/ids/abc", NULL, 404, 40403);
+    expectError("GET", "/schemas/ids/1%00", NULL, 404, 40403);
+    expectError("GET", "/schemas/ids/1%00junk", NULL, 404, 40403);
     expectError("GET", "/schemas/ids/99999999999999999999", NULL, 404, 40403);
     expectError("GET", "/schemas/ids/999999/versions", NULL, 404, 40403);
 }
@@ -198,7 +202,8 @@ static void test_subject_version(void **state) {
 }
 
 static void test_subject_version_invalid(void **state) {
-    const char *bad[] = {"abc", "0", "-2", "1.5", "2147483648", "99999999999999999999", "latest2", "%20"};
+    const char *bad[] = {"abc", "0", "-2", "1.5", "2147483648", "99999999999999999999", "latest2", "%20", "1%00x",
+                         "1%00", "latest%00"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char path[96];
         snprintf(path, sizeof(path), "/subjects/" SUBJECT "/versions/%s", bad[i]);
@@ -212,8 +217,63 @@ static void test_subject_version_invalid(void **state) {
 static void test_config(void **state) {
     dtResponse r;
     expectOk("/config", &r);
-    assert_string_equal(json_string_value(json_object_get(r.json, "compatibilityLevel")), "FULL_TRANSITIVE");
+    const char *declared = json_string_value(json_object_get(manifest, "compatibility"));
+    assert_string_equal(json_string_value(json_object_get(r.json, "compatibilityLevel")),
+                        declared ? declared : "FULL_TRANSITIVE");
     dtResponseFree(&r);
+}
+
+/* Writes a schema directory of both versions whose manifest declares
+ * compatibility (NULL: none). */
+static void writeDir(const char *dir, const char *compatibility) {
+    assert_true(dtSchemaDirWrite(dir, 2));
+    char path[300];
+    snprintf(path, sizeof(path), "%s/manifest.json", dir);
+    json_t *m = json_load_file(path, 0, NULL);
+    assert_non_null(m);
+    if (compatibility) json_object_set_new(m, "compatibility", json_string(compatibility));
+    else json_object_del(m, "compatibility");
+    assert_int_equal(json_dump_file(m, path, 0), 0);
+    json_decref(m);
+}
+
+/* /config serves the manifest's "compatibility" (what decision-schemas
+ * checks new versions under), not a constant; a manifest without one means
+ * FULL_TRANSITIVE; a value that is no mode stops the codec from loading. */
+static void test_config_from_manifest(void **state) {
+    char dir[] = "/tmp/ds-registry-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    writeDir(dir, "BACKWARD");
+    static char env[300];
+    snprintf(env, sizeof(env), "DECISIONS_SCHEMAS_DIR=%s", dir);
+    const char *extra[] = {env, NULL};
+    dtApi other;
+    assert_true(dtApiStart(&other, &pg, extra));
+    dtResponse r;
+    bool answered = dtHttp(&other, "GET", "/config", NULL, NULL, NULL, 0, &r);
+    int rc = dtApiStop(&other); /* before any assertion: it must not outlive the test */
+    assert_true(answered);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "compatibilityLevel")), "BACKWARD");
+    dtResponseFree(&r);
+    assert_int_equal(rc, 0);
+
+    char err[512];
+    writeDir(dir, NULL);
+    dsCodec *c = dsCodecNewFromDir(dir, err, sizeof(err));
+    assert_non_null(c);
+    assert_string_equal(dsCodecCompatibility(c), "FULL_TRANSITIVE");
+    dsCodecFree(c);
+    writeDir(dir, "forward_transitive");
+    assert_non_null(c = dsCodecNewFromDir(dir, err, sizeof(err)));
+    assert_string_equal(dsCodecCompatibility(c), "FORWARD_TRANSITIVE");
+    dsCodecFree(c);
+    writeDir(dir, "SIDEWAYS");
+    assert_null(dsCodecNewFromDir(dir, err, sizeof(err)));
+    assert_non_null(strstr(err, "compatibility"));
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -r '%s'", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* POST /subjects/{subject} with {"schema": text}; caller frees r. */
@@ -261,6 +321,92 @@ static void test_lookup(void **state) {
     assert_int_equal(r.status, 404);
     assert_int_equal(json_integer_value(json_object_get(r.json, "error_code")), 40403);
     dtResponseFree(&r);
+}
+
+
+/* lookup() of a JSON schema built by the test; expects status and, for a
+ * 200, version, else the error code. Steals schema. */
+static void lookupBuilt(json_t *schema, long status, int version_or_code) {
+    char *text = json_dumps(schema, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(schema);
+    dtResponse r;
+    lookup(SUBJECT, text, &r);
+    if (r.status != status) fprintf(stderr, "lookup %.200s: %ld %s\n", text, r.status, r.body);
+    assert_int_equal(r.status, status);
+    const char *key = status == 200 ? "version" : "error_code";
+    assert_int_equal(json_integer_value(json_object_get(r.json, key)), version_or_code);
+    dtResponseFree(&r);
+    free(text);
+}
+
+/* The field of a schema's record by name (borrowed). */
+static json_t *fieldOf(json_t *record, const char *name) {
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(record, "fields"), i, f) {
+        if (strcmp(json_string_value(json_object_get(f, "name")), name) == 0) return f;
+    }
+    fail_msg("no field %s", name);
+    return NULL;
+}
+
+/* The lookup compares schemas in Avro's Parsing Canonical Form without
+ * handing the posted text to avro-c: what does not change the binary
+ * encoding (docs, defaults, rule attributes, a fullname spelled through
+ * the namespace) still finds the version; what does finds none; what is
+ * not a valid schema (a named type defined twice, which made avro-c leak
+ * on every lookup, a reference to an undefined name, a nesting without
+ * end) is 42201. The ASan pass catches a leak in the API at exit. */
+static void test_lookup_canonical_form(void **state) {
+    int v = currentVersion();
+    char *text = schemaFile(v);
+    json_t *shipped = json_loads(text, 0, NULL);
+    free(text);
+    assert_non_null(shipped);
+
+    json_t *s = json_deep_copy(shipped);
+    json_object_del(s, "doc");
+    json_object_set_new(fieldOf(s, "customer_id"), "type", json_string("string"));
+    json_object_set_new(fieldOf(s, "customer_id"), "doc", json_string("another doc"));
+    json_object_set_new(fieldOf(s, "reasons"), "default", json_pack("[s]", "OTHER"));
+    lookupBuilt(s, 200, v);
+
+    s = json_deep_copy(shipped); /* the fullname in "name", no "namespace" */
+    json_object_set_new(s, "name", json_string("com.bnpl.decisions.Decision"));
+    json_object_del(s, "namespace");
+    lookupBuilt(s, 200, v);
+
+    s = json_deep_copy(shipped); /* another namespace: another schema */
+    json_object_set_new(s, "namespace", json_string("com.other"));
+    lookupBuilt(s, 404, 40403);
+
+    s = json_deep_copy(shipped); /* one enum symbol fewer */
+    json_array_remove(json_object_get(json_object_get(fieldOf(s, "outcome"), "type"), "symbols"), 2);
+    lookupBuilt(s, 404, 40403);
+
+    s = json_deep_copy(shipped); /* fields swapped */
+    json_t *fields = json_object_get(s, "fields");
+    json_t *first = json_incref(json_array_get(fields, 0));
+    json_array_remove(fields, 0);
+    json_array_append_new(fields, first);
+    lookupBuilt(s, 404, 40403);
+
+    for (int i = 0; i < 20; i++) {
+        s = json_deep_copy(shipped); /* Outcome defined a second time */
+        json_t *again = json_deep_copy(json_object_get(fieldOf(s, "outcome"), "type"));
+        json_array_append_new(json_object_get(s, "fields"), json_pack("{s:s, s:o}", "name", "again", "type", again));
+        lookupBuilt(s, 422, 42201);
+    }
+    lookupBuilt(json_pack("{s:s, s:s, s:[{s:s, s:s}]}", "type", "record", "name", "R", "fields", "name", "a", "type",
+                          "Undefined"),
+                422, 42201);
+    lookupBuilt(json_pack("{s:s, s:s, s:[s]}", "type", "enum", "name", "int", "symbols", "A"), 422, 42201);
+    lookupBuilt(json_pack("{s:s, s:s, s:[s, s]}", "type", "enum", "name", "E", "symbols", "A", "1B"), 422, 42201);
+    lookupBuilt(json_pack("{s:s, s:s}", "type", "record", "name", "R"), 422, 42201);
+    json_t *deep = json_string("int");
+    for (int i = 0; i < 200; i++) deep = json_pack("{s:s, s:o}", "type", "array", "items", deep);
+    lookupBuilt(deep, 422, 42201);
+    json_decref(shipped);
 }
 
 static void test_lookup_bad_bodies(void **state) {
@@ -351,8 +497,10 @@ int main(void) {
         cmocka_unit_test(test_subject_version),
         cmocka_unit_test(test_subject_version_invalid),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_config_from_manifest),
         cmocka_unit_test(test_lookup),
         cmocka_unit_test(test_lookup_bad_bodies),
+        cmocka_unit_test(test_lookup_canonical_form),
         cmocka_unit_test(test_other_methods_405),
         cmocka_unit_test(test_not_a_registry_path),
         cmocka_unit_test(test_python_avro_parses_current),

@@ -158,6 +158,33 @@ static void test_replay_into_an_emptied_decision_store(void **state) {
     assert_int_equal(count(sum2, "present"), N);
     char *after = dtPgTableFingerprint(&pg);
     assert_string_equal(before, after);
+
+    /* A stored row with another document than the archive's, under the
+     * same version, is not "present": it fails, named, as a post would get
+     * 409, and the row stays as it is. */
+    char id0[37], sql[200];
+    dtGenId(0, id0);
+    snprintf(sql, sizeof(sql), "UPDATE decisions SET doc_sha256 = '\\x00' WHERE decision_id = '%s'", id0);
+    assert_true(dtPgExec(&pg, sql));
+    char *changed = dtPgTableFingerprint(&pg);
+    char *third = replay(NULL, args);
+    json_t *sum3 = summaryOf(third);
+    assert_null(strstr(third, "rc=0"));
+    assert_int_equal(count(sum3, "failed"), 1);
+    assert_non_null(strstr(third, "stored with another document than the archive's"));
+    assert_non_null(strstr(third, id0));
+    char *after3 = dtPgTableFingerprint(&pg);
+    assert_string_equal(changed, after3);
+    snprintf(sql, sizeof(sql),
+             "UPDATE decisions SET doc_sha256 = sha256(convert_to(doc_text, 'UTF8')) WHERE decision_id = '%s'", id0);
+    assert_true(dtPgExec(&pg, sql));
+    char *restored = dtPgTableFingerprint(&pg);
+    assert_string_equal(before, restored);
+    free(restored);
+    free(after3);
+    json_decref(sum3);
+    free(third);
+    free(changed);
     free(before);
     free(after);
     json_decref(sum2);

@@ -34,10 +34,9 @@ enum { N = 200, CUSTOMERS = 5 };
 static dtPg pg;
 static dtApi api;
 static dtKafka kafka;
-static pid_t proc = -1, archiver = -1;
-static dtApi procHttp; /* only its url: the processor's metrics endpoint */
-static char env_db[400], env_brokers[64], env_metrics[64], env_abrokers[64], env_aroot[300];
-static const char *procEnv[] = {env_db, env_brokers, env_metrics, "STREAM_LOG_LEVEL=warn", NULL};
+static dtStream stream;
+static pid_t archiver = -1;
+static char env_abrokers[64], env_aroot[300];
 static const char *archEnv[] = {env_abrokers, env_aroot, "ARCHIVER_MAX_AGE=300ms", "ARCHIVER_LOG_LEVEL=error", NULL};
 
 static dsCodec *codec;
@@ -158,20 +157,14 @@ static int setup(void **state) {
     json_decref(longest);
 
     if (!dtPgStart(&pg) || !dtApiStart(&api, &pg, NULL) || !dtKafkaStart(&kafka)) return -1;
-    int mport = dtFreePort();
-    snprintf(procHttp.url, sizeof(procHttp.url), "http://127.0.0.1:%d", mport);
-    snprintf(env_db, sizeof(env_db), "STREAM_DATABASE_URL=%s", pg.conninfo);
-    snprintf(env_brokers, sizeof(env_brokers), "STREAM_BROKERS=127.0.0.1:%d", kafka.port);
-    snprintf(env_metrics, sizeof(env_metrics), "STREAM_METRICS_PORT=%d", mport);
-    proc = dtSpawn("stream-processor", NULL, procEnv);
     snprintf(env_abrokers, sizeof(env_abrokers), "ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port);
     snprintf(env_aroot, sizeof(env_aroot), "ARCHIVER_ROOT=%s/archive", pg.dir);
     archiver = dtSpawn("decision-archiver", NULL, archEnv);
-    return dtWaitReady(&procHttp, 20000) ? 0 : -1;
+    return dtStreamStart(&stream, &pg, &kafka, NULL) ? 0 : -1;
 }
 
 static int teardown(void **state) {
-    int rc = dtStop(proc, SIGTERM);
+    int rc = dtStreamStop(&stream);
     if (dtStop(archiver, SIGTERM) != 0) rc = -1;
     dtApiStop(&api);
     dtKafkaStop(&kafka);

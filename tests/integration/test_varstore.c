@@ -25,6 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <librdkafka/rdkafka.h>
+
+#include "ds/codec.h"
 #include "harness.h"
 
 enum { NCUST = 8, NMERCH = 5 };
@@ -443,6 +446,16 @@ static void test_bad_requests(void **state) {
     assert_int_equal(status("GET", "/v1/variables/customer/%zz", NULL, NULL, NULL), 400);
     assert_int_equal(status("GET", "/v1/variables/customer/", NULL, NULL, NULL), 400);
     assert_int_equal(status("DELETE", "/v1/variables/customer/x", NULL, NULL, NULL), 405);
+    /* a query parameter is refused, never ignored: min_position answered
+     * without waiting for it would be a silent stale read */
+    assert_int_equal(status("GET", "/v1/variables/customer/x?min_position=0%2F1&wait_ms=100", NULL, NULL, &j), 400);
+    assert_string_equal(str(j, "error"), "invalid_query");
+    assert_string_equal(str(j, "field"), "min_position");
+    json_decref(j);
+    assert_int_equal(status("GET", "/v1/variables/customer/x?%ff=1", NULL, NULL, &j), 400);
+    assert_string_equal(str(j, "error"), "invalid_query");
+    json_decref(j);
+    assert_int_equal(status("GET", "/v1/variables/customer/x?", NULL, NULL, NULL), 200);
 
     const char *batch = "/v1/variables:batchGet", *json = "application/json";
     assert_int_equal(status("POST", batch, json, "{\"keys\": [", NULL), 400);
@@ -474,7 +487,109 @@ static void test_bad_requests(void **state) {
     assert_true(dtMetric(&vs, "variable_store_counted_total") == counted);
     free(body);
     json_decref(ing);
+
+    /* nor one dated in the future, as the API refuses it: it would stay in
+     * every window, and be the customer's last outcome, until that date */
+    ing = json_pack("{s:[o]}", "decisions", decision(1002, nowMs() + DAY_MS));
+    body = json_dumps(ing, JSON_COMPACT);
+    assert_int_equal(status("POST", "/v1/decisions:ingest", json, body, &j), 400);
+    assert_string_equal(str(j, "field"), "decisions[0].decided_at");
+    assert_non_null(strstr(str(j, "message"), "is in the future"));
+    json_decref(j);
+    assert_true(dtMetric(&vs, "variable_store_counted_total") == counted);
+    free(body);
+    json_decref(ing);
     assert_true(matchesExpected(&vs, true));
+}
+
+/* A bad setting found late in start-up (a registry URL that is no URL,
+ * checked once the state is open) ends the store with status 1 and its
+ * message, never a crash on the way out. */
+static void test_bad_registry_url_is_an_error_not_a_crash(void **state) {
+    char dir[330], e_dir[360], e_port[64];
+    snprintf(dir, sizeof(dir), "%s/bad-registry", pg.dir);
+    snprintf(e_dir, sizeof(e_dir), "VARSTORE_DATA_DIR=%s", dir);
+    snprintf(e_port, sizeof(e_port), "VARSTORE_LISTEN_PORT=%d", dtFreePort());
+    const char *env[] = {"VARSTORE_BROKERS=", e_dir, e_port, env_vtokens, "VARSTORE_REGISTRY_URL=garbage",
+                         "VARSTORE_LOG_LEVEL=error", NULL};
+    pid_t p = dtSpawn("variable-store", NULL, env);
+    assert_true(p > 0);
+    assert_int_equal(dtWaitExit(p, 20000), 1);
+}
+
+/* The fixture decision for customer and merchant "cust-stray"/"m-stray"
+ * with outcome, decided at decided_ms, in the wire format: what a producer
+ * writing around the API could put on the topic. malloc'd. */
+static char *strayRecord(dsCodec *c, const char *outcome, int64_t decided_ms, size_t *len) {
+    char err[256], id[37];
+    json_t *doc = dtFixture("decision.json");
+    dtUuid(id);
+    json_object_set_new(doc, "decision_id", json_string(id));
+    json_object_set_new(doc, "customer_id", json_string("cust-stray"));
+    json_object_set_new(doc, "merchant_id", json_string("m-stray"));
+    json_object_set_new(doc, "outcome", json_string(outcome));
+    avro_value_t v, field;
+    dsCodecError cerr;
+    assert_true(dsCodecNewValue(c, &v));
+    assert_true(dsCodecFromJson(c, doc, &v, &cerr));
+    assert_true(dsCodecSetServerFields(c, &v, nowMs(), dsCodecCurrentVersion(c)));
+    assert_int_equal(avro_value_get_by_name(&v, "decided_at", &field, NULL), 0);
+    assert_int_equal(avro_value_set_long(&field, decided_ms), 0);
+    *len = dsCodecEncodeWire(c, &v, NULL, 0, err, sizeof(err));
+    char *buf = malloc(*len);
+    assert_int_equal(dsCodecEncodeWire(c, &v, buf, *len, err, sizeof(err)), *len);
+    avro_value_decref(&v);
+    json_decref(doc);
+    return buf;
+}
+
+/* Whether the store counts cust-stray's one approved decision. */
+static bool strayCounted(void *arg) {
+    json_t *j = NULL;
+    bool yes = status("GET", "/v1/variables/customer/cust-stray", NULL, NULL, &j) == 200 &&
+               json_integer_value(json_object_get(json_object_get(j, "variables"), "approved_count_30d")) == 1;
+    json_decref(j);
+    return yes;
+}
+
+/* Records dated before 2000 or a day ahead, put on the topic around the
+ * API, are not counted (rejected, logged): the future one would otherwise
+ * stay in every window and be the customer's last outcome until its date.
+ * A record of now after them is counted. */
+static void test_records_dated_out_of_range_are_not_counted(void **state) {
+    char err[256], brokers[64];
+    dsCodec *c = dsCodecNew(err, sizeof(err));
+    assert_non_null(c);
+    int64_t now = nowMs();
+    size_t lens[3];
+    char *values[3] = {strayRecord(c, "REJECTED", now + DAY_MS, &lens[0]),
+                       strayRecord(c, "REJECTED", 631152000000LL /* 1990 */, &lens[1]),
+                       strayRecord(c, "APPROVED", now - 60000, &lens[2])};
+    double rejected = dtMetric(&vs, "variable_store_rejected_total");
+    snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", kafka.port);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)), RD_KAFKA_CONF_OK);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    assert_non_null(rk);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("decisions"), RD_KAFKA_V_KEY("cust-stray", 10),
+                                           RD_KAFKA_V_VALUE(values[i], lens[i]),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_flush(rk, 20000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(rk);
+    /* the last record counted: the two before it in its partition were read first */
+    assert_true(dtWaitFor(strayCounted, NULL, 20000));
+    assert_true(dtMetric(&vs, "variable_store_rejected_total") == rejected + 2);
+    json_t *j = NULL;
+    assert_int_equal(status("GET", "/v1/variables/customer/cust-stray", NULL, NULL, &j), 200);
+    json_t *v = json_object_get(j, "variables");
+    assert_string_equal(str(v, "last_outcome"), "APPROVED");
+    assert_int_equal(json_integer_value(json_object_get(v, "rejected_count_30d")), 0);
+    assert_int_equal(json_integer_value(json_object_get(v, "approved_count_30d")), 1);
+    json_decref(j);
+    for (int i = 0; i < 3; i++) free(values[i]);
+    dsCodecFree(c);
 }
 
 /* Distinct purchases of a customer in 30 days, computed here. */
@@ -552,6 +667,8 @@ int main(void) {
         cmocka_unit_test(test_kill9_while_consuming),
         cmocka_unit_test(test_refill_and_replica_equal_live),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_bad_registry_url_is_an_error_not_a_crash),
+        cmocka_unit_test(test_records_dated_out_of_range_are_not_counted),
         cmocka_unit_test(test_new_variable_rebuilds_from_the_topic),
         cmocka_unit_test(test_sigterm_with_an_idle_keepalive_connection),
     };

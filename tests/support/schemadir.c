@@ -16,7 +16,7 @@
 char *dtSchemaV2Text(void) {
     char err[512] = "";
     size_t len;
-    char *text = dsFileRead(SD_V2, &len, err, sizeof err);
+    char *text = dsFileRead(SD_V2, DS_FILE_MAX_CONFIG, &len, err, sizeof err);
     if (text == NULL) fprintf(stderr, "schemadir: %s\n", err);
     return text;
 }
@@ -43,7 +43,7 @@ bool dtSchemaDirWrite(const char *dir, int n) {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return fprintf(stderr, "schemadir: %s: %s\n", dir, strerror(errno)), false;
     char err[512] = "";
     size_t len;
-    char *v1text = dsFileRead(SD_V1, &len, err, sizeof err), *v2text = n >= 2 ? dtSchemaV2Text() : NULL;
+    char *v1text = dsFileRead(SD_V1, DS_FILE_MAX_CONFIG, &len, err, sizeof err), *v2text = n >= 2 ? dtSchemaV2Text() : NULL;
     json_t *m = json_pack("{s:s, s:i, s:s, s:[{s:i, s:i, s:s}]}", "subject", "decisions-value", "current", n,
                           "compatibility", "FULL_TRANSITIVE", "versions", "version", 1, "id", 1, "file", "v1.avsc");
     if (n >= 2) json_array_append_new(json_object_get(m, "versions"), json_pack("{s:i, s:i, s:s}", "version", 2, "id", 2,

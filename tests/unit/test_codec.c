@@ -1,5 +1,6 @@
 /* test_codec.c - the decision codec (schemas/src): every rule of the v1
  * schema, defaults, server-set fields, canonical output and round trips. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -148,20 +149,161 @@ static json_t *stringOf(const char *s, int n) {
     return j;
 }
 
+/* ---- the value path beside the JSON path ----
+ *
+ * dsCodecValidate() must refuse a value exactly where dsCodecFromJson()
+ * refuses the document it renders as. To hand it values that break rules,
+ * rawValue() builds the Avro value a document describes by the types alone
+ * (the rule tree's shape, no rule checked, defaults filled and server-set
+ * fields given theirs as from_json.c does, uuids lower-cased as it stores
+ * them). A document with no such value (a missing required field, an
+ * unknown field, a wrong type, a timestamp string that does not parse, a
+ * map key holding NUL) is not compared. expectOk() and expectErr() compare
+ * every document they see, so every case in this file runs through both
+ * paths. */
+
+static bool rawValue(const dsRule *r, const json_t *j, avro_value_t *v, bool from_default);
+
+static bool rawRecord(const dsRule *r, const json_t *j, avro_value_t *v) {
+    if (!json_is_object(j)) return false;
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)j, key, val) {
+        size_t i;
+        for (i = 0; i < r->nfields && strcmp(r->fields[i].name, key) != 0; i++)
+            ;
+        if (i == r->nfields) return false;
+    }
+    for (size_t i = 0; i < r->nfields; i++) {
+        const dsRuleField *f = &r->fields[i];
+        const json_t *fj = f->server_set ? NULL : json_object_get(j, f->name);
+        avro_value_t child;
+        assert_int_equal(avro_value_get_by_index(v, i, &child, NULL), 0);
+        if (fj ? !rawValue(f->type, fj, &child, false) : !f->def || !rawValue(f->type, f->def, &child, true))
+            return false;
+    }
+    return true;
+}
+
+static bool rawContainer(const dsRule *r, const json_t *j, avro_value_t *v) {
+    avro_value_t child;
+    if (r->kind == DSR_ARRAY) {
+        if (!json_is_array(j)) return false;
+        for (size_t i = 0; i < json_array_size(j); i++)
+            if (avro_value_append(v, &child, NULL) != 0 || !rawValue(r->items, json_array_get(j, i), &child, false))
+                return false;
+        return true;
+    }
+    if (!json_is_object(j)) return false;
+    for (void *it = json_object_iter((json_t *)j); it; it = json_object_iter_next((json_t *)j, it)) {
+        const char *key = json_object_iter_key(it);
+        if (strlen(key) != json_object_iter_key_len(it)) return false; /* avro-c keys end at a NUL */
+        if (avro_value_add(v, key, &child, NULL, NULL) != 0 || !rawValue(r->items, json_object_iter_value(it), &child, false))
+            return false;
+    }
+    return true;
+}
+
+static bool rawString(const dsRule *r, const json_t *j, avro_value_t *v) {
+    if (!json_is_string(j)) return false;
+    size_t len = json_string_length(j);
+    char *s = malloc(len + 1);
+    memcpy(s, json_string_value(j), len + 1);
+    for (size_t i = 0; r->format == DSR_FORMAT_UUID && i < len; i++)
+        if (s[i] >= 'A' && s[i] <= 'F') s[i] = (char)(s[i] - 'A' + 'a');
+    int rc = avro_value_set_string_len(v, s, len + 1);
+    free(s);
+    return rc == 0;
+}
+
+static bool rawValue(const dsRule *r, const json_t *j, avro_value_t *v, bool from_default) {
+    int64_t ms;
+    char why[128];
+    avro_value_t branch;
+    switch (r->kind) {
+    case DSR_NULL: return json_is_null(j) && avro_value_set_null(v) == 0;
+    case DSR_BOOLEAN: return json_is_boolean(j) && avro_value_set_boolean(v, json_is_true(j)) == 0;
+    case DSR_INT:
+        return json_is_integer(j) && json_integer_value(j) >= INT32_MIN && json_integer_value(j) <= INT32_MAX &&
+               avro_value_set_int(v, (int32_t)json_integer_value(j)) == 0;
+    case DSR_LONG:
+        if (r->timestamp_ms && !from_default)
+            return json_is_string(j) && dsTimeParse(json_string_value(j), json_string_length(j), &ms, why, sizeof why) &&
+                   avro_value_set_long(v, ms) == 0;
+        return json_is_integer(j) && avro_value_set_long(v, json_integer_value(j)) == 0;
+    case DSR_FLOAT: return json_is_number(j) && avro_value_set_float(v, (float)json_number_value(j)) == 0;
+    case DSR_DOUBLE: return json_is_number(j) && avro_value_set_double(v, json_number_value(j)) == 0;
+    case DSR_STRING: return rawString(r, j, v);
+    case DSR_ENUM: {
+        if (!json_is_string(j)) return false;
+        int i = dsRuleEnumIndex(r, json_string_value(j), json_string_length(j));
+        /* An unknown symbol: an index past the symbols, as a damaged record has. */
+        return avro_value_set_enum(v, i < 0 ? (int)r->nsymbols : i) == 0;
+    }
+    case DSR_ARRAY:
+    case DSR_MAP: return rawContainer(r, j, v);
+    case DSR_UNION:
+        if (avro_value_set_branch(v, json_is_null(j) ? r->null_index : r->branch_index, &branch) != 0) return false;
+        return json_is_null(j) ? avro_value_set_null(&branch) == 0 : rawValue(r->branch, j, &branch, from_default);
+    case DSR_RECORD: return rawRecord(r, j, v);
+    }
+    return false;
+}
+
+/* The value doc describes, by types alone, into *out (of f->val's version;
+ * the caller releases it); false if there is none. */
+static bool rawBuild(fixture *f, const json_t *doc, avro_value_t *out) {
+    const dsCodecVersion *ver = dsCodecFindSchema(f->codec, avro_value_get_schema(&f->val));
+    assert_non_null(ver);
+    assert_true(dsCodecNewVersionValue(f->codec, ver->version, out));
+    if (doc && rawValue(ver->rules.root, doc, out, false)) return true;
+    avro_value_decref(out);
+    return false;
+}
+
+/* Whether the value path agrees with the JSON path's verdict on doc (ok,
+ * or the error in *json_err): accepts, or refuses with the same code,
+ * field and message. Returns whether doc had a value to compare. */
+static bool valueAgrees(fixture *f, const json_t *doc, bool json_ok, const dsCodecError *json_err) {
+    avro_value_t raw;
+    if (!rawBuild(f, doc, &raw)) return false;
+    dsCodecError verr;
+    bool ok = dsCodecValidate(f->codec, &raw, &verr);
+    avro_value_decref(&raw);
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (ok && !json_ok)
+        fail_msg("the value path accepts what the JSON path refuses (%s at %s: %s): %.300s", json_err->code,
+                 json_err->field, json_err->message, text);
+    if (!ok && json_ok) fail_msg("the value path refuses (%s at %s: %s) what the JSON path accepts: %.300s", verr.code,
+                                 verr.field, verr.message, text);
+    if (!ok && (strcmp(verr.code, json_err->code) != 0 || strcmp(verr.field, json_err->field) != 0 ||
+                strcmp(verr.message, json_err->message) != 0))
+        fail_msg("the paths disagree: JSON %s at \"%s\" (%s), value %s at \"%s\" (%s): %.300s", json_err->code,
+                 json_err->field, json_err->message, verr.code, verr.field, verr.message, text);
+    free(text);
+    return true;
+}
+
 /* ---- codec helpers ---- */
 
-/* Takes ownership of doc. */
+/* Takes ownership of doc. What the JSON path accepts, the value path
+ * accepts too, both as converted and as described by the types. */
 static void expectOk(fixture *f, json_t *doc) {
     bool ok = dsCodecFromJson(f->codec, doc, &f->val, &f->err);
-    json_decref(doc);
     if (!ok) fail_msg("rejected: %s %s: %s", f->err.code, f->err.field, f->err.message);
+    dsCodecError verr;
+    if (!dsCodecValidate(f->codec, &f->val, &verr))
+        fail_msg("converted, then refused by the value path: %s %s: %s", verr.code, verr.field, verr.message);
+    valueAgrees(f, doc, true, NULL);
+    json_decref(doc);
 }
 
 /* Takes ownership of doc; returns the message (valid until the next call). */
 static const char *expectErr(fixture *f, json_t *doc, const char *code, const char *field) {
     bool ok = dsCodecFromJson(f->codec, doc, &f->val, &f->err);
-    json_decref(doc);
     if (ok) fail_msg("accepted; expected %s at %s", code, field);
+    valueAgrees(f, doc, false, &f->err);
+    json_decref(doc);
     if (strcmp(f->err.code, code) != 0 || strcmp(f->err.field, field) != 0)
         fail_msg("got %s at \"%s\" (%s); expected %s at \"%s\"", f->err.code, f->err.field, f->err.message, code, field);
     assert_true(strlen(f->err.message) > 0);
@@ -544,13 +686,22 @@ static void test_attribute_limits(void **state) {
     char *key = repeat("k", 65);
     doc = example();
     json_object_set_new(getPath(doc, "attributes"), key, json_string("v"));
-    char field[128];
+    char field[300];
     snprintf(field, sizeof field, "attributes.%s", key);
     expectErr(f, doc, "invalid_value", field);
     key[64] = '\0';
     doc = example();
     json_object_set_new(getPath(doc, "attributes"), key, json_string(""));
     expectOk(f, doc);
+    free(key);
+    /* A key too long for the error's field is named cut at a character
+     * boundary: 81 of its 3-byte characters fit after "attributes.". */
+    key = repeat("\xe2\x82\xac", 100);
+    doc = example();
+    json_object_set_new(getPath(doc, "attributes"), key, json_string("v"));
+    key[81 * 3] = '\0';
+    snprintf(field, sizeof field, "attributes.%s", key);
+    expectErr(f, doc, "invalid_value", field);
     free(key);
     doc = example();
     json_object_set_new(getPath(doc, "attributes"), "bad\nkey", json_string("v"));
@@ -774,6 +925,9 @@ static void test_schema_vocabulary(void **state) {
     compileBad("{\"name\":\"a\",\"type\":{\"type\":\"string\",\"maxLength\":-1}}", "non-negative integer");
     compileBad("{\"name\":\"a\",\"type\":{\"type\":\"long\",\"minimum\":0},\"default\":-1}", "at least 0");
     compileBad("{\"name\":\"a\",\"type\":\"long\",\"default\":\"0\"}", "must be an integer");
+    /* A timestamp default is held to the range a parsed one is. */
+    compileBad("{\"name\":\"a\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"},"
+               "\"default\":253402300800000}", "out of range for a timestamp");
     compileBad("{\"name\":\"a\",\"type\":[\"null\",\"long\"],\"default\":0}", "first branch");
     compileBad("{\"name\":\"a\",\"type\":[\"null\",\"long\",\"string\"]}", "null and one other type");
     compileBad("{\"name\":\"a\",\"type\":\"bytes\"}", "not supported");
@@ -890,6 +1044,363 @@ static void test_numbers_round_trip(void **state) {
         free(again);
         free(out);
     }
+}
+
+/* ---- the value path: dsCodecValidate() ---- */
+
+static uint64_t rngState;
+
+static uint64_t rng(void) {
+    rngState ^= rngState << 13;
+    rngState ^= rngState >> 7;
+    rngState ^= rngState << 17;
+    return rngState;
+}
+
+static size_t pick(size_t n) { return (size_t)(rng() % n); }
+
+/* A pool value of a kind: 's' string, 'i' integer, 't' timestamp, 'e' enum
+ * symbol, 'd' number; anything else a value of any kind. */
+static json_t *poolValue(char kind) {
+    static const char *const strings[] = {"", "x", "SE", "sE", "SEK", "sek", "S3K", "a\nb", "a\x7f", "a\xc2\x85",
+                                          "\xc3\xa5\xc3\xa4", "7D3F0C1E-5B7A-4C2E-9A51-0E4A1C9B2D11",
+                                          "7d3f0c1e-5b7a-4c2e-9a51-0e4a1c9b2d1g", "web"};
+    static const char *const stamps[] = {"2026-11-24T10:00:00.250Z", "1999-12-31T23:59:59.999Z", "2000-01-01T00:00:00Z",
+                                         "1969-07-20T20:17:40Z", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59.999Z",
+                                         "2026-11-24T11:00:00.250+01:00", "2026-13-01T00:00:00Z"};
+    static const char *const symbols[] = {"APPROVED", "REJECTED", "REFERRED", "PASS", "FAIL", "SKIPPED", "pass", ""};
+    static const long long ints[] = {0, -1, 1, 85, 1000000000000000LL, 1000000000000001LL, INT64_MAX, INT64_MIN,
+                                     2147483648LL};
+    static const double reals[] = {0.5, 1.5, -0.1, 1e308, -1e308, 1.0, 0.0, 5e-324};
+    switch (kind) {
+    case 's':
+        switch (pick(6)) {
+        case 0: return stringOf("x", (int)(pick(3) ? 128 + pick(3) : 1024 + pick(3)));
+        case 1: return stringOf("R", 63 + (int)pick(3));
+        case 2: return json_stringn("a\0b", 3);
+        case 3: return json_stringn_nocheck("a\xff", 2);
+        default: return json_string(strings[pick(sizeof strings / sizeof strings[0])]);
+        }
+    case 't': return json_string(stamps[pick(sizeof stamps / sizeof stamps[0])]);
+    case 'e': return json_string(symbols[pick(sizeof symbols / sizeof symbols[0])]);
+    case 'i': return json_integer(ints[pick(sizeof ints / sizeof ints[0])]);
+    case 'd': return pick(3) ? json_real(reals[pick(sizeof reals / sizeof reals[0])]) : json_integer((json_int_t)pick(3));
+    default: break;
+    }
+    switch (pick(7)) {
+    case 0: return json_null();
+    case 1: return json_true();
+    case 2: return json_object();
+    case 3: return json_array();
+    default: return poolValue("stied"[pick(5)]);
+    }
+}
+
+/* Sets path in doc when its parent is there (earlier mutations may have
+ * removed or retyped it); takes v. */
+static void trySet(json_t *doc, const char *path, json_t *v) {
+    char last[128];
+    long idx;
+    json_t *parent = walkTo(doc, path, last, sizeof last, &idx);
+    if (parent && last[0] && json_is_object(parent))
+        json_object_set_new(parent, last, v);
+    else if (parent && !last[0] && json_is_array(parent) && (size_t)idx < json_array_size(parent))
+        json_array_set_new(parent, (size_t)idx, v);
+    else
+        json_decref(v);
+}
+
+static void tryDel(json_t *doc, const char *path) {
+    char last[128];
+    long idx;
+    json_t *parent = walkTo(doc, path, last, sizeof last, &idx);
+    if (parent && last[0] && json_is_object(parent)) json_object_del(parent, last);
+}
+
+static void mutate(json_t *doc) {
+    static const struct {
+        const char *path;
+        char kind;
+    } leaves[] = {
+        {"decision_id", 's'},      {"purchase_id", 's'},         {"customer_id", 's'},         {"merchant_id", 's'},
+        {"country", 's'},          {"amount.value", 'i'},        {"amount.currency", 's'},     {"outcome", 'e'},
+        {"reasons[0]", 's'},       {"policy.name", 's'},         {"policy.version", 's'},      {"checks[0].kind", 's'},
+        {"checks[0].provider", 's'}, {"checks[0].outcome", 'e'}, {"checks[0].score", 'd'},     {"checks[0].latency_ms", 'i'},
+        {"checks[0].performed_at", 't'}, {"checks[1].outcome", 'e'}, {"checks[1].score", 'd'}, {"checks[1].performed_at", 't'},
+        {"decided_at", 't'},       {"producer", 's'},            {"attributes.channel", 's'},  {"risk_score", 'd'},
+        {"model.name", 's'},       {"recorded_at", 't'},         {"schema_version", 'i'},
+    };
+    size_t n = sizeof leaves / sizeof leaves[0], i = pick(n);
+    switch (pick(10)) {
+    case 0: tryDel(doc, leaves[i].path); break;
+    case 1: { /* an attribute with a key from the string pool */
+        json_t *k = poolValue('s');
+        if (strlen(json_string_value(k)) == json_string_length(k))
+            json_object_set_new(json_object_get(doc, "attributes"), json_string_value(k), poolValue('s'));
+        json_decref(k);
+        break;
+    }
+    case 2: { /* reasons or checks of about their maxItems */
+        bool checks = pick(2);
+        json_t *arr = json_array(), *one = json_array_get(json_object_get(doc, "checks"), 0);
+        size_t items = checks ? 62 + pick(4) : 30 + pick(4);
+        for (size_t k = 0; k < items; k++)
+            json_array_append_new(arr, checks ? (one ? json_deep_copy(one) : json_object()) : json_string("R"));
+        json_object_set_new(doc, checks ? "checks" : "reasons", arr);
+        break;
+    }
+    case 3: { /* attributes of about their maxItems */
+        json_t *attrs = json_object();
+        for (size_t k = 0, m = 62 + pick(4); k < m; k++) {
+            char key[16];
+            snprintf(key, sizeof key, "k%02zu", k);
+            json_object_set_new(attrs, key, json_string("v"));
+        }
+        json_object_set_new(doc, "attributes", attrs);
+        break;
+    }
+    case 4:
+        json_object_set_new(doc, "model", pick(3) ? json_pack("{soso}", "name", poolValue('s'), "version", poolValue('s'))
+                                                  : json_null());
+        break;
+    default: trySet(doc, leaves[i].path, poolValue(pick(5) ? leaves[i].kind : '?')); break;
+    }
+}
+
+/* Random documents, each the example with one to three mutations: the
+ * value path accepts and refuses exactly as the JSON path does (same
+ * code, field and message) for every one that has a value, and an
+ * accepted one's value renders as the converted one does. */
+static void test_value_path_agrees_with_json_path(void **state) {
+    fixture *f = *state;
+    int accepted = 0, refused = 0, skipped = 0, too_many = 0;
+    char fields[64][sizeof f->err.field];
+    int nfields = 0;
+    rngState = 0x9E3779B97F4A7C15ULL;
+    for (int d = 0; d < 3000; d++) {
+        json_t *doc = example();
+        for (size_t m = 1 + pick(3); m > 0; m--) mutate(doc);
+        bool ok = dsCodecFromJson(f->codec, doc, &f->val, &f->err);
+        if (!valueAgrees(f, doc, ok, &f->err)) {
+            skipped++;
+        } else if (ok) {
+            accepted++;
+            avro_value_t raw;
+            assert_true(rawBuild(f, doc, &raw));
+            json_t *a = dsCodecToJson(f->codec, &raw, 0), *b = dsCodecToJson(f->codec, &f->val, 0);
+            assert_true(a && b && json_equal(a, b));
+            json_decref(a);
+            json_decref(b);
+            avro_value_decref(&raw);
+        } else {
+            refused++;
+            too_many += strcmp(f->err.code, "too_many_items") == 0;
+            int k = 0;
+            while (k < nfields && strcmp(fields[k], f->err.field) != 0) k++;
+            if (k == nfields && nfields < 64) snprintf(fields[nfields++], sizeof fields[0], "%s", f->err.field);
+        }
+        json_decref(doc);
+    }
+    /* The mix must exercise both verdicts and most fields, or the property
+     * says little. */
+    if (accepted < 300 || refused < 1000 || too_many < 50 || nfields < 20)
+        fail_msg("accepted %d, refused %d (%d too many items, %d fields), skipped %d", accepted, refused, too_many,
+                 nfields, skipped);
+}
+
+/* Sets *out to the node at path ("checks[0].score") of a value, through
+ * records and arrays (a union is returned as the union). */
+static void valueAt(avro_value_t *root, const char *path, avro_value_t *out) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    avro_value_t cur = *root;
+    for (char *save = NULL, *tok = strtok_r(buf, ".", &save); tok; tok = strtok_r(NULL, ".", &save)) {
+        char *br = strchr(tok, '[');
+        if (br) *br = '\0';
+        assert_int_equal(avro_value_get_by_name(&cur, tok, &cur, NULL), 0);
+        if (br) assert_int_equal(avro_value_get_by_index(&cur, (size_t)atoi(br + 1), &cur, NULL), 0);
+    }
+    *out = cur;
+}
+
+/* The union at path set to its non-null branch, returned in *out. */
+static void branchAt(avro_value_t *root, const char *path, avro_value_t *out) {
+    avro_value_t u;
+    valueAt(root, path, &u);
+    assert_int_equal(avro_value_set_branch(&u, 1, out), 0);
+}
+
+/* f->val (broken by the caller) is refused with code at field, the message
+ * holding want; then f->val is the example again. */
+static void expectValueRefused(fixture *f, const char *code, const char *field, const char *want) {
+    dsCodecError e;
+    if (dsCodecValidate(f->codec, &f->val, &e)) fail_msg("accepted; expected %s at %s", code, field);
+    if (strcmp(e.code, code) != 0 || strcmp(e.field, field) != 0 || !strstr(e.message, want))
+        fail_msg("got %s at \"%s\" (%s); expected %s at \"%s\" (... %s ...)", e.code, e.field, e.message, code, field, want);
+    json_t *check = json_pack("{ssss}", "field", e.field, "message", e.message);
+    assert_non_null(check); /* valid UTF-8 whatever the value held */
+    json_decref(check);
+    expectOk(f, example());
+}
+
+static void setString(fixture *f, const char *path, const char *s, size_t size) {
+    avro_value_t v;
+    valueAt(&f->val, path, &v);
+    assert_int_equal(avro_value_set_string_len(&v, s, size), 0);
+}
+
+static void setLong(fixture *f, const char *path, int64_t n) {
+    avro_value_t v;
+    valueAt(&f->val, path, &v);
+    assert_int_equal(avro_value_set_long(&v, n), 0);
+}
+
+/* Values built in Avro, past the JSON path, that break each rule: each is
+ * refused at the field from_json.c would name. */
+static void test_value_breaking_each_rule(void **state) {
+    fixture *f = *state;
+    avro_value_t v, item;
+    expectOk(f, example());
+
+    setString(f, "country", "sE", 3);
+    expectValueRefused(f, "invalid_value", "country", "must match the pattern ^[A-Z]{2}$");
+    setString(f, "decision_id", "7D3F0C1E-5B7A-4C2E-9A51-0E4A1C9B2D11", 37);
+    expectValueRefused(f, "invalid_value", "decision_id", "lower case");
+    setString(f, "decision_id", "7d3f0c1e-5b7a-4c2e-9a51-0e4a1c9b2d1", 36);
+    expectValueRefused(f, "invalid_value", "decision_id", "must be a UUID");
+    setString(f, "customer_id", "", 1);
+    expectValueRefused(f, "invalid_value", "customer_id", "must not be empty");
+    setString(f, "customer_id", "cust\n42", 8);
+    expectValueRefused(f, "invalid_value", "customer_id", "control characters");
+    setString(f, "producer", "a\0b", 4);
+    expectValueRefused(f, "invalid_value", "producer", "NUL");
+    setString(f, "producer", "a\xff", 3);
+    expectValueRefused(f, "invalid_value", "producer", "not valid UTF-8");
+    setString(f, "producer", "abc", 3); /* no NUL terminator: a caller's bug */
+    expectValueRefused(f, "internal", "producer", "NUL terminator");
+    char *big = repeat("x", 129);
+    setString(f, "checks[1].provider", big, 130);
+    expectValueRefused(f, "invalid_value", "checks[1].provider", "at most 128 bytes");
+    free(big);
+
+    static const double nonfinite[] = {NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < 3; i++) {
+        branchAt(&f->val, "checks[0].score", &v);
+        assert_int_equal(avro_value_set_double(&v, nonfinite[i]), 0);
+        expectValueRefused(f, "invalid_value", "checks[0].score", i ? "out of range for a double" : "not NaN");
+    }
+    branchAt(&f->val, "risk_score", &v);
+    assert_int_equal(avro_value_set_double(&v, 1.5), 0);
+    expectValueRefused(f, "invalid_value", "risk_score", "must be at most 1");
+    branchAt(&f->val, "checks[1].latency_ms", &v);
+    assert_int_equal(avro_value_set_long(&v, -1), 0);
+    expectValueRefused(f, "invalid_value", "checks[1].latency_ms", "at least 0");
+    setLong(f, "amount.value", 1000000000000001LL);
+    expectValueRefused(f, "invalid_value", "amount.value", "at most 1000000000000000");
+
+    static const int badEnum[] = {3, -1, 1000};
+    for (size_t i = 0; i < 3; i++) {
+        valueAt(&f->val, "outcome", &v);
+        assert_int_equal(avro_value_set_enum(&v, badEnum[i]), 0);
+        expectValueRefused(f, "invalid_value", "outcome", "must be one of APPROVED, REJECTED, REFERRED");
+    }
+    /* A union never set (avro-c's reset keeps the branch; a new element
+     * has none). */
+    valueAt(&f->val, "checks", &v);
+    assert_int_equal(avro_value_append(&v, &item, NULL), 0);
+    setString(f, "checks[2].kind", "CREDIT", 7);
+    setString(f, "checks[2].provider", "bureau-x", 9);
+    expectValueRefused(f, "invalid_value", "checks[2].score", "no branch");
+
+    setLong(f, "decided_at", DS_CODEC_DECIDED_AT_MIN_MS - 1);
+    expectValueRefused(f, "invalid_value", "decided_at", "before 2000-01-01");
+    setLong(f, "decided_at", INT64_MAX);
+    expectValueRefused(f, "invalid_value", "decided_at", "out of range for a timestamp");
+    /* The renderable range is dsTimeFormat's, to the millisecond. */
+    const int64_t lo = -62135596800000LL, hi = 253402300799999LL;
+    char ts[DS_TIME_BUFLEN];
+    assert_true(dsTimeFormat(lo, ts) && dsTimeFormat(hi, ts));
+    assert_false(dsTimeFormat(lo - 1, ts) || dsTimeFormat(hi + 1, ts));
+    setLong(f, "checks[0].performed_at", lo);
+    setLong(f, "checks[1].performed_at", hi);
+    assert_true(dsCodecValidate(f->codec, &f->val, &f->err));
+    setLong(f, "checks[0].performed_at", lo - 1);
+    expectValueRefused(f, "invalid_value", "checks[0].performed_at", "years 0001-9999");
+    setLong(f, "checks[1].performed_at", hi + 1);
+    expectValueRefused(f, "invalid_value", "checks[1].performed_at", "years 0001-9999");
+    /* A stored value's server-set fields are held to their types' rules. */
+    setLong(f, "recorded_at", hi + 1);
+    expectValueRefused(f, "invalid_value", "recorded_at", "years 0001-9999");
+
+    valueAt(&f->val, "reasons", &v);
+    for (int i = 0; i < 32; i++) {
+        assert_int_equal(avro_value_append(&v, &item, NULL), 0);
+        assert_int_equal(avro_value_set_string(&item, "R"), 0);
+    }
+    expectValueRefused(f, "too_many_items", "reasons", "has 33 items; at most 32");
+    setString(f, "reasons[0]", "", 1);
+    expectValueRefused(f, "invalid_value", "reasons[0]", "must not be empty");
+
+    valueAt(&f->val, "attributes", &v);
+    for (int i = 0; i < 64; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%02d", i);
+        assert_int_equal(avro_value_add(&v, key, &item, NULL, NULL), 0);
+        assert_int_equal(avro_value_set_string(&item, "v"), 0);
+    }
+    expectValueRefused(f, "too_many_items", "attributes", "has 65 entries; at most 64");
+    /* A key that is not UTF-8 is named repaired, so the error stays UTF-8. */
+    valueAt(&f->val, "attributes", &v);
+    assert_int_equal(avro_value_add(&v, "k\xff", &item, NULL, NULL), 0);
+    assert_int_equal(avro_value_set_string(&item, "v"), 0);
+    expectValueRefused(f, "invalid_value", "attributes.k\xef\xbf\xbd", "attributes key \"k\xef\xbf\xbd\" is not valid UTF-8");
+    /* Entries out of key order: the first bad one in key order is named,
+     * as the JSON path (which sorts) names it. */
+    valueAt(&f->val, "attributes", &v);
+    assert_int_equal(avro_value_add(&v, "zz\n", &item, NULL, NULL), 0);
+    assert_int_equal(avro_value_set_string(&item, "v"), 0);
+    assert_int_equal(avro_value_add(&v, "a\n", &item, NULL, NULL), 0);
+    assert_int_equal(avro_value_set_string(&item, "v"), 0);
+    expectValueRefused(f, "invalid_value", "attributes.a\n", "control characters");
+    valueAt(&f->val, "attributes.channel", &v);
+    char *long_value = repeat("v", 1025);
+    assert_int_equal(avro_value_set_string(&v, long_value), 0);
+    free(long_value);
+    expectValueRefused(f, "invalid_value", "attributes.channel", "at most 1024 bytes");
+
+    /* The first broken rule in field order, as the JSON path finds it. */
+    setString(f, "producer", "", 1);
+    setString(f, "country", "se", 3);
+    expectValueRefused(f, "invalid_value", "country", "pattern");
+}
+
+/* Every version's own rules; a value of no known version is the caller's
+ * error. */
+static void test_value_versions(void **state) {
+    fixture *f = *state;
+    avro_value_t v1, field;
+    assert_true(dsCodecNewVersionValue(f->codec, 1, &v1));
+    json_t *doc = example();
+    assert_true(dsCodecFromJson(f->codec, doc, &v1, &f->err));
+    json_decref(doc);
+    assert_true(dsCodecValidate(f->codec, &v1, &f->err));
+    assert_int_equal(avro_value_get_by_name(&v1, "country", &field, NULL), 0);
+    assert_int_equal(avro_value_set_string(&field, "sE"), 0);
+    assert_false(dsCodecValidate(f->codec, &v1, &f->err));
+    assert_string_equal(f->err.field, "country");
+    avro_value_decref(&v1);
+
+    avro_schema_t other = avro_schema_string();
+    avro_value_iface_t *iface = avro_generic_class_from_schema(other);
+    avro_value_t s;
+    assert_int_equal(avro_generic_value_new(iface, &s), 0);
+    assert_false(dsCodecValidate(f->codec, &s, &f->err));
+    assert_string_equal(f->err.code, "internal");
+    assert_string_equal(f->err.field, "");
+    assert_non_null(strstr(f->err.message, "no known schema version"));
+    avro_value_decref(&s);
+    avro_value_iface_decref(iface);
+    avro_schema_decref(other);
 }
 
 /* ---- lengths the wire decoder reads ---- */
@@ -1108,6 +1619,9 @@ int main(void) {
         cmocka_unit_test(test_canonical_form),
         cmocka_unit_test(test_error_text_stays_utf8),
         cmocka_unit_test(test_schema_vocabulary),
+        cmocka_unit_test(test_value_path_agrees_with_json_path),
+        cmocka_unit_test(test_value_breaking_each_rule),
+        cmocka_unit_test(test_value_versions),
         cmocka_unit_test(test_wire_lengths_checked), /* last: adds a version to the codec */
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "ds/config.h"
+#include "ds/fileio.h"
 
 typedef struct {
     char *host;
@@ -431,6 +433,55 @@ static void test_usage(void **state) {
     free(text);
 }
 
+/* A string option with min 1 refuses "" from the environment or a flag,
+ * naming it (an unset variable expanded to nothing must not make the
+ * archive root "", i.e. /decisions), and --help says so. */
+static void test_string_not_empty(void **state) {
+    char *root = NULL, err[256], *text = NULL;
+    size_t len = 0;
+    dsConfigOption opts[] = {{"root", DS_CFG_STRING, "var/archive", "archive root", &root, 1, 0}};
+    setenv("TCNE_ROOT", "", 1);
+    char *none[] = {"prog", NULL};
+    assert_int_equal(dsConfigLoad(opts, 1, "TCNE_", ARGC(none), none, NULL, NULL, err, sizeof err), DS_CONFIG_ERROR);
+    assert_string_equal(err, "invalid value \"\" for --root (from TCNE_ROOT): must not be empty");
+    unsetenv("TCNE_ROOT");
+    char *flag[] = {"prog", "--root=", NULL};
+    assert_int_equal(dsConfigLoad(opts, 1, "TCNE_", ARGC(flag), flag, NULL, NULL, err, sizeof err), DS_CONFIG_ERROR);
+    assert_non_null(strstr(err, "must not be empty"));
+    char *ok[] = {"prog", "--root", "/srv/archive", NULL};
+    assert_int_equal(dsConfigLoad(opts, 1, "TCNE_", ARGC(ok), ok, NULL, NULL, err, sizeof err), DS_CONFIG_OK);
+    assert_string_equal(root, "/srv/archive");
+    dsConfigFree(opts, 1);
+    FILE *f = open_memstream(&text, &len);
+    dsConfigUsage(f, "prog", NULL, opts, 1, "TCNE_");
+    fclose(f);
+    assert_non_null(strstr(text, "archive root (not empty)"));
+    free(text);
+}
+
+/* A file an option names is read whole but never beyond its cap: /dev/zero
+ * (or any endless or huge file) is an error naming the path, not a read
+ * until memory runs out; a directory is an error too. */
+static void test_file_read_cap(void **state) {
+    char err[256], path[] = "/tmp/test-fileio-XXXXXX";
+    size_t len;
+    assert_null(dsFileRead("/dev/zero", 4096, &len, err, sizeof(err)));
+    assert_non_null(strstr(err, "/dev/zero: more than 4096 bytes"));
+    assert_null(dsFileRead("/tmp", 4096, &len, err, sizeof(err)));
+    assert_string_equal(err, "/tmp: Is a directory");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    for (int i = 0; i < 4096; i++) fputc('k', f);
+    fclose(f);
+    char *text = dsFileRead(path, 4096, &len, err, sizeof(err));
+    assert_non_null(text);
+    assert_int_equal(len, 4096);
+    free(text);
+    assert_null(dsFileRead(path, 4095, &len, err, sizeof(err)));
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -451,6 +502,8 @@ int main(void) {
         cmocka_unit_test(test_reload_and_error_keep_strings),
         cmocka_unit_test(test_bad_default_and_tiny_errbuf),
         cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_file_read_cap),
+        cmocka_unit_test(test_string_not_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

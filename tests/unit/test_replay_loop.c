@@ -20,6 +20,7 @@
 #include "archive_gen.h"
 #include "container.h"
 #include "ds/codec.h"
+#include "ds/timefmt.h"
 #include "filereader.h"
 #include "fixture_schemas.h"
 #include "replay.h"
@@ -261,11 +262,12 @@ static int readAll(fixture *f, const char *path, size_t max_block, char *err, si
     return rc < 0 ? -1 : n;
 }
 
-/* Replays root into memory: the result, *handed the decisions handed. */
-static int replayRoot(fixture *f, const char *root, rpReplayStats *st, size_t *handed) {
+/* Replays root into memory with checkpoint (may be NULL): the result,
+ * *handed the decisions handed. */
+static int replayRootAt(fixture *f, const char *root, const char *checkpoint, rpReplayStats *st, size_t *handed) {
     volatile sig_atomic_t stop = 0;
     memTarget t = {{&memOps, {0}, 0}, f->shipped, json_array(), 0, &stop};
-    rpReplaySpec spec = specOf(f, NULL);
+    rpReplaySpec spec = specOf(f, checkpoint);
     spec.root = root;
     spec.stop_on_error = false;
     char err[512];
@@ -273,6 +275,10 @@ static int replayRoot(fixture *f, const char *root, rpReplayStats *st, size_t *h
     *handed = json_array_size(t.docs);
     json_decref(t.docs);
     return rc;
+}
+
+static int replayRoot(fixture *f, const char *root, rpReplayStats *st, size_t *handed) {
+    return replayRootAt(f, root, NULL, st, handed);
 }
 
 /* A block's declared count must match its bytes exactly: a lowered count
@@ -377,7 +383,79 @@ static void test_record_breaking_a_rule_is_refused(void **state) {
     assert_int_equal(st.read, 3);
     assert_int_equal(st.target.failed, 1);
     assert_int_equal(st.bad_files, 0);
+
+    /* Run with a checkpoint, then again with the finished checkpoint: the
+     * second run writes nothing and still says a decision failed. */
+    char cp[200];
+    snprintf(cp, sizeof(cp), "%s/invalid.checkpoint", f->root);
+    for (int run = 0; run < 2; run++) {
+        assert_int_equal(replayRootAt(f, root, cp, &st, &handed), RP_REPLAY_FAILED);
+        assert_int_equal(handed, run == 0 ? 2 : 0);
+        assert_int_equal(st.target.failed, 1);
+    }
     free(t.bytes);
+}
+
+/* A record whose decision_id is in upper case: every stored one is lower
+ * case, so this one was altered, and a target keyed by it would hold a row
+ * the API never finds. Rendered to JSON and converted back it passed (the
+ * conversion lower-cases a copy); checked on the value itself it is
+ * refused. */
+static void test_record_with_an_upper_case_uuid_is_refused(void **state) {
+    fixture *f = *state;
+    threeRecords t;
+    threeMake(&t);
+    char id[37];
+    dtGenId(1, id);
+    char *at = memmem(t.bytes + t.ends[0], t.ends[1] - t.ends[0], id, 36);
+    assert_non_null(at);
+    at[35] = 'A'; /* "...000000000001" -> "...00000000000A": still hexadecimal */
+    char root[128], path[256];
+    dtGenBlock b = {3, t.bytes, t.len};
+    craftedRoot(f, "upper-uuid", "null", &b, 1, root, path);
+    rpReplayStats st;
+    size_t handed;
+    assert_int_equal(replayRoot(f, root, &st, &handed), RP_REPLAY_FAILED);
+    assert_int_equal(handed, 2);
+    assert_int_equal(st.target.failed, 1);
+    free(t.bytes);
+}
+
+/* A record dated in the future (written around the API, or altered) is
+ * refused like any other rule break, not written: the variable store would
+ * count it in every window until its date. The others are replayed. */
+static void test_record_dated_in_the_future_is_refused(void **state) {
+    fixture *f = *state;
+    char *bytes = NULL;
+    size_t len = 0;
+    int64_t future = dsTimeNowMs() + 86400000LL;
+    for (int i = 0; i < 3; i++) {
+        size_t n;
+        char *rec = dtGenRecord(i, i == 1 ? future : FIRST + i, &n);
+        assert_non_null(rec);
+        bytes = realloc(bytes, len + n);
+        memcpy(bytes + len, rec, n);
+        len += n;
+        free(rec);
+    }
+    char root[128], path[256];
+    dtGenBlock b = {3, bytes, len};
+    craftedRoot(f, "future", "null", &b, 1, root, path);
+    volatile sig_atomic_t stop = 0;
+    memTarget t = {{&memOps, {0}, 0}, f->shipped, json_array(), 0, &stop};
+    rpReplaySpec spec = specOf(f, NULL);
+    spec.root = root;
+    spec.to_ms = future + 1;
+    spec.max_clock_skew_ms = 300000;
+    rpReplayStats st;
+    char err[512];
+    assert_int_equal(rpReplayRun(&spec, f->shipped, &t.base, &stop, NULL, NULL, &st, err, sizeof(err)),
+                     RP_REPLAY_FAILED);
+    assert_int_equal(json_array_size(t.docs), 2);
+    assert_int_equal(st.read, 3);
+    assert_int_equal(st.target.failed, 1);
+    json_decref(t.docs);
+    free(bytes);
 }
 
 /* A header metadata map whose count is INT64_MIN (no magnitude to take) is
@@ -399,6 +477,8 @@ int main(void) {
         cmocka_unit_test(test_block_count_must_match_its_bytes),
         cmocka_unit_test(test_block_over_the_cap_is_refused),
         cmocka_unit_test(test_record_breaking_a_rule_is_refused),
+        cmocka_unit_test(test_record_with_an_upper_case_uuid_is_refused),
+        cmocka_unit_test(test_record_dated_in_the_future_is_refused),
         cmocka_unit_test(test_metadata_count_int64_min),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -114,12 +114,46 @@ static void test_bad_files_are_refused(void **state) {
     assert_non_null(strstr(err, "/nonexistent/tokens"));
     assert_null(dsAuthLoad("", err, sizeof(err)));
     assert_non_null(strstr(err, "no tokens file configured"));
+    /* a directory is no file with no token in it, /dev/zero no endless line */
+    assert_null(dsAuthLoad("/tmp", err, sizeof(err)));
+    assert_non_null(strstr(err, "/tmp: Is a directory"));
+    assert_null(dsAuthLoad("/dev/zero", err, sizeof(err)));
+    assert_non_null(strstr(err, "/dev/zero: more than"));
+    /* a NUL byte would hide the rest of its line from the parser */
+    char nul[sizeof(hash) + 16];
+    snprintf(nul, sizeof(nul), "%s admin", hash);
+    nul[10] = '\0';
+    snprintf(path, sizeof(path), "/tmp/test-tokens-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, nul, strlen(hash) + 6), (ssize_t)strlen(hash) + 6);
+    close(fd);
+    assert_null(dsAuthLoad(path, err, sizeof(err)));
+    unlink(path);
+    assert_non_null(strstr(err, "holds a NUL byte"));
+}
+
+/* The last line counts without its newline, and CRLF lines are read. */
+static void test_line_ends(void **state) {
+    char err[256], text[200];
+    snprintf(text, sizeof(text), "# c\r\n%s", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 reader\r\n");
+    dsAuth *a = loadText(text, err, sizeof(err));
+    assert_non_null(a);
+    assert_int_equal(check(a, "test", DS_ROLE_READER), DS_AUTH_OK);
+    dsAuthFree(a);
+    snprintf(text, sizeof(text), "%s", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 writer");
+    a = loadText(text, err, sizeof(err));
+    assert_non_null(a);
+    assert_int_equal(check(a, "test", DS_ROLE_WRITER), DS_AUTH_OK);
+    assert_int_equal(dsAuthCount(a), 1);
+    dsAuthFree(a);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_each_role_and_admin_implies_all),
         cmocka_unit_test(test_bad_files_are_refused),
+        cmocka_unit_test(test_line_ends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -97,21 +97,37 @@ static bool dkStartCluster(dkMain *m, char *errbuf, size_t errlen) {
     return dkCreateTopics(m, errbuf, errlen);
 }
 
+/* "/brokers/{id}/down" or ".../up" exactly, id plain digits within 1..max
+ * (sscanf's %d read 4294967297 as broker 1: an overflow, and the wrong
+ * broker taken down). */
+static bool dkParseBrokerPath(const char *path, long max, int *id, bool *down) {
+    static const char prefix[] = "/brokers/";
+    if (strncmp(path, prefix, sizeof(prefix) - 1) != 0) return false;
+    const char *p = path + sizeof(prefix) - 1, *digits = p;
+    long v = 0;
+    while (*p >= '0' && *p <= '9' && p - digits < 3) v = v * 10 + (*p++ - '0');
+    if (p == digits || *digits == '0' || v > max) return false;
+    if (strcmp(p, "/down") == 0) *down = true;
+    else if (strcmp(p, "/up") == 0) *down = false;
+    else return false;
+    *id = (int)v;
+    return true;
+}
+
 static void dkHandle(void *app, h2o_req_t *req) {
     dkMain *m = app;
     h2o_iovec_t p = req->path_normalized;
     int id = 0;
-    char action[8] = "";
+    bool down = false;
     char path[128];
     snprintf(path, sizeof(path), "%.*s", (int)(p.len < 127 ? p.len : 127), p.base);
     if (strcmp(path, "/healthz") == 0) {
         dsHttpRespondJson(m->http, req, "GET /healthz", 200,
                           json_pack("{s:s, s:I}", "bootstrap", m->bootstraps, "brokers", (json_int_t)opt.brokers),
                           NULL, 0);
-    } else if (dsHttpMethodIs(req, "POST") && sscanf(path, "/brokers/%d/%7s", &id, action) == 2 && id >= 1 &&
-               id <= opt.brokers && (strcmp(action, "down") == 0 || strcmp(action, "up") == 0)) {
-        rd_kafka_resp_err_t err = action[0] == 'd' ? rd_kafka_mock_broker_set_down(m->mc, id)
-                                                   : rd_kafka_mock_broker_set_up(m->mc, id);
+    } else if (dsHttpMethodIs(req, "POST") && dkParseBrokerPath(path, opt.brokers, &id, &down)) {
+        const char *action = down ? "down" : "up";
+        rd_kafka_resp_err_t err = down ? rd_kafka_mock_broker_set_down(m->mc, id) : rd_kafka_mock_broker_set_up(m->mc, id);
         dsLogInfo("broker %d %s: %s", id, action, rd_kafka_err2str(err));
         dsHttpRespondJson(m->http, req, "POST /brokers", err ? 500 : 200,
                           json_pack("{s:i, s:s}", "broker", id, "state", action), NULL, 0);
@@ -150,7 +166,7 @@ int main(int argc, char **argv) {
         goto done;
     }
     if (opt.control_port > 0) {
-        dsHttpConfig hc = {"127.0.0.1", (int)opt.control_port, 4096, 64};
+        dsHttpConfig hc = {"127.0.0.1", (int)opt.control_port, 4096, 64, NULL};
         if ((m.http = dsHttpServerStart(&loop, &hc, dkHandle, &m, NULL, err, sizeof(err))) == NULL) {
             dsLogError("cannot start the control endpoint: %s", err);
             dkForwardClose(m.fwd);

@@ -16,11 +16,21 @@
 
 #define FEED_MAX_PARTITIONS 1024
 #define FEED_SWEEP_VISITS 20000
+#define FEED_SWEEP_MIN_VISITS 8
+#define FEED_SWEEP_FULL_VISITS 64 /* the first step on a full map */
+#define FEED_SEEK_TIMEOUT_MS 2000
 
 typedef struct feedPartition {
-    int64_t next;  /* next offset to consume; -1 before the first message */
+    int64_t next;      /* next offset to consume; -1 before the first message */
+    int64_t committed; /* next as of the last commit (where a rewind goes); -1: the beginning */
     bool assigned, eof, dirty;
 } feedPartition;
+
+/* What a batch counts, published only once it is committed: an aborted
+ * batch comes again and must not be counted twice. */
+typedef struct feedTally {
+    uint64_t consumed, counted, duplicates, expired, rejected, ingested;
+} feedTally;
 
 struct vsFeed {
     vsFeedConfig cfg;
@@ -44,8 +54,21 @@ struct vsFeed {
     atomic_bool stopping, failed, caught_up;
     int64_t next_sweep;
     bool sweeping;
+    size_t sweep_visits; /* smaller while the map is too full for a large sweep */
+    bool freed;          /* while full: the sweep deleted something not yet made reusable */
+    int64_t next_reader_check;
+    size_t queued_jobs, queued_bytes; /* under mu */
+    atomic_bool full;        /* the map is full: paused, ingest refused */
+    atomic_bool start_sweep; /* the start-up sweep is running */
+    bool room;               /* while full: a sweep or reader check freed something */
     vsFeedCounters counters;
 };
+
+#define FEED_FULL_WHY                                                                                            \
+    "the LMDB map is full: consumption is paused and ingest refused until the sweep frees room or the store is " \
+    "restarted with a larger --map-size"
+
+static void feedPause(vsFeed *f, rd_kafka_topic_partition_list_t *l);
 
 bool vsFeedJobMark(vsFeedJob *job) {
     if (job->n == job->cap) {
@@ -92,11 +115,12 @@ static void feedRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topi
         }
         bool recorded = vsStoreGetOffset(f->store, f->topic, p, &next);
         l->elems[i].offset = recorded ? next : RD_KAFKA_OFFSET_BEGINNING;
-        f->parts[p] = (feedPartition){recorded ? next : -1, true, false, false};
+        f->parts[p] = (feedPartition){recorded ? next : -1, recorded ? next : -1, true, false, false};
         if (recorded) dsLogInfo("partition %d: resuming at offset %lld", p, (long long)next);
         else dsLogInfo("partition %d: nothing recorded, reading from the beginning", p);
     }
     rd_kafka_assign(rk, l);
+    if (atomic_load(&f->full)) feedPause(f, l); /* resumed, sought to the recorded offsets, with the others */
     f->assigned_once = true;
     feedCheckCaughtUp(f);
 }
@@ -136,20 +160,29 @@ static bool feedConsumer(vsFeed *f, char *errbuf, size_t errlen) {
     return err == 0;
 }
 
-static void feedCount(vsFeed *f, vsApplyResult res, vsFeedJob *job) {
+static void feedCount(feedTally *t, vsApplyResult res, vsFeedJob *job) {
     switch (res) {
     case VS_APPLY_COUNTED:
-        atomic_fetch_add(&f->counters.counted, 1);
+        t->counted++;
         if (job) job->counted++;
         break;
     case VS_APPLY_DUPLICATE:
-        atomic_fetch_add(&f->counters.duplicates, 1);
+        t->duplicates++;
         if (job) job->duplicates++;
         break;
     default:
-        atomic_fetch_add(&f->counters.expired, 1);
+        t->expired++;
         if (job) job->expired++;
     }
+}
+
+static void feedPublish(vsFeed *f, const feedTally *t) {
+    atomic_fetch_add(&f->counters.consumed, t->consumed);
+    atomic_fetch_add(&f->counters.ingested, t->ingested);
+    atomic_fetch_add(&f->counters.counted, t->counted);
+    atomic_fetch_add(&f->counters.duplicates, t->duplicates);
+    atomic_fetch_add(&f->counters.expired, t->expired);
+    atomic_fetch_add(&f->counters.rejected, t->rejected);
 }
 
 /* Whether m's schema is known, learning it from the registry if need be.
@@ -169,12 +202,33 @@ static bool feedSchema(vsFeed *f, rd_kafka_message_t *m, const char **why, char 
     return true;
 }
 
+/* Whether the decoded record's decided_at is one the decision API could
+ * have accepted: not before 2000 (the schema's rule, which the stream
+ * processor checks, so only a record produced around it fails) and not
+ * later than now plus max_future_ms. A future decision would be counted in
+ * every window until its date, and be every later decision's "last". */
+static bool feedPlausibleTime(vsFeed *f, int64_t now, char *why, size_t len) {
+    int64_t t;
+    if (!dsCodecFieldLong(&f->value, "decided_at", &t)) return snprintf(why, len, "decided_at: missing"), false;
+    char ts[DS_TIME_BUFLEN];
+    if (t < DS_CODEC_DECIDED_AT_MIN_MS) {
+        if (!dsTimeFormat(t, ts)) snprintf(ts, sizeof(ts), "?");
+        return snprintf(why, len, "decided_at %s (%lld ms) is before 2000-01-01", ts, (long long)t), false;
+    }
+    if (t > now && t - now > f->cfg.max_future_ms) {
+        if (!dsTimeFormat(t, ts)) snprintf(ts, sizeof(ts), "?");
+        return snprintf(why, len, "decided_at %s (%lld ms) is more than %ld ms in the future", ts, (long long)t,
+                        f->cfg.max_future_ms), false;
+    }
+    return true;
+}
+
 /* One Kafka message; false only on a storage error. A record that cannot be
  * decoded is logged and passed over: it can never decode, and the stream
  * processor already sent what failed validation to the dead-letter topic.
  * A record whose schema cannot be fetched yet is neither: its partition is
  * held there (not consumed, its offset not recorded) and it comes again. */
-static bool feedMessage(vsFeed *f, rd_kafka_message_t *m, int64_t now, char *errbuf, size_t errlen) {
+static bool feedMessage(vsFeed *f, rd_kafka_message_t *m, int64_t now, feedTally *t, char *errbuf, size_t errlen) {
     if (m->partition < 0 || m->partition >= FEED_MAX_PARTITIONS) return true;
     feedPartition *p = &f->parts[m->partition];
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -191,33 +245,35 @@ static bool feedMessage(vsFeed *f, rd_kafka_message_t *m, int64_t now, char *err
     char why[512];
     const char *bad = m->payload ? NULL : "empty message";
     if (m->payload && !feedSchema(f, m, &bad, why, sizeof(why))) return true;
-    atomic_fetch_add(&f->counters.consumed, 1);
+    t->consumed++;
     p->next = m->offset + 1, p->dirty = true;
     vsApplyResult res;
     f->prep.len = 0;
     if (bad == NULL && (!dsCodecDecodeWire(f->codec, m->payload, m->len, &f->value, NULL, why, sizeof(why)) ||
+                        !feedPlausibleTime(f, now, why, sizeof(why)) ||
                         !vsEventPrepare(f->vars, &f->value, &f->prep, why, sizeof(why))))
         bad = why;
     if (bad) {
-        atomic_fetch_add(&f->counters.rejected, 1);
+        t->rejected++;
         dsLogWarn("partition %d offset %lld: not counted: %s", m->partition, (long long)m->offset, bad);
         return true;
     }
     if (!vsStoreApply(f->store, f->prep.data, f->prep.len, now, &res, errbuf, errlen)) return false;
-    feedCount(f, res, NULL);
+    feedCount(t, res, NULL);
     return true;
 }
 
-static bool feedJob(vsFeed *f, vsFeedJob *job, int64_t now, char *errbuf, size_t errlen) {
+static bool feedJob(vsFeed *f, vsFeedJob *job, int64_t now, feedTally *t, char *errbuf, size_t errlen) {
     size_t start = 0;
+    job->counted = job->duplicates = job->expired = 0;
     for (size_t i = 0; i < job->n; i++) {
         vsApplyResult res;
         if (!vsStoreApply(f->store, job->prepared.data + start, job->ends[i] - start, now, &res, errbuf, errlen))
             return false;
-        feedCount(f, res, job);
+        feedCount(t, res, job);
         start = job->ends[i];
     }
-    atomic_fetch_add(&f->counters.ingested, job->n);
+    t->ingested += job->n;
     return true;
 }
 
@@ -242,15 +298,19 @@ static void feedAfterCommit(vsFeed *f) {
 /* One transaction: the messages, the jobs, the offsets. false: storage failed. */
 static bool feedBatch(vsFeed *f, rd_kafka_message_t **msgs, size_t n, vsFeedJob *jobs, char *errbuf, size_t errlen) {
     int64_t now = dsTimeNowMs();
+    feedTally t = {0};
     if (!vsStoreBegin(f->store, errbuf, errlen)) return false;
     for (size_t i = 0; i < n; i++)
-        if (!feedMessage(f, msgs[i], now, errbuf, errlen)) goto failed;
+        if (!feedMessage(f, msgs[i], now, &t, errbuf, errlen)) goto failed;
     for (vsFeedJob *j = jobs; j; j = j->next)
-        if (!feedJob(f, j, now, errbuf, errlen)) goto failed;
+        if (!feedJob(f, j, now, &t, errbuf, errlen)) goto failed;
     for (int p = 0; p < FEED_MAX_PARTITIONS; p++)
         if (f->parts[p].dirty && !vsStoreSetOffset(f->store, f->topic, p, f->parts[p].next, errbuf, errlen))
             goto failed;
     if (!vsStoreCommit(f->store, errbuf, errlen)) return false;
+    for (int p = 0; p < FEED_MAX_PARTITIONS; p++)
+        if (f->parts[p].dirty) f->parts[p].committed = f->parts[p].next;
+    feedPublish(f, &t);
     atomic_fetch_add(&f->counters.commits, 1);
     atomic_store(&f->counters.last_commit_ms, now);
     if (f->rk) feedAfterCommit(f);
@@ -260,13 +320,23 @@ failed:
     return false;
 }
 
-static void feedFinishJobs(vsFeedJob *jobs, bool ok, const char *error) {
+/* Hands a job back to its submitter, out of the queue's count. */
+static void feedJobDone(vsFeed *f, vsFeedJob *job) {
+    pthread_mutex_lock(&f->mu);
+    f->queued_jobs--, f->queued_bytes -= job->bytes;
+    atomic_store(&f->counters.queue_jobs, f->queued_jobs);
+    atomic_store(&f->counters.queue_bytes, f->queued_bytes);
+    pthread_mutex_unlock(&f->mu);
+    job->on_done(job);
+}
+
+static void feedFinishJobs(vsFeed *f, vsFeedJob *jobs, bool ok, const char *error) {
     while (jobs) {
         vsFeedJob *next = jobs->next;
         jobs->next = NULL;
         jobs->status = ok ? 200 : 503;
         if (!ok) snprintf(jobs->error, sizeof(jobs->error), "%.255s", error);
-        jobs->on_done(jobs);
+        feedJobDone(f, jobs);
         jobs = next;
     }
 }
@@ -279,7 +349,7 @@ static vsFeedJob *feedPrepareJobs(vsFeed *f, vsFeedJob *jobs) {
         vsFeedJob *next = jobs->next;
         jobs->next = NULL;
         if (jobs->prepare && !jobs->prepare(jobs, f->codec, &f->value)) {
-            jobs->on_done(jobs);
+            feedJobDone(f, jobs);
         } else {
             *tail = jobs;
             tail = &jobs->next;
@@ -315,37 +385,179 @@ static size_t feedPoll(vsFeed *f, bool have_jobs) {
     return n;
 }
 
-static void feedSweep(vsFeed *f) {
+static bool feedMakeReusable(vsFeed *f);
+
+/* A step of the sweep when one is due or under way; *wrapped when it
+ * finished a pass. Returns the number deleted (0 on error, logged).
+ * Deleting copies every page it touches first, so on a full map a large
+ * step fails where a small one fits: the step shrinks until one commits,
+ * and grows back with each success. */
+static long feedSweep(vsFeed *f, bool *wrapped) {
     int64_t now = dsTimeNowMs();
-    if (!f->sweeping && now < f->next_sweep) return;
+    *wrapped = false;
+    if (!f->sweeping && now < f->next_sweep) return 0;
     char err[512];
-    bool wrapped;
     f->sweeping = true;
-    long n = vsStoreSweep(f->store, now, FEED_SWEEP_VISITS, &wrapped, err, sizeof(err));
-    if (n < 0) dsLogWarn("sweep: %s", err);
-    else atomic_fetch_add(&f->counters.swept, (uint64_t)n);
-    if (n < 0 || wrapped) f->sweeping = false, f->next_sweep = now + f->cfg.sweep_interval_ms;
+    long n = vsStoreSweep(f->store, now, f->sweep_visits, wrapped, err, sizeof(err));
+    if (n >= 0) {
+        atomic_fetch_add(&f->counters.swept, (uint64_t)n);
+        f->sweep_visits = f->sweep_visits * 2 > FEED_SWEEP_VISITS ? FEED_SWEEP_VISITS : f->sweep_visits * 2;
+        f->freed |= n > 0;
+        /* On a full map each step's pages are made reusable before the
+         * next, so that the steps feed each other rather than drain the
+         * few pages left. */
+        if (atomic_load(&f->full) || atomic_load(&f->start_sweep)) feedMakeReusable(f);
+    } else if (vsStoreFull(f->store) && f->sweep_visits > FEED_SWEEP_MIN_VISITS) {
+        dsLogDebug("sweep of %zu events: %s; trying smaller steps", f->sweep_visits, err);
+        f->sweep_visits = f->sweep_visits / 4 < FEED_SWEEP_MIN_VISITS ? FEED_SWEEP_MIN_VISITS : f->sweep_visits / 4;
+        return 0; /* still under way */
+    } else {
+        dsLogWarn("sweep: %s", err);
+    }
+    if (n < 0 || *wrapped) f->sweeping = false, f->next_sweep = now + f->cfg.sweep_interval_ms;
+    return n < 0 ? 0 : n;
+}
+
+/* After a sweep deleted something: one more commit, so that the pages it
+ * freed can be reused (vsStoreTouch). false if not even that fits. */
+static bool feedMakeReusable(vsFeed *f) {
+    char err[512];
+    if (!f->freed) return true;
+    if (!vsStoreTouch(f->store, dsTimeNowMs(), err, sizeof(err))) {
+        dsLogDebug("%s", err);
+        return false;
+    }
+    f->freed = false;
+    return true;
+}
+
+/* Clears stale readers when due; returns how many. */
+static long feedReaderCheck(vsFeed *f) {
+    int64_t now = dsTimeNowMs();
+    if (now < f->next_reader_check) return 0;
+    char err[512];
+    f->next_reader_check = now + f->cfg.reader_check_ms;
+    long n = vsStoreReaderCheck(f->store, err, sizeof(err));
+    if (n < 0) dsLogWarn("%s", err);
+    return n < 0 ? 0 : n;
+}
+
+/* Every partition assigned, each at the offset a rewind goes to. */
+static rd_kafka_topic_partition_list_t *feedAssigned(vsFeed *f) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (int p = 0; p < FEED_MAX_PARTITIONS; p++)
+        if (f->parts[p].assigned)
+            rd_kafka_topic_partition_list_add(l, f->topic, p)->offset =
+                f->parts[p].committed >= 0 ? f->parts[p].committed : RD_KAFKA_OFFSET_BEGINNING;
+    return l;
+}
+
+static void feedPause(vsFeed *f, rd_kafka_topic_partition_list_t *l) {
+    rd_kafka_resp_err_t err = l->cnt ? rd_kafka_pause_partitions(f->rk, l) : 0;
+    /* Not fatal: what is fetched meanwhile is dropped, and the seek before
+     * the resume brings it back. */
+    if (err) dsLogWarn("cannot pause the partitions: %s", rd_kafka_err2str(err));
+}
+
+/* The batch was aborted for want of room: forget what it read, hold
+ * everything, and start a sweep pass at once. */
+static void feedMapFull(vsFeed *f, const char *err) {
+    atomic_fetch_add(&f->counters.map_full, 1);
+    dsLogError("%s (%s)", FEED_FULL_WHY, err);
+    for (int p = 0; p < FEED_MAX_PARTITIONS; p++) {
+        f->parts[p].next = f->parts[p].committed, f->parts[p].dirty = false;
+        f->holds[p] = (dsKafkaHold){0}; /* the rewind brings the held message back too */
+    }
+    atomic_store(&f->full, true);
+    if (f->rk) {
+        rd_kafka_topic_partition_list_t *l = feedAssigned(f);
+        feedPause(f, l);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    f->sweeping = true, f->room = false;
+    f->sweep_visits = FEED_SWEEP_FULL_VISITS;
+}
+
+/* Seeks every partition back to its last committed offset and resumes it;
+ * false (still held) if a seek failed. */
+static bool feedRewind(vsFeed *f) {
+    rd_kafka_topic_partition_list_t *l = feedAssigned(f);
+    rd_kafka_error_t *error = l->cnt ? rd_kafka_seek_partitions(f->rk, l, FEED_SEEK_TIMEOUT_MS) : NULL;
+    bool ok = error == NULL;
+    for (int i = 0; ok && i < l->cnt; i++) ok = l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (!ok) dsLogWarn("cannot seek back to the recorded offsets (%s); trying again later",
+                       error ? rd_kafka_error_string(error) : "a partition failed");
+    if (error) rd_kafka_error_destroy(error);
+    if (ok && l->cnt) rd_kafka_resume_partitions(f->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    return ok;
+}
+
+/* One round while the map is full: ingest jobs are answered 503, nothing
+ * is consumed (the poll only serves rebalances), the sweep goes on. */
+static void feedWhileFull(vsFeed *f) {
+    feedFinishJobs(f, feedTakeJobs(f, f->rk ? 0 : f->cfg.batch_wait_ms), false, FEED_FULL_WHY);
+    if (f->rk) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(f->rk, (int)f->cfg.batch_wait_ms);
+        if (m) rd_kafka_message_destroy(m); /* fetched before the pause: the rewind reads it again */
+    }
+    bool wrapped;
+    if (!feedMakeReusable(f)) return; /* sweeping on would only use up what is left */
+    if (feedSweep(f, &wrapped) > 0 || feedReaderCheck(f) > 0) f->room = true;
+    /* after the whole pass, so that one try uses all the room it made */
+    if (!f->room || f->sweeping || !feedMakeReusable(f)) return;
+    if (f->rk && !feedRewind(f)) return;
+    dsLogInfo("room in the LMDB map again: consuming from the recorded offsets");
+    atomic_store(&f->full, false);
+}
+
+/* A store stopped full would fail its first batch again: a whole sweep
+ * pass runs before anything is consumed. */
+static void feedStartSweep(vsFeed *f) {
+    uint64_t room, map;
+    atomic_store(&f->start_sweep, true);
+    bool wrapped = false;
+    f->sweeping = true;
+    f->sweep_visits = FEED_SWEEP_FULL_VISITS;
+    long n = 0;
+    while (!wrapped && f->sweeping && !atomic_load(&f->stopping)) n += feedSweep(f, &wrapped);
+    feedMakeReusable(f);
+    if (vsStoreSpace(f->store, &room, &map))
+        dsLogInfo("swept %ld expired events before consuming; %llu of %llu bytes of the LMDB map free", n,
+                  (unsigned long long)room, (unsigned long long)map);
+    atomic_store(&f->start_sweep, false);
 }
 
 static void *feedMain(void *arg) {
     vsFeed *f = arg;
     char err[1024];
+    feedReaderCheck(f);
+    feedStartSweep(f);
     while (!atomic_load(&f->stopping)) {
+        if (atomic_load(&f->full)) {
+            feedWhileFull(f);
+            continue;
+        }
         vsFeedJob *jobs = feedPrepareJobs(f, feedTakeJobs(f, f->rk ? 0 : f->cfg.batch_wait_ms));
         size_t n = f->rk ? feedPoll(f, jobs != NULL) : 0;
         bool ok = (n == 0 && jobs == NULL) || feedBatch(f, f->msgs, n, jobs, err, sizeof(err));
         for (size_t i = 0; i < n; i++) rd_kafka_message_destroy(f->msgs[i]);
-        feedFinishJobs(jobs, ok, ok ? "" : err);
-        if (!ok) {
-            /* Nothing of the batch was kept: a restart resumes at the last commit. */
+        /* Nothing of a failed batch was kept: it comes again after the
+         * rewind, or after a restart from the last commit. */
+        if (!ok && vsStoreFull(f->store)) feedMapFull(f, err);
+        feedFinishJobs(f, jobs, ok, ok ? "" : vsStoreFull(f->store) ? FEED_FULL_WHY : err);
+        if (!ok && !vsStoreFull(f->store)) {
             dsLogError("storage failed, stopping: %s", err);
             atomic_store(&f->failed, true);
             break;
         }
-        feedSweep(f);
-        if (f->rk) dsKafkaHoldResumeDue(f->rk, f->topic, f->holds, FEED_MAX_PARTITIONS);
+        bool wrapped;
+        feedSweep(f, &wrapped);
+        f->freed = false; /* the next batch's commit makes its pages reusable */
+        feedReaderCheck(f);
+        if (f->rk && !atomic_load(&f->full)) dsKafkaHoldResumeDue(f->rk, f->topic, f->holds, FEED_MAX_PARTITIONS);
     }
-    feedFinishJobs(feedTakeJobs(f, 0), false, "the variable store is stopping");
+    feedFinishJobs(f, feedTakeJobs(f, 0), false, "the variable store is stopping");
     if (f->rk) rd_kafka_consumer_close(f->rk);
     return NULL;
 }
@@ -353,7 +565,7 @@ static void *feedMain(void *arg) {
 static void feedFree(vsFeed *f) {
     if (f->queue) rd_kafka_queue_destroy(f->queue);
     if (f->rk) rd_kafka_destroy(f->rk);
-    if (f->codec) avro_value_decref(&f->value);
+    if (f->value.iface) avro_value_decref(&f->value); /* unset when start failed before it */
     dsCodecFree(f->codec);
     vsBufFree(&f->prep);
     free(f->msgs);
@@ -386,7 +598,7 @@ vsFeed *vsFeedStart(const vsFeedConfig *cfg, vsStore *store, const vsVars *vars,
         (f->learner = dsLearnerNew(cfg->registry_url, "--registry-url", errbuf, errlen)) == NULL)
         goto failed;
     if (!dsCodecNewValue(f->codec, &f->value)) {
-        dsCodecFree(f->codec), f->codec = NULL;
+        f->value.iface = NULL;
         snprintf(errbuf, errlen, "cannot create an Avro value");
         goto failed;
     }
@@ -396,6 +608,9 @@ vsFeed *vsFeedStart(const vsFeedConfig *cfg, vsStore *store, const vsVars *vars,
         atomic_store(&f->caught_up, true);
     }
     f->next_sweep = dsTimeNowMs() + cfg->sweep_interval_ms;
+    f->sweep_visits = FEED_SWEEP_VISITS;
+    f->next_reader_check = 0;
+    if (f->cfg.queue_max == 0) f->cfg.queue_max = 1;
     if (pthread_create(&f->thread, NULL, feedMain, f) != 0) {
         snprintf(errbuf, errlen, "cannot start the writer thread");
         goto failed;
@@ -417,19 +632,38 @@ void vsFeedStop(vsFeed *f) {
     feedFree(f);
 }
 
-bool vsFeedSubmit(vsFeed *f, vsFeedJob *job) {
+static vsFeedSubmitResult feedAdmit(vsFeed *f, const vsFeedJob *job, char *errbuf, size_t errlen) {
+    if (atomic_load(&f->stopping) || atomic_load(&f->failed))
+        return snprintf(errbuf, errlen, "the variable store is stopping"), VS_SUBMIT_STOPPING;
+    if (atomic_load(&f->full)) return snprintf(errbuf, errlen, FEED_FULL_WHY), VS_SUBMIT_MAP_FULL;
+    if (f->queued_jobs >= f->cfg.queue_max)
+        return snprintf(errbuf, errlen, "%zu ingest requests are already queued or being applied "
+                        "(--ingest-queue-max); retry later", f->queued_jobs), VS_SUBMIT_QUEUE_FULL;
+    if (f->queued_jobs > 0 && f->queued_bytes + job->bytes > f->cfg.queue_bytes)
+        return snprintf(errbuf, errlen, "the ingest requests queued or being applied hold %zu bytes; %zu more "
+                        "would pass --ingest-queue-bytes (%zu); retry later", f->queued_bytes, job->bytes,
+                        f->cfg.queue_bytes), VS_SUBMIT_QUEUE_FULL;
+    return VS_SUBMIT_OK;
+}
+
+vsFeedSubmitResult vsFeedSubmit(vsFeed *f, vsFeedJob *job, char *errbuf, size_t errlen) {
     pthread_mutex_lock(&f->mu);
-    bool ok = !atomic_load(&f->stopping) && !atomic_load(&f->failed);
-    if (ok) {
+    vsFeedSubmitResult r = feedAdmit(f, job, errbuf, errlen);
+    if (r == VS_SUBMIT_OK) {
         job->next = NULL;
         if (f->tail) f->tail->next = job;
         else f->head = job;
         f->tail = job;
+        f->queued_jobs++, f->queued_bytes += job->bytes;
+        atomic_store(&f->counters.queue_jobs, f->queued_jobs);
+        atomic_store(&f->counters.queue_bytes, f->queued_bytes);
         pthread_cond_signal(&f->cond);
+    } else if (r != VS_SUBMIT_STOPPING) {
+        atomic_fetch_add(&f->counters.refused, 1);
     }
     pthread_mutex_unlock(&f->mu);
-    if (ok && f->queue) rd_kafka_queue_yield(f->queue);
-    return ok;
+    if (r == VS_SUBMIT_OK && f->queue) rd_kafka_queue_yield(f->queue);
+    return r;
 }
 
 bool vsFeedCaughtUp(vsFeed *f) {
@@ -438,6 +672,17 @@ bool vsFeedCaughtUp(vsFeed *f) {
 
 bool vsFeedFailed(vsFeed *f) {
     return atomic_load(&f->failed);
+}
+
+bool vsFeedMapFull(vsFeed *f) {
+    return atomic_load(&f->full);
+}
+
+bool vsFeedHeldUp(vsFeed *f, char *why, size_t len) {
+    if (atomic_load(&f->full)) return snprintf(why, len, FEED_FULL_WHY), true;
+    if (atomic_load(&f->start_sweep))
+        return snprintf(why, len, "sweeping expired events before consuming"), true;
+    return false;
 }
 
 vsFeedCounters *vsFeedGetCounters(vsFeed *f) {

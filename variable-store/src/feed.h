@@ -17,6 +17,22 @@
  * held there (ds/kafkahold.h) and tried again with back-off: the record is
  * not rejected, and no offset past it is recorded. Only a record not in the
  * wire format is rejected.
+ *
+ * A full LMDB map (MDB_MAP_FULL) does not stop the writer: the batch is
+ * aborted (nothing of it kept, no offset advanced, its ingest jobs answered
+ * 503), every assigned partition is paused, and new ingest jobs are refused,
+ * while the sweep goes on, in steps small enough to fit, each followed by
+ * a tiny commit that makes the pages it freed reusable (LMDB reuses a page
+ * only after a later transaction committed). Once a sweep pass deleted
+ * something, or the reader check cleared a dead reader pinning freed
+ * pages, the partitions are sought back to the offsets the store recorded
+ * and resumed: the aborted messages come again. At start a whole sweep pass
+ * runs before anything is consumed, so that a store restarted full does not
+ * fail its first batch again.
+ *
+ * Ingest jobs queued or being applied are capped by count and by body
+ * bytes (queue_max, queue_bytes); beyond them vsFeedSubmit refuses, so
+ * that a burst of large requests cannot exhaust memory.
  */
 #ifndef VS_FEED_H
 #define VS_FEED_H
@@ -34,6 +50,11 @@
 
 typedef struct vsFeed vsFeed;
 
+/* Beyond max-clock-skew, how far ahead of the store's clock a record from
+ * the topic may be dated: the API accepted it by its own clock, which may
+ * run ahead of ours, and a record refused here is never counted. */
+#define VS_STREAM_CLOCK_SLACK_MS (60 * 60 * 1000L)
+
 typedef struct vsFeedConfig {
     const char *brokers;  /* "" or NULL: no consumer, ingest jobs only */
     const char *topic;
@@ -44,6 +65,10 @@ typedef struct vsFeedConfig {
     long session_timeout_ms;
     const char *schemas_dir;  /* "" or NULL: the schemas built in (dsCodecNewForDirOption()) */
     const char *registry_url; /* where unknown schema ids are learned; "" or NULL: nowhere, such a record waits */
+    size_t queue_max;         /* ingest jobs queued or being applied, at most */
+    size_t queue_bytes;       /* their vsFeedJob.bytes, at most (one job alone is always let in) */
+    long reader_check_ms;     /* how often stale LMDB readers are cleared (vsStoreReaderCheck) */
+    long max_future_ms;       /* a record dated later than this past the writer's clock is not counted */
 } vsFeedConfig;
 
 /* Counters the writer keeps and the HTTP thread reads (/metrics). */
@@ -56,6 +81,9 @@ typedef struct vsFeedCounters {
     atomic_uint_fast64_t swept;      /* expired events deleted */
     atomic_int_fast64_t lag;         /* messages behind the partitions' ends, at the last batch */
     atomic_int_fast64_t last_commit_ms;
+    atomic_uint_fast64_t map_full;   /* batches aborted because the LMDB map was full */
+    atomic_uint_fast64_t refused;    /* ingest jobs refused: queue full, map full */
+    atomic_uint_fast64_t queue_jobs, queue_bytes; /* ingest jobs queued or being applied, and their bytes */
 } vsFeedCounters;
 
 /* A batch of decisions to apply in one transaction, all or nothing. The
@@ -78,6 +106,7 @@ typedef struct vsFeedJob {
     char error[512];
     uint64_t counted, duplicates, expired;
     void (*on_done)(struct vsFeedJob *job);
+    size_t bytes; /* set by the submitter: what the job holds, counted against queue_bytes */
     struct vsFeedJob *next; /* the feed's queue */
 } vsFeedJob;
 
@@ -94,14 +123,27 @@ vsFeed *vsFeedStart(const vsFeedConfig *cfg, vsStore *store, const vsVars *vars,
  * queued jobs as failed, and frees the feed. */
 void vsFeedStop(vsFeed *f);
 
-/* Queues a job; false (job untouched) when the feed is stopping or failed. */
-DS_MUST_CHECK bool vsFeedSubmit(vsFeed *f, vsFeedJob *job);
+typedef enum {
+    VS_SUBMIT_OK,         /* queued: the writer owns the job until on_done */
+    VS_SUBMIT_STOPPING,   /* the feed is stopping or failed */
+    VS_SUBMIT_QUEUE_FULL, /* queue_max or queue_bytes reached: try later */
+    VS_SUBMIT_MAP_FULL,   /* the LMDB map is full: try later */
+} vsFeedSubmitResult;
+
+/* Queues a job. Anything but VS_SUBMIT_OK leaves the job untouched and the
+ * submitter's, with errbuf saying why. */
+DS_MUST_CHECK vsFeedSubmitResult vsFeedSubmit(vsFeed *f, vsFeedJob *job, char *errbuf, size_t errlen);
 
 /* Whether every assigned partition has been read to its end once since
  * start (always, without a consumer): the variables are current. */
 bool vsFeedCaughtUp(vsFeed *f);
 /* Whether the writer stopped on a storage error (logged); the daemon exits. */
 bool vsFeedFailed(vsFeed *f);
+/* Why the writer is not consuming now, for /readyz (the LMDB map is full,
+ * the start-up sweep is running): false when it is not held up. */
+bool vsFeedHeldUp(vsFeed *f, char *why, size_t len);
+/* Whether the LMDB map is full now (consumption paused, ingest refused). */
+bool vsFeedMapFull(vsFeed *f);
 vsFeedCounters *vsFeedGetCounters(vsFeed *f);
 
 #endif

@@ -5,6 +5,10 @@
  * validates and prepares them (ingestPrepare), applies them in one
  * transaction, and the loop thread answers once committed.
  *
+ * The writer caps the jobs queued or being applied, by count and by body
+ * bytes: beyond either, or while the LMDB map is full, the request is
+ * answered 503 with Retry-After at once (nothing of it applied).
+ *
  * The job lives on the heap, not in the request pool: h2o frees the request
  * if its client goes away while the writer holds the job. The pool holds only
  * a link whose dispose callback detaches the request from the job.
@@ -13,6 +17,7 @@
 #include <string.h>
 
 #include "ds/log.h"
+#include "ds/timefmt.h"
 #include "event.h"
 #include "server.h"
 
@@ -86,14 +91,19 @@ static bool ingestRefuse(vsFeedJob *job, int status, const char *code, const cha
     return false;
 }
 
-/* Every decision validated and prepared, or the first fault. */
+/* Every decision validated and prepared, or the first fault. Validated as
+ * the API validates a post, future included: a decision dated after now
+ * (plus the clock skew) would be counted in every window until that date
+ * and be every later decision's "last", and no decision the API accepted
+ * can be in the future by the time it is replayed. */
 static bool ingestPrepareAll(ingestJob *j, json_t *decisions, dsCodec *codec, avro_value_t *scratch) {
     size_t i;
     json_t *doc;
     char field[300], msg[700];
+    int64_t now_ms = dsTimeNowMs();
     json_array_foreach(decisions, i, doc) {
         dsCodecError cerr;
-        if (!dsCodecFromJson(codec, doc, scratch, &cerr)) {
+        if (!dsCodecFromJsonPosted(codec, doc, scratch, now_ms, j->s->max_clock_skew_ms, &cerr)) {
             snprintf(field, sizeof(field), "decisions[%zu]%s%s", i, *cerr.field ? "." : "", cerr.field);
             snprintf(msg, sizeof(msg), "decisions[%zu]: %s", i, cerr.message);
             return ingestRefuse(&j->job, 400, cerr.code, field, msg);
@@ -155,10 +165,13 @@ void vsIngestPost(vsServer *s, h2o_req_t *req) {
     j->job.prepare = ingestPrepare;
     j->s = s, j->req = req;
     j->job.on_done = ingestOnDone;
-    if (!vsFeedSubmit(s->feed, &j->job)) {
+    j->job.bytes = j->body_len;
+    char why[512];
+    vsFeedSubmitResult r = vsFeedSubmit(s->feed, &j->job, why, sizeof(why));
+    if (r != VS_SUBMIT_OK) {
         ingestFree(j);
-        dsHttpRespondError(s->http, req, ROUTE_INGEST, 503, "unavailable", "the variable store is stopping", NULL,
-                           s->retry_after_s);
+        dsHttpRespondError(s->http, req, ROUTE_INGEST, 503, r == VS_SUBMIT_QUEUE_FULL ? "overloaded" : "unavailable",
+                           why, NULL, s->retry_after_s);
         return;
     }
     /* From here the writer owns the job until ingestOnDone. */

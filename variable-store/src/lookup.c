@@ -17,7 +17,7 @@ static void lookupUnknownEntity(vsServer *s, h2o_req_t *req, const char *route, 
         size_t n = strlen(known);
         snprintf(known + n, sizeof(known) - n, "%s%s", i ? ", " : "", s->vars->entities[i].name);
     }
-    snprintf(msg, sizeof(msg), "no entity \"%.*s\" (this store keeps: %s)", (int)(len > 64 ? 64 : len), name, known);
+    snprintf(msg, sizeof(msg), "no entity \"%s\" (this store keeps: %s)", dsHttpQuote(req, name, len, 64), known);
     dsHttpRespondError(s->http, req, route, 404, "unknown_entity", msg, field, 0);
 }
 
@@ -35,8 +35,28 @@ static void lookupFailed(vsServer *s, h2o_req_t *req, const char *route, const c
     dsHttpRespondError(s->http, req, route, 500, "internal", "the store could not be read", NULL, 0);
 }
 
+/* A lookup takes no query parameter: one ignored would be a silent lie, such
+ * as min_position answered without waiting for that position. false:
+ * answered 400 naming it (when it is short UTF-8, so that it renders). */
+static bool lookupNoQuery(vsServer *s, h2o_req_t *req) {
+    size_t pos = 0;
+    bool bad = false;
+    h2o_iovec_t name, value;
+    if (!dsHttpQueryNext(req, &pos, &name, &value, &bad) && !bad) return true;
+    char msg[160];
+    json_t *shown = bad || name.len > 64 ? NULL : json_stringn(name.base, name.len);
+    if (shown)
+        snprintf(msg, sizeof(msg), "unknown query parameter \"%s\": a lookup takes none", json_string_value(shown));
+    else
+        snprintf(msg, sizeof(msg), "a lookup takes no query parameters");
+    dsHttpRespondError(s->http, req, ROUTE_GET, 400, "invalid_query", msg, shown ? json_string_value(shown) : NULL, 0);
+    json_decref(shown);
+    return false;
+}
+
 void vsLookupGet(vsServer *s, h2o_req_t *req, const char *rest, size_t len) {
     if (!dsAuthRequire(s->auth, s->http, req, ROUTE_GET, VS_ROLES_LOOKUP)) return;
+    if (!lookupNoQuery(s, req)) return;
     const char *slash = memchr(rest, '/', len);
     h2o_iovec_t id;
     if (slash == NULL || slash + 1 == rest + len) {

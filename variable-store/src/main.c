@@ -25,9 +25,11 @@
 static struct {
     char *role, *listen_host, *data_dir, *variables_file, *brokers, *topic, *group_id, *on_layout_change, *schemas_dir,
         *registry_url, *tokens_file, *log_level;
-    long listen_port, batch_max, batch_wait_ms, sweep_ms, session_ms, batch_get_max, ingest_max, retry_after_ms, shutdown_ms;
-    size_t map_size, max_body;
+    long listen_port, batch_max, batch_wait_ms, sweep_ms, session_ms, batch_get_max, ingest_max, retry_after_ms, shutdown_ms,
+        ingest_queue_max, reader_check_ms, max_clock_skew_ms;
+    size_t map_size, max_body, ingest_queue_bytes;
     bool ingest;
+    dsHttpOptions http;
 } opt;
 
 static const dsConfigOption vsConfig[] = {
@@ -39,18 +41,19 @@ static const dsConfigOption vsConfig[] = {
     {"tokens-file", DS_CFG_STRING, "var/tokens",
      "file of token SHA-256 hashes and roles, as the decision API's (required: the store refuses to start "
      "without it); reread on SIGHUP", &opt.tokens_file, 0, 0},
-    {"data-dir", DS_CFG_STRING, "var/variable-store", "LMDB directory holding the state", &opt.data_dir, 0, 0},
+    DS_HTTP_CONFIG_OPTIONS(opt.http),
+    {"data-dir", DS_CFG_STRING, "var/variable-store", "LMDB directory holding the state", &opt.data_dir, 1, 0},
     {"map-size", DS_CFG_SIZE, "16GiB", "most the state may grow to (address space, not memory)", &opt.map_size,
      1 << 20, LLONG_MAX},
     {"variables-file", DS_CFG_STRING, "variable-store/variables.json", "the variables computed (README)",
-     &opt.variables_file, 0, 0},
+     &opt.variables_file, 1, 0},
     {"on-layout-change", DS_CFG_STRING, "rebuild",
      "when the file needs state the store lacks: rebuild (from the topic) or refuse to start", &opt.on_layout_change,
      0, 0},
     {"brokers", DS_CFG_STRING, "127.0.0.1:9092", "Kafka bootstrap servers; empty: no consumer, ingest only",
      &opt.brokers, 0, 0},
-    {"topic", DS_CFG_STRING, "decisions", "the decision topic", &opt.topic, 0, 0},
-    {"group-id", DS_CFG_STRING, "variable-store", "consumer group; one per store directory", &opt.group_id, 0, 0},
+    {"topic", DS_CFG_STRING, "decisions", "the decision topic", &opt.topic, 1, 0},
+    {"group-id", DS_CFG_STRING, "variable-store", "consumer group; one per store directory", &opt.group_id, 1, 0},
     {"schemas-dir", DS_CFG_STRING, "",
      "schema directory (manifest.json and the .avsc files it names) to decode the stream with, instead of the schemas "
      "built in (empty: built in)", &opt.schemas_dir, 0, 0},
@@ -66,6 +69,18 @@ static const dsConfigOption vsConfig[] = {
     {"ingest", DS_CFG_BOOL, "true", "serve POST /v1/decisions:ingest (decision-replay's target)", &opt.ingest, 0, 0},
     {"ingest-max-items", DS_CFG_INT, "1000", "most decisions in one ingest request (413 above)", &opt.ingest_max, 1,
      100000},
+    {"ingest-queue-max", DS_CFG_INT, "16", "most ingest requests queued or being applied (503 above)",
+     &opt.ingest_queue_max, 1, 100000},
+    {"ingest-queue-bytes", DS_CFG_SIZE, "64MiB",
+     "most request body bytes queued or being applied (503 above; one request alone always fits)",
+     &opt.ingest_queue_bytes, 1, LLONG_MAX},
+    {"reader-check-interval", DS_CFG_DURATION, "10s",
+     "how often the writer clears LMDB readers left by dead processes (they keep freed pages from reuse)",
+     &opt.reader_check_ms, 10, 3600000},
+    {"max-clock-skew", DS_CFG_DURATION, "5m",
+     "how far ahead of this server's clock an ingested decided_at may be (a later one is refused, as the decision "
+     "API refuses it)",
+     &opt.max_clock_skew_ms, 0, 86400000},
     {"retry-after", DS_CFG_DURATION, "1s", "Retry-After advertised with 503", &opt.retry_after_ms, 0, 3600000},
     {"shutdown-timeout", DS_CFG_DURATION, "5s", "on SIGTERM, how long open connections may take to close",
      &opt.shutdown_ms, 0, 3600000},
@@ -169,6 +184,7 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
                false;
     /* Tokens first: a store that would take writes from anyone must not start. */
     if ((m->auth = dsAuthLoad(opt.tokens_file, err, errlen)) == NULL) return false;
+    if (!dsHttpOptionsLoad(&opt.http, err, errlen)) return false;
     dsCodec *codec = dsCodecNewForDirOption(opt.schemas_dir, err, errlen);
     if (codec == NULL) return false;
     m->vars = vsVarsLoad(opt.variables_file, codec, err, errlen);
@@ -176,14 +192,17 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     if (m->vars == NULL || !mainOpenStore(m, replica, err, errlen)) return false;
     if (!replica) {
         vsFeedConfig fc = {opt.brokers,     opt.topic,       opt.group_id,    (size_t)opt.batch_max,
-                           opt.batch_wait_ms, opt.sweep_ms, opt.session_ms, opt.schemas_dir, opt.registry_url};
+                           opt.batch_wait_ms, opt.sweep_ms, opt.session_ms, opt.schemas_dir, opt.registry_url,
+                           (size_t)opt.ingest_queue_max, opt.ingest_queue_bytes, opt.reader_check_ms,
+                           opt.max_clock_skew_ms + VS_STREAM_CLOCK_SLACK_MS};
         if ((m->feed = vsFeedStart(&fc, m->store, m->vars, err, errlen)) == NULL) return false;
     }
     vsServer *s = &m->srv;
     s->loop = loop, s->vars = m->vars, s->store = m->store, s->feed = m->feed, s->auth = m->auth;
     s->batch_get_max = (size_t)opt.batch_get_max, s->ingest_max = (size_t)opt.ingest_max, s->ingest = opt.ingest;
     s->retry_after_s = (int)((opt.retry_after_ms + 999) / 1000);
-    dsHttpConfig hc = {opt.listen_host, (int)opt.listen_port, opt.max_body, 1024};
+    s->max_clock_skew_ms = opt.max_clock_skew_ms;
+    dsHttpConfig hc = {opt.listen_host, (int)opt.listen_port, opt.max_body, 1024, &opt.http};
     if (!vsServerStart(s, &hc, err, errlen)) return false;
     uv_signal_init(loop, &m->sigterm);
     uv_signal_init(loop, &m->sigint);
@@ -226,6 +245,7 @@ int main(int argc, char **argv) {
     vsStoreClose(m.store);
     vsVarsFree(m.vars);
     dsAuthFree(m.auth);
+    dsHttpOptionsRelease(&opt.http);
     dsConfigFree(vsConfig, VS_NCONFIG);
     return m.rc;
 }

@@ -6,7 +6,19 @@
 #include "ds/log.h"
 #include "server.h"
 
-enum { M_CONSUMED, M_INGESTED, M_COUNTED, M_DUPLICATES, M_EXPIRED, M_REJECTED, M_COMMITS, M_SWEPT, M_NCOUNTERS };
+enum {
+    M_CONSUMED,
+    M_INGESTED,
+    M_COUNTED,
+    M_DUPLICATES,
+    M_EXPIRED,
+    M_REJECTED,
+    M_COMMITS,
+    M_SWEPT,
+    M_MAP_FULL,
+    M_REFUSED,
+    M_NCOUNTERS
+};
 _Static_assert(M_NCOUNTERS == VS_SERVER_COUNTERS, "server.h sizes the counters /metrics reports");
 
 bool vsServerRequireJson(vsServer *s, h2o_req_t *req, const char *route) {
@@ -25,6 +37,8 @@ static void routeMetricsSetup(vsServer *s) {
         {"variable_store_rejected_total", "Kafka messages that did not decode (each is logged)."},
         {"variable_store_commits_total", "Write transactions committed."},
         {"variable_store_swept_total", "Expired events deleted by the sweep."},
+        {"variable_store_map_full_total", "Batches aborted (and read again later) because the LMDB map was full."},
+        {"variable_store_ingest_refused_total", "Ingest requests answered 503: queue or LMDB map full."},
     };
     for (int i = 0; i < M_NCOUNTERS; i++) s->m_counters[i] = dsMetricsCounter(s->metrics, names[i][0], names[i][1]);
     s->m_lag = dsMetricsGauge(s->metrics, "variable_store_consumer_lag", "Messages behind the partitions' ends.");
@@ -34,6 +48,14 @@ static void routeMetricsSetup(vsServer *s) {
                                     "1 once every assigned partition was read to its end.");
     s->m_used = dsMetricsGauge(s->metrics, "variable_store_used_bytes", "LMDB pages in use.");
     s->m_map = dsMetricsGauge(s->metrics, "variable_store_map_bytes", "LMDB map size: the most the state may use.");
+    s->m_full = dsMetricsGauge(s->metrics, "variable_store_map_full",
+                               "1 while the LMDB map is full: consumption paused, ingest refused.");
+    s->m_queue_jobs = dsMetricsGauge(s->metrics, "variable_store_ingest_queue_requests",
+                                     "Ingest requests queued or being applied.");
+    s->m_queue_bytes = dsMetricsGauge(s->metrics, "variable_store_ingest_queue_bytes",
+                                      "Body bytes of the ingest requests queued or being applied.");
+    s->m_readers = dsMetricsCounter(s->metrics, "variable_store_stale_readers_cleared_total",
+                                    "LMDB reader slots of dead processes cleared (mdb_reader_check).");
     static const char *const entity[] = {"entity"};
     s->f_events = dsMetricsFamily(s->metrics, "variable_store_events", "Stored events (decisions in a window).",
                                   DS_METRIC_GAUGE, entity, 1, NULL, 0);
@@ -46,7 +68,8 @@ static void routeMetricsUpdate(vsServer *s) {
         vsFeedCounters *c = vsFeedGetCounters(s->feed);
         uint64_t now[M_NCOUNTERS] = {atomic_load(&c->consumed), atomic_load(&c->ingested), atomic_load(&c->counted),
                                      atomic_load(&c->duplicates), atomic_load(&c->expired), atomic_load(&c->rejected),
-                                     atomic_load(&c->commits), atomic_load(&c->swept)};
+                                     atomic_load(&c->commits), atomic_load(&c->swept), atomic_load(&c->map_full),
+                                     atomic_load(&c->refused)};
         for (int i = 0; i < M_NCOUNTERS; i++) {
             dsMetricInc(s->m_counters[i], (double)(now[i] - s->seen[i]));
             s->seen[i] = now[i];
@@ -54,7 +77,13 @@ static void routeMetricsUpdate(vsServer *s) {
         dsMetricSet(s->m_lag, (double)atomic_load(&c->lag));
         dsMetricSet(s->m_last_commit, (double)atomic_load(&c->last_commit_ms) / 1000.0);
         dsMetricSet(s->m_caught_up, vsFeedCaughtUp(s->feed) ? 1 : 0);
+        dsMetricSet(s->m_full, vsFeedMapFull(s->feed) ? 1 : 0);
+        dsMetricSet(s->m_queue_jobs, (double)atomic_load(&c->queue_jobs));
+        dsMetricSet(s->m_queue_bytes, (double)atomic_load(&c->queue_bytes));
     }
+    uint64_t cleared = vsStoreReadersCleared(s->store);
+    dsMetricInc(s->m_readers, (double)(cleared - s->seen_readers));
+    s->seen_readers = cleared;
     vsStoreStats st;
     char err[256];
     if (vsStoreReaderBegin(s->reader, err, sizeof(err))) {
@@ -80,7 +109,9 @@ static void routeMetrics(vsServer *s, h2o_req_t *req) {
  * every assigned partition to its end (the variables are current). */
 static void routeReady(vsServer *s, h2o_req_t *req) {
     const char *why = NULL;
+    char held[300];
     if (s->feed && vsFeedFailed(s->feed)) why = "the writer stopped on a storage error";
+    else if (s->feed && vsFeedHeldUp(s->feed, held, sizeof(held))) why = held;
     else if (s->feed && !vsFeedCaughtUp(s->feed)) why = "catching up with the decision stream";
     if (why == NULL)
         dsHttpRespondJson(s->http, req, "GET /readyz", 200, json_pack("{s:s}", "status", "ready"), NULL, 0);

@@ -21,7 +21,7 @@
 #define VS_ROLES_LOOKUP (DS_ROLE_LOOKUP | DS_ROLE_READER)
 
 /* The writer's counters /metrics reports (vsFeedCounters, gauges aside). */
-#define VS_SERVER_COUNTERS 8
+#define VS_SERVER_COUNTERS 10
 
 typedef struct vsServer {
     uv_loop_t *loop;
@@ -35,6 +35,7 @@ typedef struct vsServer {
     size_t batch_get_max;   /* keys per batchGet (413 above) */
     size_t ingest_max;      /* decisions per ingest request (413 above) */
     bool ingest;            /* whether POST /v1/decisions:ingest is served */
+    int64_t max_clock_skew_ms; /* how far ahead of our clock an ingested decided_at may be */
     int retry_after_s;
     /* ingest jobs the writer finished, answered on the loop thread */
     uv_async_t done_async;
@@ -44,6 +45,8 @@ typedef struct vsServer {
     /* what /metrics last reported of the writer's counters */
     uint64_t seen[VS_SERVER_COUNTERS];
     dsMetric *m_counters[VS_SERVER_COUNTERS], *m_lag, *m_last_commit, *m_caught_up, *m_used, *m_map;
+    dsMetric *m_full, *m_queue_jobs, *m_queue_bytes, *m_readers;
+    uint64_t seen_readers;
     dsMetricFamily *f_events, *f_entities;
 } vsServer;
 

@@ -4,12 +4,14 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "agg.h"
+#include "ds/log.h"
 #include "event.h"
 
 
@@ -20,6 +22,8 @@ struct vsStore {
     MDB_dbi meta;
     MDB_dbi *events, *running; /* per entity */
     MDB_txn *txn;              /* the writer's open transaction */
+    bool full;                 /* the last write failed for want of room in the map */
+    atomic_uint_fast64_t readers_cleared;
     vsBuf scratch;             /* the writer's running-state buffer */
     /* where the sweep resumes */
     size_t sweep_entity;
@@ -38,6 +42,12 @@ static bool storeFail(char *errbuf, size_t errlen, const char *what, int rc) {
     snprintf(errbuf, errlen, "%s: %s%s", what, mdb_strerror(rc),
              rc == MDB_MAP_FULL ? " (the state outgrew --map-size: restart with a larger one)" : "");
     return false;
+}
+
+/* A failed write: remembers whether the map was full (vsStoreFull). */
+static bool storeWriteFail(vsStore *s, char *errbuf, size_t errlen, const char *what, int rc) {
+    s->full = rc == MDB_MAP_FULL;
+    return storeFail(errbuf, errlen, what, rc);
 }
 
 static bool storeOpenDbs(vsStore *s, MDB_txn *txn, char *errbuf, size_t errlen) {
@@ -100,6 +110,9 @@ vsStore *vsStoreOpen(const vsStoreConfig *cfg, const vsVars *vars, vsLayoutState
         storeFail(errbuf, errlen, cfg->dir, rc);
         goto failed;
     }
+    /* Before the first transaction: a slot left by a dead process would pin
+     * the snapshot it held for as long as this process runs. */
+    if (vsStoreReaderCheck(s, errbuf, errlen) < 0) goto failed;
     if ((rc = mdb_txn_begin(s->env, NULL, cfg->read_only ? MDB_RDONLY : 0, &txn)) != 0) {
         storeFail(errbuf, errlen, "begin", rc);
         goto failed;
@@ -155,7 +168,27 @@ bool vsStoreBegin(vsStore *s, char *errbuf, size_t errlen) {
 bool vsStoreCommit(vsStore *s, char *errbuf, size_t errlen) {
     int rc = mdb_txn_commit(s->txn);
     s->txn = NULL;
-    return rc == 0 || storeFail(errbuf, errlen, "commit", rc);
+    if (rc == 0) s->full = false;
+    return rc == 0 || storeWriteFail(s, errbuf, errlen, "commit", rc);
+}
+
+bool vsStoreFull(const vsStore *s) {
+    return s->full;
+}
+
+long vsStoreReaderCheck(vsStore *s, char *errbuf, size_t errlen) {
+    int dead = 0, rc = mdb_reader_check(s->env, &dead);
+    if (rc) return storeFail(errbuf, errlen, "reader check", rc), -1;
+    if (dead > 0) {
+        atomic_fetch_add(&s->readers_cleared, (uint64_t)dead);
+        dsLogWarn("cleared %d stale LMDB reader%s (processes that died holding a snapshot, which kept freed pages "
+                  "from being reused)", dead, dead == 1 ? "" : "s");
+    }
+    return dead;
+}
+
+uint64_t vsStoreReadersCleared(vsStore *s) {
+    return atomic_load(&s->readers_cleared);
 }
 
 void vsStoreAbort(vsStore *s) {
@@ -199,7 +232,7 @@ bool vsStoreApply(vsStore *s, const uint8_t *prepared, size_t len, int64_t now, 
         }
         bool changed = false;
         if (rc == 0 && e->nrunning > 0) rc = storeRunning(s, i, &ev, fields, &changed);
-        if (rc) return storeFail(errbuf, errlen, e->name, rc);
+        if (rc) return storeWriteFail(s, errbuf, errlen, e->name, rc);
         counted |= changed;
     }
     *res = counted ? VS_APPLY_COUNTED : dup ? VS_APPLY_DUPLICATE : VS_APPLY_EXPIRED;
@@ -217,7 +250,7 @@ bool vsStoreSetOffset(vsStore *s, const char *topic, int32_t partition, int64_t 
     MDB_val k = {storeOffsetKey(name, sizeof(name), topic, partition), name}, v = {8, b};
     vsEventTimeBytes(next, b);
     int rc = k.mv_size ? mdb_put(s->txn, s->meta, &k, &v, 0) : EINVAL;
-    return rc == 0 || storeFail(errbuf, errlen, "save offset", rc);
+    return rc == 0 || storeWriteFail(s, errbuf, errlen, "save offset", rc);
 }
 
 bool vsStoreGetOffset(vsStore *s, const char *topic, int32_t partition, int64_t *next) {
@@ -271,7 +304,9 @@ long vsStoreSweep(vsStore *s, int64_t now, size_t max_visits, bool *wrapped, cha
     *wrapped = false;
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc) return storeFail(errbuf, errlen, "sweep begin", rc), -1;
-    size_t budget = max_visits, start = s->sweep_entity;
+    size_t budget = max_visits, start = s->sweep_entity, saved_keylen = s->sweep_keylen;
+    uint8_t saved_key[VS_KEY_MAX];
+    memcpy(saved_key, s->sweep_key, saved_keylen);
     do {
         const vsEntity *e = &s->vars->entities[s->sweep_entity];
         size_t i = s->sweep_entity;
@@ -284,8 +319,28 @@ long vsStoreSweep(vsStore *s, int64_t now, size_t max_visits, bool *wrapped, cha
     } while (rc == 0 && budget > 0 && s->sweep_entity != start);
     if (rc == 0) rc = mdb_txn_commit(txn);
     else mdb_txn_abort(txn);
-    if (rc) return storeFail(errbuf, errlen, "sweep", rc), -1;
+    if (rc) { /* nothing was deleted: the next call starts from the same place */
+        s->sweep_entity = start, s->sweep_keylen = saved_keylen;
+        memcpy(s->sweep_key, saved_key, saved_keylen);
+        *wrapped = false;
+        return storeWriteFail(s, errbuf, errlen, "sweep", rc), -1;
+    }
+    s->full = false;
     return deleted;
+}
+
+bool vsStoreTouch(vsStore *s, int64_t now, char *errbuf, size_t errlen) {
+    MDB_txn *txn;
+    uint8_t b[8];
+    MDB_val k = {8, "swept_at"}, v = {8, b};
+    vsEventTimeBytes(now, b);
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc) return storeFail(errbuf, errlen, "touch begin", rc);
+    if ((rc = mdb_put(txn, s->meta, &k, &v, 0)) != 0) mdb_txn_abort(txn);
+    else rc = mdb_txn_commit(txn);
+    if (rc) return storeWriteFail(s, errbuf, errlen, "touch", rc);
+    s->full = false;
+    return true;
 }
 
 vsStoreReader *vsStoreReaderNew(vsStore *s) {
@@ -373,6 +428,33 @@ json_t *vsStoreLookup(vsStoreReader *r, const vsEntity *e, const char *id, size_
     return out;
 }
 
+/* Pages on the freelist: written once, now free for reuse (what the
+ * "Freelist Status" of mdb_stat -f adds up). */
+static uint64_t storeFreePages(MDB_txn *txn) {
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint64_t pages = 0;
+    if (mdb_cursor_open(txn, 0, &c) != 0) return 0;
+    while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0)
+        if (v.mv_size >= sizeof(size_t)) pages += *(size_t *)v.mv_data;
+    mdb_cursor_close(c);
+    return pages;
+}
+
+bool vsStoreSpace(vsStore *s, uint64_t *room, uint64_t *map) {
+    MDB_txn *txn;
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0 ||
+        mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+        return false;
+    uint64_t pages = info.me_mapsize / st.ms_psize, written = (uint64_t)info.me_last_pgno + 1;
+    *room = ((pages > written ? pages - written : 0) + storeFreePages(txn)) * st.ms_psize;
+    *map = info.me_mapsize;
+    mdb_txn_abort(txn);
+    return true;
+}
+
 bool vsStoreReaderStats(vsStoreReader *r, vsStoreStats *out) {
     memset(out, 0, sizeof(*out));
     MDB_stat st;
@@ -382,7 +464,8 @@ bool vsStoreReaderStats(vsStoreReader *r, vsStoreStats *out) {
         if (mdb_stat(r->txn, r->s->running[i], &st) == 0) out->entities[i] = st.ms_entries;
     }
     if (mdb_env_info(r->s->env, &info) != 0 || mdb_env_stat(r->s->env, &st) != 0) return false;
-    out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+    uint64_t written = (uint64_t)info.me_last_pgno + 1, free_pages = storeFreePages(r->txn);
+    out->used_bytes = (written > free_pages ? written - free_pages : 0) * st.ms_psize;
     out->map_bytes = info.me_mapsize;
     return true;
 }

@@ -74,6 +74,11 @@ DS_MUST_CHECK bool vsStoreSetOffset(vsStore *s, const char *topic, int32_t parti
 /* Commits (durably: LMDB syncs on commit). */
 DS_MUST_CHECK bool vsStoreCommit(vsStore *s, char *errbuf, size_t errlen);
 void vsStoreAbort(vsStore *s);
+/* Whether the last failed write (apply, offset, commit, sweep) failed
+ * because the map is full (MDB_MAP_FULL): the transaction must be aborted,
+ * and nothing more fits until a sweep frees pages or the store reopens
+ * with a larger map. Reset by a successful commit or sweep. */
+bool vsStoreFull(const vsStore *s);
 
 /* The next offset recorded for a partition (own read transaction); false
  * if none is recorded. */
@@ -84,6 +89,27 @@ bool vsStoreGetOffset(vsStore *s, const char *topic, int32_t partition, int64_t 
  * over every entity. Returns the number deleted, -1 on error. In its own
  * write transaction: not between vsStoreBegin and Commit. */
 long vsStoreSweep(vsStore *s, int64_t now, size_t max_visits, bool *wrapped, char *errbuf, size_t errlen);
+
+/* Clears the reader-table slots of processes that died holding a read
+ * transaction (mdb_reader_check): each pins the snapshot it saw, so that no
+ * page freed since can be reused and the file only grows. vsStoreOpen
+ * calls it once; the writer calls it periodically, since replicas (other
+ * processes) read the same environment. Returns how many were cleared, -1
+ * with errbuf filled on error. Any thread. */
+long vsStoreReaderCheck(vsStore *s, char *errbuf, size_t errlen);
+/* Slots cleared by every check since the store was opened. */
+uint64_t vsStoreReadersCleared(vsStore *s);
+
+/* Room left for writes: the map not yet written plus the pages on the
+ * freelist (freed by earlier transactions), and the map size, in bytes,
+ * from its own read transaction. false on error. */
+bool vsStoreSpace(vsStore *s, uint64_t *room, uint64_t *map);
+
+/* Commits a transaction that only records now in "meta": LMDB reuses a
+ * freed page only once a transaction later than the one that freed it has
+ * committed, so after a sweep on a full map this makes its pages usable.
+ * false with errbuf filled (vsStoreFull() if even this did not fit). */
+bool vsStoreTouch(vsStore *s, int64_t now, char *errbuf, size_t errlen);
 
 /* ---- readers ---- */
 
@@ -104,7 +130,7 @@ json_t *vsStoreLookup(vsStoreReader *r, const vsEntity *e, const char *id, size_
 typedef struct vsStoreStats {
     uint64_t events[16];   /* stored events per entity (the first 16) */
     uint64_t entities[16]; /* entities with running values per entity */
-    uint64_t used_bytes;   /* pages in use */
+    uint64_t used_bytes;   /* pages in use: written and not on the freelist */
     uint64_t map_bytes;
 } vsStoreStats;
 

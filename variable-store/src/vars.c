@@ -1,6 +1,7 @@
 /* vars.c - loading and checking the variables file, and deriving the
  * storage layout from it (see vars.h). */
 #include "vars.h"
+#include "ds/fileio.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -346,29 +347,12 @@ failed:
 }
 
 vsVars *vsVarsLoad(const char *path, dsCodec *codec, char *errbuf, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return varsFail(errbuf, errlen, "%s: %s", path, strerror(errno)), NULL;
-    char *buf = NULL;
-    size_t cap = 0, len = 0, n;
-    do {
-        if (len + 4096 > cap) {
-            char *grown = realloc(buf, cap = cap * 2 + 8192);
-            if (grown == NULL) {
-                free(buf);
-                fclose(f);
-                return varsFail(errbuf, errlen, "%s: out of memory", path), NULL;
-            }
-            buf = grown;
-        }
-        n = fread(buf + len, 1, cap - len, f);
-        len += n;
-    } while (n > 0);
-    bool rerr = ferror(f);
-    fclose(f);
+    size_t len;
+    char *buf = dsFileRead(path, DS_FILE_MAX_CONFIG, &len, errbuf, errlen);
+    if (buf == NULL) return NULL;
     char sub[1024];
-    vsVars *v = rerr ? NULL : vsVarsParse(buf, len, codec, sub, sizeof(sub));
+    vsVars *v = vsVarsParse(buf, len, codec, sub, sizeof(sub));
     free(buf);
-    if (rerr) return varsFail(errbuf, errlen, "%s: read error", path), NULL;
     if (v == NULL) varsFail(errbuf, errlen, "%s: %s", path, sub);
     return v;
 }

@@ -34,7 +34,11 @@ typedef struct dsConfigOption {
     const char *doc;    /* one line for --help */
     void *target;
     long long min, max; /* for INT, SIZE, DURATION; min == max == 0 means unbounded;
-                         * to bound one side only use LLONG_MIN / LLONG_MAX */
+                         * to bound one side only use LLONG_MIN / LLONG_MAX.
+                         * For STRING, min 1 refuses an empty value (a path,
+                         * topic or address that an unset variable would
+                         * silently turn into "", such as an archive root
+                         * of "" writing under /decisions); max is unused */
 } dsConfigOption;
 
 /* Result of dsConfigLoad(). */

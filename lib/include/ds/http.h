@@ -16,15 +16,53 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "ds/config.h"
 #include "ds/metrics.h"
 
 typedef struct dsHttpServer dsHttpServer;
+
+/* What an operator sets on every public HTTP server, under the same option
+ * names in every program: DS_HTTP_CONFIG_OPTIONS(o) expands to the rows of
+ * a dsConfigOption table (o: a dsHttpOptions variable). The strings are the
+ * table's (dsConfigFree() frees them); ssl_ctx is dsHttpOptionsLoad()'s. */
+typedef struct dsHttpOptions {
+    char *tls_cert;       /* PEM certificate chain; empty: plain HTTP */
+    char *tls_key;        /* PEM private key of tls_cert */
+    char *tls_client_ca;  /* PEM CA certificates; set: every client must present one they signed */
+    long max_connections; /* served at once; further connections wait in the listen backlog */
+    bool http2;           /* serve HTTP/2 too (off: h2o 2.2.5 predates the 2023 rapid-reset fixes) */
+    SSL_CTX *ssl_ctx;     /* filled by dsHttpOptionsLoad(); NULL: plain HTTP */
+} dsHttpOptions;
+
+#define DS_HTTP_CONFIG_OPTIONS(o)                                                                                    \
+    {"tls-cert", DS_CFG_STRING, "", "PEM certificate chain to serve HTTPS with (empty: plain HTTP)", &(o).tls_cert, \
+     0, 0},                                                                                                          \
+    {"tls-key", DS_CFG_STRING, "", "PEM private key of tls-cert", &(o).tls_key, 0, 0},                              \
+    {"tls-client-ca", DS_CFG_STRING, "",                                                                             \
+     "PEM CA certificates: every client must present a certificate one of them signed (mutual TLS; empty: none "    \
+     "asked)", &(o).tls_client_ca, 0, 0},                                                                            \
+    {"max-connections", DS_CFG_INT, "1024",                                                                          \
+     "connections served at once; further ones wait in the listen backlog until one closes", &(o).max_connections,  \
+     1, 1000000},                                                                                                    \
+    {"http2", DS_CFG_BOOL, "false",                                                                                  \
+     "also serve HTTP/2 (TLS: ALPN h2; plain: prior knowledge or Upgrade: h2c); off because this h2o lacks the "     \
+     "2023 rapid-reset fixes", &(o).http2, 0, 0}
+
+/* Checks the TLS options and loads their files into o->ssl_ctx (nothing to
+ * load without tls-cert). false with errbuf naming the option and the file
+ * at fault. Call at start-up, before the server is started with o. */
+bool dsHttpOptionsLoad(dsHttpOptions *o, char *errbuf, size_t errlen);
+/* Frees o->ssl_ctx (a server started with o keeps its own reference). */
+void dsHttpOptionsRelease(dsHttpOptions *o);
 
 typedef struct dsHttpConfig {
     const char *host;      /* listen address, e.g. "0.0.0.0" or "127.0.0.1" */
     int port;
     size_t max_body_bytes; /* h2o answers 413 itself past this */
     int backlog;
+    /* Borrowed for the call only; NULL: plain HTTP/1.1 with no
+     * connection cap (internal endpoints such as a metrics port). */
+    const dsHttpOptions *opts;
 } dsHttpConfig;
 
 /* Called once per request on the loop thread. The handler must eventually
@@ -98,9 +136,17 @@ void dsHttpRespond(dsHttpServer *s, h2o_req_t *req, const char *route, int statu
 void dsHttpRespondJson(dsHttpServer *s, h2o_req_t *req, const char *route, int status, json_t *body,
                        const dsHttpHeader *headers, size_t nheaders);
 /* Sends {"error":code,"message":message[,"field":field]}; field may be NULL
- * or "". Adds Retry-After when retry_after_s > 0. */
+ * or "". Adds Retry-After when retry_after_s > 0. Any byte of message or
+ * field that is not part of valid UTF-8 is sent as the text "\xNN", so an
+ * error that echoes a client's bytes always renders. */
 void dsHttpRespondError(dsHttpServer *s, h2o_req_t *req, const char *route, int status,
                         const char *code, const char *message, const char *field, int retry_after_s);
+
+/* src[0..len), bytes a client sent, ready to quote in an error message:
+ * valid UTF-8 kept, any other byte as the text "\xNN", and cut to at most
+ * max bytes between two characters, never inside one (then "..." follows).
+ * NUL-terminated, in req's pool. */
+const char *dsHttpQuote(h2o_req_t *req, const char *src, size_t len, size_t max);
 
 /* Sends 405 with an Allow header (route label "other"). */
 void dsHttpRespondMethodNotAllowed(dsHttpServer *s, h2o_req_t *req, const char *allow);

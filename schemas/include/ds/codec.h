@@ -71,6 +71,9 @@ int dsCodecSchemaId(const dsCodec *c, int version);
 int dsCodecVersionOfId(const dsCodec *c, int id);
 /* The subject under which the versions are registered ("decisions-value"). */
 const char *dsCodecSubject(const dsCodec *c);
+/* The compatibility mode of the subject: the manifest's "compatibility"
+ * (FULL_TRANSITIVE when absent), its canonical name. */
+const char *dsCodecCompatibility(const dsCodec *c);
 /* The schema text of a version as shipped (the .avsc file); NULL if unknown.
  * Owned by the codec. */
 const char *dsCodecSchemaText(const dsCodec *c, int version);
@@ -135,6 +138,31 @@ bool dsCodecFromJson(dsCodec *c, const json_t *doc, avro_value_t *out, dsCodecEr
  * the lower bound, since what was accepted then is no longer future. */
 bool dsCodecFromJsonPosted(dsCodec *c, const json_t *doc, avro_value_t *out, int64_t now_ms, int64_t max_skew_ms,
                            dsCodecError *err);
+
+/* Whether a value already in Avro form (a record read back from the
+ * archive, decoded from Kafka, resolved from another version) keeps every
+ * rule of its schema version (as dsCodecVersionOfSchema() tells) that
+ * dsCodecFromJson() enforces on the way in, checked on the value itself by
+ * the same per-rule code: string lengths, UTF-8, NUL and control
+ * characters, patterns, UUIDs, number bounds, item and entry counts, enum
+ * symbols, timestamps within years 0001-9999, the decided_at lower bound
+ * (no upper one: as dsCodecFromJson(), for a record accepted earlier).
+ * Besides, what a document cannot carry and a value can: a NaN, an enum
+ * index or union branch outside the schema, an upper-case UUID (every
+ * stored one is lower case). Server-set fields are checked against their
+ * types' rules too (a stored value carries them). On failure returns false
+ * and fills *err with the first broken rule at the JSON path
+ * dsCodecFromJson() would name for the rendered document
+ * ("checks[3].outcome", "attributes.<key>"); code "internal" when val is of
+ * no known version or avro-c cannot read it. val is borrowed and left
+ * unchanged; nothing is kept. Far cheaper than rendering to JSON and
+ * converting back. */
+bool dsCodecValidate(dsCodec *c, avro_value_t *val, dsCodecError *err);
+/* dsCodecValidate() with dsCodecFromJsonPosted()'s upper bound too:
+ * decided_at must not be after now_ms + max_skew_ms. For a record that the
+ * API must once have accepted (a replayed one): it cannot be in the future
+ * now, and one that is would be counted in every window until its date. */
+bool dsCodecValidateNotFuture(dsCodec *c, avro_value_t *val, int64_t now_ms, int64_t max_skew_ms, dsCodecError *err);
 
 /* Sets the server-set fields of a decision value of any known version (as
  * dsCodecVersionOfSchema() tells). Returns false if val is of no known

@@ -50,6 +50,12 @@ bool dsCompatParseMode(const char *name, dsCompatMode *out);
 /* The mode's canonical name ("FULL_TRANSITIVE"). */
 const char *dsCompatModeName(dsCompatMode mode);
 
+/* The mode a schema manifest (borrowed) declares in "compatibility", or
+ * FULL_TRANSITIVE when it declares none: what the codec serves and the
+ * schema tool checks new versions under. false when the value is not a
+ * mode name. */
+bool dsCompatManifestMode(const json_t *manifest, dsCompatMode *out);
+
 /* Whether data written with writer can be read with reader (both schema
  * JSON, borrowed). On false, errbuf holds "<path>: <rule>", e.g.
  * `risk_score: field "risk_score" has no default and is missing from the
