@@ -212,9 +212,10 @@ $(BUILD)/tests/fuzz_search $(BUILD)/bin/fuzz_search: decision-api/src/handlers_r
 
 # The binary seeds (wire records, archive files, pgoutput streams), written
 # again only when the schemas, the archive format or the fixtures change.
-$(BUILD)/tests/fuzz-seeds: tests/fuzz/seeds.c $(LIBTSUP) $(LIBRP) $(LIBSCHEMA) $(LIBDS)
+$(BUILD)/tests/fuzz-seeds: tests/fuzz/seeds.c tests/fuzz/fuzz.h $(LIBTSUP) $(LIBAPI) $(LIBRP) $(LIBSCHEMA) $(LIBDS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Ireplay/src -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support $(FUZZ_INC) -o $@ $< $(LIBTSUP) $(LIBAPI) $(LIBRP) $(LIBSCHEMA) $(LIBDS) \
+	  $(LDLIBS)
 
 fuzz-seeds: $(BUILD)/tests/fuzz-seeds
 	$(BUILD)/tests/fuzz-seeds

@@ -60,4 +60,8 @@ static inline bool fuzzLax(void) {
         }                                                                                                              \
     } while (0)
 
+/* The search target's cursor key (32 bytes), shared with the seed writer
+ * (seeds.c) so the signed cursors of the seeds stay valid. */
+#define FUZZ_CURSOR_KEY "fuzz-cursor-key-0123456789abcdef"
+
 #endif

@@ -3,15 +3,32 @@
  * does, without a server or a database: the input is the query string.
  *
  * The search handler's parser is static, so its file is compiled in here;
- * the harness calls only listParse() and listBuildSql(). Properties: a
- * refused query has a message; an accepted one sends PostgreSQL only
- * parameters that are valid UTF-8 text (anything else is the client's error,
- * not a database failure). Whether an error message that quotes the client's
- * bytes renders is the HTTP layer's part (dsHttpRespondError), not checked
- * here. */
+ * the harness calls only listParse() and listBuildSql(), with a server that
+ * has the embedded schemas and a fixed cursor key (FUZZ_CURSOR_KEY, so a
+ * signed cursor in a seed stays valid). Properties: a refused query has a
+ * message; an accepted one sends PostgreSQL only parameters that are valid
+ * UTF-8 text (anything else is the client's error, not a database failure).
+ * The whole input is also tried as a cursor: one the key accepts must be
+ * exactly the cursor the server would issue for what it names (a changed
+ * byte is refused). Whether an error message that quotes the client's bytes
+ * renders is the HTTP layer's part (dsHttpRespondError), not checked here. */
 #include "../../decision-api/src/handlers_read.c"
 
 #include "fuzz.h"
+
+static apiServer server;
+
+static void teardown(void) {
+    dsCodecFree(server.codec);
+}
+
+static void setup(void) {
+    char err[256];
+    FUZZ_SETUP((server.codec = dsCodecNew(err, sizeof(err))) != NULL, "dsCodecNew: %s", err);
+    server.cursor_key.len = sizeof(FUZZ_CURSOR_KEY) - 1;
+    memcpy(server.cursor_key.key, FUZZ_CURSOR_KEY, server.cursor_key.len);
+    atexit(teardown);
+}
 
 static void checkText(const char *what, const char *s) {
     json_t *probe = json_string(s);
@@ -34,6 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_ENTRY;
     static const char prefix[] = "/v1/decisions?";
     static bool registered;
+    if (server.codec == NULL) setup();
     if (!registered) registered = atexit(reqClear) == 0;
     reqClear();
     memset(&req, 0, sizeof(req));
@@ -49,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char msg[256];
     const char *field = NULL;
     msg[0] = '\0';
-    if (!listParse(&req, &q, msg, sizeof(msg), &field)) {
+    if (!listParse(&server, &req, &q, msg, sizeof(msg), &field)) {
         FUZZ_CHECK(msg[0] != '\0', "a refused query without a message");
     } else {
         char sql[1024];
@@ -57,6 +75,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int n = listBuildSql(&q, sql, sizeof(sql), params);
         FUZZ_CHECK(n >= 1 && n <= 8, "%d parameters", n);
         for (int i = 0; i < n; i++) checkText("a search parameter", params[i]);
+    }
+    int64_t ms;
+    char id[37], again[API_CURSOR_BUFLEN];
+    if (apiCursorDecode(&server.cursor_key, &req.pool, (const char *)data, size, &ms, id)) {
+        FUZZ_CHECK(apiCursorEncode(&server.cursor_key, ms, id, again), "an accepted cursor does not encode");
+        FUZZ_CHECK(strlen(again) == size && memcmp(again, data, size) == 0,
+                   "an accepted cursor is not the one issued for what it names: %s", again);
     }
     reqClear();
     return 0;

@@ -1,6 +1,7 @@
 /* seeds.c - writes the binary seed corpora of tests/fuzz/corpus/ that are not
  * plain text: wire records and archive files of known documents, and
- * pgoutput streams from the recorded fixtures. Run from the repository root
+ * pgoutput streams from the recorded fixtures, and search queries with a
+ * signed cursor. Run from the repository root
  * (make fuzz-seeds); the output is committed, so this runs only when the
  * schemas, the archive format or the fixtures change. */
 #include <avro.h>
@@ -12,7 +13,9 @@
 #include <unistd.h>
 
 #include "archive_gen.h"
+#include "cursor.h"
 #include "ds/codec.h"
+#include "fuzz.h"
 #include "../unit/pgoutput_fixtures.h"
 
 #define OUT "tests/fuzz/corpus/"
@@ -147,6 +150,18 @@ static void archiverSeed(void) {
     if (system(cmd) != 0) die("archive", "cannot copy the generated file");
 }
 
+/* Search queries with a cursor signed by the search target's key. */
+static void cursorSeeds(void) {
+    apiCursorKey key = {.len = sizeof(FUZZ_CURSOR_KEY) - 1};
+    memcpy(key.key, FUZZ_CURSOR_KEY, key.len);
+    char cursor[API_CURSOR_BUFLEN], query[512];
+    if (!apiCursorEncode(&key, 1764000000250, "7d3f0c1e-5b7a-4c2e-9a51-0e4a1c9b2d11", cursor))
+        die("cursor", "cannot encode");
+    writeFile(OUT "search/signed-cursor", cursor, strlen(cursor));
+    int n = snprintf(query, sizeof(query), "customer_id=cust-42&limit=2&cursor=%s", cursor);
+    writeFile(OUT "search/cursor.txt", query, (size_t)n);
+}
+
 int main(void) {
     char err[256];
     if ((codec = dsCodecNew(err, sizeof(err))) == NULL) die("codec", err);
@@ -160,6 +175,7 @@ int main(void) {
     containerSeed("tests/fuzz/corpus/codec/v2-all-fields.json", dsCodecCurrentVersion(codec), 2, "deflate", 4096,
                   "deflate.avro");
     archiverSeed();
+    cursorSeeds();
     dsCodecFree(codec);
     return 0;
 }
