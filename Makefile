@@ -5,6 +5,8 @@
 #   make test       install what is missing, build, run every test twice:
 #                   normal build, then AddressSanitizer + UBSan (build/asan)
 #   make bench      run the benchmarks in bench/
+#   make fuzz       build the libFuzzer harnesses (clang, build/fuzz) and run
+#                   each for FUZZ_SECONDS (default 60); FUZZ_TARGETS picks some
 #
 # One non-recursive Makefile: BUILD selects the output tree and SAN=1 the
 # sanitizer flavour, so the two test passes never share object files.
@@ -28,6 +30,12 @@ ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 CFLAGS  += $(SANFLAGS) -O1
 LDFLAGS += $(SANFLAGS)
+endif
+# The libFuzzer flavour (make fuzz, with CC=clang): every object carries the
+# fuzzer's coverage instrumentation; only the harness links its engine.
+ifeq ($(FUZZ),1)
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -O1
+LDFLAGS += -fsanitize=address,undefined
 endif
 
 LIB_SRCS    := $(wildcard lib/src/*.c)
@@ -69,7 +77,7 @@ BINS := $(BUILD)/bin/decision-api $(BUILD)/bin/dev-kafka $(BUILD)/bin/stream-pro
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
 
-.PHONY: all deps run test check bench clean
+.PHONY: all deps run test check bench fuzz fuzz-seeds clean
 all: $(BINS)
 
 deps:
@@ -172,8 +180,54 @@ $(BUILD)/bench/bench-gen: bench/tools/bench_gen.c $(LIBTSUP) $(LIBRP) $(LIBSCHEM
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support -Ireplay/src -o $@ $^ $(LDLIBS)
 
-check: all $(UNIT_TESTS) $(INTEG_TESTS)
-	BUILD=$(BUILD) bash tests/run.sh $(UNIT_TESTS) $(INTEG_TESTS)
+# ---- fuzzing (tests/fuzz; README "Fuzzing") ----
+# Each tests/fuzz/fuzz_<target>.c is built twice: as $(BUILD)/tests/fuzz_<target>
+# with the normal compiler and tests/fuzz/driver.c, a test that replays the
+# target's seed corpus and regression inputs once each (make test); and as
+# build/fuzz/bin/fuzz_<target> with clang and libFuzzer (make fuzz).
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_TESTS   := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/tests/fuzz_%,$(FUZZ_SRCS))
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
+FUZZ_SECONDS ?= 60
+FUZZ_INC     := -Itests/fuzz -Idecision-api/src -Istream-processor/src -Ireplay/src
+# The API's modules other than main.c, for the search harness, which compiles
+# the search handler's file itself (its parser is static).
+LIBAPI       := $(BUILD)/lib/libapi.a
+FUZZ_LIBS    := $(LIBAPI) $(PROGLIBS) $(LIBSCHEMA) $(LIBDS)
+
+$(LIBAPI): $(call obj,$(filter-out decision-api/src/main.c decision-api/src/handlers_read.c,$(API_SRCS))) \
+           $(BUILD)/obj/gen/migrations_embedded.o
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BUILD)/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/obj/tests/fuzz/driver.o $(FUZZ_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(FUZZ_INC) -o $@ $< $(BUILD)/obj/tests/fuzz/driver.o $(FUZZ_LIBS) $(LDLIBS)
+
+$(BUILD)/bin/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -fsanitize=fuzzer $(FUZZ_INC) -o $@ $< $(FUZZ_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/fuzz_search $(BUILD)/bin/fuzz_search: decision-api/src/handlers_read.c
+
+# The binary seeds (wire records, archive files, pgoutput streams), written
+# again only when the schemas, the archive format or the fixtures change.
+$(BUILD)/tests/fuzz-seeds: tests/fuzz/seeds.c tests/fuzz/fuzz.h $(LIBTSUP) $(LIBAPI) $(LIBRP) $(LIBSCHEMA) $(LIBDS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Itests/support $(FUZZ_INC) -o $@ $< $(LIBTSUP) $(LIBAPI) $(LIBRP) $(LIBSCHEMA) $(LIBDS) \
+	  $(LDLIBS)
+
+fuzz-seeds: $(BUILD)/tests/fuzz-seeds
+	$(BUILD)/tests/fuzz-seeds
+
+# clang and libFuzzer are installed here only: make test does not need them.
+fuzz:
+	@bash deploy/install-deps.sh --fuzz
+	$(MAKE) BUILD=build/fuzz CC=clang FUZZ=1 $(patsubst %,build/fuzz/bin/fuzz_%,$(FUZZ_TARGETS))
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+check: all $(UNIT_TESTS) $(INTEG_TESTS) $(FUZZ_TESTS)
+	BUILD=$(BUILD) bash tests/run.sh $(UNIT_TESTS) $(INTEG_TESTS) $(FUZZ_TESTS)
 
 test: deps
 	$(MAKE) check

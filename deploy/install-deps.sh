@@ -3,7 +3,13 @@
 # and the npm packages of the third-party client test (tests/tools/node).
 # Idempotent: does nothing when every package is already installed, so `make run`
 # and `make test` can call it every time on a fresh machine or a warm one.
+# With --fuzz it also installs clang and its libFuzzer runtime for `make fuzz`
+# (Debian 12: clang 14, whose libclang_rt.fuzzer is in libclang-rt-14-dev);
+# `make test` does not need them: it replays the fuzz inputs with the normal compiler.
 set -euo pipefail
+
+FUZZ=0
+if [ "${1:-}" = "--fuzz" ]; then FUZZ=1; fi
 
 PACKAGES=(
   build-essential pkg-config
@@ -15,6 +21,7 @@ PACKAGES=(
   # deploy/kafka-cluster.sh: Maven fetches Apache Kafka, which needs Java 17
   maven openjdk-17-jre-headless openssl
 )
+if [ "$FUZZ" = 1 ]; then PACKAGES+=(clang libclang-rt-14-dev); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
