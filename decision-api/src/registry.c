@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "api.h"
-#include "ds/canonical.h"
 
 #define REG_CTYPE "application/vnd.schemaregistry.v1+json"
 #define REG_MAX_SEGS 5
@@ -178,19 +177,6 @@ static void regGetVersion(apiServer *s, h2o_req_t *req, const regRoute *r, const
     regRespond(s, req, r->label, 200, regVersionObject(s->codec, (int)v));
 }
 
-/* The version whose schema has the canonical form form; -1 if none. */
-static int regVersionOfForm(apiServer *s, const char *form) {
-    for (int v = 1; v <= dsCodecCurrentVersion(s->codec); v++) {
-        const char *text = dsCodecSchemaId(s->codec, v) >= 0 ? dsCodecSchemaText(s->codec, v) : NULL;
-        char err[256];
-        char *known = text ? dsCanonicalFormText(text, strlen(text), err, sizeof(err)) : NULL;
-        bool same = known != NULL && strcmp(known, form) == 0;
-        free(known);
-        if (same) return v;
-    }
-    return -1;
-}
-
 /* POST /subjects/{subject} with {"schema": "<text>"}: which of our versions
  * that schema is. Compared in Avro's Parsing Canonical Form, so formatting,
  * docs, defaults and rule attributes do not matter. The posted text is
@@ -204,7 +190,7 @@ static void regLookup(apiServer *s, h2o_req_t *req, const regRoute *r, const h2o
     const char *text = json_string_value(json_object_get(body, "schema"));
     const char *type = json_string_value(json_object_get(body, "schemaType"));
     char why[256];
-    char *form = NULL;
+    int v = -1;
     if (body == NULL || !json_is_object(body)) {
         regError(s, req, r->label, 400, "the body must be a JSON object: %s", body ? "not an object" : jerr.text);
     } else if (text == NULL) {
@@ -212,15 +198,14 @@ static void regLookup(apiServer *s, h2o_req_t *req, const regRoute *r, const h2o
     } else if (type != NULL && strcmp(type, "AVRO") != 0) {
         /* only Avro schemas live here: no version can be this one */
         regError(s, req, r->label, REG_SCHEMA_NOT_FOUND, "Schema not found");
-    } else if ((form = dsCanonicalFormText(text, json_string_length(json_object_get(body, "schema")), why,
-                                           sizeof(why))) == NULL) {
-        regError(s, req, r->label, REG_INVALID_SCHEMA, "Invalid schema: %s", why);
+    } else if ((v = dsCodecVersionOfSchemaText(s->codec, text, json_string_length(json_object_get(body, "schema")),
+                                               why, sizeof(why))) > 0) {
+        regRespond(s, req, r->label, 200, regVersionObject(s->codec, v));
+    } else if (v == 0) {
+        regError(s, req, r->label, REG_SCHEMA_NOT_FOUND, "Schema not found");
     } else {
-        int v = regVersionOfForm(s, form);
-        if (v > 0) regRespond(s, req, r->label, 200, regVersionObject(s->codec, v));
-        else regError(s, req, r->label, REG_SCHEMA_NOT_FOUND, "Schema not found");
+        regError(s, req, r->label, REG_INVALID_SCHEMA, "Invalid schema: %s", why);
     }
-    free(form);
     json_decref(body);
 }
 

@@ -41,8 +41,12 @@ static bool frGrow(char **buf, size_t *cap, size_t want) {
 }
 
 /* The writer schema from the header's avro.schema value. */
+/* Which version the header's schema is, matched in Avro's Parsing
+ * Canonical Form without handing the file's text to avro-c (whose parser
+ * leaks on some invalid schemas); the reader then uses that version's own
+ * schema. */
 static bool frSchema(rpFileReader *r, char *errbuf, size_t errlen) {
-    char *text = NULL;
+    char *text = NULL, why[256];
     size_t len = (size_t)r->info.schema_len;
     bool ok = false;
     if (r->info.schema_len > FR_MAX_SCHEMA)
@@ -51,10 +55,13 @@ static bool frSchema(rpFileReader *r, char *errbuf, size_t errlen) {
         snprintf(errbuf, errlen, "%s: out of memory", r->path);
     else if (fseeko(r->fp, (off_t)r->info.schema_offset, SEEK_SET) != 0 || fread(text, 1, len, r->fp) != len)
         snprintf(errbuf, errlen, "%s: cannot read the header's schema: %s", r->path, strerror(errno));
-    else if (avro_schema_from_json_length(text, len, &r->schema) != 0)
-        snprintf(errbuf, errlen, "%s: the header's schema does not parse: %s", r->path, avro_strerror());
+    else if ((r->version = dsCodecVersionOfSchemaText(r->codec, text, len, why, sizeof(why))) < 0)
+        snprintf(errbuf, errlen, "%s: the header's schema is invalid: %s", r->path, why);
+    else if (r->version == 0)
+        snprintf(errbuf, errlen, "%s: written with a schema that is none of the known decision schema versions",
+                 r->path);
     else
-        ok = true;
+        ok = (r->schema = avro_schema_incref(dsCodecSchema(r->codec, r->version))) != NULL;
     free(text);
     return ok;
 }
@@ -80,13 +87,6 @@ rpFileReader *rpFileReaderOpen(dsCodec *codec, const char *path, char *errbuf, s
         goto failed;
     }
     if (!frSchema(r, errbuf, errlen)) goto failed;
-    r->version = dsCodecVersionOfSchema(codec, r->schema);
-    if (r->version < 0) {
-        const char *name = avro_schema_type_name(r->schema);
-        snprintf(errbuf, errlen, "%s: written with a schema that is none of the known decision schema versions"
-                 " (its type is named %s)", path, name ? name : "?");
-        goto failed;
-    }
     if (!dsCodecNewVersionValue(codec, r->version, &r->writer)) {
         snprintf(errbuf, errlen, "%s: cannot make a value of version %d: %s", path, r->version, avro_strerror());
         goto failed;

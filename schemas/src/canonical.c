@@ -6,6 +6,7 @@
  * output (UTF-8, no spaces); [INTEGERS] sizes as plain integers. The form is
  * built as a jansson tree (insertion order is output order) and dumped. */
 #include "ds/canonical.h"
+#include "ds/codec.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -223,4 +224,20 @@ char *dsCanonicalFormText(const char *text, size_t len, char *errbuf, size_t err
     char *form = dsCanonicalForm(schema, errbuf, errlen);
     json_decref(schema);
     return form;
+}
+
+int dsCodecVersionOfSchemaText(const dsCodec *c, const char *text, size_t len, char *errbuf, size_t errlen) {
+    char *form = dsCanonicalFormText(text, len, errbuf, errlen);
+    if (form == NULL) return -1;
+    int found = 0;
+    for (int v = dsCodecCurrentVersion(c); v >= 1 && found == 0; v--) {
+        const char *known = dsCodecSchemaId(c, v) >= 0 ? dsCodecSchemaText(c, v) : NULL;
+        char err[256];
+        char *kform = known ? dsCanonicalFormText(known, strlen(known), err, sizeof(err)) : NULL;
+        if (kform != NULL && strcmp(kform, form) == 0) found = v;
+        free(kform);
+    }
+    free(form);
+    if (found == 0) snprintf(errbuf, errlen, "it is none of the known schema versions");
+    return found;
 }

@@ -93,6 +93,14 @@ bool dsCodecNewVersionValue(dsCodec *c, int version, avro_value_t *out);
  * so the stripped copy avro-c writes into container files (no doc, default,
  * logicalType or rules) is recognised. -1 if none. s is borrowed. */
 int dsCodecVersionOfSchema(const dsCodec *c, avro_schema_t s);
+/* Which known version has the same Avro Parsing Canonical Form as the
+ * schema text (len bytes, need not be NUL-terminated), the current one
+ * preferred. For untrusted text (a registry lookup's body, an archive
+ * file's header): it is parsed by jansson only (ds/canonical.h), never by
+ * avro-c, whose parser leaks on some invalid schemas. 0 when the text is a
+ * valid schema of no known version, -1 when it is no valid schema; the
+ * reason in errbuf for both. */
+int dsCodecVersionOfSchemaText(const dsCodec *c, const char *text, size_t len, char *errbuf, size_t errlen);
 
 /* Resolves src, a value of one version, into dst, a value of the same or
  * another version (both as dsCodecVersionOfSchema() tells), following the
