@@ -38,6 +38,9 @@ DEBVERSION=2.8.0-1
 # sha256 of the upstream tarball in trixie's Sources (apt verifies it too;
 # checked again here so a changed archive is refused, not built)
 ORIG_SHA256=5bd1c46f63265f31c6bfcedcde78703f77d28238eadf23821c2b43fc30be3e25
+# Once a trixie point release replaces 2.8.0-1, the archive's trixie no
+# longer lists it: LIBRDKAFKA_MIRROR=http://snapshot.debian.org/archive/debian/20250815T000000Z
+# (a date when it was current) still has it.
 MIRROR=${LIBRDKAFKA_MIRROR:-http://deb.debian.org/debian}
 
 CACHE=$(realpath -m "${LIBRDKAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/decision-store/librdkafka-$VERSION}")
@@ -71,7 +74,10 @@ rm -rf "$CACHE/apt" "$CACHE/src" "$PREFIX" "$STAMP"
 # its own lists, cache and state, no binary package caches written.
 apt=$CACHE/apt
 mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts" "$apt/state" "$CACHE/src"
-echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR trixie main" >"$apt/sources.list"
+# snapshot.debian.org serves old Release files, which apt may call expired
+opts="signed-by=/usr/share/keyrings/debian-archive-keyring.gpg"
+case $MIRROR in *snapshot.debian.org*) opts="$opts check-valid-until=no" ;; esac
+echo "deb-src [$opts] $MIRROR trixie main" >"$apt/sources.list"
 APTOPTS=(
   -o "Dir::Etc::sourcelist=$apt/sources.list" -o "Dir::Etc::sourceparts=$apt/parts"
   -o "Dir::State::Lists=$apt/lists" -o "Dir::State::extended_states=$apt/state/extended_states"
@@ -124,6 +130,9 @@ Cflags: -isystem \${includedir}
 Libs: \${libdir}/librdkafka.a $libs
 EOF
 pkg-config --exists --print-errors "$PCDIR/rdkafka.pc" >&2 || die "the generated rdkafka.pc does not resolve (its Requires: $requires)"
+# The downloaded source package stays (CACHE/src/*.dsc, *.tar.*); the apt
+# lists and the build tree (about 110 MB) are of no further use.
+rm -rf "$apt" "$src"
 touch "$STAMP"
 echo "librdkafka: $VERSION built in $(( $(date +%s) - start )) s" >&2
 echo "$PCDIR"
