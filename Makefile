@@ -18,8 +18,25 @@ CC    ?= cc
 # libcurl: libds's HTTP client (lib/src/httpclient.c), so every program links it.
 # zlib: decision-replay inflates archive blocks itself (replay/src/filereader.h).
 PKGS := libh2o libuv avro-c jansson libpq libcrypto libssl rdkafka lmdb libcurl zlib
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# rdkafka is librdkafka 2.8.0 built static from Debian trixie's source package
+# by deploy/librdkafka.sh (which `make deps` runs): bookworm's 2.0.2 cannot log
+# in to Kafka 4 with SCRAM. RDKAFKA=system builds against the system's
+# librdkafka-dev instead (use another BUILD), e.g. to compare the two.
+RDKAFKA ?= local
+ifeq ($(RDKAFKA),system)
+PKG_CONFIG := pkg-config
+else
+RDKAFKA_PC := $(shell bash deploy/librdkafka.sh --dir)
+RDKAFKA_PCFILE := $(wildcard $(RDKAFKA_PC)/rdkafka.pc)
+PKG_CONFIG := PKG_CONFIG_PATH=$(RDKAFKA_PC)$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH)) pkg-config
+ifeq ($(RDKAFKA_PCFILE),)
+ifneq ($(filter-out deps test clean,$(or $(MAKECMDGOALS),all)),)
+$(error librdkafka 2.8.0 is not built yet: run `make deps` (deploy/librdkafka.sh builds it once, in about a minute))
+endif
+endif
+endif
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
@@ -83,7 +100,9 @@ all: $(BINS)
 deps:
 	@bash deploy/install-deps.sh
 
-$(BUILD)/obj/%.o: %.c
+# Objects also depend on the librdkafka they are compiled for (rdkafka.pc),
+# so a tree built against another one is rebuilt, not linked mixed.
+$(BUILD)/obj/%.o: %.c $(RDKAFKA_PCFILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

@@ -15,11 +15,14 @@ PACKAGES=(
   build-essential pkg-config
   libpq-dev postgresql postgresql-contrib
   libh2o-dev libuv1-dev libssl-dev
-  libjansson-dev libavro-dev librdkafka-dev zlib1g-dev
+  libjansson-dev libavro-dev zlib1g-dev
   libcmocka-dev liblmdb-dev lmdb-utils
   libcurl4-openssl-dev xxd curl wrk kcat python3 python3-avro python3-kafka python3-lz4
   # deploy/kafka-cluster.sh: Maven fetches Apache Kafka, which needs Java 17
   maven openjdk-17-jre-headless openssl
+  # deploy/librdkafka.sh builds Debian trixie's librdkafka source package with
+  # these (its Build-Depends, from bookworm; dpkg-dev unpacks the source)
+  dpkg-dev libsasl2-dev libzstd-dev liblz4-dev
 )
 if [ "$FUZZ" = 1 ]; then PACKAGES+=(clang libclang-rt-14-dev); fi
 
@@ -56,3 +59,7 @@ if [ ! -e "$STAMP" ] || [ "$NODE_DIR/package-lock.json" -nt "$STAMP" ] || [ "$NO
   npm ci --prefix "$NODE_DIR" --no-audit --no-fund >&2
   touch "$STAMP"
 fi
+
+# librdkafka 2.8.0, built once from Debian trixie's source package into a
+# cache (bookworm's 2.0.2 fails SCRAM logins to Kafka 4); the Makefile links it.
+bash "$(dirname "$0")/librdkafka.sh" >/dev/null

@@ -59,10 +59,16 @@ typedef struct drained {
     double events;
 } drained;
 
-/* The processor has read `events` decisions and Kafka acknowledged them all. */
+/* The processor has read `events` decisions and Kafka acknowledged them all.
+ * stream_in_flight alone cannot say so: it is a gauge sampled at each status
+ * update, still 0 just after a send; every event is one message, so the
+ * delivery reports (counted in the callback, read after the events) must
+ * have caught up with the events. */
 static bool procDrained(void *arg) {
     drained *d = arg;
-    return dtMetric(&procHttp, "stream_events_total") >= d->events && dtMetric(&procHttp, "stream_in_flight") == 0;
+    double events = dtMetric(&procHttp, "stream_events_total");
+    double reported = dtMetric(&procHttp, "kafka_delivered_total") + dtMetric(&procHttp, "kafka_delivery_failed_total");
+    return events >= d->events && reported >= events && dtMetric(&procHttp, "stream_in_flight") == 0;
 }
 
 /* Posts the fixture decision with a fresh decision_id (written into id) and,

@@ -51,10 +51,14 @@ static int teardown(void **state) {
     return rc == 0 ? 0 : -1;
 }
 
-/* The processor has read `events` decisions and Kafka acknowledged them all. */
+/* The processor has read `events` decisions and Kafka acknowledged them all
+ * (the delivery reports caught up with the events: stream_in_flight is
+ * sampled at status updates, still 0 just after a send). */
 static bool procDrained(void *arg) {
-    double events = *(double *)arg;
-    return dtMetric(&proc.http, "stream_events_total") >= events && dtMetric(&proc.http, "stream_in_flight") == 0;
+    double want = *(double *)arg;
+    double events = dtMetric(&proc.http, "stream_events_total");
+    double reported = dtMetric(&proc.http, "kafka_delivered_total") + dtMetric(&proc.http, "kafka_delivery_failed_total");
+    return events >= want && reported >= events && dtMetric(&proc.http, "stream_in_flight") == 0;
 }
 
 /* The id the registry serves for the subject's latest version. */

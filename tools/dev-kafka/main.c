@@ -1,10 +1,11 @@
 /* main.c - dev-kafka: librdkafka's mock cluster as a local Kafka-protocol
  * broker for `make run` and the tests.
  *
- * The mock brokers listen on ephemeral ports (librdkafka 2.0.2 cannot pick
- * them); a forwarder on the fixed bootstrap address (127.0.0.1:9092) pipes
- * each connection to one of them, and clients then follow the advertised
- * broker addresses. Everything is in memory: a restart loses the topics.
+ * The mock brokers listen on ephemeral ports (librdkafka's mock cluster, 2.8.0
+ * included, cannot pick them); a forwarder on the fixed bootstrap address
+ * (127.0.0.1:9092) pipes each connection to one of them, and clients then
+ * follow the advertised broker addresses. Everything is in memory: a restart
+ * loses the topics.
  *
  * Control endpoint (--control-port, loopback only), for fault injection:
  *   GET  /healthz                 {"bootstrap": "...", "brokers": N}
