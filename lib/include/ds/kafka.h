@@ -34,30 +34,30 @@ typedef struct dsKafkaOptions {
 } dsKafkaOptions;
 
 /* The rows of a dsConfigOption table for o (a dsKafkaOptions variable).
- * client_id: the program's default client.id; brokers_doc: what --brokers
+ * default_client_id: the program's client.id; brokers_doc: what --brokers
  * means in this program. */
-#define DS_KAFKA_CONFIG_OPTIONS(o, client_id, brokers_doc)                                                           \
-    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", brokers_doc, &(o).brokers, 0, 0},                                  \
-    {"security-protocol", DS_CFG_STRING, "",                                                                         \
-     "Kafka security.protocol: plaintext, ssl, sasl_plaintext or sasl_ssl (empty: plaintext)",                       \
-     &(o).security_protocol, 0, 0},                                                                                  \
-    {"sasl-mechanism", DS_CFG_STRING, "",                                                                            \
-     "Kafka sasl.mechanism with a sasl_* protocol: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", &(o).sasl_mechanism, 0,  \
-     0},                                                                                                             \
-    {"sasl-username", DS_CFG_STRING, "", "Kafka sasl.username", &(o).sasl_username, 0, 0},                          \
-    {"sasl-password", DS_CFG_STRING, "",                                                                             \
-     "Kafka sasl.password; rather set it in the environment or use sasl-password-file, since a command line is "     \
-     "visible to every user of the machine", &(o).sasl_password, 0, 0},                                              \
-    {"sasl-password-file", DS_CFG_STRING, "", "file whose first line is the Kafka sasl.password",                   \
-     &(o).sasl_password_file, 0, 0},                                                                                 \
-    {"ssl-ca-location", DS_CFG_STRING, "",                                                                           \
-     "Kafka ssl.ca.location: PEM CA certificates the brokers' certificates are checked against (empty: the "         \
-     "system's)", &(o).ssl_ca, 0, 0},                                                                                \
-    {"ssl-certificate-location", DS_CFG_STRING, "",                                                                  \
-     "Kafka ssl.certificate.location: PEM client certificate, for brokers that ask for one", &(o).ssl_cert, 0, 0},  \
-    {"ssl-key-location", DS_CFG_STRING, "", "Kafka ssl.key.location: PEM private key of ssl-certificate-location",  \
-     &(o).ssl_key, 0, 0},                                                                                            \
-    {"client-id", DS_CFG_STRING, client_id, "Kafka client.id (brokers log and apply quotas by it)",                 \
+#define DS_KAFKA_CONFIG_OPTIONS(o, default_client_id, brokers_doc)                                                    \
+    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", brokers_doc, &(o).brokers, 0, 0},                                    \
+    {"security-protocol", DS_CFG_STRING, "",                                                                          \
+     "Kafka security.protocol: plaintext, ssl, sasl_plaintext or sasl_ssl (empty: plaintext)",                        \
+     &(o).security_protocol, 0, 0},                                                                                   \
+    {"sasl-mechanism", DS_CFG_STRING, "",                                                                             \
+     "Kafka sasl.mechanism with a sasl_* protocol: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", &(o).sasl_mechanism, 0,    \
+     0},                                                                                                              \
+    {"sasl-username", DS_CFG_STRING, "", "Kafka sasl.username", &(o).sasl_username, 0, 0},                            \
+    {"sasl-password", DS_CFG_STRING, "",                                                                              \
+     "Kafka sasl.password; rather set it in the environment or use sasl-password-file, since a command line is "      \
+     "visible to every user of the machine", &(o).sasl_password, 0, 0},                                               \
+    {"sasl-password-file", DS_CFG_STRING, "", "file whose first line is the Kafka sasl.password",                     \
+     &(o).sasl_password_file, 0, 0},                                                                                  \
+    {"ssl-ca-location", DS_CFG_STRING, "",                                                                            \
+     "Kafka ssl.ca.location: PEM CA certificates the brokers' certificates are checked against (empty: the "          \
+     "system's)", &(o).ssl_ca, 0, 0},                                                                                 \
+    {"ssl-certificate-location", DS_CFG_STRING, "",                                                                   \
+     "Kafka ssl.certificate.location: PEM client certificate, for brokers that ask for one", &(o).ssl_cert, 0, 0},    \
+    {"ssl-key-location", DS_CFG_STRING, "", "Kafka ssl.key.location: PEM private key of ssl-certificate-location",    \
+     &(o).ssl_key, 0, 0},                                                                                             \
+    {"client-id", DS_CFG_STRING, default_client_id, "Kafka client.id (brokers log and apply quotas by it)",           \
      &(o).client_id, 0, 0}
 
 /* Java's default partitioner (murmur2 of the key; no key: random), so a key
