@@ -28,6 +28,7 @@ typedef struct {
     const char *text; /* borrowed: the option's def, getenv() or argv */
     cfgSource src;
     const dsConfigOption *via; /* the deprecated alias row text came under, or NULL */
+    const dsConfigOption *shadowed; /* an alias whose variable is set but lost to the new name */
 } cfgPick;
 
 typedef union {
@@ -289,6 +290,7 @@ static bool cfgPickAliasEnv(const dsConfigOption *opts, size_t n, const char *en
         }
         const char *v = getenv(env);
         cfgPick *p = &picks[cfgAliasTarget(opts, n, &opts[i]) - opts];
+        if (v && p->src != CFG_FROM_DEFAULT) p->shadowed = &opts[i];
         if (!v || p->src != CFG_FROM_DEFAULT) continue;
         p->text = v;
         p->src = CFG_FROM_ENV;
@@ -302,7 +304,7 @@ static bool cfgPickSources(const dsConfigOption *opts, size_t n, const char *env
     for (size_t i = 0; i < n; i++) {
         picks[i].text = cfgDefaultText(&opts[i]);
         picks[i].src = CFG_FROM_DEFAULT;
-        picks[i].via = NULL;
+        picks[i].via = picks[i].shadowed = NULL;
         if (!env_prefix || opts[i].type == DS_CFG_ALIAS) continue;
         char env[CFG_ENV_MAX];
         if (!cfgEnvName(env, sizeof env, env_prefix, opts[i].name)) {
@@ -450,11 +452,16 @@ static void cfgCommit(const dsConfigOption *opts, size_t n, const cfgValue *vals
     }
 }
 
-/* Once the load succeeded: every value that came under an old name. */
+/* Once the load succeeded: every value that came under an old name, and an
+ * old variable left set beside the new one (an operator would otherwise
+ * wonder why changing it does nothing). */
 static void cfgWarnDeprecated(const dsConfigOption *opts, size_t n, const char *env_prefix, const cfgPick *picks) {
     for (size_t i = 0; i < n; i++) {
-        const dsConfigOption *via = picks[i].via;
+        const dsConfigOption *via = picks[i].via, *shadowed = picks[i].shadowed;
         char old_env[CFG_ENV_MAX], new_env[CFG_ENV_MAX];
+        if (shadowed && cfgEnvName(old_env, sizeof old_env, env_prefix, shadowed->name) &&
+            cfgEnvName(new_env, sizeof new_env, env_prefix, opts[i].name))
+            dsLogWarn("environment variable %s is deprecated and ignored: %s is set", old_env, new_env);
         if (!via) continue;
         if (picks[i].src == CFG_FROM_FLAG)
             dsLogWarn("option --%s is deprecated and will be removed: use --%s", via->name, opts[i].name);

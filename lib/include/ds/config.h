@@ -64,8 +64,9 @@ typedef enum {
  * argument only if it is a boolean word. A repeated flag: the last one wins.
  * "--" ends the flags; "-" is a positional argument. --help wins over argv
  * errors.
- * A value given under a deprecated alias (DS_CONFIG_ALIAS) is logged as a
- * warning (ds/log.h) naming the new name, on DS_CONFIG_OK only.
+ * A value given under a deprecated alias (DS_CONFIG_ALIAS), or an alias's
+ * variable ignored because the new one is set, is logged as a warning
+ * (ds/log.h) naming the new name, on DS_CONFIG_OK only.
  * Positional (non-flag) arguments are not allowed unless positional != NULL:
  * then they are stored in order into positional[] (pointers into argv, not
  * copied), up to *npositional on entry; *npositional is set to the count. */
