@@ -29,7 +29,7 @@ token=bench-writer-token
 echo "$(printf %s "$token" | sha256sum | cut -d' ' -f1) writer bench" >"$work/tokens"
 apiport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
-DECISIONS_DATABASE_URL="$conninfo" DECISIONS_LISTEN_HOST=127.0.0.1 DECISIONS_LISTEN_PORT=$apiport \
+DECISIONS_DSN="$conninfo" DECISIONS_LISTEN_HOST=127.0.0.1 DECISIONS_LISTEN_PORT=$apiport \
   DECISIONS_TOKENS_FILE="$work/tokens" DECISIONS_LOG_LEVEL=warn "$BUILD/bin/decision-api" &
 api_pid=$!
 deadline=$((SECONDS + 30))

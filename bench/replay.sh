@@ -62,8 +62,8 @@ kcat_med=$(printf '%s\n' "${kcat_rates[@]}" | median)
 held=$(/usr/bin/python3 bench/tools/count_topic.py --retained "$brokers" replay-1)
 echo "archiving replay-1 ($held records still held by the broker) ..."
 t0=$(now)
-"$BUILD/bin/decision-archiver" --brokers "$brokers" --topic replay-1 --group bench-archiver \
-  --root "$work/archived" --max-age 1s --log-level debug 2>"$work/archiver.log" &
+"$BUILD/bin/decision-archiver" --brokers "$brokers" --topic replay-1 --group-id bench-archiver \
+  --archive "$work/archived" --max-age 1s --log-level debug 2>"$work/archiver.log" &
 apid=$!
 pids+=($apid)
 archived() { grep -so 'archived [0-9]* records' "$work/archiver.log" | awk '{s += $2} END {print s + 0}'; }
@@ -76,7 +76,7 @@ archiver_rate=$(rate "$held" "$t0" "$t1")
 
 # decision-replay into PostgreSQL: the first PG_N decisions, fresh table.
 conninfo=$(bash deploy/pg-cluster.sh start "$work/pg")
-DECISIONS_DATABASE_URL="$conninfo" DECISIONS_LOG_LEVEL=warn "$BUILD/bin/decision-api" migrate
+DECISIONS_DSN="$conninfo" DECISIONS_LOG_LEVEL=warn "$BUILD/bin/decision-api" migrate
 pg_to=$(python3 -c "import datetime as d; print(d.datetime.fromtimestamp(($FIRST_MS + $PG_N * $STEP_MS) / 1000, d.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z')")
 t0=$(now)
 "$BUILD/bin/decision-replay" --archive "$work/archive" --from 2026-11-20T00:00:00Z --to "$pg_to" \

@@ -17,7 +17,7 @@ bench_workdir stream
 
 conninfo=$(bash deploy/pg-cluster.sh start "$work/pg")
 sql() { "$PGBIN/psql" "$conninfo" -Atqc "$1"; }
-DECISIONS_DATABASE_URL="$conninfo" DECISIONS_LOG_LEVEL=warn "$BUILD/bin/decision-api" migrate
+DECISIONS_DSN="$conninfo" DECISIONS_LOG_LEVEL=warn "$BUILD/bin/decision-api" migrate
 kport=$(freeport)
 "$BUILD/bin/dev-kafka" --listen-port "$kport" --control-port 0 --log-level error &
 pids+=($!)
@@ -37,7 +37,7 @@ rows=$(sql "SELECT count(*) FROM decisions")
 # The processor drains its slot to Kafka; RSS sampled while it works.
 mport=$(freeport)
 t0=$(date +%s.%N)
-STREAM_DATABASE_URL="$conninfo" STREAM_BROKERS=127.0.0.1:$kport STREAM_METRICS_PORT=$mport STREAM_LOG_LEVEL=warn \
+STREAM_DSN="$conninfo" STREAM_BROKERS=127.0.0.1:$kport STREAM_METRICS_PORT=$mport STREAM_LOG_LEVEL=warn \
   STREAM_STATUS_INTERVAL=100ms "$BUILD/bin/stream-processor" &
 sp=$!
 pids+=($sp)
@@ -71,7 +71,7 @@ echo "processor events read: $events; RSS while draining (KiB) at 0/25/50/75/100
 aport=$(freeport)
 token=bench-writer-token
 echo "$(printf %s "$token" | sha256sum | cut -d' ' -f1) writer bench" >"$work/tokens"
-DECISIONS_DATABASE_URL="$conninfo" DECISIONS_LISTEN_HOST=127.0.0.1 DECISIONS_LISTEN_PORT=$aport \
+DECISIONS_DSN="$conninfo" DECISIONS_LISTEN_HOST=127.0.0.1 DECISIONS_LISTEN_PORT=$aport \
   DECISIONS_TOKENS_FILE="$work/tokens" DECISIONS_LOG_LEVEL=warn "$BUILD/bin/decision-api" &
 pids+=($!)
 until curl -sf "127.0.0.1:$aport/readyz" >/dev/null; do sleep 0.1; done

@@ -66,7 +66,8 @@ if [ -f "$pgdir/data/postmaster.pid" ] && bash deploy/pg-cluster.sh conninfo "$p
 else
   conninfo=$(bash deploy/pg-cluster.sh start "$pgdir" "$PG_PORT")
 fi
-export DECISIONS_DATABASE_URL=${DECISIONS_DATABASE_URL:-$conninfo}
+# (DECISIONS_DATABASE_URL, STREAM_DATABASE_URL, ARCHIVER_ROOT: the names before the rename)
+export DECISIONS_DSN=${DECISIONS_DSN:-${DECISIONS_DATABASE_URL:-$conninfo}}
 
 api_pid="" kafka_pid="" stream_pid="" archiver_pid="" vstore_pid=""
 stop() { # stop PID: SIGTERM and wait for it, if it was started
@@ -88,11 +89,11 @@ kafka_pid=$!
 "$BUILD/bin/decision-api" migrate
 "$BUILD/bin/decision-api" &
 api_pid=$!
-STREAM_DATABASE_URL=${STREAM_DATABASE_URL:-$DECISIONS_DATABASE_URL} \
+STREAM_DSN=${STREAM_DSN:-${STREAM_DATABASE_URL:-$DECISIONS_DSN}} \
 STREAM_BROKERS=${STREAM_BROKERS:-127.0.0.1:${DEV_KAFKA_LISTEN_PORT:-9092}} "$BUILD/bin/stream-processor" &
 stream_pid=$!
 ARCHIVER_BROKERS=${ARCHIVER_BROKERS:-127.0.0.1:${DEV_KAFKA_LISTEN_PORT:-9092}} \
-ARCHIVER_ROOT=${ARCHIVER_ROOT:-$root/var/archive} "$BUILD/bin/decision-archiver" &
+ARCHIVER_ARCHIVE=${ARCHIVER_ARCHIVE:-${ARCHIVER_ROOT:-$root/var/archive}} "$BUILD/bin/decision-archiver" &
 archiver_pid=$!
 VARSTORE_BROKERS=${VARSTORE_BROKERS:-127.0.0.1:${DEV_KAFKA_LISTEN_PORT:-9092}} \
 VARSTORE_DATA_DIR=${VARSTORE_DATA_DIR:-$root/var/variable-store} \
@@ -101,7 +102,7 @@ vstore_pid=$!
 
 cat <<MSG
 
-Decision store running. PostgreSQL: $DECISIONS_DATABASE_URL
+Decision store running. PostgreSQL: $DECISIONS_DSN
 Decision API: http://127.0.0.1:$DECISIONS_LISTEN_PORT   (tokens in var/tokens.env)
 Local Kafka (dev-kafka): 127.0.0.1:${DEV_KAFKA_LISTEN_PORT:-9092}, topics decisions and decisions.dlq
 

@@ -32,7 +32,7 @@ typedef struct apiOptions {
     char *listen_host;
     long listen_port;
     long listen_fd;
-    char *database_url;
+    char *dsn;
     char *tokens_file;
     char *schemas_dir;
     char *cursor_key_file;
@@ -62,7 +62,8 @@ static const dsConfigOption apiConfig[] = {
      "inherited listening socket to accept on instead of listen-host:listen-port (-1: systemd's, if any)",
      &opt.listen_fd, -1, INT_MAX},
     DS_HTTP_CONFIG_OPTIONS(opt.http),
-    {"database-url", DS_CFG_STRING, "dbname=decisions", "libpq connection string or URI", &opt.database_url, 0, 0},
+    {"dsn", DS_CFG_STRING, "dbname=decisions", "libpq connection string or URI", &opt.dsn, 0, 0},
+    DS_CONFIG_ALIAS("database-url", "dsn"),
     {"tokens-file", DS_CFG_STRING, "var/tokens", "file of token SHA-256 hashes and roles", &opt.tokens_file, 0, 0},
     {"schemas-dir", DS_CFG_STRING, "",
      "schema directory (manifest.json and the .avsc files it names) to validate, store and serve instead of the "
@@ -259,9 +260,9 @@ static bool mainStart(apiMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     if (s->cursor_key.ephemeral)
         dsLogWarn("no cursor-key-file: search cursors are signed with a random key, so they fail (400) after a "
                   "restart or on another replica");
-    apiWriterConfig wc = {opt.database_url, (int)opt.writer_connections, (int)opt.max_batch, (size_t)opt.queue_size,
+    apiWriterConfig wc = {opt.dsn, (int)opt.writer_connections, (int)opt.max_batch, (size_t)opt.queue_size,
                           opt.write_timeout_ms, (int)opt.max_attempts, apiDecisionSameAsStored, s};
-    apiReaderConfig rc = {opt.database_url, (int)opt.reader_connections, (size_t)opt.reader_queue, opt.statement_timeout_ms};
+    apiReaderConfig rc = {opt.dsn, (int)opt.reader_connections, (size_t)opt.reader_queue, opt.statement_timeout_ms};
     s->writer = apiWriterNew(loop, &wc, s->metrics);
     s->reader = apiReaderNew(loop, &rc);
     if (s->writer == NULL || s->reader == NULL) return snprintf(err, errlen, "out of memory"), false;
@@ -331,7 +332,7 @@ int main(int argc, char **argv) {
     }
 
     int applied = 0;
-    if ((opt.migrate || migrate_only) && !apiMigrate(opt.database_url, opt.db_wait_ms, &applied, err, sizeof(err))) {
+    if ((opt.migrate || migrate_only) && !apiMigrate(opt.dsn, opt.db_wait_ms, &applied, err, sizeof(err))) {
         dsLogError("migrations failed: %s", err);
         dsHttpOptionsRelease(&opt.http);
         dsConfigFree(apiConfig, API_NCONFIG);

@@ -7,6 +7,7 @@
  * temporaries, and only then commit (freeing strings a previous load stored).
  */
 #include "ds/config.h"
+#include "ds/log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -26,6 +27,8 @@ typedef enum { CFG_FROM_DEFAULT, CFG_FROM_ENV, CFG_FROM_FLAG } cfgSource;
 typedef struct {
     const char *text; /* borrowed: the option's def, getenv() or argv */
     cfgSource src;
+    const dsConfigOption *via; /* the deprecated alias row text came under, or NULL */
+    const dsConfigOption *shadowed; /* an alias whose variable is set but lost to the new name */
 } cfgPick;
 
 typedef union {
@@ -81,6 +84,7 @@ static const char *cfgTypeName(dsConfigType t) {
     case DS_CFG_BOOL: return "BOOL";
     case DS_CFG_SIZE: return "SIZE";
     case DS_CFG_DURATION: return "DURATION";
+    case DS_CFG_ALIAS: return "ALIAS";
     }
     return "?";
 }
@@ -100,6 +104,24 @@ static const char *cfgUnit(dsConfigType t) {
     if (t == DS_CFG_SIZE) return " bytes";
     if (t == DS_CFG_DURATION) return " ms";
     return "";
+}
+
+/* The row an alias stands for: a non-alias row named by its def; NULL if the
+ * table has none (a programming error dsConfigLoad() reports). */
+static const dsConfigOption *cfgAliasTarget(const dsConfigOption *opts, size_t n, const dsConfigOption *alias) {
+    for (size_t i = 0; alias->def && i < n; i++)
+        if (opts[i].type != DS_CFG_ALIAS && strcmp(opts[i].name, alias->def) == 0) return &opts[i];
+    return NULL;
+}
+
+static bool cfgCheckAliases(const dsConfigOption *opts, size_t n, char *errbuf, size_t errlen) {
+    for (size_t i = 0; i < n; i++) {
+        if (opts[i].type != DS_CFG_ALIAS || cfgAliasTarget(opts, n, &opts[i])) continue;
+        cfgErr(errbuf, errlen, "option table: --%s is an alias of --%s, which is not an option of the table",
+               opts[i].name, opts[i].def ? opts[i].def : "(null)");
+        return false;
+    }
+    return true;
 }
 
 /* -------------------------------------------------------------- parsing */
@@ -251,6 +273,7 @@ static bool cfgParseValue(const dsConfigOption *o, const char *s, cfgValue *out,
         if (cfgBoolWord(s, &out->b)) return true;
         cfgErr(why, whylen, "not a boolean (use true/false, 1/0, yes/no, on/off)");
         return false;
+    case DS_CFG_ALIAS: break; /* never parsed: its value goes to the row it names */
     }
     cfgErr(why, whylen, "unknown option type %d", (int)o->type);
     return false;
@@ -258,12 +281,35 @@ static bool cfgParseValue(const dsConfigOption *o, const char *s, cfgValue *out,
 
 /* ------------------------------------------------------------- sources */
 
+/* A deprecated alias's environment variable, for the row it names: used only
+ * when the new variable is not set. */
+static bool cfgPickAliasEnv(const dsConfigOption *opts, size_t n, const char *env_prefix, cfgPick *picks,
+                            char *errbuf, size_t errlen) {
+    for (size_t i = 0; env_prefix && i < n; i++) {
+        if (opts[i].type != DS_CFG_ALIAS) continue;
+        char env[CFG_ENV_MAX];
+        if (!cfgEnvName(env, sizeof env, env_prefix, opts[i].name)) {
+            cfgErr(errbuf, errlen, "option --%s: environment variable name too long", opts[i].name);
+            return false;
+        }
+        const char *v = getenv(env);
+        cfgPick *p = &picks[cfgAliasTarget(opts, n, &opts[i]) - opts];
+        if (v && p->src != CFG_FROM_DEFAULT) p->shadowed = &opts[i];
+        if (!v || p->src != CFG_FROM_DEFAULT) continue;
+        p->text = v;
+        p->src = CFG_FROM_ENV;
+        p->via = &opts[i];
+    }
+    return true;
+}
+
 static bool cfgPickSources(const dsConfigOption *opts, size_t n, const char *env_prefix,
                            cfgPick *picks, char *errbuf, size_t errlen) {
     for (size_t i = 0; i < n; i++) {
         picks[i].text = cfgDefaultText(&opts[i]);
         picks[i].src = CFG_FROM_DEFAULT;
-        if (!env_prefix) continue;
+        picks[i].via = picks[i].shadowed = NULL;
+        if (!env_prefix || opts[i].type == DS_CFG_ALIAS) continue;
         char env[CFG_ENV_MAX];
         if (!cfgEnvName(env, sizeof env, env_prefix, opts[i].name)) {
             cfgErr(errbuf, errlen, "option --%s: environment variable name too long", opts[i].name);
@@ -275,7 +321,7 @@ static bool cfgPickSources(const dsConfigOption *opts, size_t n, const char *env
             picks[i].src = CFG_FROM_ENV;
         }
     }
-    return true;
+    return cfgPickAliasEnv(opts, n, env_prefix, picks, errbuf, errlen);
 }
 
 static void cfgScanFail(cfgScan *sc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -315,10 +361,14 @@ static int cfgScanFlag(cfgScan *sc, int argc, char **argv, int i) {
     const char *name = argv[i] + 2;
     const char *eq = strchr(name, '=');
     size_t len = eq ? (size_t)(eq - name) : strlen(name);
-    const dsConfigOption *o = cfgFind(sc, name, len);
+    const dsConfigOption *o = cfgFind(sc, name, len), *via = NULL;
     if (!o) {
         cfgScanFail(sc, "unknown option --%.*s (see --help)", (int)len, name);
         return i;
+    }
+    if (o->type == DS_CFG_ALIAS) {
+        via = o;
+        o = cfgAliasTarget(sc->opts, sc->n, o);
     }
     const char *value;
     if (eq) {
@@ -326,13 +376,14 @@ static int cfgScanFlag(cfgScan *sc, int argc, char **argv, int i) {
     } else if (o->type == DS_CFG_BOOL) {
         value = (i + 1 < argc && cfgBoolWord(argv[i + 1], NULL)) ? argv[++i] : "true";
     } else if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) {
-        cfgScanFail(sc, "missing value for --%s", o->name);
+        cfgScanFail(sc, "missing value for --%s", via ? via->name : o->name);
         return i;
     } else {
         value = argv[++i];
     }
     sc->picks[o - sc->opts].text = value; /* a repeated flag: the last one wins */
     sc->picks[o - sc->opts].src = CFG_FROM_FLAG;
+    sc->picks[o - sc->opts].via = via;
     return i;
 }
 
@@ -366,12 +417,16 @@ static bool cfgParseAll(const dsConfigOption *opts, size_t n, const char *env_pr
                         const cfgPick *picks, cfgValue *vals, char *errbuf, size_t errlen) {
     for (size_t i = 0; i < n; i++) {
         char why[160];
-        if (cfgParseValue(&opts[i], picks[i].text, &vals[i], why, sizeof why)) continue;
-        char env[CFG_ENV_MAX];
-        const char *from = "default";
-        if (picks[i].src == CFG_FROM_FLAG) from = "command line";
+        if (opts[i].type == DS_CFG_ALIAS || cfgParseValue(&opts[i], picks[i].text, &vals[i], why, sizeof why))
+            continue;
+        char env[CFG_ENV_MAX], flag[CFG_ENV_MAX];
+        const char *from = "default", *named = picks[i].via ? picks[i].via->name : opts[i].name;
+        if (picks[i].src == CFG_FROM_FLAG) {
+            snprintf(flag, sizeof flag, "command line, as --%s", named);
+            from = picks[i].via ? flag : "command line";
+        }
         if (picks[i].src == CFG_FROM_ENV)
-            from = cfgEnvName(env, sizeof env, env_prefix, opts[i].name) ? env : "environment";
+            from = cfgEnvName(env, sizeof env, env_prefix, named) ? env : "environment";
         cfgErr(errbuf, errlen, "invalid value \"%s\" for --%s (from %s): %s", picks[i].text,
                opts[i].name, from, why);
         cfgFreeValues(opts, i, vals);
@@ -396,7 +451,27 @@ static void cfgCommit(const dsConfigOption *opts, size_t n, const cfgValue *vals
         case DS_CFG_DURATION: *(long *)t = vals[i].l; break;
         case DS_CFG_BOOL: *(bool *)t = vals[i].b; break;
         case DS_CFG_SIZE: *(size_t *)t = vals[i].z; break;
+        case DS_CFG_ALIAS: break;
         }
+    }
+}
+
+/* Once the load succeeded: every value that came under an old name, and an
+ * old variable left set beside the new one (an operator would otherwise
+ * wonder why changing it does nothing). */
+static void cfgWarnDeprecated(const dsConfigOption *opts, size_t n, const char *env_prefix, const cfgPick *picks) {
+    for (size_t i = 0; i < n; i++) {
+        const dsConfigOption *via = picks[i].via, *shadowed = picks[i].shadowed;
+        char old_env[CFG_ENV_MAX], new_env[CFG_ENV_MAX];
+        if (shadowed && cfgEnvName(old_env, sizeof old_env, env_prefix, shadowed->name) &&
+            cfgEnvName(new_env, sizeof new_env, env_prefix, opts[i].name))
+            dsLogWarn("environment variable %s is deprecated and ignored: %s is set", old_env, new_env);
+        if (!via) continue;
+        if (picks[i].src == CFG_FROM_FLAG)
+            dsLogWarn("option --%s is deprecated and will be removed: use --%s", via->name, opts[i].name);
+        else if (cfgEnvName(old_env, sizeof old_env, env_prefix, via->name) &&
+                 cfgEnvName(new_env, sizeof new_env, env_prefix, opts[i].name))
+            dsLogWarn("environment variable %s is deprecated and will be removed: use %s", old_env, new_env);
     }
 }
 
@@ -418,7 +493,8 @@ dsConfigResult dsConfigLoad(const dsConfigOption *opts, size_t n, const char *en
         cfgErr(errbuf, errlen, "out of memory");
         goto done;
     }
-    if (!cfgPickSources(opts, n, env_prefix, picks, errbuf, errlen)) goto done;
+    if (!cfgCheckAliases(opts, n, errbuf, errlen) || !cfgPickSources(opts, n, env_prefix, picks, errbuf, errlen))
+        goto done;
     sc.picks = picks;
     cfgScanArgs(&sc, argc, argv);
     if (sc.help) {
@@ -426,6 +502,7 @@ dsConfigResult dsConfigLoad(const dsConfigOption *opts, size_t n, const char *en
         rc = DS_CONFIG_HELP;
     } else if (!sc.failed && cfgParseAll(opts, n, env_prefix, picks, vals, errbuf, errlen)) {
         cfgCommit(opts, n, vals);
+        cfgWarnDeprecated(opts, n, env_prefix, picks);
         if (npositional) *npositional = sc.count;
         rc = DS_CONFIG_OK;
     }
@@ -438,15 +515,21 @@ done:
 /* ---------------------------------------------------------------- usage */
 
 typedef struct {
-    char flag[128], env[CFG_ENV_MAX], def[128];
+    char flag[128], env[CFG_ENV_MAX], def[128], doc[192];
 } cfgUsageRow;
 
-static void cfgUsageRowFill(cfgUsageRow *r, const dsConfigOption *o, const char *env_prefix) {
-    snprintf(r->flag, sizeof r->flag, "--%s %s", o->name, cfgTypeName(o->type));
+/* An alias's row shows the type of the option it stands for and no default. */
+static void cfgUsageRowFill(cfgUsageRow *r, const dsConfigOption *opts, size_t n, const dsConfigOption *o,
+                            const char *env_prefix) {
+    const dsConfigOption *t = o->type == DS_CFG_ALIAS ? cfgAliasTarget(opts, n, o) : o;
+    snprintf(r->flag, sizeof r->flag, "--%s %s", o->name, cfgTypeName(t ? t->type : o->type));
     if (!env_prefix || !cfgEnvName(r->env, sizeof r->env, env_prefix, o->name))
         snprintf(r->env, sizeof r->env, "-");
     const char *d = cfgDefaultText(o);
-    snprintf(r->def, sizeof r->def, "%s", *d ? d : "\"\"");
+    snprintf(r->def, sizeof r->def, "%s", o->type == DS_CFG_ALIAS ? "" : *d ? d : "\"\"");
+    r->doc[0] = '\0';
+    if (o->type == DS_CFG_ALIAS)
+        snprintf(r->doc, sizeof r->doc, "deprecated: use --%s (this name goes in the next release)", o->def);
 }
 
 static void cfgUsageLine(FILE *out, const int w[3], const char *flag, const char *env,
@@ -469,15 +552,16 @@ void dsConfigUsage(FILE *out, const char *prog, const char *summary,
     int w[3] = {(int)strlen("-h, --help"), (int)strlen("ENVIRONMENT"), (int)strlen("DEFAULT")};
     cfgUsageRow row;
     for (size_t i = 0; i < n; i++) {
-        cfgUsageRowFill(&row, &opts[i], env_prefix);
+        cfgUsageRowFill(&row, opts, n, &opts[i], env_prefix);
         int lens[3] = {(int)strlen(row.flag), (int)strlen(row.env), (int)strlen(row.def)};
         for (int c = 0; c < 3; c++)
             if (lens[c] > w[c]) w[c] = lens[c];
     }
     cfgUsageLine(out, w, "OPTION", "ENVIRONMENT", "DEFAULT", "DESCRIPTION", NULL);
     for (size_t i = 0; i < n; i++) {
-        cfgUsageRowFill(&row, &opts[i], env_prefix);
-        cfgUsageLine(out, w, row.flag, row.env, row.def, opts[i].doc, &opts[i]);
+        cfgUsageRowFill(&row, opts, n, &opts[i], env_prefix);
+        bool alias = opts[i].type == DS_CFG_ALIAS;
+        cfgUsageLine(out, w, row.flag, row.env, row.def, alias ? row.doc : opts[i].doc, alias ? NULL : &opts[i]);
     }
     cfgUsageLine(out, w, "-h, --help", "", "", "show this help and exit", NULL);
 }

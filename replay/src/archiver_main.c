@@ -40,6 +40,7 @@
 #include "ds/daemon.h"
 #include "ds/kafkahold.h"
 #include "ds/http.h"
+#include "ds/kafka.h"
 #include "ds/learn.h"
 #include "ds/log.h"
 #include "ds/loop.h"
@@ -51,16 +52,21 @@
 #define MAX_PARTITIONS 1024
 
 static struct {
-    char *brokers, *topic, *group, *root, *schemas_dir, *registry_url, *listen_host, *log_level;
+    dsKafkaOptions kafka;
+    char *topic, *group_id, *archive, *schemas_dir, *registry_url, *listen_host, *log_level;
     long max_records, max_age_ms, session_timeout_ms, metrics_port;
     size_t max_bytes, block_size;
 } opt;
 
 static const dsConfigOption arConfig[] = {
-    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", "Kafka bootstrap servers", &opt.brokers, 1, 0},
+    DS_KAFKA_CONFIG_OPTIONS(opt.kafka, "decision-archiver", "Kafka bootstrap servers (host:port,...)"),
     {"topic", DS_CFG_STRING, "decisions", "topic to archive", &opt.topic, 1, 0},
-    {"group", DS_CFG_STRING, "decision-archiver", "consumer group", &opt.group, 1, 0},
-    {"root", DS_CFG_STRING, "var/archive", "archive root directory", &opt.root, 1, 0},
+    {"group-id", DS_CFG_STRING, "decision-archiver", "consumer group (every archiver writing one archive joins it)",
+     &opt.group_id, 1, 0},
+    DS_CONFIG_ALIAS("group", "group-id"),
+    {"archive", DS_CFG_STRING, "var/archive", "archive root directory (the one holding decisions/)", &opt.archive, 0,
+     0},
+    DS_CONFIG_ALIAS("root", "archive"),
     {"max-records", DS_CFG_INT, "100000", "records per file at most", &opt.max_records, 1, 100000000},
     {"max-bytes", DS_CFG_SIZE, "64MiB", "encoded bytes per file at most (approximate)", &opt.max_bytes, 1024,
      1LL << 40},
@@ -231,7 +237,7 @@ static arResult arDecode(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, 
     if (!dsCodecValidate(codec, *out, &e)) return snprintf(why, whylen, "%s", e.message), AR_QUARANTINE;
     if (!dsCodecFieldLong(*out, "decided_at", decided))
         return snprintf(why, whylen, "no decided_at field"), AR_QUARANTINE;
-    if (!rpArchivePath(path, sizeof(path), opt.root, *decided, m->partition, m->offset)) {
+    if (!rpArchivePath(path, sizeof(path), opt.archive, *decided, m->partition, m->offset)) {
         char at[DS_TIME_BUFLEN] = "";
         dsTimeFormat(*decided, at);
         snprintf(why, whylen, "decided_at %lld ms (%s) has no dt=/hour= directory in the archive layout "
@@ -252,7 +258,7 @@ static arResult arDecode(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, 
  * when the quarantine cannot be written (a storage failure). */
 static bool arQuarantine(rd_kafka_t *rk, rd_kafka_message_t *m, const char *why) {
     char err[1536], path[1200];
-    if (!rpArchiveQuarantine(opt.root, m->partition, m->offset, m->payload, m->len, why, path, sizeof(path), err,
+    if (!rpArchiveQuarantine(opt.archive, m->partition, m->offset, m->payload, m->len, why, path, sizeof(path), err,
                              sizeof(err))) {
         dsLogError("partition %d offset %lld: cannot quarantine the record (%s): %s", m->partition,
                    (long long)m->offset, why, err);
@@ -271,7 +277,7 @@ static bool arQuarantine(rd_kafka_t *rk, rd_kafka_message_t *m, const char *why)
 static bool arOpen(dsCodec *codec, rd_kafka_message_t *m, int version, int64_t decided) {
     char err[512];
     arPart *p = &parts[m->partition];
-    p->file = rpArchiveOpen(opt.root, decided, m->partition, m->offset, dsCodecSchema(codec, version),
+    p->file = rpArchiveOpen(opt.archive, decided, m->partition, m->offset, dsCodecSchema(codec, version),
                             opt.block_size, err, sizeof(err));
     if (p->file == NULL) {
         dsLogError("%s", err);
@@ -322,21 +328,15 @@ static bool arFinishOld(rd_kafka_t *rk) {
     return true;
 }
 
-/* librdkafka's own messages, through our logger. */
-static void arRdkafkaLog(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    dsLog(level <= 3 ? DS_LOG_WARN : DS_LOG_DEBUG, "kafka %s: %s", fac, buf);
-}
-
 static rd_kafka_t *arConsumer(char *errbuf, size_t errlen) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_t *conf = dsKafkaConfNew(&opt.kafka, errbuf, errlen);
+    if (conf == NULL) return NULL;
     char session[32];
     snprintf(session, sizeof(session), "%ld", opt.session_timeout_ms);
-    rd_kafka_conf_set_log_cb(conf, arRdkafkaLog);
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", opt.brokers, errbuf, errlen) ||
-        rd_kafka_conf_set(conf, "session.timeout.ms", session, errbuf, errlen) ||
-        rd_kafka_conf_set(conf, "group.id", opt.group, errbuf, errlen) ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errbuf, errlen) ||
-        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errbuf, errlen)) {
+    if (!dsKafkaConfSet(conf, "session.timeout.ms", session, errbuf, errlen) ||
+        !dsKafkaConfSet(conf, "group.id", opt.group_id, errbuf, errlen) ||
+        !dsKafkaConfSet(conf, "enable.auto.commit", "false", errbuf, errlen) ||
+        !dsKafkaConfSet(conf, "auto.offset.reset", "earliest", errbuf, errlen)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -419,7 +419,7 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t loop;
     uv_loop_init(&loop);
-    int rc = 1, swept = rpArchiveSweep(opt.root, err, sizeof(err));
+    int rc = 1, swept = rpArchiveSweep(opt.archive, err, sizeof(err));
     if (swept < 0) dsLogError("%s", err);
     else if (swept > 0) dsLogInfo("removed %d unfinished files left by a crash", swept);
     rd_kafka_t *rk = NULL;
@@ -440,7 +440,7 @@ int main(int argc, char **argv) {
         dsLogError("cannot start the consumer: %s", err);
         goto done;
     }
-    dsLogInfo("archiving %s from %s into %s", opt.topic, opt.brokers, opt.root);
+    dsLogInfo("archiving %s from %s into %s", opt.topic, opt.kafka.brokers, opt.archive);
     rc = arRun(rk, codec, &loop);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);

@@ -17,6 +17,7 @@
 #include "ds/config.h"
 #include "ds/daemon.h"
 #include "ds/fileio.h"
+#include "ds/kafka.h"
 #include "ds/log.h"
 #include "ds/timefmt.h"
 #include "progress.h"
@@ -26,11 +27,12 @@
 #define ENV_PREFIX "REPLAY_"
 
 static struct {
-    char *archive, *from, *to, *customer_id, *merchant_id, *outcome, *target, *brokers, *topic, *compression, *dsn,
+    char *archive, *from, *to, *customer_id, *merchant_id, *outcome, *target, *topic, *compression, *dsn,
         *url, *token, *token_file, *checkpoint, *on_error, *schemas_dir, *log_level;
     long rate, batch, checkpoint_ms, progress_ms, max_clock_skew_ms;
     size_t max_block;
     bool dry_run;
+    dsKafkaOptions kafka;
 } opt;
 
 static const dsConfigOption rpConfig[] = {
@@ -42,7 +44,7 @@ static const dsConfigOption rpConfig[] = {
     {"outcome", DS_CFG_STRING, "", "only decisions with this outcome (APPROVED, REJECTED, REFERRED)", &opt.outcome, 0,
      0},
     {"target", DS_CFG_STRING, "", "kafka, postgres or variable-store (required unless --dry-run)", &opt.target, 0, 0},
-    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", "kafka target: bootstrap servers", &opt.brokers, 1, 0},
+    DS_KAFKA_CONFIG_OPTIONS(opt.kafka, "decision-replay", "kafka target: bootstrap servers (host:port,...)"),
     {"topic", DS_CFG_STRING, "decisions", "kafka target: topic", &opt.topic, 1, 0},
     {"compression", DS_CFG_STRING, "lz4", "kafka target: none, gzip, snappy, lz4 or zstd", &opt.compression, 0, 0},
     {"dsn", DS_CFG_STRING, "", "postgres target: libpq connection string", &opt.dsn, 0, 0},
@@ -176,8 +178,8 @@ static bool rpCheckOptions(rpReplaySpec *spec, dsCodec *codec, char **token) {
 static rpTarget *rpMakeTarget(dsCodec *codec, const char *token, char *desc, size_t dlen, char *errbuf,
                               size_t errlen) {
     if (strcmp(opt.target, "kafka") == 0) {
-        snprintf(desc, dlen, "kafka:%s/%s", opt.brokers, opt.topic);
-        return rpKafkaTargetNew(codec, opt.brokers, opt.topic, opt.compression, errbuf, errlen);
+        snprintf(desc, dlen, "kafka:%s/%s", opt.kafka.brokers, opt.topic);
+        return rpKafkaTargetNew(codec, &opt.kafka, opt.topic, opt.compression, errbuf, errlen);
     }
     if (strcmp(opt.target, "variable-store") == 0) {
         snprintf(desc, dlen, "variable-store:%s", opt.url);

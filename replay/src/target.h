@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "ds/codec.h"
+#include "ds/kafka.h"
 
 typedef struct rpTargetCounts {
     uint64_t written; /* newly written */
@@ -59,9 +60,10 @@ static inline void rpTargetDestroy(rpTarget *t) {
 
 /* Kafka: the live stream's key (customer_id) and Confluent wire format
  * under the current schema id, headers decision_id and schema_id, through
- * an idempotent producer (acks=all). brokers and topic are copied; codec is
- * borrowed. NULL with errbuf filled on a configuration error. */
-rpTarget *rpKafkaTargetNew(dsCodec *codec, const char *brokers, const char *topic, const char *compression,
+ * an idempotent producer (acks=all). kafka (the cluster and how to reach
+ * it) is read during the call; topic is copied; codec is borrowed. NULL with
+ * errbuf filled on a configuration error (naming the option at fault). */
+rpTarget *rpKafkaTargetNew(dsCodec *codec, const dsKafkaOptions *kafka, const char *topic, const char *compression,
                            char *errbuf, size_t errlen);
 
 /* PostgreSQL: batched INSERT ... ON CONFLICT (decision_id) DO NOTHING into

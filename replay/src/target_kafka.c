@@ -31,10 +31,6 @@ static void tkOnDelivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
     t->logged_failure = true;
 }
 
-static void tkOnLog(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    dsLog(level <= 3 ? DS_LOG_WARN : DS_LOG_DEBUG, "kafka %s: %s", fac, buf);
-}
-
 /* The wire bytes into t->buf, grown as needed; 0 on failure. */
 static size_t tkEncode(tkTarget *t, avro_value_t *v, char *errbuf, size_t errlen) {
     size_t n = dsCodecEncodeWire(t->codec, v, t->buf, t->cap, errbuf, errlen);
@@ -89,38 +85,36 @@ static void tkDestroy(rpTarget *base) {
 
 static const rpTargetOps tkOps = {"kafka", tkWrite, tkFlush, tkDestroy};
 
-static rd_kafka_conf_t *tkConf(tkTarget *t, const char *brokers, const char *compression, char *errbuf,
+static rd_kafka_conf_t *tkConf(tkTarget *t, const dsKafkaOptions *kafka, const char *compression, char *errbuf,
                                size_t errlen) {
     static const char *const fixed[][2] = {
         {"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "20"},
         {"batch.num.messages", "10000"}, {"queue.buffering.max.messages", "1000000"},
         {"message.timeout.ms", "120000"},
-        /* Java's default partitioner, as the stream processor uses. */
-        {"partitioner", "murmur2_random"},
     };
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    bool ok = rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errbuf, errlen) == RD_KAFKA_CONF_OK &&
-              rd_kafka_conf_set(conf, "compression.codec", compression, errbuf, errlen) == RD_KAFKA_CONF_OK;
+    rd_kafka_conf_t *conf = dsKafkaConfNew(kafka, errbuf, errlen);
+    if (conf == NULL) return NULL;
+    bool ok = dsKafkaConfSet(conf, "compression.codec", compression, errbuf, errlen) &&
+              dsKafkaConfSetPartitioner(conf, errbuf, errlen); /* where the stream processor puts a key */
     for (size_t i = 0; ok && i < sizeof(fixed) / sizeof(fixed[0]); i++)
-        ok = rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], errbuf, errlen) == RD_KAFKA_CONF_OK;
+        ok = dsKafkaConfSet(conf, fixed[i][0], fixed[i][1], errbuf, errlen);
     if (!ok) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
     rd_kafka_conf_set_opaque(conf, t);
     rd_kafka_conf_set_dr_msg_cb(conf, tkOnDelivery);
-    rd_kafka_conf_set_log_cb(conf, tkOnLog);
     return conf;
 }
 
-rpTarget *rpKafkaTargetNew(dsCodec *codec, const char *brokers, const char *topic, const char *compression,
+rpTarget *rpKafkaTargetNew(dsCodec *codec, const dsKafkaOptions *kafka, const char *topic, const char *compression,
                            char *errbuf, size_t errlen) {
     tkTarget *t = calloc(1, sizeof(*t));
     if (t == NULL) return snprintf(errbuf, errlen, "out of memory"), NULL;
     t->base.ops = &tkOps;
     t->codec = codec;
     snprintf(t->schema_id, sizeof(t->schema_id), "%d", dsCodecSchemaId(codec, dsCodecCurrentVersion(codec)));
-    rd_kafka_conf_t *conf = tkConf(t, brokers, compression, errbuf, errlen);
+    rd_kafka_conf_t *conf = tkConf(t, kafka, compression, errbuf, errlen);
     if (conf == NULL) goto failed;
     if ((t->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errlen)) == NULL) {
         rd_kafka_conf_destroy(conf);

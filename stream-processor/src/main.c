@@ -7,6 +7,7 @@
 #include "ds/config.h"
 #include "ds/daemon.h"
 #include "ds/http.h"
+#include "ds/kafka.h"
 #include "ds/log.h"
 #include "ds/loop.h"
 #include "processor.h"
@@ -14,8 +15,9 @@
 #define ENV_PREFIX "STREAM_"
 
 static struct {
-    char *database_url, *slot, *publication, *table;
-    char *brokers, *compression, *topic, *dlq_topic, *security_protocol, *sasl_mechanism, *sasl_username, *sasl_password;
+    char *dsn, *slot, *publication, *table;
+    dsKafkaOptions kafka;
+    char *compression, *topic, *dlq_topic;
     char *schemas_dir, *registry_url, *listen_host;
     long max_in_flight, status_interval_ms, message_timeout_ms, metrics_port, shutdown_timeout_ms;
     size_t max_in_flight_bytes;
@@ -23,22 +25,18 @@ static struct {
 } opt;
 
 static const dsConfigOption spConfig[] = {
-    {"database-url", DS_CFG_STRING, "dbname=decisions", "libpq connection string (replication=database is added)",
-     &opt.database_url, 0, 0},
+    {"dsn", DS_CFG_STRING, "dbname=decisions", "libpq connection string (replication=database is added)", &opt.dsn,
+     0, 0},
+    DS_CONFIG_ALIAS("database-url", "dsn"),
     {"slot", DS_CFG_STRING, "decisions_stream", "logical replication slot (created when missing)", &opt.slot, 1, 0},
     {"publication", DS_CFG_STRING, "decisions_pub", "publication to stream (created when missing)", &opt.publication,
-     1, 0},
+     0, 0},
     {"table", DS_CFG_STRING, "decisions", "the decisions table", &opt.table, 1, 0},
-    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", "Kafka bootstrap servers", &opt.brokers, 1, 0},
+    DS_KAFKA_CONFIG_OPTIONS(opt.kafka, "stream-processor", "Kafka bootstrap servers (host:port,...)"),
     {"topic", DS_CFG_STRING, "decisions", "topic for decisions", &opt.topic, 1, 0},
     {"compression", DS_CFG_STRING, "lz4", "Kafka compression.codec: none, gzip, snappy, lz4, zstd", &opt.compression,
      0, 0},
     {"dlq-topic", DS_CFG_STRING, "decisions.dlq", "topic for rows that fail validation", &opt.dlq_topic, 1, 0},
-    {"security-protocol", DS_CFG_STRING, "", "Kafka security.protocol (plaintext when empty)",
-     &opt.security_protocol, 0, 0},
-    {"sasl-mechanism", DS_CFG_STRING, "", "Kafka sasl.mechanism", &opt.sasl_mechanism, 0, 0},
-    {"sasl-username", DS_CFG_STRING, "", "Kafka sasl.username", &opt.sasl_username, 0, 0},
-    {"sasl-password", DS_CFG_STRING, "", "Kafka sasl.password", &opt.sasl_password, 0, 0},
     {"schemas-dir", DS_CFG_STRING, "",
      "schema directory (manifest.json and the .avsc files it names) to encode rows with instead of the schemas built "
      "in (empty: built in)", &opt.schemas_dir, 0, 0},
@@ -125,10 +123,9 @@ int main(int argc, char **argv) {
     }
     m.metrics = dsMetricsNew();
     spProcessorConfig pc = {
-        .repl = {opt.database_url, opt.slot, opt.publication, opt.table},
-        .kafka = {.bootstrap_servers = opt.brokers, .security_protocol = orNull(opt.security_protocol),
-                  .sasl_mechanism = orNull(opt.sasl_mechanism), .sasl_username = orNull(opt.sasl_username),
-                  .sasl_password = orNull(opt.sasl_password), .compression = orNull(opt.compression), .topic = opt.topic, .dlq_topic = opt.dlq_topic,
+        .repl = {opt.dsn, opt.slot, opt.publication, opt.table},
+        .kafka = {.kafka = &opt.kafka, .compression = orNull(opt.compression), .topic = opt.topic,
+                  .dlq_topic = opt.dlq_topic,
                   .message_timeout_ms = (int)opt.message_timeout_ms,
                   /* Above what the window lets through (one message past
                    * either limit), so a send never meets a full queue. */

@@ -72,14 +72,6 @@ static void spOnError(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     }
 }
 
-/* Called from librdkafka's threads; dsLog is thread-safe. Its error lines
- * are mostly connection failures it retries (spOnError reports them too),
- * hence one level lower. */
-static void spOnLog(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    dsLogLevel l = level <= 4 ? DS_LOG_WARN : level <= 5 ? DS_LOG_INFO : DS_LOG_DEBUG;
-    dsLog(l, "kafka: %s: %s", fac, buf);
-}
-
 /* ---- loop side ----------------------------------------------------------- */
 
 static void spServe(spProducer *p) {
@@ -110,40 +102,25 @@ static void spOnClosed(uv_handle_t *h) {
 
 /* ---- construction -------------------------------------------------------- */
 
-static bool spConfSet(rd_kafka_conf_t *conf, const char *name, const char *value, char *errbuf, size_t errlen) {
-    if (value == NULL) return true;
-    char err[256];
-    if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) == RD_KAFKA_CONF_OK) return true;
-    snprintf(errbuf, errlen, "kafka config %s: %s", name, err);
-    return false;
-}
-
 /* Builds the configuration; on success the caller owns the result until
  * rd_kafka_new takes it. */
 static rd_kafka_conf_t *spBuildConf(spProducer *p, const spProducerConfig *cfg, char *errbuf, size_t errlen) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_t *conf = dsKafkaConfNew(cfg->kafka, errbuf, errlen);
+    if (conf == NULL) return NULL;
     char linger[16], timeout[16], qmax[16], qkb[16];
     snprintf(linger, sizeof(linger), "%d", cfg->linger_ms > 0 ? cfg->linger_ms : 5);
     snprintf(timeout, sizeof(timeout), "%d", cfg->message_timeout_ms);
     snprintf(qmax, sizeof(qmax), "%d", cfg->queue_max_messages);
     snprintf(qkb, sizeof(qkb), "%d", cfg->queue_max_kbytes);
-    bool ok = spConfSet(conf, "bootstrap.servers", cfg->bootstrap_servers, errbuf, errlen) &&
-              spConfSet(conf, "client.id", cfg->client_id ? cfg->client_id : "stream-processor", errbuf, errlen) &&
-              spConfSet(conf, "enable.idempotence", "true", errbuf, errlen) &&
-              spConfSet(conf, "acks", "all", errbuf, errlen) &&
-              spConfSet(conf, "linger.ms", linger, errbuf, errlen) &&
-              /* Java's default partitioner: any other producer of the same
-               * key lands on the same partition. */
-              spConfSet(conf, "partitioner", "murmur2_random", errbuf, errlen) &&
-              spConfSet(conf, "message.timeout.ms", cfg->message_timeout_ms > 0 ? timeout : NULL, errbuf, errlen) &&
-              spConfSet(conf, "queue.buffering.max.messages", cfg->queue_max_messages > 0 ? qmax : NULL, errbuf,
-                        errlen) &&
-              spConfSet(conf, "queue.buffering.max.kbytes", cfg->queue_max_kbytes > 0 ? qkb : NULL, errbuf, errlen) &&
-              spConfSet(conf, "security.protocol", cfg->security_protocol, errbuf, errlen) &&
-              spConfSet(conf, "sasl.mechanism", cfg->sasl_mechanism, errbuf, errlen) &&
-              spConfSet(conf, "sasl.username", cfg->sasl_username, errbuf, errlen) &&
-              spConfSet(conf, "sasl.password", cfg->sasl_password, errbuf, errlen) &&
-              spConfSet(conf, "compression.codec", cfg->compression, errbuf, errlen);
+    bool ok = dsKafkaConfSet(conf, "enable.idempotence", "true", errbuf, errlen) &&
+              dsKafkaConfSet(conf, "acks", "all", errbuf, errlen) &&
+              dsKafkaConfSet(conf, "linger.ms", linger, errbuf, errlen) &&
+              dsKafkaConfSetPartitioner(conf, errbuf, errlen) &&
+              dsKafkaConfSet(conf, "message.timeout.ms", cfg->message_timeout_ms > 0 ? timeout : NULL, errbuf, errlen) &&
+              dsKafkaConfSet(conf, "queue.buffering.max.messages", cfg->queue_max_messages > 0 ? qmax : NULL, errbuf,
+                             errlen) &&
+              dsKafkaConfSet(conf, "queue.buffering.max.kbytes", cfg->queue_max_kbytes > 0 ? qkb : NULL, errbuf, errlen) &&
+              dsKafkaConfSet(conf, "compression.codec", cfg->compression, errbuf, errlen);
     if (!ok) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -151,15 +128,10 @@ static rd_kafka_conf_t *spBuildConf(spProducer *p, const spProducerConfig *cfg, 
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_dr_msg_cb(conf, spOnDelivery);
     rd_kafka_conf_set_error_cb(conf, spOnError);
-    rd_kafka_conf_set_log_cb(conf, spOnLog);
     return conf;
 }
 
 static bool spCreateKafka(spProducer *p, const spProducerConfig *cfg, char *errbuf, size_t errlen) {
-    if (cfg->bootstrap_servers == NULL || cfg->bootstrap_servers[0] == '\0') {
-        snprintf(errbuf, errlen, "kafka: no bootstrap servers configured");
-        return false;
-    }
     rd_kafka_conf_t *conf = spBuildConf(p, cfg, errbuf, errlen);
     if (conf == NULL) return false;
     char err[512];

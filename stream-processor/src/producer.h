@@ -32,18 +32,15 @@
 #include <uv.h>
 
 #include "ds/attrs.h"
+#include "ds/kafka.h"
 #include "ds/metrics.h"
 
 typedef struct spProducer spProducer;
 
 typedef struct spProducerConfig {
-    const char *bootstrap_servers; /* required, "host:port,..." */
-    /* Optional (NULL = librdkafka's default, i.e. plaintext, no SASL). */
-    const char *security_protocol;
-    const char *sasl_mechanism;
-    const char *sasl_username;
-    const char *sasl_password;
-    const char *client_id;         /* NULL = "stream-processor" */
+    /* Required: the cluster and how to reach it (brokers, security,
+     * client id). Borrowed: read by spProducerNew only. */
+    const dsKafkaOptions *kafka;
     /* compression.codec: none, gzip, snappy, lz4, zstd; NULL = none. Every
      * consumer must support it (kafka-python needs python3-lz4 for lz4). */
     const char *compression;

@@ -964,7 +964,7 @@ static void test_own_port_accepts_only_when_ready(void **state) {
     dtConnect c = {dtFreePort(), -1};
     static char port[64], db[320], tokens[360];
     snprintf(port, sizeof(port), "DECISIONS_LISTEN_PORT=%d", c.port);
-    snprintf(db, sizeof(db), "DECISIONS_DATABASE_URL=%s", pg.conninfo);
+    snprintf(db, sizeof(db), "DECISIONS_DSN=%s", pg.conninfo);
     snprintf(tokens, sizeof(tokens), "DECISIONS_TOKENS_FILE=%s", api.tokens_file);
     const char *env[] = {"DECISIONS_LISTEN_HOST=127.0.0.1", port, db, tokens, "DECISIONS_MIGRATE=false",
                          "DECISIONS_LOG_LEVEL=error", NULL};

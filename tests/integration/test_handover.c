@@ -390,7 +390,7 @@ static char *runWithListenFd(int fd) {
     const char *build = getenv("BUILD");
     char cmd[1024];
     snprintf(cmd, sizeof(cmd),
-             "DECISIONS_DATABASE_URL='%s' DECISIONS_LOG_LEVEL=warn %s/bin/decision-api --tokens-file /dev/null "
+             "DECISIONS_DSN='%s' DECISIONS_LOG_LEVEL=warn %s/bin/decision-api --tokens-file /dev/null "
              "--listen-fd %d 2>&1; echo exit=$?",
              pg.conninfo, build && build[0] ? build : "build", fd);
     return dtCapture(cmd);

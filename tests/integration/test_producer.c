@@ -68,8 +68,9 @@ static tCtx *ctxNew(int queue_max) {
     c->metrics = dsMetricsNew();
     char bootstrap[64], err[512] = "";
     snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%d", kafka.port);
+    dsKafkaOptions ko = {.brokers = bootstrap, .client_id = "test_producer"};
     spProducerConfig cfg = {
-        .bootstrap_servers = bootstrap,
+        .kafka = &ko,
         /* long enough that an outage in a test never fails a message */
         .message_timeout_ms = 120000,
         .queue_max_messages = queue_max,

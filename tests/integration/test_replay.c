@@ -525,10 +525,10 @@ static void archiverStart(archiverProc *a, const char *aroot, const char *topic_
     int port = dtFreePort();
     snprintf(a->http.url, sizeof(a->http.url), "http://127.0.0.1:%d", port);
     snprintf(a->env[0], sizeof(a->env[0]), "ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port);
-    snprintf(a->env[1], sizeof(a->env[1]), "ARCHIVER_ROOT=%s", aroot);
+    snprintf(a->env[1], sizeof(a->env[1]), "ARCHIVER_ARCHIVE=%s", aroot);
     snprintf(a->env[2], sizeof(a->env[2]), "ARCHIVER_TOPIC=%s", topic_name);
     snprintf(a->env[3], sizeof(a->env[3]), "ARCHIVER_METRICS_PORT=%d", port);
-    snprintf(a->env[4], sizeof(a->env[4]), "ARCHIVER_GROUP=archiver-%s", topic_name);
+    snprintf(a->env[4], sizeof(a->env[4]), "ARCHIVER_GROUP_ID=archiver-%s", topic_name);
     const char *env[] = {a->env[0], a->env[1], a->env[2], a->env[3], a->env[4], "ARCHIVER_MAX_AGE=300ms",
                          "ARCHIVER_SESSION_TIMEOUT=6s", "ARCHIVER_REGISTRY_URL=", "ARCHIVER_LOG_LEVEL=error", NULL};
     a->pid = dtSpawn("decision-archiver", NULL, env);

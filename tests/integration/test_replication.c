@@ -65,7 +65,7 @@ static void onDown(const char *reason, void *arg) {
 static int setup(void **state) {
     if (!dtPgStart(&pg)) return -1;
     char cmd[512];
-    snprintf(cmd, sizeof(cmd), "DECISIONS_DATABASE_URL='%s' %s/bin/decision-api migrate --log-level warn", pg.conninfo,
+    snprintf(cmd, sizeof(cmd), "DECISIONS_DSN='%s' %s/bin/decision-api migrate --log-level warn", pg.conninfo,
              getenv("BUILD") ? getenv("BUILD") : "build");
     if (system(cmd) != 0) return -1;
     uv_loop_init(&loop);

@@ -129,8 +129,12 @@ static bool startStream(bool old) {
     return dtStreamStart(&proc, &pg, &kafka, env);
 }
 
+/* The old archiver is given its archive under the variable it was deployed
+ * with, ARCHIVER_ROOT, deprecated since: the archive check proves it still
+ * works. */
 static bool startArchiver(bool old) {
-    const char *env[] = {envf("ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port), envf("ARCHIVER_ROOT=%s", archive),
+    const char *env[] = {envf("ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port),
+                         envf(old ? "ARCHIVER_ROOT=%s" : "ARCHIVER_ARCHIVE=%s", archive),
                          "ARCHIVER_MAX_AGE=300ms", "ARCHIVER_LOG_LEVEL=warn", "ARCHIVER_SESSION_TIMEOUT=6s",
                          envf("ARCHIVER_REGISTRY_URL=%s", registry),
                          old ? envf("ARCHIVER_SCHEMAS_DIR=%s", v1dir) : NULL, NULL};
@@ -291,13 +295,16 @@ static void test_v1_to_v2_under_load(void **state) {
     assert_non_null(v1load);
     assert_true(dtLoadAdvance(v1load, 20));
 
-    /* 1. Migrate with the new binary, while the old one serves. */
+    /* 1. Migrate with the new binary, while the old one serves (with the
+     * connection option's old name, --database-url). */
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "${BUILD:-build}/bin/decision-api migrate --database-url '%s' 2>&1; echo rc=$?",
              pg.conninfo);
     char *out = dtCapture(cmd);
     if (!strstr(out, "rc=0")) fprintf(stderr, "migrate: %s\n", out);
     assert_non_null(strstr(out, "rc=0"));
+    /* an operator's script from before the rename still works, and is told */
+    assert_non_null(strstr(out, "option --database-url is deprecated and will be removed: use --dsn"));
     free(out);
 
     /* 2. The new API takes over the socket; the old one drains and exits. */

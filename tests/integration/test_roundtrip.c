@@ -158,7 +158,7 @@ static int setup(void **state) {
 
     if (!dtPgStart(&pg) || !dtApiStart(&api, &pg, NULL) || !dtKafkaStart(&kafka)) return -1;
     snprintf(env_abrokers, sizeof(env_abrokers), "ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port);
-    snprintf(env_aroot, sizeof(env_aroot), "ARCHIVER_ROOT=%s/archive", pg.dir);
+    snprintf(env_aroot, sizeof(env_aroot), "ARCHIVER_ARCHIVE=%s/archive", pg.dir);
     archiver = dtSpawn("decision-archiver", NULL, archEnv);
     return dtStreamStart(&stream, &pg, &kafka, NULL) ? 0 : -1;
 }

@@ -36,12 +36,12 @@ static int setup(void **state) {
     if (!dtKafkaStart(&kafka)) return -1;
     int mport = dtFreePort();
     snprintf(procHttp.url, sizeof(procHttp.url), "http://127.0.0.1:%d", mport);
-    snprintf(env_db, sizeof(env_db), "STREAM_DATABASE_URL=%s", pg.conninfo);
+    snprintf(env_db, sizeof(env_db), "STREAM_DSN=%s", pg.conninfo);
     snprintf(env_brokers, sizeof(env_brokers), "STREAM_BROKERS=127.0.0.1:%d", kafka.port);
     snprintf(env_metrics, sizeof(env_metrics), "STREAM_METRICS_PORT=%d", mport);
     proc = dtSpawn("stream-processor", NULL, procEnv);
     snprintf(env_abrokers, sizeof(env_abrokers), "ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port);
-    snprintf(env_aroot, sizeof(env_aroot), "ARCHIVER_ROOT=%s/archive", pg.dir);
+    snprintf(env_aroot, sizeof(env_aroot), "ARCHIVER_ARCHIVE=%s/archive", pg.dir);
     archiver = dtSpawn("decision-archiver", NULL, archEnv);
     return dtWaitReady(&procHttp, 20000) ? 0 : -1;
 }

@@ -66,7 +66,7 @@ static int setup(void **state) {
     if (!dtStreamStart(&proc, &pg, &kafka, NULL)) return -1;
     snprintf(archive, sizeof(archive), "%s/archive", pg.dir);
     snprintf(env_abrokers, sizeof(env_abrokers), "ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port);
-    snprintf(env_aroot, sizeof(env_aroot), "ARCHIVER_ROOT=%s", archive);
+    snprintf(env_aroot, sizeof(env_aroot), "ARCHIVER_ARCHIVE=%s", archive);
     archiver = dtSpawn("decision-archiver", NULL, archEnv);
     vs.port = dtFreePort();
     snprintf(vs.url, sizeof(vs.url), "http://127.0.0.1:%d", vs.port);

@@ -511,7 +511,7 @@ static void test_full_map_waits_for_the_sweep(void **state) {
     const char *topic = "decisions-sweep";
     int64_t expiry = nowMs() + 30000;
     store a = {0}, b = {0};
-    const char *extra[] = {"VARSTORE_MAP_SIZE=1MiB", "VARSTORE_SWEEP_INTERVAL=200ms", "VARSTORE_BATCH_MAX=200",
+    const char *extra[] = {"VARSTORE_MAP_SIZE=1MiB", "VARSTORE_SWEEP_INTERVAL=200ms", "VARSTORE_MAX_BATCH=200",
                            "VARSTORE_TOPIC=decisions-sweep", NULL};
     char brokers[64];
     snprintf(brokers, sizeof(brokers), "VARSTORE_BROKERS=127.0.0.1:%d", kafka.port);
@@ -553,7 +553,7 @@ static void test_full_map_goes_on_with_a_larger_one(void **state) {
     store s = {0};
     char brokers[64];
     snprintf(brokers, sizeof(brokers), "VARSTORE_BROKERS=127.0.0.1:%d", kafka.port);
-    const char *small[] = {brokers, "VARSTORE_MAP_SIZE=1MiB", "VARSTORE_BATCH_MAX=200",
+    const char *small[] = {brokers, "VARSTORE_MAP_SIZE=1MiB", "VARSTORE_MAX_BATCH=200",
                            "VARSTORE_TOPIC=decisions-grow", NULL};
     assert_true(storeStart(&s, "grow", small));
     assert_true(dtWaitReady(&s.at, 30000));
@@ -564,7 +564,7 @@ static void test_full_map_goes_on_with_a_larger_one(void **state) {
     assert_true(consumed < produced);
     assert_int_equal(storeStop(&s), 0);
 
-    const char *larger[] = {brokers, "VARSTORE_MAP_SIZE=8MiB", "VARSTORE_BATCH_MAX=200",
+    const char *larger[] = {brokers, "VARSTORE_MAP_SIZE=8MiB", "VARSTORE_MAX_BATCH=200",
                             "VARSTORE_TOPIC=decisions-grow", NULL};
     assert_true(storeStart(&s, "grow", larger));
     assert_true(dtWaitReady(&s.at, 30000));

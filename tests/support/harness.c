@@ -289,7 +289,7 @@ static bool dtApiStartOnPort(dtApi *api, const dtPg *pg, const char *const *extr
         char port[16];
         snprintf(port, sizeof(port), "%d", api->port);
         setenv("DECISIONS_LISTEN_PORT", port, 1);
-        setenv("DECISIONS_DATABASE_URL", pg->conninfo, 1);
+        setenv("DECISIONS_DSN", pg->conninfo, 1);
         setenv("DECISIONS_TOKENS_FILE", api->tokens_file, 1);
         setenv("DECISIONS_LOG_LEVEL", "warn", 0);
         for (size_t i = 0; extra_env && extra_env[i]; i++) putenv((char *)extra_env[i]);
@@ -485,7 +485,7 @@ static char **dtApiEnv(const dtPg *pg, const dtApi *api, const char *notify, con
     while (extra_env && extra_env[nextra]) nextra++;
     char **env = calloc(nextra + nenv + 8, sizeof(char *));
     for (size_t i = 0; i < nextra; i++) env[n++] = strdup(extra_env[i]);
-    if (asprintf(&env[n++], "DECISIONS_DATABASE_URL=%s", pg->conninfo) < 0 ||
+    if (asprintf(&env[n++], "DECISIONS_DSN=%s", pg->conninfo) < 0 ||
         asprintf(&env[n++], "DECISIONS_TOKENS_FILE=%s", api->tokens_file) < 0 ||
         asprintf(&env[n++], "NOTIFY_SOCKET=%s", notify) < 0)
         abort();
@@ -586,7 +586,7 @@ bool dtStreamStart(dtStream *s, const dtPg *pg, const dtKafka *k, const char *co
     size_t n = 4;
     int port = dtFreePort();
     snprintf(s->http.url, sizeof(s->http.url), "http://127.0.0.1:%d", port);
-    snprintf(s->env[0], sizeof(s->env[0]), "STREAM_DATABASE_URL=%s", pg->conninfo);
+    snprintf(s->env[0], sizeof(s->env[0]), "STREAM_DSN=%s", pg->conninfo);
     snprintf(s->env[1], sizeof(s->env[1]), "STREAM_BROKERS=127.0.0.1:%d", k->port);
     snprintf(s->env[2], sizeof(s->env[2]), "STREAM_METRICS_PORT=%d", port);
     for (size_t i = 0; extra_env && extra_env[i] && n < 15; i++) env[n++] = extra_env[i];

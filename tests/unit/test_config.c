@@ -482,6 +482,159 @@ static void test_file_read_cap(void **state) {
     unlink(path);
 }
 
+
+/* ---- deprecated aliases */
+
+typedef struct {
+    char *archive;
+    long port;
+} aliasVals;
+
+#define NALIAS 4
+
+static void aliasOpts(dsConfigOption opts[NALIAS], aliasVals *v) {
+    dsConfigOption o[NALIAS] = {
+        {"archive", DS_CFG_STRING, "var/archive", "archive root", &v->archive, 0, 0},
+        DS_CONFIG_ALIAS("root", "archive"),
+        {"metrics-port", DS_CFG_INT, "0", "metrics port", &v->port, 0, 65535},
+        DS_CONFIG_ALIAS("port", "metrics-port"),
+    };
+    memcpy(opts, o, sizeof o);
+}
+
+/* Runs dsConfigLoad() with stderr going to a file; returns what was logged
+ * (the caller frees it). */
+static char *aliasLoad(aliasVals *v, const char *prefix, int argc, char **argv, dsConfigResult *rc, char *err,
+                       size_t errlen) {
+    dsConfigOption opts[NALIAS];
+    aliasOpts(opts, v);
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(tmp), 2);
+    *rc = dsConfigLoad(opts, NALIAS, prefix, argc, argv, NULL, NULL, err, errlen);
+    dup2(saved, 2);
+    close(saved);
+    long len = ftell(tmp) >= 0 ? (fseek(tmp, 0, SEEK_END), ftell(tmp)) : 0;
+    char *text = calloc(1, (size_t)len + 1);
+    rewind(tmp);
+    assert_int_equal(fread(text, 1, (size_t)len, tmp), (size_t)len);
+    fclose(tmp);
+    return text;
+}
+
+static void aliasFree(aliasVals *v) {
+    dsConfigOption opts[NALIAS];
+    aliasOpts(opts, v);
+    dsConfigFree(opts, NALIAS);
+}
+
+static void test_alias_flag_warns(void **state) {
+    aliasVals v = {0};
+    char err[256];
+    dsConfigResult rc;
+    char *argv[] = {"prog", "--root", "/data/a", "--port=9100", NULL};
+    char *log = aliasLoad(&v, "TCAL1_", ARGC(argv), argv, &rc, err, sizeof err);
+    assert_int_equal(rc, DS_CONFIG_OK);
+    assert_string_equal(v.archive, "/data/a");
+    assert_int_equal(v.port, 9100);
+    assert_non_null(strstr(log, "WARN"));
+    assert_non_null(strstr(log, "option --root is deprecated and will be removed: use --archive"));
+    assert_non_null(strstr(log, "option --port is deprecated and will be removed: use --metrics-port"));
+    free(log);
+
+    /* the new name gives no warning; the last flag wins whatever its name */
+    char *argv2[] = {"prog", "--root", "/old", "--archive", "/new", NULL};
+    log = aliasLoad(&v, "TCAL1_", ARGC(argv2), argv2, &rc, err, sizeof err);
+    assert_int_equal(rc, DS_CONFIG_OK);
+    assert_string_equal(v.archive, "/new");
+    assert_string_equal(log, "");
+    free(log);
+    char *argv3[] = {"prog", "--archive", "/new", "--root", "/old", NULL};
+    log = aliasLoad(&v, "TCAL1_", ARGC(argv3), argv3, &rc, err, sizeof err);
+    assert_string_equal(v.archive, "/old");
+    assert_non_null(strstr(log, "--root is deprecated"));
+    free(log);
+    aliasFree(&v);
+}
+
+static void test_alias_env(void **state) {
+    aliasVals v = {0};
+    char err[256];
+    dsConfigResult rc;
+    char *argv[] = {"prog", NULL};
+    setenv("TCAL2_ROOT", "/env/old", 1);
+    char *log = aliasLoad(&v, "TCAL2_", ARGC(argv), argv, &rc, err, sizeof err);
+    assert_int_equal(rc, DS_CONFIG_OK);
+    assert_string_equal(v.archive, "/env/old");
+    assert_non_null(strstr(log, "environment variable TCAL2_ROOT is deprecated and will be removed: use TCAL2_ARCHIVE"));
+    free(log);
+
+    /* the new variable wins over the old one, and a flag over both */
+    setenv("TCAL2_ARCHIVE", "/env/new", 1);
+    log = aliasLoad(&v, "TCAL2_", ARGC(argv), argv, &rc, err, sizeof err);
+    assert_string_equal(v.archive, "/env/new");
+    assert_non_null(strstr(log, "environment variable TCAL2_ROOT is deprecated and ignored: TCAL2_ARCHIVE is set"));
+    assert_null(strstr(log, "use TCAL2_ARCHIVE"));
+    free(log);
+    char *argv2[] = {"prog", "--archive=/flag", NULL};
+    log = aliasLoad(&v, "TCAL2_", ARGC(argv2), argv2, &rc, err, sizeof err);
+    assert_string_equal(v.archive, "/flag");
+    free(log);
+    unsetenv("TCAL2_ROOT");
+    unsetenv("TCAL2_ARCHIVE");
+    aliasFree(&v);
+}
+
+static void test_alias_errors_name_the_old_name(void **state) {
+    aliasVals v = {0};
+    char err[256];
+    dsConfigResult rc;
+    char *argv[] = {"prog", "--port", "x", NULL};
+    char *log = aliasLoad(&v, "TCAL3_", ARGC(argv), argv, &rc, err, sizeof err);
+    assert_int_equal(rc, DS_CONFIG_ERROR);
+    assert_string_equal(err, "invalid value \"x\" for --metrics-port (from command line, as --port): not an integer");
+    assert_string_equal(log, ""); /* no warning for a load that failed */
+    free(log);
+    assert_null(v.archive);
+
+    setenv("TCAL3_PORT", "70000", 1);
+    char *argv2[] = {"prog", NULL};
+    log = aliasLoad(&v, "TCAL3_", ARGC(argv2), argv2, &rc, err, sizeof err);
+    assert_int_equal(rc, DS_CONFIG_ERROR);
+    assert_non_null(strstr(err, "for --metrics-port (from TCAL3_PORT)"));
+    free(log);
+    unsetenv("TCAL3_PORT");
+
+    char *argv3[] = {"prog", "--root", NULL};
+    log = aliasLoad(&v, "TCAL3_", ARGC(argv3), argv3, &rc, err, sizeof err);
+    assert_int_equal(rc, DS_CONFIG_ERROR);
+    assert_string_equal(err, "missing value for --root");
+    free(log);
+
+    /* an alias of nothing is a programming error, reported at once */
+    dsConfigOption bad[] = {DS_CONFIG_ALIAS("old", "nowhere")};
+    assert_int_equal(dsConfigLoad(bad, 1, NULL, 1, argv2, NULL, NULL, err, sizeof err), DS_CONFIG_ERROR);
+    assert_non_null(strstr(err, "--old is an alias of --nowhere"));
+}
+
+static void test_alias_usage(void **state) {
+    aliasVals v = {0};
+    dsConfigOption opts[NALIAS];
+    aliasOpts(opts, &v);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    dsConfigUsage(f, "prog", NULL, opts, NALIAS, "P_");
+    fclose(f);
+    assert_non_null(strstr(text, "  --root STR          P_ROOT                       deprecated: use --archive (this name goes in the "
+                                "next release)\n"));
+    assert_non_null(strstr(text, "  --port INT          P_PORT                       deprecated: use --metrics-port"));
+    free(text);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -504,6 +657,10 @@ int main(void) {
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_file_read_cap),
         cmocka_unit_test(test_string_not_empty),
+        cmocka_unit_test(test_alias_flag_warns),
+        cmocka_unit_test(test_alias_env),
+        cmocka_unit_test(test_alias_errors_name_the_old_name),
+        cmocka_unit_test(test_alias_usage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

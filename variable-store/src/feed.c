@@ -34,7 +34,7 @@ typedef struct feedTally {
 
 struct vsFeed {
     vsFeedConfig cfg;
-    char *brokers, *topic, *group_id;
+    char *topic, *group_id;
     vsStore *store;
     const vsVars *vars;
     dsCodec *codec; /* the writer thread's own */
@@ -125,24 +125,19 @@ static void feedRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topi
     feedCheckCaughtUp(f);
 }
 
-static void feedRdkafkaLog(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    dsLog(level <= 3 ? DS_LOG_WARN : DS_LOG_DEBUG, "kafka %s: %s", fac, buf);
-}
-
-static bool feedConsumer(vsFeed *f, char *errbuf, size_t errlen) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+static bool feedConsumer(vsFeed *f, const dsKafkaOptions *kafka, char *errbuf, size_t errlen) {
+    rd_kafka_conf_t *conf = dsKafkaConfNew(kafka, errbuf, errlen);
+    if (conf == NULL) return false;
     char session[32];
     snprintf(session, sizeof(session), "%ld", f->cfg.session_timeout_ms);
-    rd_kafka_conf_set_log_cb(conf, feedRdkafkaLog);
     rd_kafka_conf_set_opaque(conf, f);
     rd_kafka_conf_set_rebalance_cb(conf, feedRebalance);
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", f->brokers, errbuf, errlen) ||
-        rd_kafka_conf_set(conf, "group.id", f->group_id, errbuf, errlen) ||
-        rd_kafka_conf_set(conf, "session.timeout.ms", session, errbuf, errlen) ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errbuf, errlen) ||
-        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) ||
-        rd_kafka_conf_set(conf, "enable.partition.eof", "true", errbuf, errlen) ||
-        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errbuf, errlen)) {
+    if (!dsKafkaConfSet(conf, "group.id", f->group_id, errbuf, errlen) ||
+        !dsKafkaConfSet(conf, "session.timeout.ms", session, errbuf, errlen) ||
+        !dsKafkaConfSet(conf, "enable.auto.commit", "false", errbuf, errlen) ||
+        !dsKafkaConfSet(conf, "enable.auto.offset.store", "false", errbuf, errlen) ||
+        !dsKafkaConfSet(conf, "enable.partition.eof", "true", errbuf, errlen) ||
+        !dsKafkaConfSet(conf, "auto.offset.reset", "earliest", errbuf, errlen)) {
         rd_kafka_conf_destroy(conf);
         return false;
     }
@@ -560,7 +555,6 @@ static void feedFree(vsFeed *f) {
     dsCodecFree(f->codec);
     vsBufFree(&f->prep);
     free(f->msgs);
-    free(f->brokers);
     free(f->topic);
     free(f->group_id);
     dsLearnerFree(f->learner);
@@ -576,11 +570,10 @@ vsFeed *vsFeedStart(const vsFeedConfig *cfg, vsStore *store, const vsVars *vars,
     pthread_cond_init(&f->cond, NULL);
     f->cfg = *cfg;
     f->store = store, f->vars = vars;
-    f->brokers = strdup(cfg->brokers ? cfg->brokers : "");
     f->topic = strdup(cfg->topic);
     f->group_id = strdup(cfg->group_id);
     f->msgs = calloc(cfg->batch_max, sizeof(*f->msgs));
-    if (f->brokers == NULL || f->topic == NULL || f->group_id == NULL || f->msgs == NULL) {
+    if (f->topic == NULL || f->group_id == NULL || f->msgs == NULL) {
         snprintf(errbuf, errlen, "out of memory");
         goto failed;
     }
@@ -593,8 +586,8 @@ vsFeed *vsFeedStart(const vsFeedConfig *cfg, vsStore *store, const vsVars *vars,
         snprintf(errbuf, errlen, "cannot create an Avro value");
         goto failed;
     }
-    if (*f->brokers) {
-        if (!feedConsumer(f, errbuf, errlen)) goto failed;
+    if (cfg->kafka && cfg->kafka->brokers && *cfg->kafka->brokers) {
+        if (!feedConsumer(f, cfg->kafka, errbuf, errlen)) goto failed;
     } else {
         atomic_store(&f->caught_up, true);
     }

@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "ds/codec.h"
+#include "ds/kafka.h"
 #include "event.h"
 #include "store.h"
 #include "vars.h"
@@ -56,7 +57,9 @@ typedef struct vsFeed vsFeed;
 #define VS_STREAM_CLOCK_SLACK_MS (60 * 60 * 1000L)
 
 typedef struct vsFeedConfig {
-    const char *brokers;  /* "" or NULL: no consumer, ingest jobs only */
+    /* The cluster and how to reach it, read during vsFeedStart(); NULL or
+     * empty brokers: no consumer, ingest jobs only. */
+    const dsKafkaOptions *kafka;
     const char *topic;
     const char *group_id;
     size_t batch_max;     /* Kafka messages per transaction */

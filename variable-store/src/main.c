@@ -15,6 +15,7 @@
 #include "ds/log.h"
 #include "ds/loop.h"
 #include "ds/timefmt.h"
+#include "ds/kafka.h"
 #include "feed.h"
 #include "server.h"
 #include "store.h"
@@ -23,13 +24,14 @@
 #define ENV_PREFIX "VARSTORE_"
 
 static struct {
-    char *role, *listen_host, *data_dir, *variables_file, *brokers, *topic, *group_id, *on_layout_change, *schemas_dir,
+    char *role, *listen_host, *data_dir, *variables_file, *topic, *group_id, *on_layout_change, *schemas_dir,
         *registry_url, *tokens_file, *log_level;
     long listen_port, batch_max, batch_wait_ms, sweep_ms, session_ms, batch_get_max, ingest_max, retry_after_ms, shutdown_ms,
         ingest_queue_max, reader_check_ms, max_clock_skew_ms;
     size_t map_size, max_body, ingest_queue_bytes;
     bool ingest;
     dsHttpOptions http;
+    dsKafkaOptions kafka;
 } opt;
 
 static const dsConfigOption vsConfig[] = {
@@ -50,8 +52,8 @@ static const dsConfigOption vsConfig[] = {
     {"on-layout-change", DS_CFG_STRING, "rebuild",
      "when the file needs state the store lacks: rebuild (from the topic) or refuse to start", &opt.on_layout_change,
      0, 0},
-    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", "Kafka bootstrap servers; empty: no consumer, ingest only",
-     &opt.brokers, 0, 0},
+    DS_KAFKA_CONFIG_OPTIONS(opt.kafka, "variable-store",
+                            "Kafka bootstrap servers (host:port,...); empty: no consumer, ingest only"),
     {"topic", DS_CFG_STRING, "decisions", "the decision topic", &opt.topic, 1, 0},
     {"group-id", DS_CFG_STRING, "variable-store", "consumer group; one per store directory", &opt.group_id, 1, 0},
     {"schemas-dir", DS_CFG_STRING, "",
@@ -61,7 +63,8 @@ static const dsConfigOption vsConfig[] = {
      "schema registry to learn unknown schema ids from (the decision API serves one); empty: a record of an "
      "unknown id waits for a restart with a newer build", &opt.registry_url, 0, 0},
     {"session-timeout", DS_CFG_DURATION, "10s", "consumer group session timeout", &opt.session_ms, 1000, 3600000},
-    {"batch-max", DS_CFG_INT, "5000", "most Kafka messages applied in one transaction", &opt.batch_max, 1, 1000000},
+    {"max-batch", DS_CFG_INT, "5000", "most Kafka messages applied in one transaction", &opt.batch_max, 1, 1000000},
+    DS_CONFIG_ALIAS("batch-max", "max-batch"),
     {"batch-wait", DS_CFG_DURATION, "20ms", "longest wait for a batch to fill", &opt.batch_wait_ms, 1, 10000},
     {"sweep-interval", DS_CFG_DURATION, "60s", "how often expired events are deleted", &opt.sweep_ms, 10, 86400000},
     {"max-body", DS_CFG_SIZE, "8MiB", "largest request body (413 above)", &opt.max_body, 1024, 1 << 30},
@@ -191,7 +194,7 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
     dsCodecFree(codec);
     if (m->vars == NULL || !mainOpenStore(m, replica, err, errlen)) return false;
     if (!replica) {
-        vsFeedConfig fc = {opt.brokers,     opt.topic,       opt.group_id,    (size_t)opt.batch_max,
+        vsFeedConfig fc = {&opt.kafka,     opt.topic,       opt.group_id,    (size_t)opt.batch_max,
                            opt.batch_wait_ms, opt.sweep_ms, opt.session_ms, opt.schemas_dir, opt.registry_url,
                            (size_t)opt.ingest_queue_max, opt.ingest_queue_bytes, opt.reader_check_ms,
                            opt.max_clock_skew_ms + VS_STREAM_CLOCK_SLACK_MS};

@@ -25,6 +25,8 @@ typedef enum {
     DS_CFG_BOOL,     /* target: bool *; true/false/1/0/yes/no/on/off */
     DS_CFG_SIZE,     /* target: size_t *; bytes, accepts suffixes k, KiB, m, MiB, g, GiB; bounded by [min, max] */
     DS_CFG_DURATION, /* target: long * in milliseconds; accepts ms, s, m, h suffixes (bare number = ms); bounded */
+    DS_CFG_ALIAS,    /* a deprecated name: def is the name of the option it stands for
+                      * (DS_CONFIG_ALIAS); no target of its own */
 } dsConfigType;
 
 typedef struct dsConfigOption {
@@ -41,6 +43,16 @@ typedef struct dsConfigOption {
                          * of "" writing under /decisions); max is unused */
 } dsConfigOption;
 
+/* A row keeping an old option name working for one release after a rename:
+ * "--OLD VALUE" and the environment variable PREFIX_OLD set the option named
+ * new_name, and dsConfigLoad() logs a warning naming the new flag or
+ * variable. The new name wins: a flag under either name overrides the
+ * environment (the last flag wins), and PREFIX_NEW overrides PREFIX_OLD.
+ * --help lists the old name as deprecated. new_name must be a non-alias row
+ * of the same table. */
+#define DS_CONFIG_ALIAS(old_name, new_name) \
+    { old_name, DS_CFG_ALIAS, new_name, NULL, NULL, 0, 0 }
+
 /* Result of dsConfigLoad(). */
 typedef enum {
     DS_CONFIG_OK = 0,
@@ -56,6 +68,9 @@ typedef enum {
  * argument only if it is a boolean word. A repeated flag: the last one wins.
  * "--" ends the flags; "-" is a positional argument. --help wins over argv
  * errors.
+ * A value given under a deprecated alias (DS_CONFIG_ALIAS), or an alias's
+ * variable ignored because the new one is set, is logged as a warning
+ * (ds/log.h) naming the new name, on DS_CONFIG_OK only.
  * Positional (non-flag) arguments are not allowed unless positional != NULL:
  * then they are stored in order into positional[] (pointers into argv, not
  * copied), up to *npositional on entry; *npositional is set to the count. */
