@@ -134,7 +134,7 @@ static char *kfPassword(const dsKafkaOptions *o, char *errbuf, size_t errlen) {
         if ((pw = strdup(o->sasl_password)) == NULL) kfFail(errbuf, errlen, "out of memory");
         return pw;
     }
-    if ((pw = dsFileRead(o->sasl_password_file, &len, why, sizeof(why))) == NULL) {
+    if ((pw = dsFileRead(o->sasl_password_file, DS_FILE_MAX_SECRET, &len, why, sizeof(why))) == NULL) {
         kfFail(errbuf, errlen, "--sasl-password-file: %s", why);
         return NULL;
     }
