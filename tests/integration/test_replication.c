@@ -152,24 +152,12 @@ static void test_stream_confirm_restart(void **state) {
     spRelCacheFree(s2.rels);
 }
 
-/* Sets (value non-NULL) or resets a default of the test database. */
-static bool databaseSetting(const char *name, const char *value) {
-    char sql[512];
-    if (value)
-        snprintf(sql, sizeof(sql), "DO $$BEGIN EXECUTE format('ALTER DATABASE %%I SET %s = %%L', current_database(),"
-                 " '%s'); END$$", name, value);
-    else
-        snprintf(sql, sizeof(sql), "DO $$BEGIN EXECUTE format('ALTER DATABASE %%I RESET %s', current_database()); END$$",
-                 name);
-    return dtPgExec(&pg, sql);
-}
-
 /* A database whose default DateStyle and TimeZone print timestamps as
  * "24/11/2026 22:35:35.655123 NST": the stream still carries recorded_at in
  * ISO form, UTC, the instant the row holds. */
 static void test_recorded_at_iso_whatever_the_database_default(void **state) {
-    assert_true(databaseSetting("DateStyle", "SQL, DMY"));
-    assert_true(databaseSetting("TimeZone", "America/St_Johns"));
+    assert_true(dtPgSetDefault(&pg, "DateStyle", "SQL, DMY"));
+    assert_true(dtPgSetDefault(&pg, "TimeZone", "America/St_Johns"));
     char *shown = dtPgScalar(&pg, "SELECT now()::text");
     assert_non_null(shown);
     assert_non_null(strchr(shown, '/')); /* the setting took: not ISO */
@@ -187,7 +175,7 @@ static void test_recorded_at_iso_whatever_the_database_default(void **state) {
     assert_true(runUntil(gotInsert, &s));
     spReplClose(r);
     spRelCacheFree(s.rels);
-    assert_true(databaseSetting("DateStyle", NULL) && databaseSetting("TimeZone", NULL));
+    assert_true(dtPgSetDefault(&pg, "DateStyle", NULL) && dtPgSetDefault(&pg, "TimeZone", NULL));
     assert_string_equal(s.last_id, id);
     int64_t ms = 0;
     if (!spPgTimestampParse(s.last_recorded, &ms, err, sizeof(err))) fprintf(stderr, "%s\n", err);

@@ -510,18 +510,6 @@ static void test_registry_down_rows_wait(void **state) {
     assert_true(procReplace(NULL, true)); /* the default processor, for what follows */
 }
 
-/* Sets (value non-NULL) or resets a default of the test database. */
-static bool databaseSetting(const char *name, const char *value) {
-    char sql[512];
-    if (value)
-        snprintf(sql, sizeof(sql), "DO $$BEGIN EXECUTE format('ALTER DATABASE %%I SET %s = %%L', current_database(),"
-                 " '%s'); END$$", name, value);
-    else
-        snprintf(sql, sizeof(sql), "DO $$BEGIN EXECUTE format('ALTER DATABASE %%I RESET %s', current_database()); END$$",
-                 name);
-    return dtPgExec(&pg, sql);
-}
-
 /* A database whose defaults print timestamps as "24/11/2026 13:35:35.655123
  * NST" streams its rows all the same, recorded_at the instant the row
  * holds: the archived record equals what the API serves. */
@@ -529,7 +517,7 @@ static void test_database_datestyle_does_not_matter(void **state) {
     enum { N = 3 };
     static char ids[N][37];
     json_t *posted[N];
-    assert_true(databaseSetting("DateStyle", "SQL, DMY") && databaseSetting("TimeZone", "America/St_Johns"));
+    assert_true(dtPgSetDefault(&pg, "DateStyle", "SQL, DMY") && dtPgSetDefault(&pg, "TimeZone", "America/St_Johns"));
     bool replaced = procReplace(NULL, true); /* a new session meets the new defaults */
     double dlq = dtMetric(&procHttp, "stream_dlq_total");
     bool ok = replaced;
@@ -537,7 +525,7 @@ static void test_database_datestyle_does_not_matter(void **state) {
     drained d = {N};
     bool streamed = ok && dtWaitFor(procDrained, &d, 30000);
     double dlq_after = dtMetric(&procHttp, "stream_dlq_total");
-    assert_true(databaseSetting("DateStyle", NULL) && databaseSetting("TimeZone", NULL));
+    assert_true(dtPgSetDefault(&pg, "DateStyle", NULL) && dtPgSetDefault(&pg, "TimeZone", NULL));
     assert_true(ok);
     assert_true(streamed);
     assert_true(dlq == 0 && dlq_after == 0);

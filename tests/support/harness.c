@@ -116,6 +116,17 @@ bool dtPgExec(const dtPg *pg, const char *sql) {
     return ok;
 }
 
+bool dtPgSetDefault(const dtPg *pg, const char *name, const char *value) {
+    char sql[512];
+    if (value)
+        snprintf(sql, sizeof(sql), "DO $$BEGIN EXECUTE format('ALTER DATABASE %%I SET %s = %%L', current_database(),"
+                 " '%s'); END$$", name, value);
+    else
+        snprintf(sql, sizeof(sql), "DO $$BEGIN EXECUTE format('ALTER DATABASE %%I RESET %s', current_database()); END$$",
+                 name);
+    return dtPgExec(pg, sql);
+}
+
 char *dtPgTableFingerprint(const dtPg *pg) {
     return dtPgScalar(pg, "SELECT count(*) || ':' || coalesce(md5(string_agg(decision_id::text || doc::text || "
                           "recorded_at::text, ',' ORDER BY decision_id)), '') FROM decisions");

@@ -25,6 +25,9 @@ void dtPgDestroy(dtPg *pg);
 char *dtPgScalar(const dtPg *pg, const char *sql);
 /* Runs sql, true if it succeeded. */
 bool dtPgExec(const dtPg *pg, const char *sql);
+/* Sets (value non-NULL) or resets a default of the test database
+ * (ALTER DATABASE ... SET name = value), as an operator might. */
+bool dtPgSetDefault(const dtPg *pg, const char *name, const char *value);
 /* A fingerprint of the decisions table: row count and a hash of every row. */
 char *dtPgTableFingerprint(const dtPg *pg);
 
