@@ -27,7 +27,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "ds/codec.h"
+#include "archive_gen.h"
 #include "harness.h"
 
 enum { NCUST = 8, NMERCH = 5 };
@@ -520,31 +520,18 @@ static void test_bad_registry_url_is_an_error_not_a_crash(void **state) {
 /* The fixture decision for customer and merchant "cust-stray"/"m-stray"
  * with outcome, decided at decided_ms, in the wire format: what a producer
  * writing around the API could put on the topic. malloc'd. */
-static char *strayRecord(dsCodec *c, const char *outcome, int64_t decided_ms, const char *country, size_t *len) {
-    char err[256], id[37];
+static char *strayRecord(const char *outcome, int64_t decided_ms, const char *country, size_t *len) {
+    char id[37];
     json_t *doc = dtFixture("decision.json");
     dtUuid(id);
     json_object_set_new(doc, "decision_id", json_string(id));
     json_object_set_new(doc, "customer_id", json_string("cust-stray"));
     json_object_set_new(doc, "merchant_id", json_string("m-stray"));
     json_object_set_new(doc, "outcome", json_string(outcome));
-    avro_value_t v, field;
-    dsCodecError cerr;
-    assert_true(dsCodecNewValue(c, &v));
-    assert_true(dsCodecFromJson(c, doc, &v, &cerr));
-    assert_true(dsCodecSetServerFields(c, &v, nowMs(), dsCodecCurrentVersion(c)));
-    assert_int_equal(avro_value_get_by_name(&v, "decided_at", &field, NULL), 0);
-    assert_int_equal(avro_value_set_long(&field, decided_ms), 0);
-    if (country) { /* set on the value: no JSON document could carry it */
-        assert_int_equal(avro_value_get_by_name(&v, "country", &field, NULL), 0);
-        assert_int_equal(avro_value_set_string(&field, country), 0);
-    }
-    *len = dsCodecEncodeWire(c, &v, NULL, 0, err, sizeof(err));
-    char *buf = malloc(*len);
-    assert_int_equal(dsCodecEncodeWire(c, &v, buf, *len, err, sizeof(err)), *len);
-    avro_value_decref(&v);
+    char *wire = dtGenWire(doc, decided_ms, country, len);
+    assert_non_null(wire);
     json_decref(doc);
-    return buf;
+    return wire;
 }
 
 /* Whether the store counts cust-stray's one approved decision. */
@@ -563,14 +550,12 @@ static bool strayCounted(void *arg) {
  * them is counted. */
 static void test_records_breaking_the_rules_are_not_counted(void **state) {
     char err[256], brokers[64];
-    dsCodec *c = dsCodecNew(err, sizeof(err));
-    assert_non_null(c);
     int64_t now = nowMs();
     size_t lens[4];
-    char *values[4] = {strayRecord(c, "REJECTED", now + DAY_MS, NULL, &lens[0]),
-                       strayRecord(c, "REJECTED", 631152000000LL /* 1990 */, NULL, &lens[1]),
-                       strayRecord(c, "REJECTED", now - 90000, "se", &lens[2]), /* breaks the country rule */
-                       strayRecord(c, "APPROVED", now - 60000, NULL, &lens[3])};
+    char *values[4] = {strayRecord("REJECTED", now + DAY_MS, NULL, &lens[0]),
+                       strayRecord("REJECTED", 631152000000LL /* 1990 */, NULL, &lens[1]),
+                       strayRecord("REJECTED", now - 90000, "se", &lens[2]), /* breaks the country rule */
+                       strayRecord("APPROVED", now - 60000, NULL, &lens[3])};
     double rejected = dtMetric(&vs, "variable_store_rejected_total");
     snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", kafka.port);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -595,7 +580,6 @@ static void test_records_breaking_the_rules_are_not_counted(void **state) {
     assert_int_equal(json_integer_value(json_object_get(v, "approved_count_30d")), 1);
     json_decref(j);
     for (int i = 0; i < 4; i++) free(values[i]);
-    dsCodecFree(c);
 }
 
 /* Distinct purchases of a customer in 30 days, computed here. */

@@ -88,30 +88,45 @@ bool dtArchiveGenerate(const char *root, int n, int64_t first_ms, int64_t step_m
     return ok;
 }
 
-char *dtGenRecord(int i, int64_t decided_ms, size_t *len) {
-    char err[256];
+/* Overwrites a top-level string field of v; false on failure. */
+static bool genSetString(avro_value_t *v, const char *name, const char *text) {
+    avro_value_t field;
+    return avro_value_get_by_name(v, name, &field, NULL) == 0 && avro_value_set_string(&field, text) == 0;
+}
+
+char *dtGenWire(const json_t *doc, int64_t decided_ms, const char *country, size_t *len) {
+    char err[256] = "cannot make the value";
     dsCodec *c = dsCodecNew(err, sizeof(err));
-    json_t *fixture = json_load_file("tests/fixtures/decision.json", 0, NULL);
-    json_t *doc = fixture ? genDoc(fixture, i, decided_ms) : NULL;
-    avro_value_t v;
+    avro_value_t v, field;
     dsCodecError cerr;
     char *out = NULL;
     bool has_value = c != NULL && dsCodecNewValue(c, &v);
-    if (has_value && doc && dsCodecFromJson(c, doc, &v, &cerr) && dsCodecSetServerFields(c, &v, decided_ms + 5, 1)) {
+    if (has_value && dsCodecFromJson(c, doc, &v, &cerr) && dsCodecSetServerFields(c, &v, decided_ms + 5, 1) &&
+        avro_value_get_by_name(&v, "decided_at", &field, NULL) == 0 && avro_value_set_long(&field, decided_ms) == 0 &&
+        (country == NULL || genSetString(&v, "country", country))) {
         size_t n = dsCodecEncodeWire(c, &v, NULL, 0, err, sizeof(err));
-        char *wire = n ? malloc(n) : NULL;
-        if (wire && dsCodecEncodeWire(c, &v, wire, n, err, sizeof(err)) == n && (out = malloc(n)) != NULL) {
-            *len = n - DS_WIRE_HEADER_LEN;
-            memcpy(out, wire + DS_WIRE_HEADER_LEN, *len);
-        }
-        free(wire);
+        if (n > 0 && (out = malloc(n)) != NULL && dsCodecEncodeWire(c, &v, out, n, err, sizeof(err)) != n)
+            free(out), out = NULL;
+        if (out) *len = n;
     }
-    if (out == NULL) fprintf(stderr, "dtGenRecord %d: %s\n", i, err);
+    if (out == NULL) fprintf(stderr, "dtGenWire: %s\n", err);
     if (has_value) avro_value_decref(&v);
-    json_decref(doc);
-    json_decref(fixture);
     dsCodecFree(c);
     return out;
+}
+
+char *dtGenRecord(int i, int64_t decided_ms, size_t *len) {
+    json_t *fixture = json_load_file("tests/fixtures/decision.json", 0, NULL);
+    json_t *doc = fixture ? genDoc(fixture, i, decided_ms) : NULL;
+    size_t n = 0;
+    char *wire = doc ? dtGenWire(doc, decided_ms, NULL, &n) : NULL;
+    json_decref(doc);
+    json_decref(fixture);
+    if (wire == NULL) return fprintf(stderr, "dtGenRecord %d failed\n", i), NULL;
+    /* the Avro body alone, as a container block holds it */
+    *len = n - DS_WIRE_HEADER_LEN;
+    memmove(wire, wire + DS_WIRE_HEADER_LEN, *len);
+    return wire;
 }
 
 /* An Avro long (zig-zag varint). */

@@ -31,6 +31,14 @@ void dtGenId(int i, char out[37]);
  * malloc'd (the caller frees), *len its size; NULL on failure (printed). */
 char *dtGenRecord(int i, int64_t decided_ms, size_t *len);
 
+/* A decision in the wire format (current shipped schema) as a producer
+ * writing around the stream processor could put it on the topic: doc
+ * (borrowed, a valid document), then decided_at and, when country is not
+ * NULL, country overwritten on the value, past every rule a post checks (a
+ * date before 2000, a country in lower case). malloc'd (the caller frees),
+ * *len its size; NULL on failure (printed). */
+char *dtGenWire(const json_t *doc, int64_t decided_ms, const char *country, size_t *len);
+
 /* One block of a hand-made container file: the object count it declares
  * and the serialized objects (before compression). */
 typedef struct dtGenBlock {
