@@ -442,8 +442,15 @@ static pid_t slowExiter(int *released) {
     close(p[0]);
     struct sigaction sa = {.sa_handler = onTerm};
     sigaction(SIGTERM, &sa, NULL);
+    /* SIGTERM held until sigsuspend: one arriving between the test of
+     * termed and a pause() would leave the model waiting for ever */
+    sigset_t term, before;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, &before);
     if (write(p[1], "r", 1) != 1) _exit(2);
-    while (!termed) pause();
+    while (!termed) sigsuspend(&before);
+    sigprocmask(SIG_SETMASK, &before, NULL);
     signal(SIGTERM, SIG_DFL);
     if (write(p[1], "x", 1) != 1) _exit(2);
     struct timespec ts = {0, 500 * 1000 * 1000};
