@@ -23,6 +23,9 @@
 #                                        create a topic (RF defaults to the
 #                                        number of nodes); nothing if it exists
 #   kafka-cluster.sh bootstrap DIR       print the bootstrap servers again
+#   kafka-cluster.sh leader DIR TOPIC PARTITION
+#                                        print the node (1-based) leading that
+#                                        partition, as a metadata request sees it
 #   kafka-cluster.sh run DIR CLASS ARGS...
 #                                        run a Kafka main class from the fetched
 #                                        jars (ConsoleConsumer, ConfigCommand, ...)
@@ -58,6 +61,8 @@
 #   DIR/client.json              kafka-python keyword arguments, SCRAM-SHA-512
 #                                (KafkaProducer(**json.load(open(...))))
 #   DIR/ca.pem                   the CA certificate (with --tls)
+#   DIR/sasl-password            the password alone (with --sasl), for the
+#                                programs' --sasl-password-file
 # Without --sasl, all of them are written too (without credentials).
 # Replication factor = number of nodes for every internal topic and by
 # default; min.insync.replicas 2 on 3 nodes, 1 on one; no automatic topic
@@ -283,6 +288,7 @@ with open(path, "w") as f:
     f.write("\n")
 PY
   chmod 600 "$dir"/client*.properties "$dir/client.json"
+  if [ "$SASL" = 1 ]; then (umask 077 && echo "$SASL_PASSWORD" >"$dir/sasl-password"); fi
 }
 
 # Formats a new DIR: ports, certificates, configuration, then the storage of
@@ -551,6 +557,15 @@ case "$cmd" in
     JAVA=$(java_bin)
     create_topic "${1:?topic name needed}" "${2:?partitions needed}" "${3:-}" ;;
   bootstrap) load_layout; bootstrap ;;
+  leader)
+    load_layout
+    t=${1:?topic name needed}
+    p=${2:?partition needed}
+    [[ $p =~ ^[0-9]+$ ]] || die "partition must be a number, not '$p'"
+    out=$(metadata "$(bootstrap)" -t "$t" || true)
+    l=$(sed -n "s/^ *partition $p, leader \([0-9-]*\),.*/\1/p" <<<"$out")
+    [[ $l =~ ^[1-9][0-9]*$ ]] || { echo "$out" >&2; die "partition $p of $t has no leader"; }
+    echo "$l" ;;
   run)
     load_layout
     fetch

@@ -593,14 +593,23 @@ bool dtWaitReady(const dtApi *at, int timeout_ms) {
 }
 
 bool dtStreamStart(dtStream *s, const dtPg *pg, const dtKafka *k, const char *const *extra_env) {
-    const char *env[16] = {s->env[0], s->env[1], s->env[2], "STREAM_LOG_LEVEL=warn"};
-    size_t n = 4;
+    char brokers[64];
+    snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", k->port);
+    return dtStreamStartOn(s, pg, brokers, extra_env);
+}
+
+bool dtStreamStartOn(dtStream *s, const dtPg *pg, const char *brokers, const char *const *extra_env) {
+    const char *env[24] = {s->env[0], s->env[2], "STREAM_LOG_LEVEL=warn"};
+    size_t n = 3;
     int port = dtFreePort();
     snprintf(s->http.url, sizeof(s->http.url), "http://127.0.0.1:%d", port);
     snprintf(s->env[0], sizeof(s->env[0]), "STREAM_DSN=%s", pg->conninfo);
-    snprintf(s->env[1], sizeof(s->env[1]), "STREAM_BROKERS=127.0.0.1:%d", k->port);
     snprintf(s->env[2], sizeof(s->env[2]), "STREAM_METRICS_PORT=%d", port);
-    for (size_t i = 0; extra_env && extra_env[i] && n < 15; i++) env[n++] = extra_env[i];
+    if (brokers != NULL) {
+        snprintf(s->env[1], sizeof(s->env[1]), "STREAM_BROKERS=%s", brokers);
+        env[n++] = s->env[1];
+    }
+    for (size_t i = 0; extra_env && extra_env[i] && n < 23; i++) env[n++] = extra_env[i];
     env[n] = NULL;
     s->pid = dtSpawn("stream-processor", NULL, env);
     return s->pid > 0 && dtWaitFor(dtReady, &s->http, 20000);

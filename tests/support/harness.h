@@ -143,6 +143,9 @@ typedef struct dtStream {
  * NULL-terminated "NAME=value" or NULL, says otherwise) and waits for its
  * /readyz. */
 bool dtStreamStart(dtStream *s, const dtPg *pg, const dtKafka *k, const char *const *extra_env);
+/* The same against any Kafka: brokers is the bootstrap list, or NULL when
+ * extra_env names it (STREAM_BROKERS, as dtBrokerClientEnv() writes it). */
+bool dtStreamStartOn(dtStream *s, const dtPg *pg, const char *brokers, const char *const *extra_env);
 /* SIGTERM; returns the exit status like dtStop(). */
 int dtStreamStop(dtStream *s);
 

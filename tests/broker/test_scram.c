@@ -20,32 +20,17 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "broker.h"
 #include "harness.h"
 
-static char dir[64];
+static dtBroker broker;
+static const char *dir = broker.dir;
 
-static int teardown(void **state) {
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "bash deploy/kafka-cluster.sh destroy %s >&2", dir);
-    int rc = system(cmd);
-    struct stat st;
-    return rc == 0 && stat(dir, &st) != 0 ? 0 : -1;
-}
+static int teardown(void **state) { return dtBrokerDestroy(&broker) ? 0 : -1; }
 
 /* A single-node cluster, SASL_SSL only, with the SCRAM-SHA-512 user the tool
  * creates at format time. */
-static int setup(void **state) {
-    snprintf(dir, sizeof(dir), "/tmp/ds-scram-XXXXXX");
-    if (mkdtemp(dir) == NULL) return -1;
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "bash deploy/kafka-cluster.sh start %s --sasl --tls >/dev/null", dir);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "kafka-cluster.sh start %s failed\n", dir);
-        teardown(state); /* cmocka runs no group teardown after a failed setup */
-        return -1;
-    }
-    return 0;
-}
+static int setup(void **state) { return dtBrokerStart(&broker, 1, true, true, NULL) ? 0 : -1; }
 
 typedef struct client {
     rd_kafka_t *rk;
