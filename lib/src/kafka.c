@@ -125,9 +125,7 @@ static bool kfCheckSsl(const dsKafkaOptions *o, const char *proto, char *errbuf,
            (!kfSet(o->ssl_key) || kfReadable("ssl-key-location", o->ssl_key, errbuf, errlen));
 }
 
-/* The password from --sasl-password-file (its first line, trailing blanks
- * dropped) or --sasl-password: a new string the caller cleanses and frees. */
-static char *kfPassword(const dsKafkaOptions *o, char *errbuf, size_t errlen) {
+char *dsKafkaPassword(const dsKafkaOptions *o, char *errbuf, size_t errlen) {
     char why[512], *pw;
     size_t len;
     if (!kfSet(o->sasl_password_file)) {
@@ -151,7 +149,7 @@ static char *kfPassword(const dsKafkaOptions *o, char *errbuf, size_t errlen) {
 /* ---- the configuration --------------------------------------------------- */
 
 static bool kfSetSasl(rd_kafka_conf_t *conf, const dsKafkaOptions *o, char *errbuf, size_t errlen) {
-    char *pw = kfPassword(o, errbuf, errlen);
+    char *pw = dsKafkaPassword(o, errbuf, errlen);
     if (pw == NULL) return false;
     bool ok = dsKafkaConfSet(conf, "sasl.mechanism", kfMechanism(o->sasl_mechanism), errbuf, errlen) &&
               dsKafkaConfSet(conf, "sasl.username", o->sasl_username, errbuf, errlen) &&
@@ -177,6 +175,8 @@ rd_kafka_conf_t *dsKafkaConfNew(const dsKafkaOptions *o, char *errbuf, size_t er
     bool ok = dsKafkaConfSet(conf, "bootstrap.servers", o->brokers, errbuf, errlen) &&
               dsKafkaConfSet(conf, "security.protocol", proto, errbuf, errlen) &&
               dsKafkaConfSet(conf, "client.id", kfOrNull(o->client_id), errbuf, errlen) &&
+              dsKafkaConfSet(conf, "topic.metadata.refresh.interval.ms", DS_KAFKA_METADATA_REFRESH_MS, errbuf,
+                             errlen) &&
               dsKafkaConfSet(conf, "ssl.ca.location", kfOrNull(o->ssl_ca), errbuf, errlen) &&
               dsKafkaConfSet(conf, "ssl.certificate.location", kfOrNull(o->ssl_cert), errbuf, errlen) &&
               dsKafkaConfSet(conf, "ssl.key.location", kfOrNull(o->ssl_key), errbuf, errlen) &&

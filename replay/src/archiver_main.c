@@ -41,6 +41,7 @@
 #include "ds/kafkahold.h"
 #include "ds/http.h"
 #include "ds/kafka.h"
+#include "ds/kafkahealth.h"
 #include "ds/learn.h"
 #include "ds/log.h"
 #include "ds/loop.h"
@@ -121,6 +122,7 @@ static volatile sig_atomic_t stopping;
 static dsMetrics *metrics;
 static dsMetric *mArchived, *mQuarantined, *mFiles;
 static dsHttpServer *http; /* NULL without a metrics-port */
+static dsKafkaHealth *health; /* what the cluster refuses, if anything */
 
 static void arOnSignal(int sig) {
     stopping = 1;
@@ -169,6 +171,7 @@ static void arAbortAll(void) {
  * committed, so the next owner writes them again under the same names. */
 static void arRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *l, void *opaque) {
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (l->cnt > 0) dsKafkaHealthOk(health, opt.topic);
         rd_kafka_assign(rk, l);
     } else {
         for (int i = 0; i < l->cnt; i++) {
@@ -328,6 +331,27 @@ static bool arFinishOld(rd_kafka_t *rk) {
     return true;
 }
 
+/* librdkafka retries refused credentials and certificates: the health
+ * says so once, the rest is as before (logged; librdkafka retries). */
+static void arOnError(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    if (dsKafkaHealthError(health, (rd_kafka_resp_err_t)err, reason, NULL) == DS_KAFKA_OK)
+        dsLogWarn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static int arOnStats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+    dsKafkaHealthStats(health, json, len);
+    return 0;
+}
+
+/* A consumer error (a missing topic among them); the end of a partition is
+ * not one. */
+static void arConsumerError(const rd_kafka_message_t *m) {
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+    const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : opt.topic;
+    if (dsKafkaHealthError(health, m->err, rd_kafka_message_errstr(m), topic) == DS_KAFKA_OK)
+        dsLogWarn("kafka: %s", rd_kafka_message_errstr(m));
+}
+
 static rd_kafka_t *arConsumer(char *errbuf, size_t errlen) {
     rd_kafka_conf_t *conf = dsKafkaConfNew(&opt.kafka, errbuf, errlen);
     if (conf == NULL) return NULL;
@@ -336,16 +360,20 @@ static rd_kafka_t *arConsumer(char *errbuf, size_t errlen) {
     if (!dsKafkaConfSet(conf, "session.timeout.ms", session, errbuf, errlen) ||
         !dsKafkaConfSet(conf, "group.id", opt.group_id, errbuf, errlen) ||
         !dsKafkaConfSet(conf, "enable.auto.commit", "false", errbuf, errlen) ||
-        !dsKafkaConfSet(conf, "auto.offset.reset", "earliest", errbuf, errlen)) {
+        !dsKafkaConfSet(conf, "auto.offset.reset", "earliest", errbuf, errlen) ||
+        !dsKafkaHealthConf(conf, errbuf, errlen)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
     rd_kafka_conf_set_rebalance_cb(conf, arRebalance);
+    rd_kafka_conf_set_error_cb(conf, arOnError);
+    rd_kafka_conf_set_stats_cb(conf, arOnStats);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errlen);
     if (rk == NULL) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    dsKafkaHealthAttach(health, rk);
     rd_kafka_poll_set_consumer(rk);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, opt.topic, RD_KAFKA_PARTITION_UA);
@@ -366,11 +394,11 @@ static int arRun(rd_kafka_t *rk, dsCodec *codec, uv_loop_t *loop) {
         if (http) uv_run(loop, UV_RUN_NOWAIT);
         bool ok = true;
         if (m != NULL) {
-            if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) ok = arMessage(rk, codec, m);
-            else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                dsLogWarn("kafka: %s", rd_kafka_message_errstr(m));
+            if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) dsKafkaHealthOk(health, opt.topic), ok = arMessage(rk, codec, m);
+            else arConsumerError(m);
             rd_kafka_message_destroy(m);
         }
+        dsKafkaHealthTick(health);
         if (!ok || !arFinishOld(rk)) {
             arAbortAll();
             return 1; /* a restart re-reads from the last committed offsets */
@@ -384,12 +412,18 @@ static int arRun(rd_kafka_t *rk, dsCodec *codec, uv_loop_t *loop) {
 
 static void arHandle(void *app, h2o_req_t *req) {
     h2o_iovec_t p = req->path_normalized;
+    char why[1400];
     if (h2o_memis(p.base, p.len, H2O_STRLIT("/metrics"))) {
+        dsKafkaHealthPublish(health, metrics);
         dsHttpRespondMetrics(http, req, metrics);
     } else if (h2o_memis(p.base, p.len, H2O_STRLIT("/healthz"))) {
         dsHttpRespondJson(http, req, "GET /healthz", 200, json_pack("{s:s}", "status", "ok"), NULL, 0);
     } else if (h2o_memis(p.base, p.len, H2O_STRLIT("/readyz"))) {
-        dsHttpRespondJson(http, req, "GET /readyz", 200, json_pack("{s:s}", "status", "archiving"), NULL, 0);
+        if (dsKafkaHealthProblem(health, why, sizeof(why)) != DS_KAFKA_OK)
+            dsHttpRespondJson(http, req, "GET /readyz", 503, json_pack("{s:s,s:s}", "status", "kafka", "reason", why),
+                              NULL, 0);
+        else
+            dsHttpRespondJson(http, req, "GET /readyz", 200, json_pack("{s:s}", "status", "archiving"), NULL, 0);
     } else {
         dsHttpRespondError(http, req, "other", 404, "not_found", "GET /metrics, /healthz or /readyz", NULL, 0);
     }
@@ -432,6 +466,10 @@ int main(int argc, char **argv) {
         dsLogError("%s", err);
         goto done;
     }
+    if ((health = dsKafkaHealthNew(&opt.kafka, opt.topic)) == NULL) {
+        dsLogError("out of memory");
+        goto done;
+    }
     if (!arMetricsStart(&loop, err, sizeof(err))) {
         dsLogError("cannot start the metrics endpoint: %s", err);
         goto done;
@@ -449,6 +487,7 @@ done:
     dsHttpServerFree(http);
     if (!dsLoopShutdown(&loop)) dsLogWarn("event loop closed with handles still open");
     dsMetricsFree(metrics);
+    dsKafkaHealthFree(health);
     dsLearnerFree(learner);
     arValuesFree();
     dsCodecFree(codec);

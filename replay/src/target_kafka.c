@@ -1,19 +1,31 @@
 /* target_kafka.c - the Kafka target of decision-replay (target.h): one
  * idempotent librdkafka producer, records built exactly as the stream
- * processor builds them, delivery reports counted on flush. */
+ * processor builds them, delivery reports counted on flush.
+ *
+ * A command line fails rather than waits: before the first record the
+ * cluster must answer for the topic within RP_KAFKA_CHECK_MS, and refused
+ * credentials, an untrusted broker certificate or a missing topic, at
+ * start or later, stop the run at once with the message of
+ * ds/kafkahealth.h (write or flush fails, so no checkpoint is saved past
+ * what Kafka acknowledged). */
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ds/kafkahealth.h"
 #include "ds/log.h"
 #include "target.h"
+
+/* How long the start waits for the brokers to answer at all. */
+#define RP_KAFKA_CHECK_MS 30000
 
 typedef struct tkTarget {
     rpTarget base;
     dsCodec *codec;
     rd_kafka_t *rk;
     rd_kafka_topic_t *topic;
+    dsKafkaHealth *health; /* owned */
     char schema_id[16];
     unsigned char *buf;
     size_t cap;
@@ -27,8 +39,20 @@ static void tkOnDelivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
         return;
     }
     t->base.settled.failed++;
+    dsKafkaHealthError(t->health, m->err, NULL, rd_kafka_topic_name(m->rkt));
     if (!t->logged_failure) dsLogError("kafka: a decision was not delivered: %s", rd_kafka_err2str(m->err));
     t->logged_failure = true;
+}
+
+static void tkOnError(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    tkTarget *t = opaque;
+    if (dsKafkaHealthError(t->health, (rd_kafka_resp_err_t)err, reason, NULL) == DS_KAFKA_OK)
+        dsLogWarn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+/* false with the problem's message when the cluster refuses the target. */
+static bool tkHealthy(tkTarget *t, char *errbuf, size_t errlen) {
+    return dsKafkaHealthProblem(t->health, errbuf, errlen) == DS_KAFKA_OK;
 }
 
 /* The wire bytes into t->buf, grown as needed; 0 on failure. */
@@ -58,27 +82,30 @@ static bool tkWrite(rpTarget *base, avro_value_t *v, char *errbuf, size_t errlen
             RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            snprintf(errbuf, errlen, "kafka: cannot produce: %s", rd_kafka_err2str(err));
+            dsKafkaHealthError(t->health, err, NULL, rd_kafka_topic_name(t->topic));
+            if (tkHealthy(t, errbuf, errlen)) snprintf(errbuf, errlen, "kafka: cannot produce: %s", rd_kafka_err2str(err));
             return false;
         }
         rd_kafka_poll(t->rk, 10); /* the local queue is full: wait for deliveries */
+        if (!tkHealthy(t, errbuf, errlen)) return false;
     }
     rd_kafka_poll(t->rk, 0);
-    return true;
+    return tkHealthy(t, errbuf, errlen);
 }
 
 static bool tkFlush(rpTarget *base, char *errbuf, size_t errlen) {
     tkTarget *t = (tkTarget *)base;
     /* rd_kafka_flush() returns once every message is delivered or has
      * failed after librdkafka's own retries (message.timeout.ms). */
-    while (rd_kafka_outq_len(t->rk) > 0) rd_kafka_flush(t->rk, 1000);
-    return true;
+    while (rd_kafka_outq_len(t->rk) > 0 && tkHealthy(t, errbuf, errlen)) rd_kafka_flush(t->rk, 1000);
+    return tkHealthy(t, errbuf, errlen);
 }
 
 static void tkDestroy(rpTarget *base) {
     tkTarget *t = (tkTarget *)base;
     if (t->topic) rd_kafka_topic_destroy(t->topic);
     if (t->rk) rd_kafka_destroy(t->rk);
+    dsKafkaHealthFree(t->health);
     free(t->buf);
     free(t);
 }
@@ -104,6 +131,7 @@ static rd_kafka_conf_t *tkConf(tkTarget *t, const dsKafkaOptions *kafka, const c
     }
     rd_kafka_conf_set_opaque(conf, t);
     rd_kafka_conf_set_dr_msg_cb(conf, tkOnDelivery);
+    rd_kafka_conf_set_error_cb(conf, tkOnError);
     return conf;
 }
 
@@ -114,6 +142,10 @@ rpTarget *rpKafkaTargetNew(dsCodec *codec, const dsKafkaOptions *kafka, const ch
     t->base.ops = &tkOps;
     t->codec = codec;
     snprintf(t->schema_id, sizeof(t->schema_id), "%d", dsCodecSchemaId(codec, dsCodecCurrentVersion(codec)));
+    if ((t->health = dsKafkaHealthNew(kafka, topic)) == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto failed;
+    }
     rd_kafka_conf_t *conf = tkConf(t, kafka, compression, errbuf, errlen);
     if (conf == NULL) goto failed;
     if ((t->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errlen)) == NULL) {
@@ -124,6 +156,7 @@ rpTarget *rpKafkaTargetNew(dsCodec *codec, const dsKafkaOptions *kafka, const ch
         snprintf(errbuf, errlen, "kafka: topic %s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
         goto failed;
     }
+    if (!dsKafkaHealthCheck(t->health, t->rk, topic, RP_KAFKA_CHECK_MS, errbuf, errlen)) goto failed;
     return &t->base;
 
 failed:

@@ -73,11 +73,26 @@ static const char *orNull(const char *s) {
     return s && s[0] ? s : NULL;
 }
 
+/* Ready while streaming and the cluster takes the decisions; otherwise 503
+ * with the reason ("kafka": what the cluster refuses, the message the log
+ * has). */
+static void mainReady(spMain *m, h2o_req_t *req) {
+    char why[1400];
+    if (dsKafkaHealthProblem(spProcessorKafkaHealth(m->proc), why, sizeof(why)) != DS_KAFKA_OK)
+        dsHttpRespondJson(m->http, req, "GET /readyz", 503, json_pack("{s:s,s:s}", "status", "kafka", "reason", why),
+                          NULL, 0);
+    else if (!spProcessorStreaming(m->proc))
+        dsHttpRespondJson(m->http, req, "GET /readyz", 503, json_pack("{s:s}", "status", "reconnecting"), NULL, 0);
+    else
+        dsHttpRespondJson(m->http, req, "GET /readyz", 200, json_pack("{s:s}", "status", "streaming"), NULL, 0);
+}
+
 static void mainHandle(void *app, h2o_req_t *req) {
     spMain *m = app;
     h2o_iovec_t p = req->path_normalized;
     if (h2o_memis(p.base, p.len, H2O_STRLIT("/metrics"))) {
         size_t len;
+        dsKafkaHealthPublish(spProcessorKafkaHealth(m->proc), m->metrics);
         char *text = dsMetricsRender(m->metrics, &len);
         if (text) dsHttpRespond(m->http, req, "GET /metrics", 200, "text/plain; version=0.0.4", text, len, NULL, 0);
         else dsHttpRespondError(m->http, req, "GET /metrics", 500, "internal", "out of memory", NULL, 0);
@@ -85,9 +100,7 @@ static void mainHandle(void *app, h2o_req_t *req) {
     } else if (h2o_memis(p.base, p.len, H2O_STRLIT("/healthz"))) {
         dsHttpRespondJson(m->http, req, "GET /healthz", 200, json_pack("{s:s}", "status", "ok"), NULL, 0);
     } else if (h2o_memis(p.base, p.len, H2O_STRLIT("/readyz"))) {
-        bool up = spProcessorStreaming(m->proc);
-        dsHttpRespondJson(m->http, req, "GET /readyz", up ? 200 : 503,
-                          json_pack("{s:s}", "status", up ? "streaming" : "reconnecting"), NULL, 0);
+        mainReady(m, req);
     } else {
         dsHttpRespondError(m->http, req, "other", 404, "not_found", "GET /metrics, /healthz or /readyz", NULL, 0);
     }

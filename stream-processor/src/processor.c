@@ -99,7 +99,11 @@ static void procScheduleRetry(spProcessor *p) {
 /* Drops the session and everything not yet confirmed; a new session will
  * stream it again from the slot. */
 static void procRestart(spProcessor *p, const char *why) {
-    dsLogWarn("restarting from the slot's confirmed position: %s", why);
+    /* While the cluster refuses the producer the restarts are its retries:
+     * the problem itself is logged, once a minute. */
+    dsLogLevel level = dsKafkaHealthProblem(spProducerHealth(p->prod), NULL, 0) != DS_KAFKA_OK ? DS_LOG_DEBUG
+                                                                                               : DS_LOG_WARN;
+    dsLog(level, "restarting from the slot's confirmed position: %s", why);
     dsMetricInc(p->m_restarts, 1);
     if (p->repl) spReplClose(p->repl);
     p->repl = NULL;
@@ -110,6 +114,10 @@ static void procRestart(spProcessor *p, const char *why) {
     p->wm = procWatermark(p);
     p->rels = spRelCacheNew();
     p->in_txn = false;
+    /* The old session's WAL position may lie past what is unacknowledged:
+     * confirmed with nothing in flight yet, before the next session has
+     * streamed it again, it would skip those decisions for good. */
+    p->server_end = p->confirmed;
     p->epoch++;
     if (!p->stopping) procScheduleRetry(p);
 }
@@ -452,6 +460,10 @@ spProcessor *spProcessorNew(uv_loop_t *loop, const spProcessorConfig *cfg, dsCod
 
 bool spProcessorStreaming(const spProcessor *p) {
     return p->repl != NULL;
+}
+
+dsKafkaHealth *spProcessorKafkaHealth(const spProcessor *p) {
+    return spProducerHealth(p->prod);
 }
 
 static void procOnClosed(uv_handle_t *h) {

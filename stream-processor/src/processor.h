@@ -55,5 +55,8 @@ void spProcessorStop(spProcessor *p, int timeout_ms);
 
 /* For /readyz. */
 bool spProcessorStreaming(const spProcessor *p);
+/* Whether the cluster refuses the producer, for /readyz and /metrics
+ * (spProducerHealth). Borrowed. */
+dsKafkaHealth *spProcessorKafkaHealth(const spProcessor *p);
 
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ds/kafkahealth.h"
 #include "ds/log.h"
 
 /* The tag travels as the message opaque pointer. */
@@ -20,6 +21,10 @@ _Static_assert(sizeof(uintptr_t) >= sizeof(uint64_t), "the tag must fit in a poi
  * full is impossible: it writes once per non-polling period); the timer
  * bounds the damage of any such surprise. */
 #define SP_PRODUCER_SAFETY_POLL_MS 100
+/* How long the start waits for the cluster to answer for each topic: a
+ * missing topic or refused credentials are reported at once, not with the
+ * first decision; brokers that do not answer delay the start this long. */
+#define SP_PRODUCER_CHECK_MS 5000
 
 struct spProducer {
     uv_loop_t *loop;
@@ -35,6 +40,7 @@ struct spProducer {
     bool poll_started, timer_started;
     bool too_large;
     size_t inflight_bytes; /* key + value of the messages not yet reported */
+    dsKafkaHealth *health; /* owned */
     dsMetric *m_delivered, *m_failed, *m_dlq;
 };
 
@@ -47,12 +53,14 @@ static void spOnDelivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
     size_t bytes = m->len + m->key_len;
     p->inflight_bytes = p->inflight_bytes > bytes ? p->inflight_bytes - bytes : 0;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        dsKafkaHealthOk(p->health, rd_kafka_topic_name(m->rkt));
         dsMetricInc(p->m_delivered, 1);
         if (strcmp(rd_kafka_topic_name(m->rkt), rd_kafka_topic_name(p->dlq)) == 0) dsMetricInc(p->m_dlq, 1);
         p->on_delivered(tag, true, NULL, p->arg);
         return;
     }
     dsMetricInc(p->m_failed, 1);
+    dsKafkaHealthError(p->health, m->err, NULL, rd_kafka_topic_name(m->rkt));
     dsLogError("kafka: delivery to %s failed permanently (tag %llu): %s", rd_kafka_topic_name(m->rkt),
                (unsigned long long)tag, rd_kafka_err2str(m->err));
     p->on_delivered(tag, false, rd_kafka_err2str(m->err), p->arg);
@@ -61,8 +69,11 @@ static void spOnDelivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
 /* Served on the loop thread too (error events go to the main queue). Most
  * errors are transient and librdkafka retries; a fatal one means the
  * idempotence guarantee is gone, and every message still queued will fail
- * through spOnDelivery, so logging is enough here. */
+ * through spOnDelivery, so logging is enough here. Refused credentials or
+ * certificates are retried as well, and become the health's problem. */
 static void spOnError(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    spProducer *p = opaque;
+    if (dsKafkaHealthError(p->health, (rd_kafka_resp_err_t)err, reason, NULL) != DS_KAFKA_OK) return;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char buf[512];
         rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
@@ -70,6 +81,12 @@ static void spOnError(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     } else {
         dsLogWarn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
     }
+}
+
+static int spOnStats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+    spProducer *p = opaque;
+    dsKafkaHealthStats(p->health, json, len);
+    return 0; /* json is librdkafka's to free */
 }
 
 /* ---- loop side ----------------------------------------------------------- */
@@ -82,6 +99,7 @@ static void spServe(spProducer *p) {
     while (read(p->pipefd[0], buf, sizeof(buf)) > 0) {
     }
     rd_kafka_poll(p->rk, 0);
+    dsKafkaHealthTick(p->health);
 }
 
 static void spOnPoll(uv_poll_t *h, int status, int events) {
@@ -120,7 +138,8 @@ static rd_kafka_conf_t *spBuildConf(spProducer *p, const spProducerConfig *cfg, 
               dsKafkaConfSet(conf, "queue.buffering.max.messages", cfg->queue_max_messages > 0 ? qmax : NULL, errbuf,
                              errlen) &&
               dsKafkaConfSet(conf, "queue.buffering.max.kbytes", cfg->queue_max_kbytes > 0 ? qkb : NULL, errbuf, errlen) &&
-              dsKafkaConfSet(conf, "compression.codec", cfg->compression, errbuf, errlen);
+              dsKafkaConfSet(conf, "compression.codec", cfg->compression, errbuf, errlen) &&
+              dsKafkaHealthConf(conf, errbuf, errlen);
     if (!ok) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -128,6 +147,7 @@ static rd_kafka_conf_t *spBuildConf(spProducer *p, const spProducerConfig *cfg, 
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_dr_msg_cb(conf, spOnDelivery);
     rd_kafka_conf_set_error_cb(conf, spOnError);
+    rd_kafka_conf_set_stats_cb(conf, spOnStats);
     return conf;
 }
 
@@ -148,6 +168,7 @@ static bool spCreateKafka(spProducer *p, const spProducerConfig *cfg, char *errb
         return false;
     }
     p->mainq = rd_kafka_queue_get_main(p->rk);
+    dsKafkaHealthAttach(p->health, p->rk);
     return true;
 }
 
@@ -160,6 +181,8 @@ static void spDestroyKafka(spProducer *p) {
     if (p->topic) rd_kafka_topic_destroy(p->topic);
     if (p->dlq) rd_kafka_topic_destroy(p->dlq);
     if (p->rk) rd_kafka_destroy(p->rk);
+    dsKafkaHealthFree(p->health);
+    p->health = NULL;
     p->mainq = NULL;
     p->topic = p->dlq = NULL;
     p->rk = NULL;
@@ -175,6 +198,17 @@ static bool spStartWatching(spProducer *p, char *errbuf, size_t errlen) {
     static const char wake = 1;
     rd_kafka_queue_io_event_enable(p->mainq, p->pipefd[1], &wake, 1);
     return true;
+}
+
+/* Asks the cluster about both topics once: a problem is reported now and
+ * the producer starts anyway (it retries, and says so in the health). */
+static void spCheck(spProducer *p, const char *topic, const char *dlq) {
+    char err[1400];
+    if (dsKafkaHealthCheck(p->health, p->rk, topic, SP_PRODUCER_CHECK_MS, err, sizeof(err)) &&
+        dsKafkaHealthCheck(p->health, p->rk, dlq, SP_PRODUCER_CHECK_MS, err, sizeof(err)))
+        return;
+    if (dsKafkaHealthProblem(p->health, NULL, 0) == DS_KAFKA_OK)
+        dsLogWarn("%s; starting anyway, decisions wait for the brokers", err);
 }
 
 spProducer *spProducerNew(uv_loop_t *loop, const spProducerConfig *cfg, spDeliveredFn *on_delivered, void *arg,
@@ -204,10 +238,17 @@ spProducer *spProducerNew(uv_loop_t *loop, const spProducerConfig *cfg, spDelive
     uv_timer_init(loop, &p->timer);
     p->poll.data = p->timer.data = p;
     p->open_handles = 2;
+    const char *topic = cfg->topic ? cfg->topic : "decisions";
+    if ((p->health = dsKafkaHealthNew(cfg->kafka, topic)) == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
+        spProducerFree(p);
+        return NULL;
+    }
     if (!spCreateKafka(p, cfg, errbuf, errlen) || !spStartWatching(p, errbuf, errlen)) {
         spProducerFree(p);
         return NULL;
     }
+    spCheck(p, topic, cfg->dlq_topic ? cfg->dlq_topic : "decisions.dlq");
     p->m_delivered = dsMetricsCounter(cfg->metrics, "kafka_delivered_total", "Messages Kafka acknowledged.");
     p->m_failed = dsMetricsCounter(cfg->metrics, "kafka_delivery_failed_total",
                                    "Messages that failed permanently after retries.");
@@ -228,8 +269,8 @@ void spProducerFree(spProducer *p) {
 
 /* ---- sending ------------------------------------------------------------- */
 
-static bool spProduced(spProducer *p, rd_kafka_resp_err_t err, const char *what, size_t bytes, char *errbuf,
-                       size_t errlen) {
+static bool spProduced(spProducer *p, rd_kafka_resp_err_t err, const char *what, rd_kafka_topic_t *rkt, size_t bytes,
+                       char *errbuf, size_t errlen) {
     p->too_large = err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         p->inflight_bytes += bytes;
@@ -240,6 +281,8 @@ static bool spProduced(spProducer *p, rd_kafka_resp_err_t err, const char *what,
                  rd_kafka_outq_len(p->rk), p->inflight_bytes);
     else if (p->too_large)
         snprintf(errbuf, errlen, "kafka: %s of %zu bytes is larger than the producer's message.max.bytes", what, bytes);
+    else if (dsKafkaHealthError(p->health, err, NULL, rd_kafka_topic_name(rkt)) == DS_KAFKA_TOPIC)
+        snprintf(errbuf, errlen, "kafka: cannot produce %s: topic %s does not exist", what, rd_kafka_topic_name(rkt));
     else
         snprintf(errbuf, errlen, "kafka: cannot produce %s: %s", what, rd_kafka_err2str(err));
     return false;
@@ -258,7 +301,7 @@ bool spProducerSend(spProducer *p, const void *key, size_t keylen, const void *v
         RD_KAFKA_V_KEY((void *)key, keylen), RD_KAFKA_V_VALUE((void *)value, vallen),
         RD_KAFKA_V_HEADER("decision_id", did, -1), RD_KAFKA_V_HEADER("schema_id", sid, -1),
         RD_KAFKA_V_HEADER("source_lsn", lsn, -1), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag), RD_KAFKA_V_END);
-    return spProduced(p, err, "decision", keylen + vallen, errbuf, errlen);
+    return spProduced(p, err, "decision", p->topic, keylen + vallen, errbuf, errlen);
 }
 
 bool spProducerSendDlq(spProducer *p, const char *key, const char *row_json, const char *error, const char *source_lsn,
@@ -273,7 +316,11 @@ bool spProducerSendDlq(spProducer *p, const char *key, const char *row_json, con
         RD_KAFKA_V_KEY((void *)key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)row, strlen(row)),
         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag), RD_KAFKA_V_END);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) rd_kafka_headers_destroy(hdrs);
-    return spProduced(p, err, "DLQ record", (key ? strlen(key) : 0) + strlen(row), errbuf, errlen);
+    return spProduced(p, err, "DLQ record", p->dlq, (key ? strlen(key) : 0) + strlen(row), errbuf, errlen);
+}
+
+dsKafkaHealth *spProducerHealth(const spProducer *p) {
+    return p->health;
 }
 
 bool spProducerTooLarge(const spProducer *p) {

@@ -33,6 +33,7 @@
 
 #include "ds/attrs.h"
 #include "ds/kafka.h"
+#include "ds/kafkahealth.h"
 #include "ds/metrics.h"
 
 typedef struct spProducer spProducer;
@@ -84,6 +85,13 @@ DS_MUST_CHECK bool spProducerSend(spProducer *p, const void *key, size_t keylen,
  * callback rules as spProducerSend. */
 DS_MUST_CHECK bool spProducerSendDlq(spProducer *p, const char *key, const char *row_json, const char *error, const char *source_lsn,
                        uint64_t tag, char *errbuf, size_t errlen);
+
+/* Whether the cluster refuses the producer (credentials, certificate, a
+ * missing topic) and why, with its metrics (ds/kafkahealth.h). At start the
+ * producer asks the cluster about both topics (waiting up to 5 s each for
+ * an answer), so such a problem is known before the first decision.
+ * Borrowed: lives as long as the producer. */
+dsKafkaHealth *spProducerHealth(const spProducer *p);
 
 /* Whether the last failed send was refused because the record is larger
  * than message.max.bytes: that one can never be sent. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ds/codec.h"
+#include "ds/kafkahealth.h"
 #include "ds/kafkahold.h"
 #include "ds/learn.h"
 #include "ds/log.h"
@@ -43,6 +44,7 @@ struct vsFeed {
     vsBuf prep;
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue;
+    dsKafkaHealth *health; /* with a consumer: what the cluster refuses, if anything */
     rd_kafka_message_t **msgs;
     feedPartition parts[FEED_MAX_PARTITIONS];
     dsKafkaHold holds[FEED_MAX_PARTITIONS]; /* partitions waiting for a schema */
@@ -119,13 +121,29 @@ static void feedRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topi
         if (recorded) dsLogInfo("partition %d: resuming at offset %lld", p, (long long)next);
         else dsLogInfo("partition %d: nothing recorded, reading from the beginning", p);
     }
+    if (l->cnt > 0) dsKafkaHealthOk(f->health, f->topic);
     rd_kafka_assign(rk, l);
     if (atomic_load(&f->full)) feedPause(f, l); /* resumed, sought to the recorded offsets, with the others */
     f->assigned_once = true;
     feedCheckCaughtUp(f);
 }
 
+/* librdkafka retries refused credentials and certificates: the health
+ * says so once; anything else is logged as before. */
+static void feedOnError(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    vsFeed *f = opaque;
+    if (dsKafkaHealthError(f->health, (rd_kafka_resp_err_t)err, reason, NULL) == DS_KAFKA_OK)
+        dsLogWarn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static int feedOnStats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+    vsFeed *f = opaque;
+    dsKafkaHealthStats(f->health, json, len);
+    return 0;
+}
+
 static bool feedConsumer(vsFeed *f, const dsKafkaOptions *kafka, char *errbuf, size_t errlen) {
+    if ((f->health = dsKafkaHealthNew(kafka, f->topic)) == NULL) return snprintf(errbuf, errlen, "out of memory"), false;
     rd_kafka_conf_t *conf = dsKafkaConfNew(kafka, errbuf, errlen);
     if (conf == NULL) return false;
     char session[32];
@@ -137,14 +155,18 @@ static bool feedConsumer(vsFeed *f, const dsKafkaOptions *kafka, char *errbuf, s
         !dsKafkaConfSet(conf, "enable.auto.commit", "false", errbuf, errlen) ||
         !dsKafkaConfSet(conf, "enable.auto.offset.store", "false", errbuf, errlen) ||
         !dsKafkaConfSet(conf, "enable.partition.eof", "true", errbuf, errlen) ||
-        !dsKafkaConfSet(conf, "auto.offset.reset", "earliest", errbuf, errlen)) {
+        !dsKafkaConfSet(conf, "auto.offset.reset", "earliest", errbuf, errlen) ||
+        !dsKafkaHealthConf(conf, errbuf, errlen)) {
         rd_kafka_conf_destroy(conf);
         return false;
     }
+    rd_kafka_conf_set_error_cb(conf, feedOnError);
+    rd_kafka_conf_set_stats_cb(conf, feedOnStats);
     if ((f->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errlen)) == NULL) {
         rd_kafka_conf_destroy(conf); /* rd_kafka_new owns conf on success only */
         return false;
     }
+    dsKafkaHealthAttach(f->health, f->rk);
     rd_kafka_poll_set_consumer(f->rk);
     f->queue = rd_kafka_queue_get_consumer(f->rk);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -215,15 +237,19 @@ static bool feedValid(vsFeed *f, int64_t now, char *why, size_t len) {
  * A record whose schema cannot be fetched yet is neither: its partition is
  * held there (not consumed, its offset not recorded) and it comes again. */
 static bool feedMessage(vsFeed *f, rd_kafka_message_t *m, int64_t now, feedTally *t, char *errbuf, size_t errlen) {
+    /* before the partition check: a missing topic is reported on none */
+    if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : f->topic;
+        if (dsKafkaHealthError(f->health, m->err, rd_kafka_message_errstr(m), topic) == DS_KAFKA_OK)
+            dsLogWarn("kafka: %s", rd_kafka_message_errstr(m));
+        return true;
+    }
     if (m->partition < 0 || m->partition >= FEED_MAX_PARTITIONS) return true;
     feedPartition *p = &f->parts[m->partition];
+    dsKafkaHealthOk(f->health, f->topic);
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         p->eof = true;
         feedCheckCaughtUp(f);
-        return true;
-    }
-    if (m->err) {
-        dsLogWarn("kafka: %s", rd_kafka_message_errstr(m));
         return true;
     }
     /* after a held message in the same batch: it comes again after that one */
@@ -542,6 +568,7 @@ static void *feedMain(void *arg) {
         f->freed = false; /* the next batch's commit makes its pages reusable */
         feedReaderCheck(f);
         if (f->rk && !atomic_load(&f->full)) dsKafkaHoldResumeDue(f->rk, f->topic, f->holds, FEED_MAX_PARTITIONS);
+        if (f->health) dsKafkaHealthTick(f->health);
     }
     feedFinishJobs(f, feedTakeJobs(f, 0), false, "the variable store is stopping");
     if (f->rk) rd_kafka_consumer_close(f->rk);
@@ -551,6 +578,7 @@ static void *feedMain(void *arg) {
 static void feedFree(vsFeed *f) {
     if (f->queue) rd_kafka_queue_destroy(f->queue);
     if (f->rk) rd_kafka_destroy(f->rk);
+    dsKafkaHealthFree(f->health);
     if (f->value.iface) avro_value_decref(&f->value); /* unset when start failed before it */
     dsCodecFree(f->codec);
     vsBufFree(&f->prep);
@@ -662,7 +690,12 @@ bool vsFeedMapFull(vsFeed *f) {
     return atomic_load(&f->full);
 }
 
+dsKafkaHealth *vsFeedKafkaHealth(vsFeed *f) {
+    return f->health;
+}
+
 bool vsFeedHeldUp(vsFeed *f, char *why, size_t len) {
+    if (f->health && dsKafkaHealthProblem(f->health, why, len) != DS_KAFKA_OK) return true;
     if (atomic_load(&f->full)) return snprintf(why, len, FEED_FULL_WHY), true;
     if (atomic_load(&f->start_sweep))
         return snprintf(why, len, "sweeping expired events before consuming"), true;

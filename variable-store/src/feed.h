@@ -45,6 +45,7 @@
 
 #include "ds/codec.h"
 #include "ds/kafka.h"
+#include "ds/kafkahealth.h"
 #include "event.h"
 #include "store.h"
 #include "vars.h"
@@ -142,11 +143,16 @@ DS_MUST_CHECK vsFeedSubmitResult vsFeedSubmit(vsFeed *f, vsFeedJob *job, char *e
 bool vsFeedCaughtUp(vsFeed *f);
 /* Whether the writer stopped on a storage error (logged); the daemon exits. */
 bool vsFeedFailed(vsFeed *f);
-/* Why the writer is not consuming now, for /readyz (the LMDB map is full,
- * the start-up sweep is running): false when it is not held up. */
+/* Why the writer is not consuming now, for /readyz (the Kafka cluster
+ * refuses the consumer, the LMDB map is full, the start-up sweep is
+ * running): false when it is not held up. */
 bool vsFeedHeldUp(vsFeed *f, char *why, size_t len);
 /* Whether the LMDB map is full now (consumption paused, ingest refused). */
 bool vsFeedMapFull(vsFeed *f);
+/* What the Kafka cluster refuses the consumer, if anything, with its
+ * metrics (ds/kafkahealth.h); NULL without a consumer. Borrowed: lives as
+ * long as the feed. */
+dsKafkaHealth *vsFeedKafkaHealth(vsFeed *f);
 vsFeedCounters *vsFeedGetCounters(vsFeed *f);
 
 #endif

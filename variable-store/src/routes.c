@@ -64,6 +64,7 @@ static void routeMetricsSetup(vsServer *s) {
 }
 
 static void routeMetricsUpdate(vsServer *s) {
+    if (s->feed) dsKafkaHealthPublish(vsFeedKafkaHealth(s->feed), s->metrics);
     if (s->feed) {
         vsFeedCounters *c = vsFeedGetCounters(s->feed);
         uint64_t now[M_NCOUNTERS] = {atomic_load(&c->consumed), atomic_load(&c->ingested), atomic_load(&c->counted),
@@ -109,7 +110,7 @@ static void routeMetrics(vsServer *s, h2o_req_t *req) {
  * every assigned partition to its end (the variables are current). */
 static void routeReady(vsServer *s, h2o_req_t *req) {
     const char *why = NULL;
-    char held[300];
+    char held[1400];
     if (s->feed && vsFeedFailed(s->feed)) why = "the writer stopped on a storage error";
     else if (s->feed && vsFeedHeldUp(s->feed, held, sizeof(held))) why = held;
     else if (s->feed && !vsFeedCaughtUp(s->feed)) why = "catching up with the decision stream";

@@ -65,9 +65,15 @@ typedef struct dsKafkaOptions {
  * the decision stream sets it. */
 #define DS_KAFKA_PARTITIONER "murmur2_random"
 
+/* topic.metadata.refresh.interval.ms of every client: a topic created
+ * after the client started (librdkafka's default would take 5 minutes to
+ * notice), or a partition count changed, is seen within this. */
+#define DS_KAFKA_METADATA_REFRESH_MS "10000"
+
 /* Checks the options together (a SASL mechanism needs a username and a
  * password, TLS files need an ssl protocol, the files must be readable, ...)
- * and builds a configuration from them with dsKafkaLog as its log callback.
+ * and builds a configuration from them with dsKafkaLog as its log callback
+ * and DS_KAFKA_METADATA_REFRESH_MS.
  * The caller owns the result until rd_kafka_new() takes it
  * (rd_kafka_conf_destroy() otherwise). NULL with errbuf naming the option at
  * fault. */
@@ -76,6 +82,11 @@ rd_kafka_conf_t *dsKafkaConfNew(const dsKafkaOptions *o, char *errbuf, size_t er
 /* rd_kafka_conf_set() with the project's error convention: false with
  * errbuf "kafka config NAME: why". value NULL: nothing set, true. */
 bool dsKafkaConfSet(rd_kafka_conf_t *conf, const char *name, const char *value, char *errbuf, size_t errlen);
+
+/* The SASL password: the first line of --sasl-password-file (trailing
+ * blanks dropped), read now, or --sasl-password. A new string the caller
+ * cleanses (OPENSSL_cleanse) and frees; NULL with errbuf naming the option. */
+char *dsKafkaPassword(const dsKafkaOptions *o, char *errbuf, size_t errlen);
 
 /* Sets DS_KAFKA_PARTITIONER. */
 bool dsKafkaConfSetPartitioner(rd_kafka_conf_t *conf, char *errbuf, size_t errlen);
