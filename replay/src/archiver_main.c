@@ -27,6 +27,10 @@
  * know is learned from the registry; until it is (the registry down, or
  * older than the producer: see learn.h), the partition is held at that
  * record (kafkahold.h) and retried with back-off, never skipped.
+ *
+ * Refused credentials, an untrusted broker certificate or a missing topic
+ * do not stop it either: ds/kafkahealth.h logs the problem, /readyz answers
+ * 503 with it, and librdkafka retries until the fix.
  */
 #include <librdkafka/rdkafka.h>
 #include <signal.h>

@@ -30,6 +30,10 @@
  * runs before anything is consumed, so that a store restarted full does not
  * fail its first batch again.
  *
+ * Refused credentials, an untrusted broker certificate or a missing topic
+ * are retried by librdkafka while ds/kafkahealth.h says what to fix
+ * (vsFeedHeldUp, vsFeedKafkaHealth); ingest jobs go on meanwhile.
+ *
  * Ingest jobs queued or being applied are capped by count and by body
  * bytes (queue_max, queue_bytes); beyond them vsFeedSubmit refuses, so
  * that a burst of large requests cannot exhaust memory.
