@@ -213,6 +213,12 @@ dsKafkaProblem dsKafkaHealthError(dsKafkaHealth *h, rd_kafka_resp_err_t err, con
     return kind;
 }
 
+void dsKafkaHealthOnError(dsKafkaHealth *h, rd_kafka_resp_err_t err, const char *reason) {
+    if (dsKafkaHealthError(h, err, reason, NULL) != DS_KAFKA_OK) return;
+    dsLog(dsKafkaHealthProblem(h, NULL, 0) != DS_KAFKA_OK ? DS_LOG_DEBUG : DS_LOG_WARN, "kafka: %s: %s",
+          rd_kafka_err2name(err), reason);
+}
+
 void dsKafkaHealthOk(dsKafkaHealth *h, const char *topic) {
     pthread_mutex_lock(&h->mu);
     /* A connection up proves the credentials and the certificate, not the

@@ -335,11 +335,8 @@ static bool arFinishOld(rd_kafka_t *rk) {
     return true;
 }
 
-/* librdkafka retries refused credentials and certificates: the health
- * says so once, the rest is as before (logged; librdkafka retries). */
 static void arOnError(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
-    if (dsKafkaHealthError(health, (rd_kafka_resp_err_t)err, reason, NULL) == DS_KAFKA_OK)
-        dsLogWarn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    dsKafkaHealthOnError(health, (rd_kafka_resp_err_t)err, reason);
 }
 
 static int arOnStats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {

@@ -46,8 +46,7 @@ static void tkOnDelivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
 
 static void tkOnError(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     tkTarget *t = opaque;
-    if (dsKafkaHealthError(t->health, (rd_kafka_resp_err_t)err, reason, NULL) == DS_KAFKA_OK)
-        dsLogWarn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    dsKafkaHealthOnError(t->health, (rd_kafka_resp_err_t)err, reason);
 }
 
 /* false with the problem's message when the cluster refuses the target. */

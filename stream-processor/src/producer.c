@@ -73,13 +73,12 @@ static void spOnDelivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
  * certificates are retried as well, and become the health's problem. */
 static void spOnError(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     spProducer *p = opaque;
-    if (dsKafkaHealthError(p->health, (rd_kafka_resp_err_t)err, reason, NULL) != DS_KAFKA_OK) return;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char buf[512];
         rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
         dsLogError("kafka: fatal producer error %s: %s", rd_kafka_err2name(orig), buf);
     } else {
-        dsLogWarn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+        dsKafkaHealthOnError(p->health, (rd_kafka_resp_err_t)err, reason);
     }
 }
 

@@ -128,12 +128,9 @@ static void feedRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topi
     feedCheckCaughtUp(f);
 }
 
-/* librdkafka retries refused credentials and certificates: the health
- * says so once; anything else is logged as before. */
 static void feedOnError(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     vsFeed *f = opaque;
-    if (dsKafkaHealthError(f->health, (rd_kafka_resp_err_t)err, reason, NULL) == DS_KAFKA_OK)
-        dsLogWarn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    dsKafkaHealthOnError(f->health, (rd_kafka_resp_err_t)err, reason);
 }
 
 static int feedOnStats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {

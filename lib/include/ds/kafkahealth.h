@@ -79,6 +79,11 @@ void dsKafkaHealthAttach(dsKafkaHealth *h, rd_kafka_t *rk);
  * (DS_KAFKA_OK: not a problem, nothing changed). */
 dsKafkaProblem dsKafkaHealthError(dsKafkaHealth *h, rd_kafka_resp_err_t err, const char *reason, const char *topic);
 
+/* For an error callback: the error becomes the problem, or, being none of
+ * them (a broker down, a disconnect: librdkafka retries), is logged as a
+ * WARN, or as DEBUG while a problem is current, whose ERROR explains it. */
+void dsKafkaHealthOnError(dsKafkaHealth *h, rd_kafka_resp_err_t err, const char *reason);
+
 /* Proof the cluster serves the client: topic NULL, a broker connection is
  * up (clears an authentication or TLS problem); a topic, that topic works
  * too (a message delivered to it or read from it, partitions assigned:
