@@ -268,8 +268,10 @@ test: deps
 	$(MAKE) check
 	$(MAKE) BUILD=build/asan SAN=1 check
 
+# KAFKA=dev (dev-kafka, the default) or KAFKA=apache (a local Apache Kafka).
+KAFKA ?= dev
 run: deps all
-	bash deploy/run.sh
+	KAFKA=$(KAFKA) bash deploy/run.sh
 
 bench: deps all $(BUILD)/bench/bench-gen
 	bash bench/run.sh

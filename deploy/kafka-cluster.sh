@@ -150,23 +150,18 @@ load_layout() {
   . "$dir/cluster.env"
 }
 
-bootstrap() {
-  local i out=""
+# The listener list of every node: ports KIND (CLIENT, INTERNAL) prints
+# "127.0.0.1:p1,127.0.0.1:p2,...".
+ports() {
+  local i out="" v
   for i in $(seq 1 "$NODES"); do
-    local v=CLIENT_PORT_$i
+    v=${1}_PORT_$i
     out+="${out:+,}127.0.0.1:${!v}"
   done
   echo "$out"
 }
-
-internal_bootstrap() {
-  local i out=""
-  for i in $(seq 1 "$NODES"); do
-    local v=INTERNAL_PORT_$i
-    out+="${out:+,}127.0.0.1:${!v}"
-  done
-  echo "$out"
-}
+bootstrap() { ports CLIENT; }
+internal_bootstrap() { ports INTERNAL; }
 
 protocol() {
   case "$SASL$TLS" in

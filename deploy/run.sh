@@ -7,8 +7,12 @@
 #     DECISIONS_WRITER_TOKEN (roles writer and lookup, as a policy engine's),
 #     DECISIONS_READER_TOKEN, DECISIONS_INGEST_TOKEN (decision-replay into the
 #     variable store) and DECISIONS_ADMIN_TOKEN;
-#   - the local Kafka-protocol broker (dev-kafka, librdkafka's mock cluster)
-#     on 127.0.0.1:9092, control endpoint on 127.0.0.1:9644;
+#   - Kafka on 127.0.0.1:9092: by default the local Kafka-protocol broker
+#     (dev-kafka, librdkafka's mock cluster; control endpoint on
+#     127.0.0.1:9644), which starts at once and keeps nothing; with
+#     KAFKA=apache (make run KAFKA=apache) a single-node Apache Kafka
+#     started by deploy/kafka-cluster.sh, its data under var/kafka, kept
+#     across runs (the first run fetches the broker from Maven Central);
 #   - migrations, then the decision API on :8080;
 #   - the stream processor (slot decisions_stream -> topic decisions), metrics on :9101;
 #   - the archiver (topic decisions -> var/archive, files closed within 60 s);
@@ -22,6 +26,12 @@ cd "$(dirname "$0")/.."
 root=$PWD
 BUILD=${BUILD:-build}
 PG_PORT=${DECISIONS_PG_PORT:-55432}
+KAFKA=${KAFKA:-dev}
+KAFKA_PORT=${DEV_KAFKA_LISTEN_PORT:-9092}
+case "$KAFKA" in
+  dev | apache) ;;
+  *) echo "run.sh: KAFKA must be dev (dev-kafka, the default) or apache (Apache Kafka), not '$KAFKA'" >&2; exit 2 ;;
+esac
 export DECISIONS_LISTEN_PORT=${DECISIONS_LISTEN_PORT:-8080}
 export DECISIONS_TOKENS_FILE=${DECISIONS_TOKENS_FILE:-$root/var/tokens}
 
@@ -80,22 +90,31 @@ cleanup() {
   stop "$stream_pid"
   stop "$api_pid"
   stop "$kafka_pid"
+  [ "$KAFKA" = apache ] && bash deploy/kafka-cluster.sh stop var/kafka 2>/dev/null
   bash deploy/pg-cluster.sh stop "$pgdir" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
 
-"$BUILD/bin/dev-kafka" &
-kafka_pid=$!
+if [ "$KAFKA" = apache ]; then
+  echo "Starting Apache Kafka (single node, KRaft) in var/kafka on 127.0.0.1:$KAFKA_PORT;" \
+    "the first run fetches it from Maven Central and may take a few minutes..." >&2
+  bash deploy/kafka-cluster.sh start var/kafka --port "$KAFKA_PORT" >/dev/null
+  kafka_name="Apache Kafka $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' deploy/kafka/pom.xml), data in var/kafka"
+else
+  "$BUILD/bin/dev-kafka" &
+  kafka_pid=$!
+  kafka_name="dev-kafka, librdkafka's mock cluster; make run KAFKA=apache for Apache Kafka"
+fi
 "$BUILD/bin/decision-api" migrate
 "$BUILD/bin/decision-api" &
 api_pid=$!
 STREAM_DSN=${STREAM_DSN:-${STREAM_DATABASE_URL:-$DECISIONS_DSN}} \
-STREAM_BROKERS=${STREAM_BROKERS:-127.0.0.1:${DEV_KAFKA_LISTEN_PORT:-9092}} "$BUILD/bin/stream-processor" &
+STREAM_BROKERS=${STREAM_BROKERS:-127.0.0.1:$KAFKA_PORT} "$BUILD/bin/stream-processor" &
 stream_pid=$!
-ARCHIVER_BROKERS=${ARCHIVER_BROKERS:-127.0.0.1:${DEV_KAFKA_LISTEN_PORT:-9092}} \
+ARCHIVER_BROKERS=${ARCHIVER_BROKERS:-127.0.0.1:$KAFKA_PORT} \
 ARCHIVER_ARCHIVE=${ARCHIVER_ARCHIVE:-${ARCHIVER_ROOT:-$root/var/archive}} "$BUILD/bin/decision-archiver" &
 archiver_pid=$!
-VARSTORE_BROKERS=${VARSTORE_BROKERS:-127.0.0.1:${DEV_KAFKA_LISTEN_PORT:-9092}} \
+VARSTORE_BROKERS=${VARSTORE_BROKERS:-127.0.0.1:$KAFKA_PORT} \
 VARSTORE_DATA_DIR=${VARSTORE_DATA_DIR:-$root/var/variable-store} \
 VARSTORE_TOKENS_FILE=${VARSTORE_TOKENS_FILE:-$DECISIONS_TOKENS_FILE} "$BUILD/bin/variable-store" &
 vstore_pid=$!
@@ -104,7 +123,7 @@ cat <<MSG
 
 Decision store running. PostgreSQL: $DECISIONS_DSN
 Decision API: http://127.0.0.1:$DECISIONS_LISTEN_PORT   (tokens in var/tokens.env)
-Local Kafka (dev-kafka): 127.0.0.1:${DEV_KAFKA_LISTEN_PORT:-9092}, topics decisions and decisions.dlq
+Kafka: 127.0.0.1:$KAFKA_PORT ($kafka_name), topics decisions and decisions.dlq
 
 Post a decision:
   . var/tokens.env
@@ -112,7 +131,7 @@ Post a decision:
     -H "Authorization: Bearer \$DECISIONS_WRITER_TOKEN" -H 'Content-Type: application/json' \\
     -d @tests/fixtures/decision.json
 Watch it reach Kafka (key, headers; the value is Confluent-framed Avro):
-  kcat -C -b 127.0.0.1:9092 -t decisions -f 'key=%k %h\n'
+  kcat -C -b 127.0.0.1:$KAFKA_PORT -t decisions -f 'key=%k %h\n'
 Its archive file appears within a minute under var/archive/decisions/dt=.../hour=.../
 Read it back:
   curl -s -H "Authorization: Bearer \$DECISIONS_READER_TOKEN" \\
@@ -129,5 +148,7 @@ STREAM_LISTEN_HOST=0.0.0.0 expose it: see README).
 
 Ctrl-C stops everything.
 MSG
-# Any daemon ending ends the stack (cleanup stops the others).
-wait -n "$api_pid" "$kafka_pid" "$stream_pid" "$archiver_pid" "$vstore_pid"
+# Any daemon ending ends the stack (cleanup stops the others). Apache Kafka
+# is not this shell's child: the stream processor and the consumers report
+# a broker that went away, and Ctrl-C stops it.
+wait -n $kafka_pid "$api_pid" "$stream_pid" "$archiver_pid" "$vstore_pid"

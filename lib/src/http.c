@@ -1,5 +1,6 @@
-/* http.c - h2o-on-libuv server scaffold: listener, accept loop, response
- * helpers and request metrics shared by every daemon. */
+/* http.c - h2o-on-libuv server scaffold: listener, accept loop, connection
+ * cap, response helpers and request metrics shared by every daemon (TLS in
+ * http_tls.c, reading requests in http_request.c). */
 #include "ds/http.h"
 
 #include <arpa/inet.h>
@@ -17,7 +18,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "ds/log.h"
@@ -335,101 +335,6 @@ static void httpContextInit(dsHttpServer *s, uv_loop_t *loop, const dsHttpConfig
     s->max_open = cfg->opts != NULL ? (size_t)cfg->opts->max_connections : 0;
 }
 
-/* The reason OpenSSL gave for the last failure, and clears its queue. */
-static const char *httpSslReason(char *buf, size_t len) {
-    unsigned long e = ERR_peek_error(); /* the first: the lowest level, the most telling */
-    const char *r = e ? ERR_reason_error_string(e) : NULL;
-    snprintf(buf, len, "%s", r ? r : "unknown OpenSSL error");
-    ERR_clear_error();
-    return buf;
-}
-
-/* Whether file can be opened, so that a missing file says so plainly. */
-static bool httpReadable(const char *option, const char *file, char *errbuf, size_t errlen) {
-    FILE *f = fopen(file, "r");
-    if (f == NULL) {
-        snprintf(errbuf, errlen, "--%s %s: %s", option, file, strerror(errno));
-        return false;
-    }
-    fclose(f);
-    return true;
-}
-
-static bool httpSslFail(const char *option, const char *file, const char *what, char *errbuf, size_t errlen) {
-    char reason[256];
-    snprintf(errbuf, errlen, "--%s %s: %s (%s)", option, file, what, httpSslReason(reason, sizeof(reason)));
-    return false;
-}
-
-/* Mutual TLS: the handshake fails unless the client presents a
- * certificate that a CA of file signed. */
-static bool httpLoadClientCa(SSL_CTX *ctx, const char *file, char *errbuf, size_t errlen) {
-    if (!httpReadable("tls-client-ca", file, errbuf, errlen)) return false;
-    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(file);
-    if (names == NULL || SSL_CTX_load_verify_locations(ctx, file, NULL) != 1) {
-        sk_X509_NAME_pop_free(names, X509_NAME_free);
-        return httpSslFail("tls-client-ca", file, "holds no PEM CA certificate", errbuf, errlen);
-    }
-    SSL_CTX_set_client_CA_list(ctx, names);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-    /* OpenSSL refuses to resume a verified session without one */
-    static const unsigned char sid[] = "ds-http";
-    SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
-    return true;
-}
-
-static bool httpLoadTls(SSL_CTX *ctx, const dsHttpOptions *o, char *errbuf, size_t errlen) {
-    static const h2o_iovec_t http1_only[] = {{H2O_STRLIT("http/1.1")}, {NULL, 0}};
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-    if (!httpReadable("tls-cert", o->tls_cert, errbuf, errlen)) return false;
-    if (SSL_CTX_use_certificate_chain_file(ctx, o->tls_cert) != 1)
-        return httpSslFail("tls-cert", o->tls_cert, "not a PEM certificate", errbuf, errlen);
-    if (!httpReadable("tls-key", o->tls_key, errbuf, errlen)) return false;
-    if (SSL_CTX_use_PrivateKey_file(ctx, o->tls_key, SSL_FILETYPE_PEM) != 1)
-        return httpSslFail("tls-key", o->tls_key, "not the PEM private key of --tls-cert", errbuf, errlen);
-    if (SSL_CTX_check_private_key(ctx) != 1)
-        return httpSslFail("tls-key", o->tls_key, "is not the key of --tls-cert", errbuf, errlen);
-    if (o->tls_client_ca != NULL && o->tls_client_ca[0] != '\0' &&
-        !httpLoadClientCa(ctx, o->tls_client_ca, errbuf, errlen))
-        return false;
-    h2o_ssl_register_alpn_protocols(ctx, o->http2 ? h2o_http2_alpn_protocols : http1_only);
-    return true;
-}
-
-bool dsHttpOptionsLoad(dsHttpOptions *o, char *errbuf, size_t errlen) {
-    bool cert = o->tls_cert != NULL && o->tls_cert[0] != '\0', key = o->tls_key != NULL && o->tls_key[0] != '\0',
-         ca = o->tls_client_ca != NULL && o->tls_client_ca[0] != '\0';
-    dsHttpOptionsRelease(o);
-    if (!cert && (key || ca)) {
-        snprintf(errbuf, errlen, "--%s is set but --tls-cert is not (TLS needs a certificate)",
-                 key ? "tls-key" : "tls-client-ca");
-        return false;
-    }
-    if (!cert) return true;
-    if (!key) {
-        snprintf(errbuf, errlen, "--tls-cert is set but --tls-key (its private key) is not");
-        return false;
-    }
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    if (ctx == NULL) {
-        char reason[256];
-        snprintf(errbuf, errlen, "cannot set up TLS: %s", httpSslReason(reason, sizeof(reason)));
-        return false;
-    }
-    if (!httpLoadTls(ctx, o, errbuf, errlen)) {
-        SSL_CTX_free(ctx);
-        return false;
-    }
-    o->ssl_ctx = ctx;
-    return true;
-}
-
-void dsHttpOptionsRelease(dsHttpOptions *o) {
-    SSL_CTX_free(o->ssl_ctx);
-    o->ssl_ctx = NULL;
-}
-
 dsHttpServer *dsHttpServerStart(uv_loop_t *loop, const dsHttpConfig *cfg, dsHttpHandler *handler,
                                 void *app, dsMetrics *metrics, char *errbuf, size_t errlen) {
     return dsHttpServerStartOn(loop, cfg, -1, handler, app, metrics, errbuf, errlen);
@@ -740,83 +645,4 @@ void dsHttpRespondMetrics(dsHttpServer *s, h2o_req_t *req, const dsMetrics *m) {
     }
     dsHttpRespond(s, req, "GET /metrics", 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL, 0);
     free(text);
-}
-
-bool dsHttpPathIs(const h2o_iovec_t *path, const char *literal) {
-    return h2o_memis(path->base, path->len, literal, strlen(literal));
-}
-
-bool dsHttpBodyIsJson(const h2o_req_t *req) {
-    h2o_iovec_t ct;
-    size_t n = strlen("application/json");
-    return dsHttpHeaderGet(req, H2O_TOKEN_CONTENT_TYPE, &ct) && ct.len >= n &&
-           strncasecmp(ct.base, "application/json", n) == 0 && (ct.len == n || ct.base[n] == ';' || ct.base[n] == ' ');
-}
-
-bool dsHttpMethodIs(const h2o_req_t *req, const char *method) {
-    return h2o_memis(req->method.base, req->method.len, method, strlen(method));
-}
-
-bool dsHttpHeaderGet(const h2o_req_t *req, const h2o_token_t *token, h2o_iovec_t *out) {
-    ssize_t i = h2o_find_header(&req->headers, token, -1);
-    if (i == -1) return false;
-    *out = req->headers.entries[i].value;
-    return true;
-}
-
-static int httpHexVal(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes src[0..len) into the request pool; in a query a '+' is a space. */
-static bool httpUnescape(h2o_mem_pool_t *pool, const char *src, size_t len, bool plus_is_space, h2o_iovec_t *out) {
-    char *dst = h2o_mem_alloc_pool(pool, len + 1);
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (src[i] == '+' && plus_is_space) {
-            dst[n++] = ' ';
-        } else if (src[i] == '%') {
-            int hi, lo;
-            if (i + 2 >= len || (hi = httpHexVal(src[i + 1])) < 0 || (lo = httpHexVal(src[i + 2])) < 0)
-                return false;
-            dst[n++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            dst[n++] = src[i];
-        }
-    }
-    dst[n] = '\0';
-    *out = h2o_iovec_init(dst, n);
-    return true;
-}
-
-bool dsHttpQueryNext(h2o_req_t *req, size_t *pos, h2o_iovec_t *name, h2o_iovec_t *value, bool *bad) {
-    *bad = false;
-    if (req->query_at == SIZE_MAX) return false;
-    const char *q = req->path.base + req->query_at + 1;
-    size_t qlen = req->path.len - req->query_at - 1;
-    while (*pos < qlen) {
-        const char *start = q + *pos;
-        const char *end = memchr(start, '&', qlen - *pos);
-        size_t plen = end ? (size_t)(end - start) : qlen - *pos;
-        *pos += plen + 1;
-        if (plen == 0) continue;
-        const char *eq = memchr(start, '=', plen);
-        size_t nlen = eq ? (size_t)(eq - start) : plen;
-        const char *v = eq ? eq + 1 : start + plen;
-        size_t vlen = eq ? plen - nlen - 1 : 0;
-        if (!httpUnescape(&req->pool, start, nlen, true, name) || !httpUnescape(&req->pool, v, vlen, true, value)) {
-            *bad = true;
-            return false;
-        }
-        return true;
-    }
-    return false;
-}
-
-bool dsHttpUnescapePath(h2o_req_t *req, const char *src, size_t len, h2o_iovec_t *out) {
-    return httpUnescape(&req->pool, src, len, false, out);
 }

@@ -82,7 +82,8 @@ static void khAuthMessage(const dsKafkaOptions *o, rd_kafka_resp_err_t err, cons
     const char *user = khSet(o->sasl_username) ? o->sasl_username : "(none)";
     if (khAuthorization(err)) {
         snprintf(msg, len, "Kafka user \"%s\" is not authorized (%s) by the brokers at %s: grant it its ACLs "
-                 "(a producer needs Write and Describe on its topics, a consumer Read on its topic and its group) "
+                 "(a producer needs Write and Describe on its topics and IdempotentWrite on the cluster, a consumer Read on "
+                 "its topic and its group) "
                  "[%s]", user, rd_kafka_err2name(err), o->brokers, reason);
     } else if (khSet(o->sasl_password_file)) {
         snprintf(msg, len, "Kafka authentication failed for user \"%s\" (SASL %s) at %s: check --sasl-username and "
@@ -119,7 +120,7 @@ dsKafkaProblem dsKafkaClassify(const dsKafkaOptions *o, const char *topic, rd_ka
     else if (kind == DS_KAFKA_TOPIC)
         snprintf(msg, len, "topic \"%s\" does not exist on the Kafka cluster at %s, whose brokers do not create "
                  "topics: create it (kafka-topics.sh --create --topic %s --partitions N --replication-factor 3; the "
-                 "README gives each topic's settings) [%s]", khSet(topic) ? topic : "?", o->brokers,
+                 "README's production topic settings give each topic's) [%s]", khSet(topic) ? topic : "?", o->brokers,
                  khSet(topic) ? topic : "?", reason);
     return kind;
 }

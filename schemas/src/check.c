@@ -254,6 +254,13 @@ bool dsCheckEnum(dsWalk *w, const dsRule *r, int index) {
            dsWalkFail(w, "invalid_value", "must be one of %s", r->symbol_list);
 }
 
+int dsMapEntryCompare(const void *a, const void *b) {
+    const dsMapEntry *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->key, y->key, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
 bool dsCheckItems(dsWalk *w, const dsRule *r, size_t n) {
     if (n <= r->max_items) return true;
     return dsWalkFail(w, "too_many_items", "has %zu %s; at most %zu are allowed", n,

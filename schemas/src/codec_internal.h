@@ -233,6 +233,20 @@ bool dsCheckEnum(dsWalk *w, const dsRule *r, int index);
 /* The element count of an array or map rule against its maxItems. */
 bool dsCheckItems(dsWalk *w, const dsRule *r, size_t n);
 
+/* One entry of a map, for putting its keys in byte order: the codec stores
+ * a map's keys sorted, so documents differing only in key order give the
+ * same Avro bytes and the same canonical JSON. val is the JSON value (a map
+ * read from JSON), index the Avro entry's (a map read from Avro); key is
+ * borrowed from the map. */
+typedef struct dsMapEntry {
+    const char *key;
+    size_t len;
+    size_t index;
+    json_t *val;
+} dsMapEntry;
+/* qsort() order of dsMapEntry: the keys' bytes, a prefix first. */
+int dsMapEntryCompare(const void *a, const void *b);
+
 /* Converts j under rule r into v. v may be NULL to validate only (used at
  * load for the schema's defaults). */
 bool dsWalkValue(dsWalk *w, const dsRule *r, const json_t *j, avro_value_t *v);

@@ -101,20 +101,7 @@ static bool walkArray(dsWalk *w, const dsRule *r, const json_t *j, avro_value_t 
     return true;
 }
 
-typedef struct {
-    const char *key;
-    size_t len;
-    json_t *val;
-} mapEntry;
-
-static int cmpEntry(const void *a, const void *b) {
-    const mapEntry *x = a, *y = b;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->key, y->key, n);
-    return c ? c : (x->len > y->len) - (x->len < y->len);
-}
-
-static bool walkMapEntries(dsWalk *w, const dsRule *r, mapEntry *e, size_t n, avro_value_t *v) {
+static bool walkMapEntries(dsWalk *w, const dsRule *r, dsMapEntry *e, size_t n, avro_value_t *v) {
     for (size_t i = 0; i < n; i++) {
         if (!dsCheckMapKey(w, r, e[i].key, e[i].len)) return false;
         avro_value_t child, *cp = NULL;
@@ -137,12 +124,12 @@ static bool walkMap(dsWalk *w, const dsRule *r, const json_t *j, avro_value_t *v
     if (!json_is_object(j)) return wrongType(w, j, "an object");
     size_t n = json_object_size(j);
     if (!dsCheckItems(w, r, n)) return false;
-    mapEntry stackbuf[64], *e = n <= 64 ? stackbuf : malloc(n * sizeof *e);
+    dsMapEntry stackbuf[64], *e = n <= 64 ? stackbuf : malloc(n * sizeof *e);
     if (!e) return dsWalkFail(w, "internal", "out of memory");
     size_t i = 0;
     for (void *it = json_object_iter((json_t *)j); it; it = json_object_iter_next((json_t *)j, it), i++)
-        e[i] = (mapEntry){json_object_iter_key(it), json_object_iter_key_len(it), json_object_iter_value(it)};
-    qsort(e, n, sizeof *e, cmpEntry);
+        e[i] = (dsMapEntry){.key = json_object_iter_key(it), .len = json_object_iter_key_len(it), .val = json_object_iter_value(it)};
+    qsort(e, n, sizeof *e, dsMapEntryCompare);
     bool ok = walkMapEntries(w, r, e, n, v);
     if (e != stackbuf) free(e);
     return ok;

@@ -44,19 +44,7 @@ static json_t *outArray(const dsRule *r, avro_value_t *v, int flags) {
     return arr;
 }
 
-typedef struct {
-    const char *key;
-    size_t len, index;
-} keyIndex;
-
-static int cmpKey(const void *a, const void *b) {
-    const keyIndex *x = a, *y = b;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->key, y->key, n);
-    return c ? c : (x->len > y->len) - (x->len < y->len);
-}
-
-static json_t *outMapSorted(const dsRule *r, avro_value_t *v, keyIndex *k, size_t n, int flags) {
+static json_t *outMapSorted(const dsRule *r, avro_value_t *v, dsMapEntry *k, size_t n, int flags) {
     json_t *obj = json_object();
     for (size_t i = 0; obj && i < n; i++) {
         avro_value_t child;
@@ -76,7 +64,7 @@ static json_t *outMapSorted(const dsRule *r, avro_value_t *v, keyIndex *k, size_
 static json_t *outMap(const dsRule *r, avro_value_t *v, int flags) {
     size_t n;
     if (avro_value_get_size(v, &n) != 0) return NULL;
-    keyIndex stackbuf[64], *k = n <= 64 ? stackbuf : malloc(n * sizeof *k);
+    dsMapEntry stackbuf[64], *k = n <= 64 ? stackbuf : malloc(n * sizeof *k);
     if (!k) return NULL;
     json_t *obj = NULL;
     size_t i;
@@ -84,10 +72,10 @@ static json_t *outMap(const dsRule *r, avro_value_t *v, int flags) {
         avro_value_t child;
         const char *key = NULL;
         if (avro_value_get_by_index(v, i, &child, &key) != 0 || !key) break;
-        k[i] = (keyIndex){key, strlen(key), i};
+        k[i] = (dsMapEntry){.key = key, .len = strlen(key), .index = i};
     }
     if (i == n) {
-        qsort(k, n, sizeof *k, cmpKey);
+        qsort(k, n, sizeof *k, dsMapEntryCompare);
         obj = outMapSorted(r, v, k, n, flags);
     }
     if (k != stackbuf) free(k);

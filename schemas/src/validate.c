@@ -73,19 +73,7 @@ static bool checkArray(dsWalk *w, const dsRule *r, avro_value_t *v) {
     return true;
 }
 
-typedef struct {
-    const char *key;
-    size_t len, index;
-} mapEntry;
-
-static int cmpEntry(const void *a, const void *b) {
-    const mapEntry *x = a, *y = b;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->key, y->key, n);
-    return c ? c : (x->len > y->len) - (x->len < y->len);
-}
-
-static bool checkEntries(dsWalk *w, const dsRule *r, avro_value_t *v, const mapEntry *e, size_t n) {
+static bool checkEntries(dsWalk *w, const dsRule *r, avro_value_t *v, const dsMapEntry *e, size_t n) {
     for (size_t i = 0; i < n; i++) {
         avro_value_t child;
         if (!dsCheckMapKey(w, r, e[i].key, e[i].len)) return false;
@@ -105,7 +93,7 @@ static bool checkMap(dsWalk *w, const dsRule *r, avro_value_t *v) {
     size_t n;
     if (avro_value_get_size(v, &n) != 0) return avroFail(w);
     if (!dsCheckItems(w, r, n)) return false;
-    mapEntry stackbuf[64], *e = n <= 64 ? stackbuf : malloc(n * sizeof *e);
+    dsMapEntry stackbuf[64], *e = n <= 64 ? stackbuf : malloc(n * sizeof *e);
     if (!e) return dsWalkFail(w, "internal", "out of memory");
     bool sorted = true, ok = true;
     for (size_t i = 0; ok && i < n; i++) {
@@ -115,10 +103,10 @@ static bool checkMap(dsWalk *w, const dsRule *r, avro_value_t *v) {
             ok = avroFail(w);
             break;
         }
-        e[i] = (mapEntry){key, strlen(key), i};
-        if (i > 0 && cmpEntry(&e[i - 1], &e[i]) > 0) sorted = false;
+        e[i] = (dsMapEntry){.key = key, .len = strlen(key), .index = i};
+        if (i > 0 && dsMapEntryCompare(&e[i - 1], &e[i]) > 0) sorted = false;
     }
-    if (ok && !sorted) qsort(e, n, sizeof *e, cmpEntry);
+    if (ok && !sorted) qsort(e, n, sizeof *e, dsMapEntryCompare);
     ok = ok && checkEntries(w, r, v, e, n);
     if (e != stackbuf) free(e);
     return ok;

@@ -24,32 +24,13 @@
 static char dir[64];
 static char bootstrap[256];
 
-/* Runs cmd through the shell with stderr joined to stdout; returns its exit
- * status (-1 if it did not exit) and its output in *out (malloc'd). */
-static int run(const char *cmd, char **out) {
-    char full[2048];
-    snprintf(full, sizeof(full), "( %s ) 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (p == NULL) return -1;
-    size_t cap = 4096, len = 0, n;
-    char *buf = malloc(cap);
-    while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += n;
-        if (cap - len < 2) buf = realloc(buf, cap *= 2);
-    }
-    buf[len] = '\0';
-    int st = pclose(p);
-    *out = buf;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* Copies DIR/<from> to DIR/<to>, the line starting with key replaced by
  * key=value. */
 static void write_variant(const char *from, const char *to, const char *key, const char *value) {
     char cmd[1024], *out;
     snprintf(cmd, sizeof(cmd), "grep -v '^%s=' %s/%s > %s/%s && echo '%s=%s' >> %s/%s", key, dir, from, dir, to, key,
              value, dir, to);
-    int rc = run(cmd, &out);
+    int rc = dtRun(cmd, &out);
     if (rc != 0) fprintf(stderr, "%s\n", out);
     assert_int_equal(rc, 0);
     free(out);
@@ -86,7 +67,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     char cmd[256], *out;
     snprintf(cmd, sizeof(cmd), "bash deploy/kafka-cluster.sh destroy %s", dir);
-    int rc = run(cmd, &out);
+    int rc = dtRun(cmd, &out);
     if (rc != 0) fprintf(stderr, "%s\n", out);
     free(out);
     struct stat st;
@@ -100,19 +81,19 @@ static void test_bootstrap_and_topics(void **state) {
     assert_int_equal(sscanf(bootstrap, "127.0.0.1:%u%7s", &port, rest), 1);
     char cmd[512], *out;
     snprintf(cmd, sizeof(cmd), "bash deploy/kafka-cluster.sh bootstrap %s", dir);
-    assert_int_equal(run(cmd, &out), 0);
+    assert_int_equal(dtRun(cmd, &out), 0);
     out[strcspn(out, "\n")] = '\0';
     assert_string_equal(out, bootstrap);
     free(out);
     snprintf(cmd, sizeof(cmd), "timeout 30 kcat -F %s/client-plain.properties -L", dir);
-    assert_int_equal(run(cmd, &out), 0);
+    assert_int_equal(dtRun(cmd, &out), 0);
     assert_non_null(strstr(out, " 1 brokers:"));
     assert_non_null(strstr(out, "topic \"decisions\" with 6 partitions"));
     assert_non_null(strstr(out, "topic \"decisions.dlq\" with 1 partitions"));
     free(out);
     /* the client listener is SASL_SSL only: plaintext gets no metadata */
     snprintf(cmd, sizeof(cmd), "timeout 30 kcat -b %s -L -m 3", bootstrap);
-    assert_int_not_equal(run(cmd, &out), 0);
+    assert_int_not_equal(dtRun(cmd, &out), 0);
     free(out);
 }
 
@@ -120,7 +101,7 @@ static void test_produce_consume_sasl_ssl(void **state) {
     char cmd[1024], *out, id[37];
     dtUuid(id);
     snprintf(cmd, sizeof(cmd), "bash deploy/kafka-cluster.sh topic %s smoke 2", dir);
-    int rc = run(cmd, &out);
+    int rc = dtRun(cmd, &out);
     if (rc != 0) fprintf(stderr, "%s\n", out);
     assert_int_equal(rc, 0);
     free(out);
@@ -128,13 +109,13 @@ static void test_produce_consume_sasl_ssl(void **state) {
              "printf 'c1:one-%s\\nc2:two-%s\\nc1:three-%s\\n' | timeout 30 kcat -F %s/client-plain.properties "
              "-X acks=all -P -t smoke -K:",
              id, id, id, dir);
-    rc = run(cmd, &out);
+    rc = dtRun(cmd, &out);
     if (rc != 0) fprintf(stderr, "%s\n", out);
     assert_int_equal(rc, 0);
     free(out);
     snprintf(cmd, sizeof(cmd), "timeout 30 kcat -F %s/client-plain.properties -C -t smoke -e -q -f '%%k=%%s\\n'",
              dir);
-    assert_int_equal(run(cmd, &out), 0);
+    assert_int_equal(dtRun(cmd, &out), 0);
     char want[128];
     snprintf(want, sizeof(want), "c1=one-%s", id);
     assert_non_null(strstr(out, want));
@@ -149,7 +130,7 @@ static void test_produce_consume_sasl_ssl(void **state) {
              "--bootstrap-server %s --consumer.config %s/client-java.properties --topic smoke --from-beginning "
              "--max-messages 3 --timeout-ms 20000",
              dir, bootstrap, dir);
-    rc = run(cmd, &out);
+    rc = dtRun(cmd, &out);
     if (rc != 0) fprintf(stderr, "%s\n", out);
     assert_int_equal(rc, 0);
     snprintf(want, sizeof(want), "two-%s", id);
@@ -162,7 +143,7 @@ static void test_wrong_password_refused(void **state) {
     char cmd[1024], *out;
     write_variant("client-plain.properties", "wrong-plain.properties", "sasl.password", "not-the-password");
     snprintf(cmd, sizeof(cmd), "timeout 30 kcat -F %s/wrong-plain.properties -L -m 3", dir);
-    assert_int_not_equal(run(cmd, &out), 0);
+    assert_int_not_equal(dtRun(cmd, &out), 0);
     assert_non_null(strstr(out, "Authentication failed"));
     assert_null(strstr(out, "brokers:"));
     free(out);
@@ -176,7 +157,7 @@ static void test_wrong_password_refused(void **state) {
              "--bootstrap-server %s --consumer.config %s/wrong-java.properties --topic decisions "
              "--from-beginning --max-messages 1 --timeout-ms 20000",
              dir, bootstrap, dir);
-    run(cmd, &out);
+    dtRun(cmd, &out);
     assert_non_null(strstr(out, "SaslAuthenticationException: Authentication failed during authentication due to "
                                 "invalid credentials with SASL mechanism SCRAM-SHA-512"));
     assert_non_null(strstr(out, "Processed a total of 0 messages"));
@@ -190,11 +171,11 @@ static void test_unknown_ca_refused(void **state) {
              "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj '/CN=another CA' "
              "-keyout %s/other-ca.key -out %s",
              dir, path);
-    assert_int_equal(run(cmd, &out), 0);
+    assert_int_equal(dtRun(cmd, &out), 0);
     free(out);
     write_variant("client-plain.properties", "other-ca.properties", "ssl.ca.location", path);
     snprintf(cmd, sizeof(cmd), "timeout 30 kcat -F %s/other-ca.properties -L -m 3", dir);
-    assert_int_not_equal(run(cmd, &out), 0);
+    assert_int_not_equal(dtRun(cmd, &out), 0);
     assert_non_null(strstr(out, "certificate verify failed"));
     assert_null(strstr(out, "brokers:"));
     free(out);
@@ -206,27 +187,27 @@ static void test_kill_and_restart_keeps_records(void **state) {
     snprintf(cmd, sizeof(cmd),
              "printf 'k:%s\\n' | timeout 30 kcat -F %s/client-plain.properties -X acks=all -P -t decisions.dlq -K:",
              id, dir);
-    assert_int_equal(run(cmd, &out), 0);
+    assert_int_equal(dtRun(cmd, &out), 0);
     free(out);
     snprintf(cmd, sizeof(cmd), "bash deploy/kafka-cluster.sh kill %s 1", dir);
-    assert_int_equal(run(cmd, &out), 0);
+    assert_int_equal(dtRun(cmd, &out), 0);
     free(out);
     snprintf(cmd, sizeof(cmd), "timeout 30 kcat -F %s/client-plain.properties -L -m 2", dir);
-    assert_int_not_equal(run(cmd, &out), 0);
+    assert_int_not_equal(dtRun(cmd, &out), 0);
     free(out);
     /* killing it again: it is not running, and the tool says so */
     snprintf(cmd, sizeof(cmd), "bash deploy/kafka-cluster.sh kill %s 1", dir);
-    assert_int_not_equal(run(cmd, &out), 0);
+    assert_int_not_equal(dtRun(cmd, &out), 0);
     assert_non_null(strstr(out, "node 1 is not running"));
     free(out);
     snprintf(cmd, sizeof(cmd), "bash deploy/kafka-cluster.sh restart %s 1", dir);
-    int rc = run(cmd, &out);
+    int rc = dtRun(cmd, &out);
     if (rc != 0) fprintf(stderr, "%s\n", out);
     assert_int_equal(rc, 0);
     free(out);
     snprintf(cmd, sizeof(cmd), "timeout 30 kcat -F %s/client-plain.properties -C -t decisions.dlq -e -q -f '%%s\\n'",
              dir);
-    assert_int_equal(run(cmd, &out), 0);
+    assert_int_equal(dtRun(cmd, &out), 0);
     snprintf(want, sizeof(want), "%s\n", id);
     assert_non_null(strstr(out, want));
     free(out);
@@ -235,19 +216,19 @@ static void test_kill_and_restart_keeps_records(void **state) {
 static void test_bad_arguments_refused(void **state) {
     char cmd[512], *out;
     snprintf(cmd, sizeof(cmd), "bash deploy/kafka-cluster.sh start %s --nodes 3", dir);
-    assert_int_not_equal(run(cmd, &out), 0);
+    assert_int_not_equal(dtRun(cmd, &out), 0);
     assert_non_null(strstr(out, "holds a cluster of 1 node(s), not 3"));
     free(out);
     snprintf(cmd, sizeof(cmd), "bash deploy/kafka-cluster.sh start /tmp/ds-kafka-unused --nodes 2");
-    assert_int_not_equal(run(cmd, &out), 0);
+    assert_int_not_equal(dtRun(cmd, &out), 0);
     assert_non_null(strstr(out, "--nodes must be 1 or 3"));
     free(out);
     snprintf(cmd, sizeof(cmd), "bash deploy/kafka-cluster.sh topic %s smoke2 0", dir);
-    assert_int_not_equal(run(cmd, &out), 0);
+    assert_int_not_equal(dtRun(cmd, &out), 0);
     assert_non_null(strstr(out, "partitions must be a positive number"));
     free(out);
     snprintf(cmd, sizeof(cmd), "bash deploy/kafka-cluster.sh topic %s smoke2 1 3", dir);
-    assert_int_not_equal(run(cmd, &out), 0);
+    assert_int_not_equal(dtRun(cmd, &out), 0);
     assert_non_null(strstr(out, "replication factor must be 1..1"));
     free(out);
 }

@@ -45,7 +45,7 @@ bool dtWaitFor(bool (*cond)(void *), void *arg, int timeout_ms) {
 }
 
 /* Runs a shell command, capturing the first line of its output. */
-static bool dtRun(const char *cmd, char *out, size_t outlen) {
+static bool dtRunLine(const char *cmd, char *out, size_t outlen) {
     FILE *p = popen(cmd, "r");
     if (p == NULL) return false;
     if (out != NULL) {
@@ -65,26 +65,26 @@ bool dtPgStart(dtPg *pg) {
     if (mkdtemp(pg->dir) == NULL) return false;
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "bash deploy/pg-cluster.sh start %s", pg->dir);
-    return dtRun(cmd, pg->conninfo, sizeof(pg->conninfo)) && pg->conninfo[0] != '\0';
+    return dtRunLine(cmd, pg->conninfo, sizeof(pg->conninfo)) && pg->conninfo[0] != '\0';
 }
 
 bool dtPgStop(dtPg *pg) {
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "bash deploy/pg-cluster.sh stop %s", pg->dir);
-    return dtRun(cmd, NULL, 0);
+    return dtRunLine(cmd, NULL, 0);
 }
 
 bool dtPgRestart(dtPg *pg) {
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "bash deploy/pg-cluster.sh restart %s", pg->dir);
-    return dtRun(cmd, NULL, 0);
+    return dtRunLine(cmd, NULL, 0);
 }
 
 void dtPgDestroy(dtPg *pg) {
     char cmd[512];
     if (pg->dir[0] == '\0') return;
     snprintf(cmd, sizeof(cmd), "bash deploy/pg-cluster.sh destroy %s", pg->dir);
-    dtRun(cmd, NULL, 0);
+    dtRunLine(cmd, NULL, 0);
     pg->dir[0] = '\0';
 }
 
@@ -186,18 +186,39 @@ int dtStop(pid_t pid, int sig) {
     return dtWaitExit(pid, 20000);
 }
 
+/* Reads p to its end and closes it; *out is what it printed (malloc'd),
+ * the result pclose()'s status. */
+static int dtReadAll(FILE *p, char **out) {
+    size_t cap = 4096, len = 0, n;
+    char *buf = malloc(cap);
+    while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += n;
+        if (cap - len < 2) buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = '\0';
+    *out = buf;
+    return pclose(p);
+}
+
 char *dtCapture(const char *cmd) {
     FILE *p = popen(cmd, "r");
     if (p == NULL) return strdup("");
-    size_t cap = 4096, len = 0, n;
-    char *out = malloc(cap);
-    while ((n = fread(out + len, 1, cap - len - 1, p)) > 0) {
-        len += n;
-        if (cap - len < 2) out = realloc(out, cap *= 2);
-    }
-    out[len] = '\0';
-    pclose(p);
+    char *out;
+    dtReadAll(p, &out);
     return out;
+}
+
+int dtRun(const char *cmd, char **out) {
+    char *full;
+    if (asprintf(&full, "( %s ) 2>&1", cmd) < 0) return -1;
+    FILE *p = popen(full, "r");
+    free(full);
+    if (p == NULL) {
+        *out = strdup("");
+        return -1;
+    }
+    int st = dtReadAll(p, out);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static bool dtKafkaHealthy(void *arg) {

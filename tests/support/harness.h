@@ -115,6 +115,9 @@ int dtStop(pid_t pid, int sig);
 int dtWaitExit(pid_t pid, int timeout_ms);
 /* Runs a shell command; returns its whole standard output (malloc'd). */
 char *dtCapture(const char *cmd);
+/* Runs a shell command with its stderr joined to its stdout, both into *out
+ * (malloc'd, always set); returns its exit status, -1 if it did not exit. */
+int dtRun(const char *cmd, char **out);
 
 /* A dev-kafka broker on free ports: port is the bootstrap port, control the
  * fault-injection endpoint (only its url is used). */
