@@ -646,10 +646,10 @@ static void test_two_nodes_stopped(void **state) {
     assert_non_null(rows1);
     long committed = atol(rows1) - atol(rows0);
     fprintf(stderr,
-            "failover: two nodes down (%d and %d): %ld decisions committed while the slot stayed at %llX "
+            "failover: two nodes down (%d and %d): %ld decisions committed while the slot went from %llX to %llX "
             "(WAL %llX -> %llX); %.0f processor restarts from the slot, %.0f deliveries failed\n",
-            a, b, committed, (unsigned long long)held, (unsigned long long)wal_held, (unsigned long long)wal_still,
-            restarts, failed);
+            a, b, committed, (unsigned long long)held, (unsigned long long)still, (unsigned long long)wal_held,
+            (unsigned long long)wal_still, restarts, failed);
     assert_true(committed >= 300);
     assert_true(wal_still > wal_held);
     assert_true(still == held);
