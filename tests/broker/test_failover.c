@@ -1,7 +1,8 @@
 /* test_failover.c - the stream processor on a 3-node Apache Kafka cluster
  * (replication factor 3, min.insync.replicas=2, acks=all) while nodes fail
  * under a steady load of decisions posted through the API: a partition
- * leader killed with SIGKILL, then two of the three nodes stopped at once.
+ * leader killed with SIGKILL (the processor as configured by default), then
+ * two of the three nodes stopped together.
  *
  * What is checked is read from outside the processor. The topic is read
  * back by a consumer of the test's own; it stamps every record with the
@@ -522,7 +523,7 @@ static void test_topic_settings(void **state) {
 /* The end of a case: the load stopped, everything committed acknowledged
  * (the slot past it), the sampler stopped, the topic read back and the
  * commits taken. false if any of it failed (printed). */
-static bool drainAndRead(dtLoad *load, sampler *sm, topicRead *t, commit **commits, size_t *nc) {
+static bool drainAndRead(const char *name, dtLoad *load, sampler *sm, topicRead *t, commit **commits, size_t *nc) {
     dtLoadStop(load);
     long long t0 = nowMs();
     uint64_t end = walLsn();
@@ -533,7 +534,8 @@ static bool drainAndRead(dtLoad *load, sampler *sm, topicRead *t, commit **commi
     bool readback = readTopic(t);
     long long t2 = nowMs();
     *commits = takeCommits(nc);
-    fprintf(stderr, "(drained in %lld ms, topic read in %lld ms, commits in %lld ms)\n", t1 - t0, t2 - t1, nowMs() - t2);
+    fprintf(stderr, "failover: %s: load stopped, drained in %lld ms, topic read in %lld ms, commits in %lld ms\n", name,
+            t1 - t0, t2 - t1, nowMs() - t2);
     return drained && readback && *commits != NULL;
 }
 
@@ -571,7 +573,7 @@ static void test_leader_killed_under_load(void **state) {
     topicRead t;
     commit *commits;
     size_t nc;
-    bool read = drainAndRead(load, &sm, &t, &commits, &nc);
+    bool read = drainAndRead("leader kill", load, &sm, &t, &commits, &nc);
     if (killed) pthread_join(back.thread, NULL);
     bool rejoined = killed && back.ok && dtWaitFor(isrComplete, NULL, 60000);
     assert_true(flowing && killed);
@@ -673,7 +675,7 @@ static void test_two_nodes_stopped(void **state) {
     topicRead t;
     commit *commits;
     size_t nc;
-    bool read = drainAndRead(load, &sm, &t, &commits, &nc);
+    bool read = drainAndRead("two nodes down", load, &sm, &t, &commits, &nc);
     fprintf(stderr,
             "failover: two nodes down (%d and %d): %ld decisions committed while the slot went from %llX to %llX "
             "(WAL %llX -> %llX); %.0f processor restarts from the slot, %.0f deliveries failed\n",
