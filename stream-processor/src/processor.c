@@ -42,7 +42,7 @@ struct spProcessor {
     spMsg msg;
     uint64_t epoch, seq;
     bool in_txn; /* between a Begin and its Commit */
-    uint64_t server_end; /* newest server WAL position seen */
+    uint64_t server_end; /* newest server WAL position seen in this session */
     uint64_t confirmed;  /* newest flush position sent */
     uv_timer_t status, retry;
     unsigned backoff_ms;
@@ -114,10 +114,10 @@ static void procRestart(spProcessor *p, const char *why) {
     p->wm = procWatermark(p);
     p->rels = spRelCacheNew();
     p->in_txn = false;
-    /* The old session's WAL position may lie past what is unacknowledged:
-     * confirmed with nothing in flight yet, before the next session has
-     * streamed it again, it would skip those decisions for good. */
-    p->server_end = p->confirmed;
+    /* The dropped session's position covers what it read and Kafka never
+     * took: with the new watermark empty, procSendStatus would confirm it
+     * before the next session has streamed those decisions again. */
+    p->server_end = 0;
     p->epoch++;
     if (!p->stopping) procScheduleRetry(p);
 }

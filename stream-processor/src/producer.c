@@ -41,10 +41,30 @@ struct spProducer {
     bool too_large;
     size_t inflight_bytes; /* key + value of the messages not yet reported */
     dsKafkaHealth *health; /* owned */
+    uint64_t failure_logged_at; /* loop time of the last failure logged; 0: none yet */
+    size_t failures_unlogged;   /* failures since then */
     dsMetric *m_delivered, *m_failed, *m_dlq;
 };
 
 /* ---- librdkafka callbacks ------------------------------------------------ */
+
+/* An outage longer than message.timeout.ms fails every message in flight
+ * at once (up to max-in-flight): a line a second says so, the metric
+ * counts them all. */
+static void spLogFailure(spProducer *p, const rd_kafka_message_t *m, uint64_t tag) {
+    uint64_t now = uv_now(p->loop);
+    if (p->failure_logged_at != 0 && now - p->failure_logged_at < 1000) {
+        p->failures_unlogged++;
+        return;
+    }
+    char more[64] = "";
+    if (p->failures_unlogged > 0)
+        snprintf(more, sizeof(more), " (%zu more failed since the last such line)", p->failures_unlogged);
+    dsLogError("kafka: delivery to %s failed permanently (tag %llu): %s%s", rd_kafka_topic_name(m->rkt),
+               (unsigned long long)tag, rd_kafka_err2str(m->err), more);
+    p->failure_logged_at = now ? now : 1;
+    p->failures_unlogged = 0;
+}
 
 /* Served by rd_kafka_poll on the loop thread. */
 static void spOnDelivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -61,8 +81,7 @@ static void spOnDelivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
     }
     dsMetricInc(p->m_failed, 1);
     dsKafkaHealthError(p->health, m->err, NULL, rd_kafka_topic_name(m->rkt));
-    dsLogError("kafka: delivery to %s failed permanently (tag %llu): %s", rd_kafka_topic_name(m->rkt),
-               (unsigned long long)tag, rd_kafka_err2str(m->err));
+    spLogFailure(p, m, tag);
     p->on_delivered(tag, false, rd_kafka_err2str(m->err), p->arg);
 }
 

@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <libpq-fe.h>
+
 #include "harness.h"
 #include "schemadir.h"
 
@@ -641,6 +643,58 @@ static void test_in_flight_bytes_bound_the_window(void **state) {
     assert_true(procReplace(NULL, true));
 }
 
+static bool restartsAtLeast(void *arg) {
+    return dtMetric(&procHttp, "stream_restarts_total") >= *(double *)arg;
+}
+
+/* A session restarted after a failed delivery confirms only what Kafka
+ * acknowledged, never the position the dropped session had reached. A big
+ * transaction left open before the decision holds the slot's restart point
+ * back, so each new session decodes for a while before its first message:
+ * status updates in that time must not confirm the decision the previous
+ * session had read and Kafka never took. */
+static void test_restart_confirms_nothing_of_the_dropped_session(void **state) {
+    const char *extra[] = {"STREAM_MESSAGE_TIMEOUT=1s", NULL};
+    assert_true(procReplace(extra, true));
+    assert_true(dtPgExec(&pg, "CREATE TABLE IF NOT EXISTS unrelated (id serial PRIMARY KEY, note text)"));
+    assert_true(slotCaughtUpNow(20000));
+    PGconn *holder = PQconnectdb(pg.conninfo);
+    PGresult *r = PQexec(holder, "BEGIN; INSERT INTO unrelated (note) SELECT 'x' FROM generate_series(1, 100000)");
+    bool began = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    double base = dtMetric(&procHttp, "stream_restarts_total"), two = base + 2;
+    bool down = began && dtKafkaBrokers(&kafka, "down");
+    char *before = dtPgScalar(&pg, "SELECT pg_current_wal_lsn()"), id[37];
+    bool posted = down && postDecision(id, NULL, NULL, NULL);
+    /* Two failed deliveries: the second session decoded and confirmed
+     * whatever it was going to before it failed too. */
+    bool restarted = posted && dtWaitFor(restartsAtLeast, &two, 30000);
+    char sql[200];
+    snprintf(sql, sizeof(sql),
+             "SELECT confirmed_flush_lsn <= '%s'::pg_lsn FROM pg_replication_slots WHERE slot_name = 'decisions_stream'",
+             before ? before : "0/0");
+    char *held = dtPgScalar(&pg, sql);
+    bool back = dtKafkaBrokers(&kafka, "up"); /* before asserting: later tests need the brokers */
+    r = PQexec(holder, "ROLLBACK");
+    PQclear(r);
+    PQfinish(holder);
+    /* The default processor (the decision is still unconfirmed in the slot):
+     * with a 1 s timeout, librdkafka's reconnect back-off alone could fail it
+     * again. */
+    bool replaced = procReplace(NULL, true);
+    assert_true(back && began && down && posted);
+    assert_true(restarted);
+    assert_non_null(held);
+    assert_string_equal(held, "t");
+    assert_true(replaced);
+    assert_true(slotCaughtUpNow(60000));
+    char *topic = topicIds();
+    assert_non_null(strstr(topic, id));
+    free(topic);
+    free(held);
+    free(before);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_posted_decisions_reach_the_topic),
@@ -656,6 +710,7 @@ int main(void) {
         cmocka_unit_test(test_oversized_rows_are_dead_lettered),
         cmocka_unit_test(test_same_named_table_elsewhere_is_not_streamed),
         cmocka_unit_test(test_in_flight_bytes_bound_the_window),
+        cmocka_unit_test(test_restart_confirms_nothing_of_the_dropped_session),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -29,6 +29,8 @@ struct dtLoad {
     char *doc_text;
     int kind;
     unsigned generation;
+    atomic_int customers; /* dtLoadSetCustomers() */
+    atomic_uint posted;   /* picks the next customer */
     dtLoadPost *all; /* merged by dtLoadStop() */
     size_t nall;
 };
@@ -133,6 +135,12 @@ static void *loadRun(void *arg) {
         doc = loadTemplate(l, doc, &generation, &kind);
         dtUuid(id);
         json_object_set_new(doc, "decision_id", json_string(id));
+        int customers = atomic_load(&l->customers);
+        if (customers > 0) {
+            char customer[32];
+            snprintf(customer, sizeof(customer), "load-%u", atomic_fetch_add(&l->posted, 1) % (unsigned)customers);
+            json_object_set_new(doc, "customer_id", json_string(customer));
+        }
         char *body = json_dumps(doc, JSON_COMPACT);
         long status = loadPostOne(t, c, sink, body);
         free(body);
@@ -168,6 +176,10 @@ failed:
     dtLoadStop(l);
     dtLoadFree(l);
     return NULL;
+}
+
+void dtLoadSetCustomers(dtLoad *l, int n) {
+    if (n > 0) atomic_store(&l->customers, n);
 }
 
 void dtLoadSetDoc(dtLoad *l, const json_t *doc, int kind) {

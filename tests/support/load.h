@@ -32,6 +32,10 @@ typedef struct dtLoadPost {
  * outlive the load: the socket it names may change hands under it. NULL on
  * failure. */
 dtLoad *dtLoadStart(const dtApi *api, int threads, int interval_ms, const json_t *doc, int kind);
+/* From now on each post takes customer_id "load-<k>", k = 0..n-1 in turn
+ * (n > 0): the record key, so the posts spread over the topic's
+ * partitions. */
+void dtLoadSetCustomers(dtLoad *l, int n);
 /* From now on threads post doc (borrowed; copied) and record kind. */
 void dtLoadSetDoc(dtLoad *l, const json_t *doc, int kind);
 /* Waits until every thread made n more posts (so both kinds of client went
