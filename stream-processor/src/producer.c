@@ -108,7 +108,7 @@ static rd_kafka_conf_t *spBuildConf(spProducer *p, const spProducerConfig *cfg, 
     rd_kafka_conf_t *conf = dsKafkaConfNew(cfg->kafka, errbuf, errlen);
     if (conf == NULL) return NULL;
     char linger[16], timeout[16], qmax[16], qkb[16];
-    snprintf(linger, sizeof(linger), "%d", cfg->linger_ms > 0 ? cfg->linger_ms : 5);
+    snprintf(linger, sizeof(linger), "%d", cfg->linger_ms);
     snprintf(timeout, sizeof(timeout), "%d", cfg->message_timeout_ms);
     snprintf(qmax, sizeof(qmax), "%d", cfg->queue_max_messages);
     snprintf(qkb, sizeof(qkb), "%d", cfg->queue_max_kbytes);
