@@ -417,7 +417,10 @@ static void procMetrics(spProcessor *p, dsMetrics *m) {
                                          "Key and value bytes handed to Kafka and not yet acknowledged.");
     p->m_confirmed = dsMetricsGauge(m, "stream_confirmed_lsn", "Flush position confirmed to the slot.");
     p->m_lag = dsMetricsGauge(m, "stream_replication_lag_bytes", "Server WAL position minus the confirmed position.");
-    static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    /* Fine below 25 ms, where a healthy pipeline's latency lies, so that
+     * 2, 5 and 10 ms are told apart; coarse above, for outages. */
+    static const double buckets[] = {0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025,
+                                     0.05,   0.1,   0.25,  0.5,   1,     2.5,    5,    10};
     p->m_latency = dsMetricsHistogram(m, "stream_commit_to_ack_seconds",
                                       "From a decision's commit in PostgreSQL to Kafka acknowledging its transaction.",
                                       buckets, sizeof(buckets) / sizeof(buckets[0]));

@@ -144,13 +144,17 @@ static rd_kafka_conf_t *spBuildConf(spProducer *p, const spProducerConfig *cfg, 
     rd_kafka_conf_t *conf = dsKafkaConfNew(cfg->kafka, errbuf, errlen);
     if (conf == NULL) return NULL;
     char linger[16], timeout[16], qmax[16], qkb[16];
-    snprintf(linger, sizeof(linger), "%d", cfg->linger_ms > 0 ? cfg->linger_ms : 5);
+    snprintf(linger, sizeof(linger), "%d", cfg->linger_ms);
     snprintf(timeout, sizeof(timeout), "%d", cfg->message_timeout_ms);
     snprintf(qmax, sizeof(qmax), "%d", cfg->queue_max_messages);
     snprintf(qkb, sizeof(qkb), "%d", cfg->queue_max_kbytes);
     bool ok = dsKafkaConfSet(conf, "enable.idempotence", "true", errbuf, errlen) &&
               dsKafkaConfSet(conf, "acks", "all", errbuf, errlen) &&
               dsKafkaConfSet(conf, "linger.ms", linger, errbuf, errlen) &&
+              /* Nagle's algorithm held the second TLS record of a request
+               * until the broker's delayed ACK (~40 ms): SASL_SSL's median
+               * commit-to-ack was 44 ms against 2 ms in plaintext. */
+              dsKafkaConfSet(conf, "socket.nagle.disable", "true", errbuf, errlen) &&
               dsKafkaConfSetPartitioner(conf, errbuf, errlen) &&
               dsKafkaConfSet(conf, "message.timeout.ms", cfg->message_timeout_ms > 0 ? timeout : NULL, errbuf, errlen) &&
               dsKafkaConfSet(conf, "queue.buffering.max.messages", cfg->queue_max_messages > 0 ? qmax : NULL, errbuf,

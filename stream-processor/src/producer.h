@@ -50,7 +50,10 @@ typedef struct spProducerConfig {
     /* How long librdkafka keeps retrying one message before reporting it
      * failed; 0 = librdkafka's default (300000). */
     int message_timeout_ms;
-    int linger_ms;                 /* 0 = 5 */
+    /* linger.ms: how long a partition's batch waits for more messages
+     * before it is sent; 0 = at once (batches still form while requests
+     * are in flight, so a backlog is sent in large ones). */
+    int linger_ms;
     int queue_max_messages;        /* local queue bound; 0 = librdkafka's default (100000) */
     int queue_max_kbytes;          /* likewise in KiB of payload; 0 = librdkafka's default (1 GiB) */
     /* Counters kafka_delivered_total, kafka_delivery_failed_total and

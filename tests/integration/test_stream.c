@@ -94,6 +94,23 @@ static bool postDecision(char id[37], const char *customer, const char *decided_
     return ok;
 }
 
+/* The commit-to-ack histogram observed the transactions, in buckets fine
+ * enough to tell 2, 5 and 10 ms apart (cumulative, so never decreasing). */
+static void assertLatencyBuckets(void) {
+    assert_true(dtWaitMetric(&procHttp, "stream_commit_to_ack_seconds_count", 1, 10000));
+    static const char *const le[] = {"0.001", "0.002", "0.003", "0.005", "0.0075", "0.01", "0.015", "0.025", "+Inf"};
+    double prev = 0;
+    for (size_t i = 0; i < sizeof(le) / sizeof(le[0]); i++) {
+        char name[96];
+        snprintf(name, sizeof(name), "stream_commit_to_ack_seconds_bucket{le=\"%s\"}", le[i]);
+        double v = dtMetric(&procHttp, name);
+        if (v < prev) fprintf(stderr, "%s = %g, below the bucket before it (%g)\n", name, v, prev);
+        assert_true(v >= prev);
+        prev = v;
+    }
+    assert_true(prev == dtMetric(&procHttp, "stream_commit_to_ack_seconds_count"));
+}
+
 static void test_posted_decisions_reach_the_topic(void **state) {
     enum { N = 200 };
     static char ids[N][37];
@@ -118,6 +135,7 @@ static void test_posted_decisions_reach_the_topic(void **state) {
         assert_non_null(strstr(out, needle));
     }
     free(out);
+    assertLatencyBuckets();
 }
 
 static void test_poison_row_goes_to_dlq_and_stream_continues(void **state) {
