@@ -73,7 +73,8 @@ typedef struct dsKafkaOptions {
 /* Checks the options together (a SASL mechanism needs a username and a
  * password, TLS files need an ssl protocol, the files must be readable, ...)
  * and builds a configuration from them with dsKafkaLog as its log callback
- * and DS_KAFKA_METADATA_REFRESH_MS.
+ * and DS_KAFKA_METADATA_REFRESH_MS, with Nagle's algorithm off (over TLS it held
+ * a request's second record for the broker's delayed ACK, ~40 ms).
  * The caller owns the result until rd_kafka_new() takes it
  * (rd_kafka_conf_destroy() otherwise). NULL with errbuf naming the option at
  * fault. */
