@@ -29,17 +29,15 @@
 
 #include "archive_gen.h"
 #include "harness.h"
+#include "varexpect.h"
 
-enum { NCUST = 8, NMERCH = 5 };
-#define DAY_MS 86400000LL
-#define HOUR_MS 3600000LL
 
 static dtPg pg;
 static dtApi api, vs;
 static dtKafka kafka;
 static dtStream proc;
 static pid_t archiver = -1, store = -1;
-static json_t *posted; /* every document posted, for the expected values */
+static dtVarSet vset = {NULL, 8, 5}; /* every document posted, for the expected values */
 static size_t reproduced; /* decisions replayed onto the topic: archived again */
 static char vsdir[300], archive[300];
 static char env_abrokers[64], env_aroot[330];
@@ -62,7 +60,7 @@ static bool storeStart(void) {
 
 static int setup(void **state) {
     if (!dtPgStart(&pg) || !dtApiStart(&api, &pg, NULL) || !dtKafkaStart(&kafka)) return -1;
-    posted = json_array();
+    vset.posted = json_array();
     if (!dtStreamStart(&proc, &pg, &kafka, NULL)) return -1;
     snprintf(archive, sizeof(archive), "%s/archive", pg.dir);
     snprintf(env_abrokers, sizeof(env_abrokers), "ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port);
@@ -87,66 +85,20 @@ static int teardown(void **state) {
     dtApiStop(&api);
     dtKafkaStop(&kafka);
     dtPgDestroy(&pg);
-    json_decref(posted);
+    json_decref(vset.posted);
     return rc == 0 ? 0 : -1;
-}
-
-static int64_t nowMs(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void rfc3339(int64_t ms, char out[32]) {
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
-}
-
-static int64_t parseMs(const char *s) {
-    struct tm tm = {0};
-    int ms = 0;
-    sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms);
-    tm.tm_year -= 1900, tm.tm_mon -= 1;
-    return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
-/* Decision k of a batch: customers, merchants, outcomes and amounts vary;
- * ages are far from every window edge (45 d, 20 d, 5 h, 10 min), so the
- * few seconds between posting and reading never move one across. */
-static json_t *decision(int k, int64_t now) {
-    static const char *const outcomes[] = {"APPROVED", "REJECTED", "APPROVED", "REFERRED", "APPROVED"};
-    static const int64_t ages[] = {45 * DAY_MS, 20 * DAY_MS, 5 * HOUR_MS, 10 * 60000};
-    json_t *doc = dtFixture("decision.json");
-    char id[37], cust[24], merch[24], at[32];
-    dtUuid(id);
-    snprintf(cust, sizeof(cust), "cust-%d", k % NCUST);
-    snprintf(merch, sizeof(merch), "m-%d", (k * 7 / 3) % NMERCH);
-    rfc3339(now - ages[k % 4] - k, at); /* - k: no two decisions share a decided_at */
-    char purchase[24];
-    snprintf(purchase, sizeof(purchase), "p-%d", k / 2); /* two decisions per purchase */
-    json_object_set_new(doc, "decision_id", json_string(id));
-    json_object_set_new(doc, "purchase_id", json_string(purchase));
-    json_object_set_new(doc, "customer_id", json_string(cust));
-    json_object_set_new(doc, "merchant_id", json_string(merch));
-    json_object_set_new(doc, "outcome", json_string(outcomes[k % 5]));
-    json_object_set_new(json_object_get(doc, "amount"), "value", json_integer(1000 + 37 * k));
-    json_object_set_new(doc, "decided_at", json_string(at));
-    return doc;
 }
 
 /* Posts n decisions through the API's batch endpoint, 100 per request. */
 static void postDecisions(int n) {
-    int64_t now = nowMs();
-    int base = (int)json_array_size(posted);
+    int64_t now = dtNowMs();
+    int base = (int)json_array_size(vset.posted);
     for (int start = 0; start < n; start += 100) {
         json_t *batch = json_array();
         for (int k = start; k < n && k < start + 100; k++) {
-            json_t *doc = decision(base + k, now);
+            json_t *doc = dtVarDecision(&vset, base + k, now);
             json_array_append(batch, doc);
-            json_array_append_new(posted, doc);
+            json_array_append_new(vset.posted, doc);
         }
         json_t *req = json_pack("{s:o}", "decisions", batch);
         char *body = json_dumps(req, JSON_COMPACT);
@@ -160,112 +112,8 @@ static void postDecisions(int n) {
     }
 }
 
-/* --- the expected values, computed here from the posted documents ---- */
-
-static bool inWindow(json_t *doc, int64_t as_of, int64_t window) {
-    return parseMs(json_string_value(json_object_get(doc, "decided_at"))) > as_of - window;
-}
-
-static const char *str(json_t *doc, const char *k) {
-    return json_string_value(json_object_get(doc, k));
-}
-
-static json_t *expectCustomer(const char *id, int64_t as_of) {
-    json_int_t approved = 0, rejected = 0, amount = 0, c24 = 0, c1 = 0, maxamt = -1;
-    const char *last = NULL, *merchants[64];
-    int64_t last_at = INT64_MIN;
-    size_t nm = 0, i;
-    json_t *doc;
-    json_array_foreach(posted, i, doc) {
-        if (strcmp(str(doc, "customer_id"), id) != 0) continue;
-        int64_t at = parseMs(str(doc, "decided_at"));
-        json_int_t value = json_integer_value(json_object_get(json_object_get(doc, "amount"), "value"));
-        bool ok = strcmp(str(doc, "outcome"), "APPROVED") == 0;
-        if (at > last_at) last_at = at, last = str(doc, "outcome");
-        c24 += inWindow(doc, as_of, 24 * HOUR_MS);
-        c1 += inWindow(doc, as_of, HOUR_MS);
-        if (!inWindow(doc, as_of, 30 * DAY_MS)) continue;
-        approved += ok, rejected += strcmp(str(doc, "outcome"), "REJECTED") == 0;
-        if (ok) amount += value, maxamt = value > maxamt ? value : maxamt;
-        size_t m = 0;
-        while (m < nm && strcmp(merchants[m], str(doc, "merchant_id")) != 0) m++;
-        if (m == nm) merchants[nm++] = str(doc, "merchant_id");
-    }
-    return json_pack("{s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:o}", "approved_count_30d", approved, "rejected_count_30d",
-                     rejected, "approved_amount_30d", amount, "last_outcome", last ? json_string(last) : json_null(),
-                     "distinct_merchants_30d", (json_int_t)nm, "decision_count_24h", c24, "decision_count_1h", c1,
-                     "max_approved_amount_30d", maxamt >= 0 ? json_integer(maxamt) : json_null());
-}
-
-static json_t *expectMerchant(const char *id, int64_t as_of) {
-    json_int_t count = 0, rejected = 0;
-    const char *customers[64];
-    size_t nc = 0, i;
-    json_t *doc;
-    json_array_foreach(posted, i, doc) {
-        if (strcmp(str(doc, "merchant_id"), id) != 0 || !inWindow(doc, as_of, 24 * HOUR_MS)) continue;
-        count++, rejected += strcmp(str(doc, "outcome"), "REJECTED") == 0;
-        size_t c = 0;
-        while (c < nc && strcmp(customers[c], str(doc, "customer_id")) != 0) c++;
-        if (c == nc) customers[nc++] = str(doc, "customer_id");
-    }
-    return json_pack("{s:I, s:I, s:I}", "decision_count_24h", count, "rejected_count_24h", rejected,
-                     "distinct_customers_24h", (json_int_t)nc);
-}
-
-/* --- what a store answers ---- */
-
-/* Every customer and merchant (plus one never seen of each) through one
- * batchGet: the results array, or NULL. */
-static json_t *snapshot(const dtApi *at) {
-    json_t *keys = json_array();
-    char id[24];
-    for (int c = 0; c <= NCUST; c++) {
-        snprintf(id, sizeof(id), "cust-%d", c);
-        json_array_append_new(keys, json_pack("{s:s, s:s}", "entity", "customer", "id", id));
-    }
-    for (int m = 0; m <= NMERCH; m++) {
-        snprintf(id, sizeof(id), "m-%d", m);
-        json_array_append_new(keys, json_pack("{s:s, s:s}", "entity", "merchant", "id", id));
-    }
-    json_t *req = json_pack("{s:o}", "keys", keys);
-    char *body = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    dtResponse r;
-    json_t *out = NULL;
-    if (dtHttp(at, "POST", "/v1/variables:batchGet", DT_LOOKUP_TOKEN, "application/json", body, strlen(body), &r) &&
-        r.status == 200)
-        out = json_incref(json_object_get(r.json, "results"));
-    dtResponseFree(&r);
-    free(body);
-    return out;
-}
-
-/* Whether every variable a store answers equals the computed one; prints the
- * first difference when verbose. */
-static bool matchesExpected(const dtApi *at, bool verbose) {
-    json_t *snap = snapshot(at), *res;
-    size_t i;
-    bool ok = snap != NULL;
-    json_array_foreach(snap, i, res) {
-        if (!ok) break;
-        const char *entity = str(res, "entity"), *id = str(res, "id");
-        int64_t as_of = parseMs(str(res, "as_of"));
-        json_t *want = strcmp(entity, "customer") == 0 ? expectCustomer(id, as_of) : expectMerchant(id, as_of);
-        ok = json_equal(want, json_object_get(res, "variables"));
-        if (!ok && verbose) {
-            char *w = json_dumps(want, JSON_SORT_KEYS), *g = json_dumps(json_object_get(res, "variables"), JSON_SORT_KEYS);
-            fprintf(stderr, "%s %s:\n  expected %s\n  got      %s\n", entity, id, w, g);
-            free(w), free(g);
-        }
-        json_decref(want);
-    }
-    json_decref(snap);
-    return ok;
-}
-
 static bool storeMatches(void *arg) {
-    return matchesExpected(arg, false);
+    return dtVarMatches(arg, &vset, false);
 }
 
 typedef struct atLeast {
@@ -298,7 +146,7 @@ static char *replay(const char *args) {
 static bool archived(void *arg) {
     char *out = replay("--dry-run");
     char want[64];
-    snprintf(want, sizeof(want), "\"read\":%zu,", json_array_size(posted) + reproduced);
+    snprintf(want, sizeof(want), "\"read\":%zu,", json_array_size(vset.posted) + reproduced);
     bool ok = strstr(out, want) != NULL;
     free(out);
     return ok;
@@ -306,12 +154,12 @@ static bool archived(void *arg) {
 
 static void test_variables_follow_posted_decisions(void **state) {
     postDecisions(120);
-    if (!dtWaitFor(storeMatches, &vs, 30000)) assert_true(matchesExpected(&vs, true));
+    if (!dtWaitFor(storeMatches, &vs, 30000)) assert_true(dtVarMatches(&vs, &vset, true));
     /* and again with more decisions on top, so the values are seen to change */
-    json_t *before = snapshot(&vs);
+    json_t *before = dtVarSnapshot(&vs, &vset);
     postDecisions(40);
-    if (!dtWaitFor(storeMatches, &vs, 30000)) assert_true(matchesExpected(&vs, true));
-    json_t *after = snapshot(&vs);
+    if (!dtWaitFor(storeMatches, &vs, 30000)) assert_true(dtVarMatches(&vs, &vset, true));
+    json_t *after = dtVarSnapshot(&vs, &vset);
     assert_false(json_equal(before, after));
     json_decref(before);
     json_decref(after);
@@ -321,8 +169,8 @@ static void test_variables_follow_posted_decisions(void **state) {
  * every decision is a duplicate, no value moves. */
 static void test_replayed_history_changes_nothing(void **state) {
     assert_true(dtWaitFor(archived, NULL, 30000));
-    assert_true(matchesExpected(&vs, true));
-    size_t n = json_array_size(posted);
+    assert_true(dtVarMatches(&vs, &vset, true));
+    size_t n = json_array_size(vset.posted);
     char args[600];
     snprintf(args, sizeof(args), "--target variable-store --url %s --token-file %s", vs.url, ingestTokenFile);
     for (int round = 0; round < 2; round++) {
@@ -330,7 +178,7 @@ static void test_replayed_history_changes_nothing(void **state) {
         if (strstr(out, "rc=0") == NULL) fprintf(stderr, "%s\n", out);
         assert_non_null(strstr(out, "rc=0"));
         free(out);
-        assert_true(matchesExpected(&vs, true));
+        assert_true(dtVarMatches(&vs, &vset, true));
     }
     /* from a copy: what goes onto the topic is archived again */
     char copy[1000];
@@ -348,7 +196,7 @@ static void test_replayed_history_changes_nothing(void **state) {
     /* decisions older than every window are "expired", not duplicates */
     dups.value += 2.0 * (double)n * 3 / 4;
     assert_true(dtWaitFor(metricAtLeast, &dups, 30000));
-    assert_true(matchesExpected(&vs, true));
+    assert_true(dtVarMatches(&vs, &vset, true));
 }
 
 static bool consuming(void *arg) {
@@ -361,7 +209,7 @@ static void test_kill9_while_consuming(void **state) {
     assert_true(dtWaitFor(consuming, &seen, 30000));
     assert_int_equal(dtStop(store, SIGKILL), 128 + SIGKILL);
     assert_true(storeStart());
-    if (!dtWaitFor(storeMatches, &vs, 30000)) assert_true(matchesExpected(&vs, true));
+    if (!dtWaitFor(storeMatches, &vs, 30000)) assert_true(dtVarMatches(&vs, &vset, true));
 }
 
 /* An empty store (no Kafka) refilled from the archive answers exactly as the
@@ -404,8 +252,9 @@ static void test_refill_and_replica_equal_live(void **state) {
     pid_t r = dtSpawn("variable-store", NULL, replicaEnv);
     assert_true(dtWaitReady(&replica, 20000));
 
-    assert_true(matchesExpected(&vs, true));
-    json_t *live = snapshot(&vs), *refilled = snapshot(&fresh), *replicated = snapshot(&replica);
+    assert_true(dtVarMatches(&vs, &vset, true));
+    json_t *live = dtVarSnapshot(&vs, &vset), *refilled = dtVarSnapshot(&fresh, &vset);
+    json_t *replicated = dtVarSnapshot(&replica, &vset);
     assert_non_null(live);
     for (size_t i = 0; i < json_array_size(live); i++) {
         json_t *want = json_object_get(json_array_get(live, i), "variables");
@@ -435,7 +284,7 @@ static long status(const char *method, const char *path, const char *ctype, cons
 static void test_bad_requests(void **state) {
     json_t *j = NULL;
     assert_int_equal(status("GET", "/v1/variables/planet/earth", NULL, NULL, &j), 404);
-    assert_string_equal(str(j, "error"), "unknown_entity");
+    assert_string_equal(dtStr(j, "error"), "unknown_entity");
     json_decref(j);
     assert_int_equal(status("GET", "/v1/variables/customer/never-seen", NULL, NULL, &j), 200);
     json_t *v = json_object_get(j, "variables");
@@ -449,11 +298,11 @@ static void test_bad_requests(void **state) {
     /* a query parameter is refused, never ignored: min_position answered
      * without waiting for it would be a silent stale read */
     assert_int_equal(status("GET", "/v1/variables/customer/x?min_position=0%2F1&wait_ms=100", NULL, NULL, &j), 400);
-    assert_string_equal(str(j, "error"), "invalid_query");
-    assert_string_equal(str(j, "field"), "min_position");
+    assert_string_equal(dtStr(j, "error"), "invalid_query");
+    assert_string_equal(dtStr(j, "field"), "min_position");
     json_decref(j);
     assert_int_equal(status("GET", "/v1/variables/customer/x?%ff=1", NULL, NULL, &j), 400);
-    assert_string_equal(str(j, "error"), "invalid_query");
+    assert_string_equal(dtStr(j, "error"), "invalid_query");
     json_decref(j);
     assert_int_equal(status("GET", "/v1/variables/customer/x?", NULL, NULL, NULL), 200);
 
@@ -461,7 +310,7 @@ static void test_bad_requests(void **state) {
     assert_int_equal(status("POST", batch, json, "{\"keys\": [", NULL), 400);
     assert_int_equal(status("POST", batch, json, "{\"keys\": {}}", NULL), 400);
     assert_int_equal(status("POST", batch, json, "{\"keys\": [{\"entity\": \"customer\"}]}", &j), 400);
-    assert_string_equal(str(j, "field"), "keys[0].id");
+    assert_string_equal(dtStr(j, "field"), "keys[0].id");
     json_decref(j);
     assert_int_equal(status("POST", batch, json, "{\"keys\": [{\"entity\": \"planet\", \"id\": \"x\"}]}", NULL), 404);
     assert_int_equal(status("POST", batch, "text/plain", "{\"keys\": []}", NULL), 415);
@@ -470,19 +319,19 @@ static void test_bad_requests(void **state) {
     json_t *big = json_pack("{s:o}", "keys", keys);
     char *body = json_dumps(big, JSON_COMPACT);
     assert_int_equal(status("POST", batch, json, body, &j), 413);
-    assert_string_equal(str(j, "error"), "too_many_keys");
+    assert_string_equal(dtStr(j, "error"), "too_many_keys");
     json_decref(j);
     free(body);
     json_decref(big);
 
     /* an ingest batch with one broken decision applies none of them */
     double counted = dtMetric(&vs, "variable_store_counted_total");
-    json_t *good = decision(1000, nowMs()), *bad = decision(1001, nowMs());
+    json_t *good = dtVarDecision(&vset, 1000, dtNowMs()), *bad = dtVarDecision(&vset, 1001, dtNowMs());
     json_object_set_new(json_object_get(bad, "amount"), "value", json_string("lots"));
     json_t *ing = json_pack("{s:[o,o]}", "decisions", good, bad);
     body = json_dumps(ing, JSON_COMPACT);
     assert_int_equal(status("POST", "/v1/decisions:ingest", json, body, &j), 400);
-    assert_string_equal(str(j, "field"), "decisions[1].amount.value");
+    assert_string_equal(dtStr(j, "field"), "decisions[1].amount.value");
     json_decref(j);
     assert_true(dtMetric(&vs, "variable_store_counted_total") == counted);
     free(body);
@@ -490,16 +339,16 @@ static void test_bad_requests(void **state) {
 
     /* nor one dated in the future, as the API refuses it: it would stay in
      * every window, and be the customer's last outcome, until that date */
-    ing = json_pack("{s:[o]}", "decisions", decision(1002, nowMs() + DAY_MS));
+    ing = json_pack("{s:[o]}", "decisions", dtVarDecision(&vset, 1002, dtNowMs() + DT_DAY_MS));
     body = json_dumps(ing, JSON_COMPACT);
     assert_int_equal(status("POST", "/v1/decisions:ingest", json, body, &j), 400);
-    assert_string_equal(str(j, "field"), "decisions[0].decided_at");
-    assert_non_null(strstr(str(j, "message"), "is in the future"));
+    assert_string_equal(dtStr(j, "field"), "decisions[0].decided_at");
+    assert_non_null(strstr(dtStr(j, "message"), "is in the future"));
     json_decref(j);
     assert_true(dtMetric(&vs, "variable_store_counted_total") == counted);
     free(body);
     json_decref(ing);
-    assert_true(matchesExpected(&vs, true));
+    assert_true(dtVarMatches(&vs, &vset, true));
 }
 
 /* A bad setting found late in start-up (a registry URL that is no URL,
@@ -550,9 +399,9 @@ static bool strayCounted(void *arg) {
  * them is counted. */
 static void test_records_breaking_the_rules_are_not_counted(void **state) {
     char err[256], brokers[64];
-    int64_t now = nowMs();
+    int64_t now = dtNowMs();
     size_t lens[4];
-    char *values[4] = {strayRecord("REJECTED", now + DAY_MS, NULL, &lens[0]),
+    char *values[4] = {strayRecord("REJECTED", now + DT_DAY_MS, NULL, &lens[0]),
                        strayRecord("REJECTED", 631152000000LL /* 1990 */, NULL, &lens[1]),
                        strayRecord("REJECTED", now - 90000, "se", &lens[2]), /* breaks the country rule */
                        strayRecord("APPROVED", now - 60000, NULL, &lens[3])};
@@ -575,7 +424,7 @@ static void test_records_breaking_the_rules_are_not_counted(void **state) {
     json_t *j = NULL;
     assert_int_equal(status("GET", "/v1/variables/customer/cust-stray", NULL, NULL, &j), 200);
     json_t *v = json_object_get(j, "variables");
-    assert_string_equal(str(v, "last_outcome"), "APPROVED");
+    assert_string_equal(dtStr(v, "last_outcome"), "APPROVED");
     assert_int_equal(json_integer_value(json_object_get(v, "rejected_count_30d")), 0);
     assert_int_equal(json_integer_value(json_object_get(v, "approved_count_30d")), 1);
     json_decref(j);
@@ -586,9 +435,9 @@ static void test_records_breaking_the_rules_are_not_counted(void **state) {
 static json_int_t expectPurchases(const char *id, int64_t as_of) {
     json_t *seen = json_object(), *doc;
     size_t i;
-    json_array_foreach(posted, i, doc)
-        if (strcmp(str(doc, "customer_id"), id) == 0 && inWindow(doc, as_of, 30 * DAY_MS))
-            json_object_set_new(seen, str(doc, "purchase_id"), json_true());
+    json_array_foreach(vset.posted, i, doc)
+        if (strcmp(dtStr(doc, "customer_id"), id) == 0 && dtParseMs(dtStr(doc, "decided_at")) > as_of - 30 * DT_DAY_MS)
+            json_object_set_new(seen, dtStr(doc, "purchase_id"), json_true());
     json_int_t n = (json_int_t)json_object_size(seen);
     json_decref(seen);
     return n;
@@ -614,14 +463,14 @@ static void test_new_variable_rebuilds_from_the_topic(void **state) {
     assert_int_equal(dtStop(store, SIGTERM), 0);
     assert_true(storeStartWith(env));
 
-    json_t *snap = snapshot(&vs), *res;
+    json_t *snap = dtVarSnapshot(&vs, &vset), *res;
     size_t i;
     assert_non_null(snap);
     json_array_foreach(snap, i, res) {
-        const char *id = str(res, "id");
-        int64_t as_of = parseMs(str(res, "as_of"));
-        if (strcmp(str(res, "entity"), "customer") != 0) continue;
-        json_t *want = expectCustomer(id, as_of);
+        const char *id = dtStr(res, "id");
+        int64_t as_of = dtParseMs(dtStr(res, "as_of"));
+        if (strcmp(dtStr(res, "entity"), "customer") != 0) continue;
+        json_t *want = dtVarExpectCustomer(&vset, id, as_of);
         json_object_set_new(want, "distinct_purchases_30d", json_integer(expectPurchases(id, as_of)));
         assert_true(json_equal(want, json_object_get(res, "variables")));
         json_decref(want);
@@ -642,9 +491,9 @@ static void test_sigterm_with_an_idle_keepalive_connection(void **state) {
     char buf[512];
     assert_true(read(fd, buf, sizeof(buf)) > 12);
     assert_memory_equal(buf, "HTTP/1.1 200", 12);
-    int64_t t0 = nowMs();
+    int64_t t0 = dtNowMs();
     assert_int_equal(dtStop(store, SIGTERM), 0);
-    assert_true(nowMs() - t0 < 4000);
+    assert_true(dtNowMs() - t0 < 4000);
     assert_int_equal(read(fd, buf, sizeof(buf)), 0); /* closed by the server */
     close(fd);
     assert_true(storeStart()); /* for the teardown */
