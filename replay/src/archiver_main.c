@@ -28,6 +28,7 @@
  * older than the producer: see learn.h), the partition is held at that
  * record (kafkahold.h) and retried with back-off, never skipped.
  */
+#include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
@@ -223,8 +224,6 @@ static arResult arDecode(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, 
     char path[1200];
     size_t size = 0;
     arResult r = arWriterVersion(rk, codec, m, version, why, whylen);
-    if (r == AR_HOLD) return r;
-    dsKafkaHoldDone(m->partition, &holds[m->partition]); /* m is handled, one way or the other */
     if (r != AR_ARCHIVE) return r;
     if ((*out = arValueOf(codec, *version)) == NULL) {
         dsLogError("version %d: cannot make an Avro value: %s", *version, avro_strerror());
@@ -273,21 +272,28 @@ static bool arQuarantine(rd_kafka_t *rk, rd_kafka_message_t *m, const char *why)
     return true;
 }
 
-/* Opens the partition's file at m for a record of version, decided at ms. */
-static bool arOpen(dsCodec *codec, rd_kafka_message_t *m, int version, int64_t decided) {
-    char err[512];
+/* Opens the partition's file at m for a record of version, decided at ms.
+ * AR_HOLD when another archiver is writing that very file (the group gave
+ * the partition here while its old owner still wrote): the partition waits
+ * at m until that one has renamed or dropped it, then writes it again. */
+static arResult arOpen(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, int version, int64_t decided) {
+    char err[1536];
     arPart *p = &parts[m->partition];
     p->file = rpArchiveOpen(opt.archive, decided, m->partition, m->offset, dsCodecSchema(codec, version),
                             opt.block_size, err, sizeof(err));
+    if (p->file == NULL && errno == EWOULDBLOCK) {
+        dsKafkaHoldPartition(rk, opt.topic, m->partition, m->offset, &holds[m->partition], err);
+        return AR_HOLD;
+    }
     if (p->file == NULL) {
         dsLogError("%s", err);
-        return false;
+        return AR_FAIL;
     }
     p->version = version;
     p->hour = decided / 3600000;
     p->bytes = 0;
     p->opened_ms = dsTimeNowMs();
-    return true;
+    return AR_ARCHIVE;
 }
 
 /* Archives one message; false only on a storage failure (fatal). */
@@ -303,13 +309,17 @@ static bool arMessage(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m) {
     int version = 0;
     int64_t decided = 0;
     arResult r = arDecode(rk, codec, m, &v, &version, &decided, why, sizeof(why));
-    if (r == AR_QUARANTINE) return arQuarantine(rk, m, why);
+    if (r == AR_QUARANTINE) {
+        dsKafkaHoldDone(m->partition, &holds[m->partition]); /* m is handled */
+        return arQuarantine(rk, m, why);
+    }
     if (r != AR_ARCHIVE) return r != AR_FAIL;
     arPart *p = &parts[m->partition];
     /* a file holds one hour and one schema version */
     if (p->file && (p->hour != decided / 3600000 || p->version != version) && !arFinish(rk, m->partition))
         return false;
-    if (p->file == NULL && !arOpen(codec, m, version, decided)) return false;
+    if (p->file == NULL && (r = arOpen(rk, codec, m, version, decided)) != AR_ARCHIVE) return r == AR_HOLD;
+    dsKafkaHoldDone(m->partition, &holds[m->partition]); /* m is handled */
     if (!rpArchiveAppend(p->file, v, err, sizeof(err))) {
         dsLogError("%s", err);
         return false;
