@@ -37,7 +37,7 @@ static dtApi api, vs;
 static dtKafka kafka;
 static dtStream proc;
 static pid_t archiver = -1, store = -1;
-static dtVarSet vset = {NULL, 8, 5}; /* every document posted, for the expected values */
+static dtVarSet vset = {NULL, 8, 5, 0}; /* every document posted, for the expected values */
 static size_t reproduced; /* decisions replayed onto the topic: archived again */
 static char vsdir[300], archive[300];
 static char env_abrokers[64], env_aroot[330];

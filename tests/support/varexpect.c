@@ -40,7 +40,7 @@ json_t *dtVarDecision(const dtVarSet *vs, int k, int64_t now) {
     dtUuid(id);
     snprintf(cust, sizeof(cust), "cust-%d", k % vs->customers);
     snprintf(merch, sizeof(merch), "m-%d", (k * 7 / 3) % vs->merchants);
-    dtRfc3339(now - ages[k % 4] - k, at);
+    dtRfc3339(now - (vs->age_ms ? vs->age_ms : ages[k % 4]) - k, at);
     snprintf(purchase, sizeof(purchase), "p-%d", k / 2); /* two decisions per purchase */
     json_object_set_new(doc, "decision_id", json_string(id));
     json_object_set_new(doc, "purchase_id", json_string(purchase));

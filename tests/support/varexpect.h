@@ -21,12 +21,15 @@
 typedef struct dtVarSet {
     json_t *posted; /* every document posted, in order (the test's array) */
     int customers, merchants;
+    int64_t age_ms; /* 0: the four ages of dtVarDecision in turn; else every decision's */
 } dtVarSet;
 
 /* Decision k of vs, as of now (ms): customers, merchants, outcomes and
  * amounts vary; ages are far from every window edge (45 d, 20 d, 5 h,
- * 10 min, minus k ms so no two share a decided_at), so the seconds between
- * posting and reading never move one across. A new reference. */
+ * 10 min, or vs->age_ms; minus k ms so no two share a decided_at), so the
+ * seconds between posting and reading never move one across. Four ages
+ * make an archive file per record or so (a file holds one hour); one age
+ * makes files as an archiver sees them in production. A new reference. */
 json_t *dtVarDecision(const dtVarSet *vs, int k, int64_t now);
 
 /* The variables of customer or merchant id as of as_of (ms), computed from

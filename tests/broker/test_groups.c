@@ -1,0 +1,362 @@
+/* test_groups.c - consumer groups on Apache Kafka: two decision-archivers
+ * in one group writing one archive directory, and two variable stores, each
+ * in a group of its own as the design wants (a store needs every partition:
+ * a merchant's decisions are spread over all of them). Decisions are posted
+ * through the API and go through PostgreSQL and the stream processor onto a
+ * single-node cluster. Under load, one archiver and one store are killed
+ * with SIGKILL: the group hands the archiver's partitions to the other one,
+ * which archives everything while it is alone; then both come back under
+ * load (a supervisor's restart) and the group splits again. In the end the
+ * archive holds every decision exactly once (read by python3-avro, no file
+ * name twice, no temporary file left), the surviving archiver never stopped,
+ * and both stores answer exactly what the posted decisions imply. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "harness.h"
+#include "varexpect.h"
+
+#define PARTITIONS 6 /* of decisions, as dtBrokerStart makes it */
+#define LOAD_BATCH 10
+#define LOAD_PAUSE_MS 40
+
+static dtBroker broker;
+static dtPg pg;
+static dtApi api;
+static dtStream proc;
+static char archive[300];
+
+/* A member the test kills and starts again with the same environment (and
+ * the same port, so its url stays valid). */
+typedef struct member {
+    const char *program;
+    pid_t pid;
+    dtApi http; /* url of its /metrics, /readyz */
+    char own[6][400];
+    const char *env[24];
+} member;
+static member archivers[2], stores[2];
+
+/* 48 customers spread their decisions over every partition; one age keeps
+ * an archive file per partition and hour, as in production. */
+static dtVarSet vset = {NULL, 48, 10, 2 * 60000};
+
+/* The load: a thread posting batches until told to stop; what was accepted
+ * (201) joins vset.posted under mu. */
+static struct {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    atomic_bool stop;
+    atomic_long posted;
+    int next; /* k of the next decision */
+    long failed;
+    char why[300];
+} load = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static bool memberStart(member *d) {
+    d->pid = dtSpawn(d->program, NULL, d->env);
+    return d->pid > 0 && dtWaitReady(&d->http, 30000);
+}
+
+/* dir: the archive (an archiver) or the store's data directory. */
+static void memberInit(member *d, const char *program, const char *prefix, const char *group, const char *dir,
+                       const char *const *extra) {
+    dtBrokerEnv be;
+    const char *const *kafka = dtBrokerClientEnv(&broker, prefix, &be);
+    bool archiver = strcmp(program, "decision-archiver") == 0;
+    memset(d, 0, sizeof(*d));
+    d->program = program;
+    int port = dtFreePort(), n = 0;
+    snprintf(d->http.url, sizeof(d->http.url), "http://127.0.0.1:%d", port);
+    snprintf(d->own[0], sizeof(d->own[0]), "%s", kafka[0]); /* plaintext: BROKERS only */
+    snprintf(d->own[1], sizeof(d->own[1]), "%sGROUP_ID=%s", prefix, group);
+    snprintf(d->own[2], sizeof(d->own[2]), "%s%s=%s", prefix, archiver ? "ARCHIVE" : "DATA_DIR", dir);
+    snprintf(d->own[3], sizeof(d->own[3]), "%s%s=%d", prefix, archiver ? "METRICS_PORT" : "LISTEN_PORT", port);
+    snprintf(d->own[4], sizeof(d->own[4]), "%sREGISTRY_URL=%s", prefix, api.url);
+    snprintf(d->own[5], sizeof(d->own[5]), "%sSESSION_TIMEOUT=6s", prefix); /* the broker's least */
+    for (int i = 0; i < 6; i++) d->env[n++] = d->own[i];
+    for (int i = 0; extra[i] && n < 23; i++) d->env[n++] = extra[i];
+    d->env[n] = NULL;
+}
+
+static const char *const archiverEnv[] = {"ARCHIVER_MAX_AGE=500ms", "ARCHIVER_LOG_LEVEL=info", NULL};
+static char storeTokens[360];
+static const char *const storeEnv[] = {storeTokens, "VARSTORE_BATCH_WAIT=5ms", "VARSTORE_LOG_LEVEL=warn", NULL};
+
+static int setup(void **state) {
+    curl_global_init(CURL_GLOBAL_ALL); /* before the load's thread */
+    if (!dtBrokerStart(&broker, 1, false, false, NULL)) return -1;
+    if (!dtPgStart(&pg) || !dtApiStart(&api, &pg, NULL)) return -1;
+    dtBrokerEnv be;
+    if (!dtStreamStartOn(&proc, &pg, NULL, dtBrokerClientEnv(&broker, "STREAM_", &be))) return -1;
+    vset.posted = json_array();
+    snprintf(archive, sizeof(archive), "%s/archive", pg.dir);
+    snprintf(storeTokens, sizeof(storeTokens), "VARSTORE_TOKENS_FILE=%s", api.tokens_file);
+    for (int i = 0; i < 2; i++) {
+        char group[32], dir[330];
+        memberInit(&archivers[i], "decision-archiver", "ARCHIVER_", "archivers", archive, archiverEnv);
+        snprintf(group, sizeof(group), "variable-store-%d", i);
+        snprintf(dir, sizeof(dir), "%s/store-%d", pg.dir, i);
+        memberInit(&stores[i], "variable-store", "VARSTORE_", group, dir, storeEnv);
+        if (!memberStart(&archivers[i]) || !memberStart(&stores[i])) return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    int rc = 0;
+    for (int i = 0; i < 2; i++) {
+        if (archivers[i].pid > 0 && dtStop(archivers[i].pid, SIGTERM) != 0) rc = -1;
+        if (stores[i].pid > 0 && dtStop(stores[i].pid, SIGTERM) != 0) rc = -1;
+    }
+    if (proc.pid > 0 && dtStreamStop(&proc) != 0) rc = -1;
+    dtApiStop(&api);
+    dtPgDestroy(&pg);
+    if (!dtBrokerDestroy(&broker)) rc = -1;
+    json_decref(vset.posted);
+    curl_global_cleanup();
+    return rc;
+}
+
+/* --- the load ---- */
+
+/* Posts one batch; the decisions the API accepted join vset.posted. */
+static void loadBatch(void) {
+    json_t *batch = json_array();
+    int64_t now = dtNowMs();
+    for (int i = 0; i < LOAD_BATCH; i++) json_array_append_new(batch, dtVarDecision(&vset, load.next + i, now));
+    load.next += LOAD_BATCH;
+    json_t *req = json_pack("{s:O}", "decisions", batch);
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    dtResponse r;
+    bool answered = dtHttp(&api, "POST", "/v1/decisions:batch", DT_WRITER_TOKEN, "application/json", body,
+                           strlen(body), &r);
+    json_t *results = answered && r.status == 200 ? json_object_get(r.json, "results") : NULL;
+    pthread_mutex_lock(&load.mu);
+    for (int i = 0; i < LOAD_BATCH; i++) {
+        long st = (long)json_integer_value(json_object_get(json_array_get(results, (size_t)i), "status"));
+        if (st == 201) {
+            json_array_append(vset.posted, json_array_get(batch, (size_t)i));
+            atomic_fetch_add(&load.posted, 1);
+        } else if (load.failed++ == 0) {
+            snprintf(load.why, sizeof(load.why), "a batch item got %ld (request status %ld): %.200s", st,
+                     answered ? r.status : 0, answered && r.body ? r.body : "no answer");
+        }
+    }
+    pthread_mutex_unlock(&load.mu);
+    if (answered) dtResponseFree(&r);
+    free(body);
+    json_decref(batch);
+}
+
+static void *loadRun(void *arg) {
+    const struct timespec pause = {0, LOAD_PAUSE_MS * 1000000L};
+    while (!atomic_load(&load.stop)) {
+        loadBatch();
+        nanosleep(&pause, NULL); /* a pace, not a wait for anything */
+    }
+    return NULL;
+}
+
+static void loadStart(void) {
+    atomic_store(&load.stop, false);
+    assert_int_equal(pthread_create(&load.thread, NULL, loadRun, NULL), 0);
+}
+
+static void loadStop(void) {
+    atomic_store(&load.stop, true);
+    pthread_join(load.thread, NULL);
+    if (load.failed) fprintf(stderr, "%ld posts failed; the first: %s\n", load.failed, load.why);
+    assert_int_equal(load.failed, 0);
+}
+
+static bool postedAtLeast(void *arg) {
+    return atomic_load(&load.posted) >= *(long *)arg;
+}
+
+/* Lets the load post n more decisions. */
+static void loadFor(long n) {
+    long want = atomic_load(&load.posted) + n;
+    assert_true(dtWaitFor(postedAtLeast, &want, 60000));
+}
+
+/* --- what the archive holds ---- */
+
+/* Records in the archive's finished files, as decision-replay's summary
+ * counts them (its progress lines count too); -1 if it cannot tell. */
+static long archivedCount(void) {
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd),
+             "${BUILD:-build}/bin/decision-replay --archive %s --from 2020-01-01T00:00:00Z --to 2100-01-01T00:00:00Z"
+             " --dry-run --log-level error 2>&1",
+             archive);
+    char *out = dtCapture(cmd), *sum = strstr(out, "{\"summary\":"), *s = sum ? strstr(sum, "\"read\":") : NULL;
+    long n = s ? strtol(s + 7, NULL, 10) : -1;
+    free(out);
+    return n;
+}
+
+/* Once the load has stopped: as many records as decisions posted. */
+static bool allArchived(void *arg) {
+    return archivedCount() == (long)json_array_size(vset.posted);
+}
+
+/* Waits until the archive holds as many records as decisions posted; says
+ * where each stage stands if it does not come. */
+static void waitAllArchived(void) {
+    if (dtWaitFor(allArchived, NULL, 45000)) return;
+    fprintf(stderr, "posted %zu, archived %ld, on the topic %g; archivers: %g, %g records\n",
+            json_array_size(vset.posted), archivedCount(), dtMetric(&proc.http, "kafka_delivered_total"),
+            dtMetric(&archivers[0].http, "archiver_records_total"), dtMetric(&archivers[1].http, "archiver_records_total"));
+    fail_msg("the archive does not hold every decision posted");
+}
+
+static bool storeMatches(void *arg) {
+    return dtVarMatches(arg, &vset, false);
+}
+
+/* Both stores answer exactly what the posted decisions imply. */
+static void assertStoresExact(const member *only) {
+    for (int i = 0; i < 2; i++) {
+        const member *d = &stores[i];
+        if (only != NULL && d != only) continue;
+        if (!dtWaitFor(storeMatches, (void *)&d->http, 30000)) assert_true(dtVarMatches(&d->http, &vset, true));
+    }
+}
+
+typedef struct above {
+    const dtApi *at;
+    const char *metric;
+    double value;
+} above;
+
+static bool metricAbove(void *arg) {
+    above *a = arg;
+    return dtMetric(a->at, a->metric) > a->value;
+}
+
+static void waitMetricAbove(const member *d, const char *metric, double value) {
+    above a = {&d->http, metric, value};
+    if (!dtWaitFor(metricAbove, &a, 30000)) fail_msg("%s: %s stayed at %g", d->http.url, metric, dtMetric(a.at, metric));
+}
+
+/* Whether m never exited; if it did, it is reaped and says how. */
+static bool running(member *m) {
+    int status;
+    if (waitpid(m->pid, &status, WNOHANG) == 0) return true;
+    fprintf(stderr, "%s (%s) exited: status %d\n", m->program, m->http.url, status);
+    m->pid = -1;
+    return false;
+}
+
+/* Every posted decision once in the archive as an independent reader
+ * (python3-avro) sees it, nothing else; no file name twice (one partition
+ * and first offset, two hours, would be a file doubled); every partition
+ * archived; no temporary file left. */
+static void assertArchiveExact(void) {
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/tools/read_archive.py %s; echo rc=$?", archive);
+    char *out = dtCapture(cmd);
+    json_t *seen = json_object(), *names = json_object(), *doc;
+    int parts[PARTITIONS] = {0};
+    size_t i;
+    long records = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char id[64], path[512], name[512];
+        long long ms;
+        if (strncmp(line, "rc=", 3) == 0) {
+            assert_string_equal(line, "rc=0");
+            continue;
+        }
+        if (sscanf(line, "%63s %lld %*s %511s", id, &ms, path) != 3) fail_msg("read_archive.py: %s", line);
+        json_object_set_new(seen, id, json_integer(json_integer_value(json_object_get(seen, id)) + 1));
+        const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        snprintf(name, sizeof(name), "%s", base);
+        const char *other = dtStr(names, name);
+        if (other != NULL && strcmp(other, path) != 0) fail_msg("%s and %s: one file name twice", other, path);
+        json_object_set_new(names, name, json_string(path));
+        int p = -1;
+        if (sscanf(name, "decisions+%d+", &p) == 1 && p >= 0 && p < PARTITIONS) parts[p]++;
+        records++;
+    }
+    json_array_foreach(vset.posted, i, doc) {
+        long long n = json_integer_value(json_object_get(seen, dtStr(doc, "decision_id")));
+        if (n != 1) fail_msg("decision %s is %lld times in the archive", dtStr(doc, "decision_id"), n);
+    }
+    assert_int_equal(records, json_array_size(vset.posted));
+    for (int p = 0; p < PARTITIONS; p++)
+        if (parts[p] == 0) fail_msg("nothing archived from partition %d", p);
+    fprintf(stderr, "archive: %ld decisions in %zu files\n", records, json_object_size(names));
+    json_decref(seen), json_decref(names);
+    free(out);
+    snprintf(cmd, sizeof(cmd), "find %s -name '*.tmp' | head -3", archive);
+    out = dtCapture(cmd);
+    if (*out) fail_msg("temporary files left in the archive: %s", out);
+    free(out);
+}
+
+/* One archiver and one store are killed under load; the other archiver
+ * takes the group's every partition and archives everything alone, the
+ * other store is exact alone; both come back under load, the archiver
+ * takes partitions again and the store catches up; nothing lost, nothing
+ * twice, and the survivor never stopped. */
+static void test_kill_one_of_each_under_load(void **state) {
+    member *victim = &archivers[0], *survivor = &archivers[1], *store = &stores[0];
+    loadStart();
+    /* the group split the partitions: both archive */
+    waitMetricAbove(victim, "archiver_records_total", 0);
+    waitMetricAbove(survivor, "archiver_records_total", 0);
+    waitMetricAbove(store, "variable_store_kafka_messages_total", 0);
+    waitMetricAbove(&stores[1], "variable_store_kafka_messages_total", 0);
+
+    assert_int_equal(dtStop(victim->pid, SIGKILL), 128 + SIGKILL);
+    assert_int_equal(dtStop(store->pid, SIGKILL), 128 + SIGKILL);
+    victim->pid = store->pid = -1;
+    loadFor(300); /* on every partition, the victim's too */
+    loadStop();
+    /* the survivor alone archives everything: the victim's partitions came to it */
+    waitAllArchived();
+    assertStoresExact(&stores[1]);
+
+    /* back under load: the group splits again, the store resumes where its state ends */
+    loadStart();
+    loadFor(100); /* the survivor has files open */
+    assert_true(memberStart(victim));
+    assert_true(memberStart(store));
+    waitMetricAbove(victim, "archiver_records_total", 0);
+    loadFor(300);
+    loadStop();
+    waitAllArchived();
+    assertStoresExact(NULL);
+
+    assert_true(running(survivor));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(dtStop(archivers[i].pid, SIGTERM), 0);
+        archivers[i].pid = -1;
+    }
+    assertArchiveExact();
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kill_one_of_each_under_load),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
