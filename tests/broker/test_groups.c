@@ -9,7 +9,9 @@
  * load (a supervisor's restart) and the group splits again. In the end the
  * archive holds every decision exactly once (read by python3-avro, no file
  * name twice, no temporary file left), the surviving archiver never stopped,
- * and both stores answer exactly what the posted decisions imply. */
+ * and both stores answer exactly what the posted decisions imply. A third
+ * store started with one store's group id makes both unready, saying the
+ * group is shared, until it leaves. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -354,9 +356,34 @@ static void test_kill_one_of_each_under_load(void **state) {
     assertArchiveExact();
 }
 
+static bool saysShared(void *arg) {
+    dtResponse r;
+    bool yes = dtHttp(arg, "GET", "/readyz", NULL, NULL, NULL, 0, &r) && r.status == 503 && r.body &&
+               strstr(r.body, "is shared") && strstr(r.body, "own --group-id");
+    dtResponseFree(&r);
+    return yes;
+}
+
+/* Stores must not share a group (each needs every partition): one started
+ * with another's group id makes both unready, saying why, until it goes. */
+static void test_a_store_sharing_its_group_says_so(void **state) {
+    member intruder;
+    char dir[330];
+    snprintf(dir, sizeof(dir), "%s/store-intruder", pg.dir);
+    memberInit(&intruder, "variable-store", "VARSTORE_", "variable-store-1", dir, storeEnv);
+    intruder.pid = dtSpawn(intruder.program, NULL, intruder.env);
+    assert_true(intruder.pid > 0);
+    bool shared = dtWaitFor(saysShared, &intruder.http, 30000) && dtWaitFor(saysShared, &stores[1].http, 30000);
+    assert_int_equal(dtStop(intruder.pid, SIGTERM), 0);
+    assert_true(shared);
+    assert_true(dtWaitReady(&stores[1].http, 30000));
+    assertStoresExact(&stores[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kill_one_of_each_under_load),
+        cmocka_unit_test(test_a_store_sharing_its_group_says_so),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
