@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "broker.h"
 #include "harness.h"
 #include "varexpect.h"
@@ -42,6 +44,7 @@ static dtPg pg;
 static dtApi api;
 static dtStream proc;
 static char archive[300];
+static rd_kafka_t *admin; /* describes the archivers' group */
 
 /* A member the test kills and starts again with the same environment (and
  * the same port, so its url stays valid). */
@@ -64,6 +67,7 @@ static struct {
     pthread_t thread;
     pthread_mutex_t mu;
     atomic_bool stop;
+    bool running;
     atomic_long posted;
     int next; /* k of the next decision */
     long failed;
@@ -96,7 +100,10 @@ static void memberInit(member *d, const char *program, const char *prefix, const
     d->env[n] = NULL;
 }
 
-static const char *const archiverEnv[] = {"ARCHIVER_MAX_AGE=500ms", "ARCHIVER_LOG_LEVEL=info", NULL};
+static const char *const archiverEnv[][4] = {
+    {"ARCHIVER_CLIENT_ID=archiver-0", "ARCHIVER_MAX_AGE=500ms", "ARCHIVER_LOG_LEVEL=info", NULL},
+    {"ARCHIVER_CLIENT_ID=archiver-1", "ARCHIVER_MAX_AGE=500ms", "ARCHIVER_LOG_LEVEL=info", NULL},
+};
 static char storeTokens[360];
 static const char *const storeEnv[] = {storeTokens, "VARSTORE_BATCH_WAIT=5ms", "VARSTORE_LOG_LEVEL=warn", NULL};
 
@@ -106,12 +113,17 @@ static int setup(void **state) {
     if (!dtPgStart(&pg) || !dtApiStart(&api, &pg, NULL)) return -1;
     dtBrokerEnv be;
     if (!dtStreamStartOn(&proc, &pg, NULL, dtBrokerClientEnv(&broker, "STREAM_", &be))) return -1;
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", broker.bootstrap, err, sizeof(err)) != RD_KAFKA_CONF_OK ||
+        (admin = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) == NULL)
+        return fprintf(stderr, "admin client: %s\n", err), -1;
     vset.posted = json_array();
     snprintf(archive, sizeof(archive), "%s/archive", pg.dir);
     snprintf(storeTokens, sizeof(storeTokens), "VARSTORE_TOKENS_FILE=%s", api.tokens_file);
     for (int i = 0; i < 2; i++) {
         char group[32], dir[330];
-        memberInit(&archivers[i], "decision-archiver", "ARCHIVER_", "archivers", archive, archiverEnv);
+        memberInit(&archivers[i], "decision-archiver", "ARCHIVER_", "archivers", archive, archiverEnv[i]);
         snprintf(group, sizeof(group), "variable-store-%d", i);
         snprintf(dir, sizeof(dir), "%s/store-%d", pg.dir, i);
         memberInit(&stores[i], "variable-store", "VARSTORE_", group, dir, storeEnv);
@@ -129,6 +141,7 @@ static int teardown(void **state) {
     if (proc.pid > 0 && dtStreamStop(&proc) != 0) rc = -1;
     dtApiStop(&api);
     dtPgDestroy(&pg);
+    if (admin) rd_kafka_destroy(admin);
     if (!dtBrokerDestroy(&broker)) rc = -1;
     json_decref(vset.posted);
     curl_global_cleanup();
@@ -179,11 +192,24 @@ static void *loadRun(void *arg) {
 static void loadStart(void) {
     atomic_store(&load.stop, false);
     assert_int_equal(pthread_create(&load.thread, NULL, loadRun, NULL), 0);
+    load.running = true;
+}
+
+static void loadEnd(void) {
+    if (!load.running) return;
+    atomic_store(&load.stop, true);
+    pthread_join(load.thread, NULL);
+    load.running = false;
+}
+
+/* After each test, passed or not: a failed one leaves no load behind. */
+static int loadTeardown(void **state) {
+    loadEnd();
+    return 0;
 }
 
 static void loadStop(void) {
-    atomic_store(&load.stop, true);
-    pthread_join(load.thread, NULL);
+    loadEnd();
     if (load.failed) fprintf(stderr, "%ld posts failed; the first: %s\n", load.failed, load.why);
     assert_int_equal(load.failed, 0);
 }
@@ -196,6 +222,60 @@ static bool postedAtLeast(void *arg) {
 static void loadFor(long n) {
     long want = atomic_load(&load.posted) + n;
     assert_true(dtWaitFor(postedAtLeast, &want, 60000));
+}
+
+/* --- the archivers' group ---- */
+
+/* Partitions of the member with client id "archiver-<i>" (-1: not in the
+ * group) in the description of the group "archivers"; false unless it is
+ * stable (no rebalance under way). */
+static bool groupHeld(const rd_kafka_ConsumerGroupDescription_t *g, int held[2]) {
+    if (rd_kafka_ConsumerGroupDescription_error(g) != NULL ||
+        rd_kafka_ConsumerGroupDescription_state(g) != RD_KAFKA_CONSUMER_GROUP_STATE_STABLE)
+        return false;
+    held[0] = held[1] = -1;
+    for (size_t m = 0; m < rd_kafka_ConsumerGroupDescription_member_count(g); m++) {
+        const rd_kafka_MemberDescription_t *d = rd_kafka_ConsumerGroupDescription_member(g, m);
+        const char *id = rd_kafka_MemberDescription_client_id(d);
+        int i = strcmp(id, "archiver-0") == 0 ? 0 : strcmp(id, "archiver-1") == 0 ? 1 : -1;
+        if (i < 0) return false;
+        held[i] = rd_kafka_MemberAssignment_partitions(rd_kafka_MemberDescription_assignment(d))->cnt;
+    }
+    return true;
+}
+
+static bool describeArchivers(int held[2]) {
+    const char *groups[] = {"archivers"};
+    rd_kafka_queue_t *q = rd_kafka_queue_new(admin);
+    rd_kafka_DescribeConsumerGroups(admin, groups, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10000);
+    const rd_kafka_DescribeConsumerGroups_result_t *res = ev ? rd_kafka_event_DescribeConsumerGroups_result(ev) : NULL;
+    size_t n = 0;
+    const rd_kafka_ConsumerGroupDescription_t **g =
+        res && !rd_kafka_event_error(ev) ? rd_kafka_DescribeConsumerGroups_result_groups(res, &n) : NULL;
+    bool ok = n == 1 && groupHeld(g[0], held);
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    return ok;
+}
+
+/* Whether the group is stable with archiver-<i> holding want[i]
+ * partitions: -1 not a member, 0 at least one, else exactly that many. */
+static bool groupIs(void *arg) {
+    const int *want = arg;
+    int held[2];
+    if (!describeArchivers(held)) return false;
+    for (int i = 0; i < 2; i++)
+        if (want[i] < 0 ? held[i] != -1 : want[i] == 0 ? held[i] < 1 : held[i] != want[i]) return false;
+    return true;
+}
+
+static void waitGroup(int want0, int want1) {
+    int want[2] = {want0, want1}, held[2] = {-2, -2};
+    if (dtWaitFor(groupIs, want, 45000)) return;
+    describeArchivers(held);
+    fail_msg("the group never became archiver-0: %d, archiver-1: %d partitions (now %d, %d)", want0, want1, held[0],
+             held[1]);
 }
 
 /* --- what the archive holds ---- */
@@ -314,15 +394,15 @@ static void assertArchiveExact(void) {
     free(out);
 }
 
-/* One archiver and one store are killed under load; the other archiver
- * takes the group's every partition and archives everything alone, the
- * other store is exact alone; both come back under load, the archiver
- * takes partitions again and the store catches up; nothing lost, nothing
- * twice, and the survivor never stopped. */
+/* One archiver and one store are killed under load: the group hands every
+ * partition to the other archiver, which archives everything alone, and
+ * the other store is exact alone; both come back under load, the group
+ * splits again and the store catches up; nothing lost, nothing twice, the
+ * survivor never stopped. */
 static void test_kill_one_of_each_under_load(void **state) {
     member *victim = &archivers[0], *survivor = &archivers[1], *store = &stores[0];
     loadStart();
-    /* the group split the partitions: both archive */
+    waitGroup(0, 0); /* the group split the partitions: both archive */
     waitMetricAbove(victim, "archiver_records_total", 0);
     waitMetricAbove(survivor, "archiver_records_total", 0);
     waitMetricAbove(store, "variable_store_kafka_messages_total", 0);
@@ -332,9 +412,9 @@ static void test_kill_one_of_each_under_load(void **state) {
     assert_int_equal(dtStop(store->pid, SIGKILL), 128 + SIGKILL);
     victim->pid = store->pid = -1;
     loadFor(300); /* on every partition, the victim's too */
+    waitGroup(-1, PARTITIONS);
     loadStop();
-    /* the survivor alone archives everything: the victim's partitions came to it */
-    waitAllArchived();
+    waitAllArchived(); /* by the survivor alone */
     assertStoresExact(&stores[1]);
 
     /* back under load: the group splits again, the store resumes where its state ends */
@@ -342,14 +422,36 @@ static void test_kill_one_of_each_under_load(void **state) {
     loadFor(100); /* the survivor has files open */
     assert_true(memberStart(victim));
     assert_true(memberStart(store));
+    waitGroup(0, 0);
     waitMetricAbove(victim, "archiver_records_total", 0);
     loadFor(300);
     loadStop();
     waitAllArchived();
     assertStoresExact(NULL);
-
     assert_true(running(survivor));
+}
+
+/* An archiver stalled past its session timeout (SIGSTOP) with files open:
+ * the group gives its partitions to the other one, which waits for the
+ * files the stalled one still holds rather than write them at the same
+ * time; the stalled one comes back, finishes them (the group refuses its
+ * offsets), learns it lost its partitions and rejoins; the other writes
+ * those files again under the same names. Then both stop, and the archive
+ * holds every decision once. */
+static void test_a_stalled_archiver_comes_back(void **state) {
+    member *stalled = &archivers[1];
+    loadStart();
+    loadFor(100); /* files open on every partition */
+    assert_int_equal(kill(stalled->pid, SIGSTOP), 0);
+    waitGroup(PARTITIONS, -1);
+    loadFor(200);
+    assert_int_equal(kill(stalled->pid, SIGCONT), 0);
+    waitGroup(0, 0);
+    loadFor(200);
+    loadStop();
+    waitAllArchived();
     for (int i = 0; i < 2; i++) {
+        assert_true(running(&archivers[i]));
         assert_int_equal(dtStop(archivers[i].pid, SIGTERM), 0);
         archivers[i].pid = -1;
     }
@@ -382,8 +484,9 @@ static void test_a_store_sharing_its_group_says_so(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kill_one_of_each_under_load),
-        cmocka_unit_test(test_a_store_sharing_its_group_says_so),
+        cmocka_unit_test_teardown(test_kill_one_of_each_under_load, loadTeardown),
+        cmocka_unit_test_teardown(test_a_stalled_archiver_comes_back, loadTeardown),
+        cmocka_unit_test_teardown(test_a_store_sharing_its_group_says_so, loadTeardown),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
