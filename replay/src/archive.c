@@ -133,6 +133,7 @@ rpArchiveFile *rpArchiveOpen(const char *root, int64_t decided_at_ms, int32_t pa
     if (!archiveNames(f->dir, sizeof(f->dir), name, sizeof(name), root, decided_at_ms, partition, first_offset)) {
         snprintf(errbuf, errlen, "no archive path for partition %d offset %lld at %lld ms", partition,
                  (long long)first_offset, (long long)decided_at_ms);
+        errno = EINVAL;
         goto failed;
     }
     snprintf(f->final, sizeof(f->final), "%s/%s", f->dir, name);

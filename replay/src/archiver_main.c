@@ -27,6 +27,13 @@
  * know is learned from the registry; until it is (the registry down, or
  * older than the producer: see learn.h), the partition is held at that
  * record (kafkahold.h) and retried with back-off, never skipped.
+ *
+ * Archivers of one group share the archive directory. A file another
+ * archiver is still writing (the group moved its partition here while the
+ * old owner was stalled) is locked (archive.h): the partition is held
+ * until it is renamed or dropped, then written again under the same name.
+ * Once librdkafka knows this archiver's assignment is lost, nothing more
+ * is renamed or started: the new owners write it.
  */
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
@@ -140,10 +147,24 @@ static void arCommitOffset(rd_kafka_t *rk, int32_t partition, int64_t next) {
                   partition, (long long)next, rd_kafka_err2str(err));
 }
 
+/* Whether librdkafka knows the group has given this archiver's partitions
+ * away (its session timed out, as after a stall) while the revocation has
+ * not reached the poll yet: their new owners write them from the committed
+ * offsets, so nothing more is renamed or started here. */
+static bool arLost(rd_kafka_t *rk) {
+    return rd_kafka_assignment_lost(rk) != 0;
+}
+
 /* Finishes a partition's file, then (only then) commits its offset. */
 static bool arFinish(rd_kafka_t *rk, int32_t partition) {
     arPart *p = &parts[partition];
     if (p->file == NULL) return true;
+    if (arLost(rk)) {
+        dsLogInfo("partition %d: assignment lost, unfinished file dropped for its new owner", partition);
+        rpArchiveAbort(p->file);
+        p->file = NULL;
+        return true;
+    }
     char err[512];
     size_t n = rpArchiveRecords(p->file);
     bool ok = rpArchiveCommit(p->file, err, sizeof(err));
@@ -304,7 +325,7 @@ static bool arMessage(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m) {
         return false;
     }
     /* fetched before the hold took effect: it comes again after the held one */
-    if (holds[m->partition].held) return true;
+    if (holds[m->partition].held || arLost(rk)) return true;
     avro_value_t *v = NULL;
     int version = 0;
     int64_t decided = 0;
