@@ -52,7 +52,7 @@ typedef struct member {
     const char *program;
     pid_t pid;
     dtApi http; /* url of its /metrics, /readyz */
-    char own[6][400];
+    char own[12][400]; /* its environment: the cluster's, then its own */
     const char *env[24];
 } member;
 static member archivers[2], stores[2];
@@ -89,13 +89,13 @@ static void memberInit(member *d, const char *program, const char *prefix, const
     d->program = program;
     int port = dtFreePort(), n = 0;
     snprintf(d->http.url, sizeof(d->http.url), "http://127.0.0.1:%d", port);
-    snprintf(d->own[0], sizeof(d->own[0]), "%s", kafka[0]); /* plaintext: BROKERS only */
-    snprintf(d->own[1], sizeof(d->own[1]), "%sGROUP_ID=%s", prefix, group);
-    snprintf(d->own[2], sizeof(d->own[2]), "%s%s=%s", prefix, archiver ? "ARCHIVE" : "DATA_DIR", dir);
-    snprintf(d->own[3], sizeof(d->own[3]), "%s%s=%d", prefix, archiver ? "METRICS_PORT" : "LISTEN_PORT", port);
-    snprintf(d->own[4], sizeof(d->own[4]), "%sREGISTRY_URL=%s", prefix, api.url);
-    snprintf(d->own[5], sizeof(d->own[5]), "%sSESSION_TIMEOUT=6s", prefix); /* the broker's least */
-    for (int i = 0; i < 6; i++) d->env[n++] = d->own[i];
+    for (int i = 0; kafka[i] && n < 7; i++) snprintf(d->own[n++], sizeof(d->own[0]), "%s", kafka[i]);
+    snprintf(d->own[n++], sizeof(d->own[0]), "%sGROUP_ID=%s", prefix, group);
+    snprintf(d->own[n++], sizeof(d->own[0]), "%s%s=%s", prefix, archiver ? "ARCHIVE" : "DATA_DIR", dir);
+    snprintf(d->own[n++], sizeof(d->own[0]), "%s%s=%d", prefix, archiver ? "METRICS_PORT" : "LISTEN_PORT", port);
+    snprintf(d->own[n++], sizeof(d->own[0]), "%sREGISTRY_URL=%s", prefix, api.url);
+    snprintf(d->own[n++], sizeof(d->own[0]), "%sSESSION_TIMEOUT=6s", prefix); /* the broker's least */
+    for (int i = 0; i < n; i++) d->env[i] = d->own[i];
     for (int i = 0; extra[i] && n < 23; i++) d->env[n++] = extra[i];
     d->env[n] = NULL;
 }
