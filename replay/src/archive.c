@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 struct rpArchiveFile {
     FILE *fp;
+    int lockfd; /* holds the temporary file's lock until it is renamed or removed */
     avro_file_writer_t writer;
     avro_schema_t schema; /* borrowed (see rpArchiveOpen) */
     size_t records;
@@ -65,17 +67,50 @@ failed:
     return false;
 }
 
-/* Creates (or truncates) path as RP_ARCHIVE_FILE_MODE whatever the umask. */
-static FILE *archiveCreate(const char *path) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, RP_ARCHIVE_FILE_MODE);
+/* Opens path with flags and takes its lock (flock LOCK_EX) without
+ * waiting: the descriptor, or -1 with errno EWOULDBLOCK when a live
+ * process holds the lock, ENOENT when the path no longer names the file
+ * locked (its holder renamed or removed it meanwhile). Only a lock holder
+ * renames or removes a temporary file, so the path stays this file's until
+ * the descriptor is closed. */
+static int archiveLock(const char *path, int flags) {
+    int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW, RP_ARCHIVE_FILE_MODE);
+    if (fd < 0) return -1;
+    struct stat held, named;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &held) == 0 && lstat(path, &named) == 0) {
+        if (held.st_dev == named.st_dev && held.st_ino == named.st_ino) return fd;
+        errno = ENOENT;
+    }
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+}
+
+/* Creates (or empties) the temporary file path, RP_ARCHIVE_FILE_MODE
+ * whatever the umask, locked on *lockfd: another archiver's start-up sweep
+ * leaves it alone, and a second archiver holding the partition during a
+ * rebalance cannot write it at the same time (NULL, errno EWOULDBLOCK).
+ * The FILE has a descriptor of its own, so the lock outlives its fclose()
+ * until *lockfd is closed, after the rename. */
+static FILE *archiveCreate(const char *path, int *lockfd) {
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 8; tries++)
+        if ((fd = archiveLock(path, O_WRONLY | O_CREAT)) < 0 && errno != ENOENT) return NULL;
     if (fd < 0) return NULL;
-    FILE *fp = fchmod(fd, RP_ARCHIVE_FILE_MODE) == 0 ? fdopen(fd, "wb") : NULL;
+    int w = -1;
+    FILE *fp = NULL;
+    if (ftruncate(fd, 0) == 0 && fchmod(fd, RP_ARCHIVE_FILE_MODE) == 0 && (w = dup(fd)) >= 0)
+        fp = fdopen(w, "wb");
     if (fp == NULL) {
         int e = errno;
-        close(fd);
+        if (w >= 0) close(w);
         unlink(path);
+        close(fd);
         errno = e;
+        return NULL;
     }
+    *lockfd = fd;
     return fp;
 }
 
@@ -98,13 +133,18 @@ rpArchiveFile *rpArchiveOpen(const char *root, int64_t decided_at_ms, int32_t pa
     if (!archiveNames(f->dir, sizeof(f->dir), name, sizeof(name), root, decided_at_ms, partition, first_offset)) {
         snprintf(errbuf, errlen, "no archive path for partition %d offset %lld at %lld ms", partition,
                  (long long)first_offset, (long long)decided_at_ms);
+        errno = EINVAL;
         goto failed;
     }
     snprintf(f->final, sizeof(f->final), "%s/%s", f->dir, name);
     snprintf(f->tmp, sizeof(f->tmp), "%s/.%s.tmp", f->dir, name);
     if (!archiveMkdirs(f->dir, errbuf, errlen)) goto failed;
-    if ((f->fp = archiveCreate(f->tmp)) == NULL) {
-        snprintf(errbuf, errlen, "cannot create %s: %s", f->tmp, strerror(errno));
+    if ((f->fp = archiveCreate(f->tmp, &f->lockfd)) == NULL) {
+        if (errno == EWOULDBLOCK)
+            snprintf(errbuf, errlen, "%s is being written by another process (an archiver still holding partition %d)",
+                     f->tmp, partition);
+        else
+            snprintf(errbuf, errlen, "cannot create %s: %s", f->tmp, strerror(errno));
         goto failed;
     }
     /* Our own FILE*, not closed by avro-c, so it can be fsynced before close. */
@@ -112,13 +152,17 @@ rpArchiveFile *rpArchiveOpen(const char *root, int64_t decided_at_ms, int32_t pa
         snprintf(errbuf, errlen, "cannot start Avro file %s: %s", f->tmp, avro_strerror());
         fclose(f->fp);
         unlink(f->tmp);
+        close(f->lockfd);
+        errno = EIO;
         goto failed;
     }
     f->schema = schema;
     return f;
 
-failed:
+failed:;
+    int e = errno;
     free(f);
+    errno = e;
     return NULL;
 }
 
@@ -162,6 +206,7 @@ bool rpArchiveCommit(rpArchiveFile *f, char *errbuf, size_t errlen) {
     /* The rename is durable only once the directory is. */
     if (ok) ok = archiveFsyncPath(f->dir, O_RDONLY | O_DIRECTORY, errbuf, errlen);
     if (!ok) unlink(f->tmp);
+    close(f->lockfd);
     free(f);
     return ok;
 }
@@ -171,7 +216,17 @@ void rpArchiveAbort(rpArchiveFile *f) {
     avro_file_writer_close(f->writer);
     fclose(f->fp);
     unlink(f->tmp);
+    close(f->lockfd);
     free(f);
+}
+
+/* Removes a temporary file no live process holds (one a crash left). */
+static bool archiveRemoveAbandoned(const char *path) {
+    int fd = archiveLock(path, O_RDONLY);
+    if (fd < 0) return false;
+    bool removed = unlink(path) == 0;
+    close(fd);
+    return removed;
 }
 
 static int archiveSweepDir(const char *dir, char *errbuf, size_t errlen) {
@@ -193,7 +248,8 @@ static int archiveSweepDir(const char *dir, char *errbuf, size_t errlen) {
         if (S_ISDIR(st.st_mode)) {
             int r = archiveSweepDir(path, errbuf, errlen);
             removed = r < 0 ? -1 : removed + r;
-        } else if (e->d_name[0] == '.' && n > 4 && strcmp(e->d_name + n - 4, ".tmp") == 0 && unlink(path) == 0) {
+        } else if (e->d_name[0] == '.' && n > 4 && strcmp(e->d_name + n - 4, ".tmp") == 0 &&
+                   archiveRemoveAbandoned(path)) {
             removed++;
         }
     }
@@ -217,7 +273,8 @@ static bool archiveWriteWhole(const char *dir, const char *name, const void *dat
     char tmp[1200], final[1200];
     snprintf(final, sizeof(final), "%s/%s", dir, name);
     snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-    FILE *fp = archiveCreate(tmp);
+    int lockfd;
+    FILE *fp = archiveCreate(tmp, &lockfd);
     if (fp == NULL) return snprintf(errbuf, errlen, "cannot create %s: %s", tmp, strerror(errno)), false;
     bool ok = fwrite(data, 1, len, fp) == len && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
     if (!ok) snprintf(errbuf, errlen, "cannot write %s: %s", tmp, strerror(errno));
@@ -225,6 +282,7 @@ static bool archiveWriteWhole(const char *dir, const char *name, const void *dat
     if (ok && rename(tmp, final) != 0) ok = false, snprintf(errbuf, errlen, "cannot rename %s: %s", tmp, strerror(errno));
     if (ok) ok = archiveFsyncPath(dir, O_RDONLY | O_DIRECTORY, errbuf, errlen);
     if (!ok) unlink(tmp);
+    close(lockfd);
     return ok;
 }
 

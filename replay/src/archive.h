@@ -10,6 +10,17 @@
  * rather than duplicates. Temporary files left by a crash start with '.'
  * and end in ".tmp"; readers skip them and rpArchiveSweep() removes them.
  *
+ * Several archivers of one consumer group share the archive directory. A
+ * temporary file is locked (flock) by its writer from creation until it is
+ * renamed or removed, so that the start-up sweep of an archiver removes
+ * only what a dead process left, never a file another one is writing; and
+ * two archivers holding one partition at once (the group gave it to another
+ * member while its old owner was still writing, as after a stall past the
+ * session timeout) never write one file together: the second waits until
+ * the first has renamed or dropped it, then writes it again under the same
+ * name. The lock is flock(2): local file systems, and NFS where Linux
+ * emulates it with byte-range locks.
+ *
  * Files are Avro Object Container Files with the deflate codec, written by
  * avro-c with an explicit block size (its 16 KiB default fails on a record
  * larger than a block).
@@ -49,7 +60,9 @@ typedef struct rpArchiveFile rpArchiveFile;
 
 /* Starts a file (creating its directories). schema is borrowed and must
  * outlive the file. block_size: bytes per Avro block (at least the largest
- * record). NULL with errbuf filled on failure. */
+ * record). NULL with errbuf filled on failure; errno is EWOULDBLOCK when
+ * another live process is writing the same file (not a storage failure: try
+ * again later). */
 rpArchiveFile *rpArchiveOpen(const char *root, int64_t decided_at_ms, int32_t partition, int64_t first_offset,
                              avro_schema_t schema, size_t block_size, char *errbuf, size_t errlen);
 /* Appends one record, a value of the file's schema; a value of another
@@ -64,8 +77,9 @@ DS_MUST_CHECK bool rpArchiveCommit(rpArchiveFile *f, char *errbuf, size_t errlen
 void rpArchiveAbort(rpArchiveFile *f);
 
 /* Removes temporary files a crash left under root/decisions and
- * root/quarantine. Returns how many were removed, -1 on error (errbuf says
- * which directory). */
+ * root/quarantine; one a live process holds (another archiver writing it)
+ * stays. Returns how many were removed, -1 on error (errbuf says which
+ * directory). */
 int rpArchiveSweep(const char *root, char *errbuf, size_t errlen);
 
 /* Keeps a record the layout has no place for, as

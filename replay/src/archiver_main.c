@@ -31,7 +31,15 @@
  * Refused credentials, an untrusted broker certificate or a missing topic
  * do not stop it either: ds/kafkahealth.h logs the problem, /readyz answers
  * 503 with it, and librdkafka retries until the fix.
+ *
+ * Archivers of one group share the archive directory. A file another
+ * archiver is still writing (the group moved its partition here while the
+ * old owner was stalled) is locked (archive.h): the partition is held
+ * until it is renamed or dropped, then written again under the same name.
+ * Once librdkafka knows this archiver's assignment is lost, nothing more
+ * is renamed or started: the new owners write it.
  */
+#include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
@@ -145,10 +153,24 @@ static void arCommitOffset(rd_kafka_t *rk, int32_t partition, int64_t next) {
                   partition, (long long)next, rd_kafka_err2str(err));
 }
 
+/* Whether librdkafka knows the group has given this archiver's partitions
+ * away (its session timed out, as after a stall) while the revocation has
+ * not reached the poll yet: their new owners write them from the committed
+ * offsets, so nothing more is renamed or started here. */
+static bool arLost(rd_kafka_t *rk) {
+    return rd_kafka_assignment_lost(rk) != 0;
+}
+
 /* Finishes a partition's file, then (only then) commits its offset. */
 static bool arFinish(rd_kafka_t *rk, int32_t partition) {
     arPart *p = &parts[partition];
     if (p->file == NULL) return true;
+    if (arLost(rk)) {
+        dsLogInfo("partition %d: assignment lost, unfinished file dropped for its new owner", partition);
+        rpArchiveAbort(p->file);
+        p->file = NULL;
+        return true;
+    }
     char err[512];
     size_t n = rpArchiveRecords(p->file);
     bool ok = rpArchiveCommit(p->file, err, sizeof(err));
@@ -230,8 +252,6 @@ static arResult arDecode(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, 
     char path[1200];
     size_t size = 0;
     arResult r = arWriterVersion(rk, codec, m, version, why, whylen);
-    if (r == AR_HOLD) return r;
-    dsKafkaHoldDone(m->partition, &holds[m->partition]); /* m is handled, one way or the other */
     if (r != AR_ARCHIVE) return r;
     if ((*out = arValueOf(codec, *version)) == NULL) {
         dsLogError("version %d: cannot make an Avro value: %s", *version, avro_strerror());
@@ -280,21 +300,28 @@ static bool arQuarantine(rd_kafka_t *rk, rd_kafka_message_t *m, const char *why)
     return true;
 }
 
-/* Opens the partition's file at m for a record of version, decided at ms. */
-static bool arOpen(dsCodec *codec, rd_kafka_message_t *m, int version, int64_t decided) {
-    char err[512];
+/* Opens the partition's file at m for a record of version, decided at ms.
+ * AR_HOLD when another archiver is writing that very file (the group gave
+ * the partition here while its old owner still wrote): the partition waits
+ * at m until that one has renamed or dropped it, then writes it again. */
+static arResult arOpen(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m, int version, int64_t decided) {
+    char err[1536];
     arPart *p = &parts[m->partition];
     p->file = rpArchiveOpen(opt.archive, decided, m->partition, m->offset, dsCodecSchema(codec, version),
                             opt.block_size, err, sizeof(err));
+    if (p->file == NULL && errno == EWOULDBLOCK) {
+        dsKafkaHoldPartition(rk, opt.topic, m->partition, m->offset, &holds[m->partition], err);
+        return AR_HOLD;
+    }
     if (p->file == NULL) {
         dsLogError("%s", err);
-        return false;
+        return AR_FAIL;
     }
     p->version = version;
     p->hour = decided / 3600000;
     p->bytes = 0;
     p->opened_ms = dsTimeNowMs();
-    return true;
+    return AR_ARCHIVE;
 }
 
 /* Archives one message; false only on a storage failure (fatal). */
@@ -305,18 +332,22 @@ static bool arMessage(rd_kafka_t *rk, dsCodec *codec, rd_kafka_message_t *m) {
         return false;
     }
     /* fetched before the hold took effect: it comes again after the held one */
-    if (holds[m->partition].held) return true;
+    if (holds[m->partition].held || arLost(rk)) return true;
     avro_value_t *v = NULL;
     int version = 0;
     int64_t decided = 0;
     arResult r = arDecode(rk, codec, m, &v, &version, &decided, why, sizeof(why));
-    if (r == AR_QUARANTINE) return arQuarantine(rk, m, why);
+    if (r == AR_QUARANTINE) {
+        dsKafkaHoldDone(m->partition, &holds[m->partition]); /* m is handled */
+        return arQuarantine(rk, m, why);
+    }
     if (r != AR_ARCHIVE) return r != AR_FAIL;
     arPart *p = &parts[m->partition];
     /* a file holds one hour and one schema version */
     if (p->file && (p->hour != decided / 3600000 || p->version != version) && !arFinish(rk, m->partition))
         return false;
-    if (p->file == NULL && !arOpen(codec, m, version, decided)) return false;
+    if (p->file == NULL && (r = arOpen(rk, codec, m, version, decided)) != AR_ARCHIVE) return r == AR_HOLD;
+    dsKafkaHoldDone(m->partition, &holds[m->partition]); /* m is handled */
     if (!rpArchiveAppend(p->file, v, err, sizeof(err))) {
         dsLogError("%s", err);
         return false;

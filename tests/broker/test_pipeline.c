@@ -34,7 +34,7 @@ static dtApi vs;       /* the variable store's HTTP */
 static dtApi archHttp; /* the archiver's metrics */
 static dtStream proc;
 static pid_t archiver = -1, store = -1;
-static json_t *posted; /* every document posted, for the expected values */
+static dtVarSet vset = {NULL, 8, 5, 0}; /* every document posted, for the expected values */
 static char archive[300];
 
 static int teardown(void **state) {
@@ -46,8 +46,8 @@ static int teardown(void **state) {
     if (api.pid > 0) dtApiStop(&api);
     dtPgDestroy(&pg);
     if (!dtBrokerDestroy(&broker)) rc = -1;
-    json_decref(posted);
-    posted = NULL;
+    json_decref(vset.posted);
+    vset.posted = NULL;
     return rc;
 }
 
@@ -96,7 +96,7 @@ static bool startAll(void) {
 }
 
 static int setup(void **state) {
-    posted = json_array();
+    vset.posted = json_array();
     if (startAll()) return 0;
     teardown(state);
     return -1;
@@ -116,7 +116,7 @@ typedef struct columns {
 static bool eachPostedOnce(const char *out, columns c) {
     json_t *seen = json_object(), *byId = json_object(), *doc;
     size_t i;
-    json_array_foreach(posted, i, doc) json_object_set(byId, json_string_value(json_object_get(doc, "decision_id")), doc);
+    json_array_foreach(vset.posted, i, doc) json_object_set(byId, json_string_value(json_object_get(doc, "decision_id")), doc);
     char *copy = strdup(out), *save = NULL;
     bool ok = true;
     for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -134,8 +134,8 @@ static bool eachPostedOnce(const char *out, columns c) {
         ok = ok && good;
         free(text);
     }
-    if (json_object_size(seen) != json_array_size(posted))
-        fprintf(stderr, "%zu of %zu posted decisions read\n", json_object_size(seen), json_array_size(posted)), ok = false;
+    if (json_object_size(seen) != json_array_size(vset.posted))
+        fprintf(stderr, "%zu of %zu posted decisions read\n", json_object_size(seen), json_array_size(vset.posted)), ok = false;
     free(copy);
     json_decref(seen);
     json_decref(byId);
@@ -183,7 +183,7 @@ static bool archivedAll(void *arg) {
 }
 
 static bool storeMatches(void *arg) {
-    return dtVarMatches(&vs, posted, false);
+    return dtVarMatches(&vs, &vset, false);
 }
 
 /* --- the tests, in order: the first posts ---- */
@@ -191,8 +191,8 @@ static bool storeMatches(void *arg) {
 /* Posted through the API, every decision reaches the variable store through
  * the topic: each variable equals what the posted documents imply. */
 static void test_variable_store_counts_every_decision(void **state) {
-    assert_true(dtVarPost(&api, posted, N));
-    if (!dtWaitFor(storeMatches, NULL, 60000)) assert_true(dtVarMatches(&vs, posted, true));
+    assert_true(dtVarPost(&api, &vset, N));
+    if (!dtWaitFor(storeMatches, NULL, 60000)) assert_true(dtVarMatches(&vs, &vset, true));
     assert_int_equal(dtMetric(&vs, "variable_store_duplicates_total"), 0);
 }
 

@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -30,12 +31,13 @@
 #include "harness.h"
 #include "varexpect.h"
 
+
 static dtPg pg;
 static dtApi api, vs;
 static dtKafka kafka;
 static dtStream proc;
 static pid_t archiver = -1, store = -1;
-static json_t *posted; /* every document posted, for the expected values */
+static dtVarSet vset = {NULL, 8, 5, 0}; /* every document posted, for the expected values */
 static size_t reproduced; /* decisions replayed onto the topic: archived again */
 static char vsdir[300], archive[300];
 static char env_abrokers[64], env_aroot[330];
@@ -58,7 +60,7 @@ static bool storeStart(void) {
 
 static int setup(void **state) {
     if (!dtPgStart(&pg) || !dtApiStart(&api, &pg, NULL) || !dtKafkaStart(&kafka)) return -1;
-    posted = json_array();
+    vset.posted = json_array();
     if (!dtStreamStart(&proc, &pg, &kafka, NULL)) return -1;
     snprintf(archive, sizeof(archive), "%s/archive", pg.dir);
     snprintf(env_abrokers, sizeof(env_abrokers), "ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port);
@@ -83,24 +85,17 @@ static int teardown(void **state) {
     dtApiStop(&api);
     dtKafkaStop(&kafka);
     dtPgDestroy(&pg);
-    json_decref(posted);
+    json_decref(vset.posted);
     return rc == 0 ? 0 : -1;
 }
 
+/* Posts n decisions through the API's batch endpoint, 100 per request. */
 static void postDecisions(int n) {
-    assert_true(dtVarPost(&api, posted, n));
-}
-
-static const char *str(json_t *doc, const char *k) {
-    return json_string_value(json_object_get(doc, k));
-}
-
-static bool matchesExpected(const dtApi *at, bool verbose) {
-    return dtVarMatches(at, posted, verbose);
+    assert_true(dtVarPost(&api, &vset, n));
 }
 
 static bool storeMatches(void *arg) {
-    return matchesExpected(arg, false);
+    return dtVarMatches(arg, &vset, false);
 }
 
 typedef struct atLeast {
@@ -133,7 +128,7 @@ static char *replay(const char *args) {
 static bool archived(void *arg) {
     char *out = replay("--dry-run");
     char want[64];
-    snprintf(want, sizeof(want), "\"read\":%zu,", json_array_size(posted) + reproduced);
+    snprintf(want, sizeof(want), "\"read\":%zu,", json_array_size(vset.posted) + reproduced);
     bool ok = strstr(out, want) != NULL;
     free(out);
     return ok;
@@ -141,12 +136,12 @@ static bool archived(void *arg) {
 
 static void test_variables_follow_posted_decisions(void **state) {
     postDecisions(120);
-    if (!dtWaitFor(storeMatches, &vs, 30000)) assert_true(matchesExpected(&vs, true));
+    if (!dtWaitFor(storeMatches, &vs, 30000)) assert_true(dtVarMatches(&vs, &vset, true));
     /* and again with more decisions on top, so the values are seen to change */
-    json_t *before = dtVarSnapshot(&vs);
+    json_t *before = dtVarSnapshot(&vs, &vset);
     postDecisions(40);
-    if (!dtWaitFor(storeMatches, &vs, 30000)) assert_true(matchesExpected(&vs, true));
-    json_t *after = dtVarSnapshot(&vs);
+    if (!dtWaitFor(storeMatches, &vs, 30000)) assert_true(dtVarMatches(&vs, &vset, true));
+    json_t *after = dtVarSnapshot(&vs, &vset);
     assert_false(json_equal(before, after));
     json_decref(before);
     json_decref(after);
@@ -156,8 +151,8 @@ static void test_variables_follow_posted_decisions(void **state) {
  * every decision is a duplicate, no value moves. */
 static void test_replayed_history_changes_nothing(void **state) {
     assert_true(dtWaitFor(archived, NULL, 30000));
-    assert_true(matchesExpected(&vs, true));
-    size_t n = json_array_size(posted);
+    assert_true(dtVarMatches(&vs, &vset, true));
+    size_t n = json_array_size(vset.posted);
     char args[600];
     snprintf(args, sizeof(args), "--target variable-store --url %s --token-file %s", vs.url, ingestTokenFile);
     for (int round = 0; round < 2; round++) {
@@ -165,7 +160,7 @@ static void test_replayed_history_changes_nothing(void **state) {
         if (strstr(out, "rc=0") == NULL) fprintf(stderr, "%s\n", out);
         assert_non_null(strstr(out, "rc=0"));
         free(out);
-        assert_true(matchesExpected(&vs, true));
+        assert_true(dtVarMatches(&vs, &vset, true));
     }
     /* from a copy: what goes onto the topic is archived again */
     char copy[1000];
@@ -183,7 +178,7 @@ static void test_replayed_history_changes_nothing(void **state) {
     /* decisions older than every window are "expired", not duplicates */
     dups.value += 2.0 * (double)n * 3 / 4;
     assert_true(dtWaitFor(metricAtLeast, &dups, 30000));
-    assert_true(matchesExpected(&vs, true));
+    assert_true(dtVarMatches(&vs, &vset, true));
 }
 
 static bool consuming(void *arg) {
@@ -196,7 +191,7 @@ static void test_kill9_while_consuming(void **state) {
     assert_true(dtWaitFor(consuming, &seen, 30000));
     assert_int_equal(dtStop(store, SIGKILL), 128 + SIGKILL);
     assert_true(storeStart());
-    if (!dtWaitFor(storeMatches, &vs, 30000)) assert_true(matchesExpected(&vs, true));
+    if (!dtWaitFor(storeMatches, &vs, 30000)) assert_true(dtVarMatches(&vs, &vset, true));
 }
 
 /* An empty store (no Kafka) refilled from the archive answers exactly as the
@@ -239,8 +234,9 @@ static void test_refill_and_replica_equal_live(void **state) {
     pid_t r = dtSpawn("variable-store", NULL, replicaEnv);
     assert_true(dtWaitReady(&replica, 20000));
 
-    assert_true(matchesExpected(&vs, true));
-    json_t *live = dtVarSnapshot(&vs), *refilled = dtVarSnapshot(&fresh), *replicated = dtVarSnapshot(&replica);
+    assert_true(dtVarMatches(&vs, &vset, true));
+    json_t *live = dtVarSnapshot(&vs, &vset), *refilled = dtVarSnapshot(&fresh, &vset);
+    json_t *replicated = dtVarSnapshot(&replica, &vset);
     assert_non_null(live);
     for (size_t i = 0; i < json_array_size(live); i++) {
         json_t *want = json_object_get(json_array_get(live, i), "variables");
@@ -270,7 +266,7 @@ static long status(const char *method, const char *path, const char *ctype, cons
 static void test_bad_requests(void **state) {
     json_t *j = NULL;
     assert_int_equal(status("GET", "/v1/variables/planet/earth", NULL, NULL, &j), 404);
-    assert_string_equal(str(j, "error"), "unknown_entity");
+    assert_string_equal(dtStr(j, "error"), "unknown_entity");
     json_decref(j);
     assert_int_equal(status("GET", "/v1/variables/customer/never-seen", NULL, NULL, &j), 200);
     json_t *v = json_object_get(j, "variables");
@@ -284,11 +280,11 @@ static void test_bad_requests(void **state) {
     /* a query parameter is refused, never ignored: min_position answered
      * without waiting for it would be a silent stale read */
     assert_int_equal(status("GET", "/v1/variables/customer/x?min_position=0%2F1&wait_ms=100", NULL, NULL, &j), 400);
-    assert_string_equal(str(j, "error"), "invalid_query");
-    assert_string_equal(str(j, "field"), "min_position");
+    assert_string_equal(dtStr(j, "error"), "invalid_query");
+    assert_string_equal(dtStr(j, "field"), "min_position");
     json_decref(j);
     assert_int_equal(status("GET", "/v1/variables/customer/x?%ff=1", NULL, NULL, &j), 400);
-    assert_string_equal(str(j, "error"), "invalid_query");
+    assert_string_equal(dtStr(j, "error"), "invalid_query");
     json_decref(j);
     assert_int_equal(status("GET", "/v1/variables/customer/x?", NULL, NULL, NULL), 200);
 
@@ -296,7 +292,7 @@ static void test_bad_requests(void **state) {
     assert_int_equal(status("POST", batch, json, "{\"keys\": [", NULL), 400);
     assert_int_equal(status("POST", batch, json, "{\"keys\": {}}", NULL), 400);
     assert_int_equal(status("POST", batch, json, "{\"keys\": [{\"entity\": \"customer\"}]}", &j), 400);
-    assert_string_equal(str(j, "field"), "keys[0].id");
+    assert_string_equal(dtStr(j, "field"), "keys[0].id");
     json_decref(j);
     assert_int_equal(status("POST", batch, json, "{\"keys\": [{\"entity\": \"planet\", \"id\": \"x\"}]}", NULL), 404);
     assert_int_equal(status("POST", batch, "text/plain", "{\"keys\": []}", NULL), 415);
@@ -305,19 +301,19 @@ static void test_bad_requests(void **state) {
     json_t *big = json_pack("{s:o}", "keys", keys);
     char *body = json_dumps(big, JSON_COMPACT);
     assert_int_equal(status("POST", batch, json, body, &j), 413);
-    assert_string_equal(str(j, "error"), "too_many_keys");
+    assert_string_equal(dtStr(j, "error"), "too_many_keys");
     json_decref(j);
     free(body);
     json_decref(big);
 
     /* an ingest batch with one broken decision applies none of them */
     double counted = dtMetric(&vs, "variable_store_counted_total");
-    json_t *good = dtVarDecision(1000, dtNowMs()), *bad = dtVarDecision(1001, dtNowMs());
+    json_t *good = dtVarDecision(&vset, 1000, dtNowMs()), *bad = dtVarDecision(&vset, 1001, dtNowMs());
     json_object_set_new(json_object_get(bad, "amount"), "value", json_string("lots"));
     json_t *ing = json_pack("{s:[o,o]}", "decisions", good, bad);
     body = json_dumps(ing, JSON_COMPACT);
     assert_int_equal(status("POST", "/v1/decisions:ingest", json, body, &j), 400);
-    assert_string_equal(str(j, "field"), "decisions[1].amount.value");
+    assert_string_equal(dtStr(j, "field"), "decisions[1].amount.value");
     json_decref(j);
     assert_true(dtMetric(&vs, "variable_store_counted_total") == counted);
     free(body);
@@ -325,16 +321,16 @@ static void test_bad_requests(void **state) {
 
     /* nor one dated in the future, as the API refuses it: it would stay in
      * every window, and be the customer's last outcome, until that date */
-    ing = json_pack("{s:[o]}", "decisions", dtVarDecision(1002, dtNowMs() + DT_DAY_MS));
+    ing = json_pack("{s:[o]}", "decisions", dtVarDecision(&vset, 1002, dtNowMs() + DT_DAY_MS));
     body = json_dumps(ing, JSON_COMPACT);
     assert_int_equal(status("POST", "/v1/decisions:ingest", json, body, &j), 400);
-    assert_string_equal(str(j, "field"), "decisions[0].decided_at");
-    assert_non_null(strstr(str(j, "message"), "is in the future"));
+    assert_string_equal(dtStr(j, "field"), "decisions[0].decided_at");
+    assert_non_null(strstr(dtStr(j, "message"), "is in the future"));
     json_decref(j);
     assert_true(dtMetric(&vs, "variable_store_counted_total") == counted);
     free(body);
     json_decref(ing);
-    assert_true(matchesExpected(&vs, true));
+    assert_true(dtVarMatches(&vs, &vset, true));
 }
 
 /* A bad setting found late in start-up (a registry URL that is no URL,
@@ -410,7 +406,7 @@ static void test_records_breaking_the_rules_are_not_counted(void **state) {
     json_t *j = NULL;
     assert_int_equal(status("GET", "/v1/variables/customer/cust-stray", NULL, NULL, &j), 200);
     json_t *v = json_object_get(j, "variables");
-    assert_string_equal(str(v, "last_outcome"), "APPROVED");
+    assert_string_equal(dtStr(v, "last_outcome"), "APPROVED");
     assert_int_equal(json_integer_value(json_object_get(v, "rejected_count_30d")), 0);
     assert_int_equal(json_integer_value(json_object_get(v, "approved_count_30d")), 1);
     json_decref(j);
@@ -421,9 +417,9 @@ static void test_records_breaking_the_rules_are_not_counted(void **state) {
 static json_int_t expectPurchases(const char *id, int64_t as_of) {
     json_t *seen = json_object(), *doc;
     size_t i;
-    json_array_foreach(posted, i, doc)
-        if (strcmp(str(doc, "customer_id"), id) == 0 && dtVarInWindow(doc, as_of, 30 * DT_DAY_MS))
-            json_object_set_new(seen, str(doc, "purchase_id"), json_true());
+    json_array_foreach(vset.posted, i, doc)
+        if (strcmp(dtStr(doc, "customer_id"), id) == 0 && dtParseMs(dtStr(doc, "decided_at")) > as_of - 30 * DT_DAY_MS)
+            json_object_set_new(seen, dtStr(doc, "purchase_id"), json_true());
     json_int_t n = (json_int_t)json_object_size(seen);
     json_decref(seen);
     return n;
@@ -449,14 +445,14 @@ static void test_new_variable_rebuilds_from_the_topic(void **state) {
     assert_int_equal(dtStop(store, SIGTERM), 0);
     assert_true(storeStartWith(env));
 
-    json_t *snap = dtVarSnapshot(&vs), *res;
+    json_t *snap = dtVarSnapshot(&vs, &vset), *res;
     size_t i;
     assert_non_null(snap);
     json_array_foreach(snap, i, res) {
-        const char *id = str(res, "id");
-        int64_t as_of = dtParseMs(str(res, "as_of"));
-        if (strcmp(str(res, "entity"), "customer") != 0) continue;
-        json_t *want = dtVarExpectCustomer(posted, id, as_of);
+        const char *id = dtStr(res, "id");
+        int64_t as_of = dtParseMs(dtStr(res, "as_of"));
+        if (strcmp(dtStr(res, "entity"), "customer") != 0) continue;
+        json_t *want = dtVarExpectCustomer(&vset, id, as_of);
         json_object_set_new(want, "distinct_purchases_30d", json_integer(expectPurchases(id, as_of)));
         assert_true(json_equal(want, json_object_get(res, "variables")));
         json_decref(want);

@@ -28,15 +28,19 @@ int64_t dtParseMs(const char *s) {
     return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
-json_t *dtVarDecision(int k, int64_t now) {
+const char *dtStr(const json_t *doc, const char *key) {
+    return json_string_value(json_object_get(doc, key));
+}
+
+json_t *dtVarDecision(const dtVarSet *vs, int k, int64_t now) {
     static const char *const outcomes[] = {"APPROVED", "REJECTED", "APPROVED", "REFERRED", "APPROVED"};
     static const int64_t ages[] = {45 * DT_DAY_MS, 20 * DT_DAY_MS, 5 * DT_HOUR_MS, 10 * 60000};
     json_t *doc = dtFixture("decision.json");
     char id[37], cust[24], merch[24], at[32], purchase[24];
     dtUuid(id);
-    snprintf(cust, sizeof(cust), "cust-%d", k % DT_VAR_CUSTOMERS);
-    snprintf(merch, sizeof(merch), "m-%d", (k * 7 / 3) % DT_VAR_MERCHANTS);
-    dtRfc3339(now - ages[k % 4] - k, at); /* - k: no two decisions share a decided_at */
+    snprintf(cust, sizeof(cust), "cust-%d", k % vs->customers);
+    snprintf(merch, sizeof(merch), "m-%d", (k * 7 / 3) % vs->merchants);
+    dtRfc3339(now - (vs->age_ms ? vs->age_ms : ages[k % 4]) - k, at);
     snprintf(purchase, sizeof(purchase), "p-%d", k / 2); /* two decisions per purchase */
     json_object_set_new(doc, "decision_id", json_string(id));
     json_object_set_new(doc, "purchase_id", json_string(purchase));
@@ -62,48 +66,50 @@ static bool dtVarPostBatch(const dtApi *api, json_t *batch) {
     return ok;
 }
 
-bool dtVarPost(const dtApi *api, json_t *posted, int n) {
+bool dtVarPost(const dtApi *api, dtVarSet *vs, int n) {
     int64_t now = dtNowMs();
-    int base = (int)json_array_size(posted);
+    int base = (int)json_array_size(vs->posted);
     bool ok = true;
     for (int start = 0; ok && start < n; start += 100) {
         json_t *batch = json_array();
-        for (int k = start; k < n && k < start + 100; k++) json_array_append_new(batch, dtVarDecision(base + k, now));
+        for (int k = start; k < n && k < start + 100; k++)
+            json_array_append_new(batch, dtVarDecision(vs, base + k, now));
         ok = dtVarPostBatch(api, batch);
-        if (ok) json_array_extend(posted, batch);
+        if (ok) json_array_extend(vs->posted, batch);
         json_decref(batch);
     }
     return ok;
 }
 
-static const char *str(const json_t *doc, const char *k) {
-    return json_string_value(json_object_get(doc, k));
+static bool inWindow(const json_t *doc, int64_t as_of, int64_t window) {
+    return dtParseMs(dtStr(doc, "decided_at")) > as_of - window;
 }
 
-bool dtVarInWindow(const json_t *doc, int64_t as_of, int64_t window) {
-    return dtParseMs(str(doc, "decided_at")) > as_of - window;
+/* Adds s to the set (at most 64) unless it is there. */
+static void addDistinct(const char **set, size_t *n, const char *s) {
+    size_t i = 0;
+    while (i < *n && strcmp(set[i], s) != 0) i++;
+    if (i == *n && *n < 64) set[(*n)++] = s;
 }
 
-json_t *dtVarExpectCustomer(const json_t *posted, const char *id, int64_t as_of) {
+json_t *dtVarExpectCustomer(const dtVarSet *vs, const char *id, int64_t as_of) {
     json_int_t approved = 0, rejected = 0, amount = 0, c24 = 0, c1 = 0, maxamt = -1;
     const char *last = NULL, *merchants[64];
     int64_t last_at = INT64_MIN;
     size_t nm = 0, i;
     json_t *doc;
-    json_array_foreach(posted, i, doc) {
-        if (strcmp(str(doc, "customer_id"), id) != 0) continue;
-        int64_t at = dtParseMs(str(doc, "decided_at"));
+    json_array_foreach(vs->posted, i, doc) {
+        if (strcmp(dtStr(doc, "customer_id"), id) != 0) continue;
+        int64_t at = dtParseMs(dtStr(doc, "decided_at"));
         json_int_t value = json_integer_value(json_object_get(json_object_get(doc, "amount"), "value"));
-        bool ok = strcmp(str(doc, "outcome"), "APPROVED") == 0;
-        if (at > last_at) last_at = at, last = str(doc, "outcome");
-        c24 += dtVarInWindow(doc, as_of, 24 * DT_HOUR_MS);
-        c1 += dtVarInWindow(doc, as_of, DT_HOUR_MS);
-        if (!dtVarInWindow(doc, as_of, 30 * DT_DAY_MS)) continue;
-        approved += ok, rejected += strcmp(str(doc, "outcome"), "REJECTED") == 0;
+        bool ok = strcmp(dtStr(doc, "outcome"), "APPROVED") == 0;
+        if (at > last_at) last_at = at, last = dtStr(doc, "outcome");
+        c24 += inWindow(doc, as_of, 24 * DT_HOUR_MS);
+        c1 += inWindow(doc, as_of, DT_HOUR_MS);
+        if (!inWindow(doc, as_of, 30 * DT_DAY_MS)) continue;
+        approved += ok, rejected += strcmp(dtStr(doc, "outcome"), "REJECTED") == 0;
         if (ok) amount += value, maxamt = value > maxamt ? value : maxamt;
-        size_t m = 0;
-        while (m < nm && strcmp(merchants[m], str(doc, "merchant_id")) != 0) m++;
-        if (m == nm && nm < 64) merchants[nm++] = str(doc, "merchant_id");
+        addDistinct(merchants, &nm, dtStr(doc, "merchant_id"));
     }
     return json_pack("{s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:o}", "approved_count_30d", approved, "rejected_count_30d",
                      rejected, "approved_amount_30d", amount, "last_outcome", last ? json_string(last) : json_null(),
@@ -111,30 +117,28 @@ json_t *dtVarExpectCustomer(const json_t *posted, const char *id, int64_t as_of)
                      "max_approved_amount_30d", maxamt >= 0 ? json_integer(maxamt) : json_null());
 }
 
-json_t *dtVarExpectMerchant(const json_t *posted, const char *id, int64_t as_of) {
+json_t *dtVarExpectMerchant(const dtVarSet *vs, const char *id, int64_t as_of) {
     json_int_t count = 0, rejected = 0;
     const char *customers[64];
     size_t nc = 0, i;
     json_t *doc;
-    json_array_foreach(posted, i, doc) {
-        if (strcmp(str(doc, "merchant_id"), id) != 0 || !dtVarInWindow(doc, as_of, 24 * DT_HOUR_MS)) continue;
-        count++, rejected += strcmp(str(doc, "outcome"), "REJECTED") == 0;
-        size_t c = 0;
-        while (c < nc && strcmp(customers[c], str(doc, "customer_id")) != 0) c++;
-        if (c == nc && nc < 64) customers[nc++] = str(doc, "customer_id");
+    json_array_foreach(vs->posted, i, doc) {
+        if (strcmp(dtStr(doc, "merchant_id"), id) != 0 || !inWindow(doc, as_of, 24 * DT_HOUR_MS)) continue;
+        count++, rejected += strcmp(dtStr(doc, "outcome"), "REJECTED") == 0;
+        addDistinct(customers, &nc, dtStr(doc, "customer_id"));
     }
     return json_pack("{s:I, s:I, s:I}", "decision_count_24h", count, "rejected_count_24h", rejected,
                      "distinct_customers_24h", (json_int_t)nc);
 }
 
-json_t *dtVarSnapshot(const dtApi *at) {
+json_t *dtVarSnapshot(const dtApi *at, const dtVarSet *vs) {
     json_t *keys = json_array();
     char id[24];
-    for (int c = 0; c <= DT_VAR_CUSTOMERS; c++) {
+    for (int c = 0; c <= vs->customers; c++) {
         snprintf(id, sizeof(id), "cust-%d", c);
         json_array_append_new(keys, json_pack("{s:s, s:s}", "entity", "customer", "id", id));
     }
-    for (int m = 0; m <= DT_VAR_MERCHANTS; m++) {
+    for (int m = 0; m <= vs->merchants; m++) {
         snprintf(id, sizeof(id), "m-%d", m);
         json_array_append_new(keys, json_pack("{s:s, s:s}", "entity", "merchant", "id", id));
     }
@@ -151,20 +155,21 @@ json_t *dtVarSnapshot(const dtApi *at) {
     return out;
 }
 
-bool dtVarMatches(const dtApi *at, const json_t *posted, bool verbose) {
-    json_t *snap = dtVarSnapshot(at), *res;
+bool dtVarMatches(const dtApi *at, const dtVarSet *vs, bool verbose) {
+    json_t *snap = dtVarSnapshot(at, vs), *res;
     size_t i;
     bool ok = snap != NULL;
+    if (!ok && verbose) fprintf(stderr, "%s: no batchGet answer\n", at->url);
     json_array_foreach(snap, i, res) {
         if (!ok) break;
-        const char *entity = str(res, "entity"), *id = str(res, "id");
-        int64_t as_of = dtParseMs(str(res, "as_of"));
-        json_t *want = strcmp(entity, "customer") == 0 ? dtVarExpectCustomer(posted, id, as_of)
-                                                       : dtVarExpectMerchant(posted, id, as_of);
+        const char *entity = dtStr(res, "entity"), *id = dtStr(res, "id");
+        int64_t as_of = dtParseMs(dtStr(res, "as_of"));
+        json_t *want = strcmp(entity, "customer") == 0 ? dtVarExpectCustomer(vs, id, as_of)
+                                                       : dtVarExpectMerchant(vs, id, as_of);
         ok = json_equal(want, json_object_get(res, "variables"));
         if (!ok && verbose) {
             char *w = json_dumps(want, JSON_SORT_KEYS), *g = json_dumps(json_object_get(res, "variables"), JSON_SORT_KEYS);
-            fprintf(stderr, "%s %s:\n  expected %s\n  got      %s\n", entity, id, w, g);
+            fprintf(stderr, "%s %s %s:\n  expected %s\n  got      %s\n", at->url, entity, id, w, g);
             free(w), free(g);
         }
         json_decref(want);

@@ -1,8 +1,8 @@
-/* varexpect.h - decisions whose variables a test can compute itself: a
- * generator whose customers, merchants, outcomes, amounts and ages vary,
- * posting through the decision API, and the values of the shipped
- * variables file (variable-store/variables.json) computed from the posted
- * documents, to compare with what a variable store answers. */
+/* varexpect.h - the shipped variables (variable-store/variables.json)
+ * computed by a test itself from the documents it posted, and compared with
+ * what a variable store answers: the tests of the store's exactness
+ * (test_varstore, test_groups) share one reckoning, independent of the
+ * store's code. */
 #ifndef DT_VAREXPECT_H
 #define DT_VAREXPECT_H
 
@@ -12,43 +12,51 @@
 
 #include "harness.h"
 
-/* Decision k's customer is cust-<k % DT_VAR_CUSTOMERS>, its merchant
- * m-<(k * 7 / 3) % DT_VAR_MERCHANTS>. */
-enum { DT_VAR_CUSTOMERS = 8, DT_VAR_MERCHANTS = 5 };
 #define DT_DAY_MS 86400000LL
 #define DT_HOUR_MS 3600000LL
 
-/* The wall clock in milliseconds since the epoch. */
+/* What a test posted: decision k has customer "cust-<k % customers>" and
+ * merchant "m-<(k*7/3) % merchants>" (each at most 64, and together at most
+ * 98 so one batchGet asks for all). */
+typedef struct dtVarSet {
+    json_t *posted; /* every document posted, in order (the test's array) */
+    int customers, merchants;
+    int64_t age_ms; /* 0: the four ages of dtVarDecision in turn; else every decision's */
+} dtVarSet;
+
+/* Decision k of vs, as of now (ms): customers, merchants, outcomes and
+ * amounts vary; ages are far from every window edge (45 d, 20 d, 5 h,
+ * 10 min, or vs->age_ms; minus k ms so no two share a decided_at), so the
+ * seconds between posting and reading never move one across. Four ages
+ * make an archive file per record or so (a file holds one hour); one age
+ * makes files as an archiver sees them in production. A new reference. */
+json_t *dtVarDecision(const dtVarSet *vs, int k, int64_t now);
+
+/* Posts n more decisions (dtVarDecision from the size of vs->posted on)
+ * through api's batch endpoint, 100 per request, appending each to
+ * vs->posted. False (printed) if a request is not answered 200. */
+bool dtVarPost(const dtApi *api, dtVarSet *vs, int n);
+
+/* The variables of customer or merchant id as of as_of (ms), computed from
+ * vs->posted: a new reference. */
+json_t *dtVarExpectCustomer(const dtVarSet *vs, const char *id, int64_t as_of);
+json_t *dtVarExpectMerchant(const dtVarSet *vs, const char *id, int64_t as_of);
+
+/* Every customer and merchant of vs (plus one never seen of each) through
+ * one batchGet to at: its "results" array (a new reference), or NULL. */
+json_t *dtVarSnapshot(const dtApi *at, const dtVarSet *vs);
+
+/* Whether every variable at answers equals the computed one; the first
+ * difference on stderr when verbose. */
+bool dtVarMatches(const dtApi *at, const dtVarSet *vs, bool verbose);
+
+/* A string member of doc (NULL if absent). */
+const char *dtStr(const json_t *doc, const char *key);
+/* The wall clock in ms. */
 int64_t dtNowMs(void);
-/* ms as RFC 3339 UTC with milliseconds ("2026-01-02T03:04:05.678Z"). */
+/* ms as "YYYY-MM-DDTHH:MM:SS.mmmZ". */
 void dtRfc3339(int64_t ms, char out[32]);
-/* The inverse of dtRfc3339 (that exact form only). */
+/* That form back to ms. */
 int64_t dtParseMs(const char *s);
-
-/* Decision k of a history, relative to now: a fresh decision_id, purchase
- * p-<k/2>, an outcome and amount that vary with k; decided 45 d, 20 d, 5 h
- * or 10 min (minus k ms) before now, far from every window edge, so the few
- * seconds between posting and reading never move one across. A new
- * reference. */
-json_t *dtVarDecision(int k, int64_t now);
-/* Posts n more decisions (dtVarDecision from the size of posted on) through
- * api's batch endpoint, 100 per request, and appends each to posted. False
- * (printed) if a request is not answered 200. */
-bool dtVarPost(const dtApi *api, json_t *posted, int n);
-
-/* Whether doc (borrowed) was decided within window ms before as_of. */
-bool dtVarInWindow(const json_t *doc, int64_t as_of, int64_t window);
-/* The variables of a customer or a merchant as of as_of, computed from
- * posted (borrowed): new references. */
-json_t *dtVarExpectCustomer(const json_t *posted, const char *id, int64_t as_of);
-json_t *dtVarExpectMerchant(const json_t *posted, const char *id, int64_t as_of);
-
-/* Every customer and merchant of the generator (plus one never seen of
- * each) through one batchGet of the store at: the results array (a new
- * reference), or NULL. */
-json_t *dtVarSnapshot(const dtApi *at);
-/* Whether every variable the store at answers equals the one computed from
- * posted; the first difference printed when verbose. */
-bool dtVarMatches(const dtApi *at, const json_t *posted, bool verbose);
 
 #endif

@@ -20,6 +20,7 @@
 #define FEED_SWEEP_MIN_VISITS 8
 #define FEED_SWEEP_FULL_VISITS 64 /* the first step on a full map */
 #define FEED_SEEK_TIMEOUT_MS 2000
+#define FEED_METADATA_TIMEOUT_MS 2000
 
 typedef struct feedPartition {
     int64_t next;      /* next offset to consume; -1 before the first message */
@@ -54,6 +55,8 @@ struct vsFeed {
     pthread_cond_t cond;
     vsFeedJob *head, *tail; /* under mu */
     atomic_bool stopping, failed, caught_up;
+    atomic_int assigned_of; /* 0, or the topic's partitions when fewer were assigned: the group is shared */
+    atomic_int assigned_have;
     int64_t next_sweep;
     bool sweeping;
     size_t sweep_visits; /* smaller while the map is too full for a large sweep */
@@ -97,6 +100,27 @@ static void feedCheckCaughtUp(vsFeed *f) {
     if (!atomic_exchange(&f->caught_up, true)) dsLogInfo("caught up with %s: the variables are current", f->topic);
 }
 
+/* A store needs every partition (a merchant's or customer's decisions may
+ * be on any of them): an assignment of fewer than the topic has means
+ * another member shares the group, and this store's answers are partial
+ * until it leaves. Said in /readyz and the log; not fatal, since the
+ * partitions come back here if the other member goes. */
+static void feedCheckWhole(vsFeed *f, rd_kafka_t *rk, int have) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, f->topic, NULL);
+    rd_kafka_resp_err_t err = t ? rd_kafka_metadata(rk, 0, t, &md, FEED_METADATA_TIMEOUT_MS) : RD_KAFKA_RESP_ERR__FAIL;
+    int of = err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 ? md->topics[0].partition_cnt : 0;
+    if (md) rd_kafka_metadata_destroy(md);
+    if (t) rd_kafka_topic_destroy(t);
+    if (of == 0) dsLogDebug("cannot count the partitions of %s: %s", f->topic, rd_kafka_err2str(err));
+    atomic_store(&f->assigned_have, have);
+    atomic_store(&f->assigned_of, have < of ? of : 0);
+    if (have < of)
+        dsLogError("consumer group \"%s\" is shared: this store was assigned %d of the %d partitions of %s, and its "
+                   "answers count only those; give every store directory its own --group-id",
+                   f->group_id, have, of, f->topic);
+}
+
 /* Partitions resume at the offsets the store recorded with its state. */
 static void feedRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *l, void *opaque) {
     vsFeed *f = opaque;
@@ -124,6 +148,7 @@ static void feedRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topi
     if (l->cnt > 0) dsKafkaHealthOk(f->health, f->topic);
     rd_kafka_assign(rk, l);
     if (atomic_load(&f->full)) feedPause(f, l); /* resumed, sought to the recorded offsets, with the others */
+    feedCheckWhole(f, rk, l->cnt);
     f->assigned_once = true;
     feedCheckCaughtUp(f);
 }
@@ -696,6 +721,11 @@ bool vsFeedHeldUp(vsFeed *f, char *why, size_t len) {
     if (atomic_load(&f->full)) return snprintf(why, len, FEED_FULL_WHY), true;
     if (atomic_load(&f->start_sweep))
         return snprintf(why, len, "sweeping expired events before consuming"), true;
+    int of = atomic_load(&f->assigned_of);
+    if (of > 0)
+        return snprintf(why, len, "consumer group \"%s\" is shared: %d of the %d partitions of %s assigned here, and "
+                        "a store needs every one (give each store directory its own --group-id)", f->group_id,
+                        atomic_load(&f->assigned_have), of, f->topic), true;
     return false;
 }
 

@@ -8,7 +8,8 @@
  * updated afterwards, for lag monitoring by standard tools. So a store
  * restarted after kill -9 resumes exactly where its state ends. Every store
  * with its own directory needs its own group id: members of one group
- * split the partitions between them.
+ * split the partitions between them, and a store assigned fewer partitions
+ * than the topic has says so (log, /readyz) until it has them all.
  *
  * Records of any schema version are resolved to the store's current one
  * (its variables name only fields that version has). A schema id the store
@@ -147,9 +148,10 @@ DS_MUST_CHECK vsFeedSubmitResult vsFeedSubmit(vsFeed *f, vsFeedJob *job, char *e
 bool vsFeedCaughtUp(vsFeed *f);
 /* Whether the writer stopped on a storage error (logged); the daemon exits. */
 bool vsFeedFailed(vsFeed *f);
-/* Why the writer is not consuming now, for /readyz (the Kafka cluster
- * refuses the consumer, the LMDB map is full, the start-up sweep is
- * running): false when it is not held up. */
+/* Why the writer is not consuming now, or not all it must, for /readyz (the
+ * Kafka cluster refuses the consumer, the LMDB map is full, the start-up
+ * sweep is running, another member shares its consumer group and holds some
+ * partitions): false when it is not held up. */
 bool vsFeedHeldUp(vsFeed *f, char *why, size_t len);
 /* Whether the LMDB map is full now (consumption paused, ingest refused). */
 bool vsFeedMapFull(vsFeed *f);
