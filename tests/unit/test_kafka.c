@@ -209,6 +209,17 @@ static void test_log_levels(void **state) {
     assert_null(strstr(text, "chatter"));
 }
 
+/* The header compiled against and the library linked are the same release,
+ * one that sends RFC 5802's client-final-message (2.6.1 or later): older
+ * ones cannot log in to Kafka 4 with SCRAM (deploy/librdkafka.sh says why),
+ * which test_pipeline and test_kafkaerrors do on the real broker. */
+static void test_linked_version(void **state) {
+    fprintf(stderr, "librdkafka %s (header 0x%08x, library 0x%08x)\n", rd_kafka_version_str(), RD_KAFKA_VERSION,
+            rd_kafka_version());
+    assert_int_equal(rd_kafka_version(), RD_KAFKA_VERSION);
+    assert_true(rd_kafka_version() >= 0x020601ff);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plaintext),
@@ -216,6 +227,7 @@ int main(void) {
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_conf_set),
         cmocka_unit_test(test_log_levels),
+        cmocka_unit_test(test_linked_version),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
