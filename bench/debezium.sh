@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# Benchmark: the stream processor against Debezium (Kafka Connect standalone
+# with debezium-connector-postgres, JSON converter), the tool users would pick
+# instead, on one single-node Apache Kafka (deploy/kafka-cluster.sh, plaintext)
+# and one PostgreSQL.
+#
+# Drain: N one-row decision transactions are written while both tools are
+# stopped, after every run's slot was created, so each run drains the same
+# rows from a slot of its own to a topic of its own (6 partitions, lz4 for
+# both). Timed from the tool's start to the last record on its topic (end
+# offsets polled with kcat -Q). The runs alternate, stream processor first,
+# ROUNDS times each; medians are quoted. Peak RSS is VmHWM of the process
+# (the JVM for Debezium) when its last record is on the topic.
+#
+# Latency: each tool in turn, caught up on a fresh slot, while pgbench inserts
+# at 1,000 transactions/s: the broker's LogAppendTime of each record (set for
+# every topic) minus the row's recorded_at (now() of its one-row transaction),
+# joined by decision_id, p50/p99 in ms. The same method for both, to the
+# millisecond the broker's clock gives.
+#
+# Debezium runs as connect-standalone.sh runs it out of the box (heap
+# -Xms256M -Xmx2G, G1) with its own defaults (max.batch.size 2048,
+# poll.interval.ms 500), the converters without embedded schemas (its
+# leanest JSON). It comes from bench/debezium/pom.xml, fetched by Maven into
+# $DEBEZIUM_CACHE (default ~/.cache/decision-store/debezium-VERSION) once.
+#
+# Env: BENCH_DEBEZIUM_N (default 200000), BENCH_DEBEZIUM_ROUNDS (3),
+# BENCH_LATENCY_SECONDS (20), BENCH_DEBEZIUM_HEAP (-Xms256M -Xmx2G).
+# The machine is shared: the figures are noisy. Last line:
+#   ratio stream_vs_debezium <stream events/s / debezium events/s>
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+BUILD=${BUILD:-build}
+N=${BENCH_DEBEZIUM_N:-200000}
+ROUNDS=${BENCH_DEBEZIUM_ROUNDS:-3}
+LAT_SECS=${BENCH_LATENCY_SECONDS:-20}
+HEAP=${BENCH_DEBEZIUM_HEAP:--Xms256M -Xmx2G}
+PARTITIONS=6
+DRAIN_TIMEOUT=${BENCH_DEBEZIUM_TIMEOUT:-900}
+
+POM=bench/debezium/pom.xml
+DBZ_VERSION=$(sed -n 's:.*<debezium.version>\(.*\)</debezium.version>.*:\1:p' "$POM")
+DEBEZIUM_CACHE=$(realpath -m "${DEBEZIUM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/decision-store/debezium-$DBZ_VERSION}")
+
+runlog=/dev/null # the log of the tool running now, shown when it fails
+die() {
+  echo "debezium.sh: $*" >&2
+  tail -n 40 "$runlog" >&2 || true
+  exit 1
+}
+
+# Connect and the connector: fetched under a lock, into a temporary directory
+# renamed when complete, again only when the pom changes.
+fetch_debezium() {
+  local stamp=$DEBEZIUM_CACHE/complete sum
+  sum=$(sha256sum "$POM" | cut -d' ' -f1)
+  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && return
+  command -v mvn >/dev/null || die "mvn not found: run deploy/install-deps.sh"
+  mkdir -p "$DEBEZIUM_CACHE"
+  (
+    flock 9
+    [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && exit 0
+    echo "fetching Kafka Connect and Debezium $DBZ_VERSION into $DEBEZIUM_CACHE (the first time may take minutes)" >&2
+    rm -rf "$DEBEZIUM_CACHE/libs" "$DEBEZIUM_CACHE/libs.tmp" "$stamp"
+    if ! mvn -q -B -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$DEBEZIUM_CACHE/libs.tmp" >"$DEBEZIUM_CACHE/mvn.log" 2>&1; then
+      tail -n 30 "$DEBEZIUM_CACHE/mvn.log" >&2
+      die "fetching Debezium failed (log: $DEBEZIUM_CACHE/mvn.log)"
+    fi
+    mv "$DEBEZIUM_CACHE/libs.tmp" "$DEBEZIUM_CACHE/libs"
+    echo "$sum" >"$stamp"
+  ) 9>"$DEBEZIUM_CACHE.lock"
+}
+
+fetch_debezium
+bench_workdir debezium
+kafka_dir=$work/kafka
+# Clients first (bench_cleanup's order), then the broker, then PostgreSQL.
+cleanup() {
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[$i]}" 2>/dev/null && wait "${pids[$i]}" 2>/dev/null || true
+  done
+  pids=()
+  bash deploy/kafka-cluster.sh destroy "$kafka_dir" >/dev/null 2>&1 || true
+  bench_cleanup
+}
+trap cleanup EXIT
+
+conninfo=$(bash deploy/pg-cluster.sh start "$work/pg")
+pgport=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' <<<"$conninfo")
+sql() { "$PGBIN/psql" "$conninfo" -Atqc "$1"; }
+DECISIONS_DSN="$conninfo" DECISIONS_LOG_LEVEL=warn "$BUILD/bin/decision-api" migrate
+brokers=$(bash deploy/kafka-cluster.sh start "$kafka_dir" --no-topics \
+  --set log.message.timestamp.type=LogAppendTime)
+
+doc=$(python3 -c 'import json; print(json.dumps(json.load(open("tests/fixtures/decision.json")), separators=(",",":")))')
+cat >"$work/insert.sql" <<SQL
+INSERT INTO decisions (decision_id, purchase_id, customer_id, merchant_id, outcome, decided_at, schema_version, doc_sha256, doc) VALUES (gen_random_uuid(), 'p', 'cust-' || (random() * 100000)::int, 'm-7', 'APPROVED', '2026-11-24T10:00:00.250Z', 1, decode('00', 'hex'), '$doc');
+SQL
+
+# The sum of a topic's end offsets: its record count (one producer, no
+# transactions, nothing deleted).
+topic_count() {
+  local args=() p
+  for ((p = 0; p < PARTITIONS; p++)); do args+=(-t "$1:$p:-1"); done
+  kcat -b "$brokers" -Q "${args[@]}" 2>/dev/null | awk '{s += $4} END {print s + 0}'
+}
+
+# wait_count TOPIC COUNT PID: until the topic holds COUNT records; fails when
+# the process PID exits first or after DRAIN_TIMEOUT seconds.
+wait_count() {
+  local deadline=$((SECONDS + DRAIN_TIMEOUT))
+  until [ "$(topic_count "$1")" -ge "$2" ]; do
+    kill -0 "$3" 2>/dev/null || die "pid $3 exited before $2 records were on $1 "
+    [ $SECONDS -lt $deadline ] || die "$1 holds $(topic_count "$1") of $2 records after ${DRAIN_TIMEOUT}s"
+    sleep 0.05
+  done
+}
+
+hwm() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null && wait "$1" 2>/dev/null || true
+  local keep=() p
+  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  pids=("${keep[@]}")
+}
+
+# start_stream NAME: the stream processor on slot NAME to topic NAME; sets pid.
+start_stream() {
+  STREAM_DSN="$conninfo" STREAM_BROKERS="$brokers" STREAM_SLOT=$1 STREAM_TOPIC=$1 STREAM_METRICS_PORT=0 \
+    STREAM_REGISTRY_URL= STREAM_LOG_LEVEL=warn "$BUILD/bin/stream-processor" >"$work/$1.log" 2>&1 &
+  runlog=$work/$1.log
+  pid=$!
+  pids+=($pid)
+}
+
+# start_debezium NAME: Connect standalone with one Debezium task on slot NAME
+# to topic NAME.public.decisions, $dbz_extra added to the connector's
+# settings; sets pid.
+start_debezium() {
+  local d=$work/$1 rest
+  mkdir -p "$d"
+  rest=$(freeport)
+  cat >"$d/worker.properties" <<CONF
+bootstrap.servers=$brokers
+key.converter=org.apache.kafka.connect.json.JsonConverter
+value.converter=org.apache.kafka.connect.json.JsonConverter
+key.converter.schemas.enable=false
+value.converter.schemas.enable=false
+offset.storage.file.filename=$d/offsets
+offset.flush.interval.ms=10000
+listeners=http://127.0.0.1:$rest
+producer.compression.type=lz4
+CONF
+  cat >"$d/connector.properties" <<CONF
+name=$1
+connector.class=io.debezium.connector.postgresql.PostgresConnector
+tasks.max=1
+database.hostname=127.0.0.1
+database.port=$pgport
+database.user=postgres
+database.password=
+database.dbname=decisions
+topic.prefix=$1
+table.include.list=public.decisions
+plugin.name=pgoutput
+slot.name=$1
+publication.name=decisions_pub
+publication.autocreate.mode=disabled
+snapshot.mode=no_data
+$dbz_extra
+CONF
+  # shellcheck disable=SC2086
+  java $HEAP -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+    -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+    -Dds.kafka.level=INFO -Dlog4j2.configurationFile=deploy/kafka/log4j2.xml \
+    -cp "$DEBEZIUM_CACHE/libs/*" org.apache.kafka.connect.cli.ConnectStandalone \
+    "$d/worker.properties" "$d/connector.properties" >"$d/connect.log" 2>&1 &
+  runlog=$d/connect.log
+  pid=$!
+  pids+=($pid)
+}
+
+# A run's topic and start, by its name: stream_* or dbz_*.
+topic_of() { case $1 in stream_*) echo "$1" ;; dbz_*) echo "$1.public.decisions" ;; esac; }
+start_run() { case $1 in stream_*) start_stream "$1" ;; dbz_*) start_debezium "$1" ;; esac; }
+
+dbz_extra=""
+slot() { sql "SELECT pg_create_logical_replication_slot('$1', 'pgoutput')" >/dev/null; }
+drop_slot() { sql "SELECT pg_drop_replication_slot('$1')" >/dev/null; }
+
+# ---- drain: every run's slot first, then the rows
+runs=()
+for ((r = 1; r <= ROUNDS; r++)); do runs+=("stream_$r" "dbz_$r"); done
+for name in "${runs[@]}"; do
+  slot "$name"
+  bash deploy/kafka-cluster.sh topic "$kafka_dir" "$(topic_of "$name")" $PARTITIONS >/dev/null
+done
+echo "filling $N one-row transactions ..."
+nice "$PGBIN/pgbench" -n -c 8 -j 2 -t $((N / 8)) -f "$work/insert.sql" "$conninfo" >/dev/null
+rows=$(sql "SELECT count(*) FROM decisions")
+
+# The time to the first record too: how much of a run is the tool's start.
+declare -A secs first rss
+for name in "${runs[@]}"; do
+  topic=$(topic_of "$name")
+  t0=$(date +%s.%N)
+  start_run "$name"
+  wait_count "$topic" 1 "$pid"
+  first[$name]=$(echo "$(date +%s.%N) - $t0" | bc -l)
+  wait_count "$topic" "$rows" "$pid"
+  secs[$name]=$(echo "$(date +%s.%N) - $t0" | bc -l)
+  rss[$name]=$(hwm "$pid")
+  stop_pid "$pid"
+  drop_slot "$name"
+  printf '%-10s %8.2f s (first record %5.2f s) %10.0f events/s  peak RSS %7d KiB\n' "$name" "${secs[$name]}" \
+    "${first[$name]}" "$(echo "$rows / ${secs[$name]}" | bc -l)" "${rss[$name]}"
+done
+
+# ---- latency at 1,000/s: each tool caught up on a fresh slot, in turn
+cat >"$work/latency.py" <<'PY'
+import json, sys
+# argv: kcat dump (key, LogAppendTime ms, headers), rows (decision_id, recorded_at ms)
+recorded = {}
+for line in open(sys.argv[2]):
+    did, ms = line.rstrip("\n").split("|")
+    recorded[did] = float(ms)
+lat = []
+for line in open(sys.argv[1]):
+    key, ts, hdrs = (line.rstrip("\n").split("\t") + [""])[:3]
+    did = None
+    for h in hdrs.split(","):
+        if h.startswith("decision_id="):
+            did = h[len("decision_id="):]
+    if did is None and key.startswith("{"):
+        did = json.loads(key).get("decision_id")
+    if did in recorded:
+        lat.append(int(ts) - recorded.pop(did))
+lat.sort()
+if not lat or recorded:
+    sys.exit("joined %d records, %d rows never seen" % (len(lat), len(recorded)))
+q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))]
+print("%.1f %.1f %.1f %d" % (q(0.5), q(0.99), lat[-1], len(lat)))
+PY
+# Debezium twice: as it comes, and with poll.interval.ms=10, the setting its
+# documentation gives for how long it waits for events before a batch (500 ms
+# by default), which is what bounds its latency at this rate.
+lat_runs=(stream_lat dbz_lat dbz_lat_poll10)
+declare -A lat
+for name in "${lat_runs[@]}"; do
+  topic=$(topic_of "$name")
+  base=$(sql "SELECT count(*) FROM decisions")
+  slot "$name"
+  bash deploy/kafka-cluster.sh topic "$kafka_dir" "$topic" $PARTITIONS >/dev/null
+  dbz_extra=""
+  [ "$name" = dbz_lat_poll10 ] && dbz_extra="poll.interval.ms=10"
+  start_run "$name"
+  # Streaming once a probe row is on the topic.
+  sql "$(cat "$work/insert.sql")"
+  wait_count "$topic" 1 "$pid"
+  # A few seconds at the rate before the measured ones: the JVM compiles
+  # what it runs hot, and neither tool is measured while it starts.
+  nice "$PGBIN/pgbench" -n -c 4 -j 2 -R 1000 -T 5 -f "$work/insert.sql" "$conninfo" >/dev/null
+  since=$(sql "SELECT clock_timestamp()")
+  nice "$PGBIN/pgbench" -n -c 4 -j 2 -R 1000 -T "$LAT_SECS" -f "$work/insert.sql" "$conninfo" >/dev/null
+  sql "SELECT decision_id, extract(epoch FROM recorded_at) * 1000 FROM decisions WHERE recorded_at > '$since'" \
+    >"$work/$name.rows"
+  sent=$(wc -l <"$work/$name.rows")
+  wait_count "$topic" "$(sql "SELECT count(*) - $base FROM decisions")" "$pid"
+  stop_pid "$pid"
+  drop_slot "$name"
+  kcat -b "$brokers" -C -t "$topic" -o beginning -e -q -f '%k\t%T\t%h\n' >"$work/$name.dump"
+  lat[$name]=$(python3 "$work/latency.py" "$work/$name.dump" "$work/$name.rows")
+  echo "$name: p50 p99 max (ms) records: ${lat[$name]} at $(echo "$sent / $LAT_SECS" | bc)/s"
+done
+
+# ---- the table: medians over the rounds
+median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+# stat ARRAY TOOL EXPR: the median over the rounds of EXPR, where x is ARRAY[TOOL_r].
+stat() {
+  local -n a=$1
+  local r
+  for ((r = 1; r <= ROUNDS; r++)); do echo "x = ${a[${2}_$r]}; $3" | bc -l; done | median
+}
+printf '\n%s decisions drained from a slot of their own, median of %d runs each; commit->ack at 1,000/s\n' \
+  "$rows" "$ROUNDS"
+printf '(one run each, LogAppendTime - recorded_at). Shared machine: the figures are noisy.\n'
+printf '%-44s %9s %8s %8s %9s %18s\n' "" "events/s" "seconds" "1st rec" "RSS MiB" "p50/p99/max ms"
+row() {
+  local p50 p99 max
+  read -r p50 p99 max _ <<<"${lat[$3]}"
+  if [ -n "$2" ]; then
+    printf '%-44s %9.0f %8.2f %8.2f %9.1f %18s\n' "$1" "$(stat secs "$2" "$rows / x")" "$(stat secs "$2" x)" \
+      "$(stat first "$2" x)" "$(stat rss "$2" "x / 1024")" "$p50/$p99/$max"
+  else
+    printf '%-44s %9s %8s %8s %9s %18s\n' "$1" - - - - "$p50/$p99/$max"
+  fi
+}
+row "stream-processor" stream stream_lat
+row "Debezium $DBZ_VERSION, Connect $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")" dbz dbz_lat
+row "Debezium, poll.interval.ms=10" "" dbz_lat_poll10
+awk -v a="$(stat secs stream "$rows / x")" -v b="$(stat secs dbz "$rows / x")" \
+  -v m="$(stat rss stream x)" -v n="$(stat rss dbz x)" \
+  'BEGIN {printf "memory stream_vs_debezium %.3f\nratio stream_vs_debezium %.2f\n", m / n, a / b}'
