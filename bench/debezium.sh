@@ -8,25 +8,30 @@
 # stopped, after every run's slot was created, so each run drains the same
 # rows from a slot of its own to a topic of its own (6 partitions, lz4 for
 # both). Timed from the tool's start to the last record on its topic (end
-# offsets polled with kcat -Q). The runs alternate, stream processor first,
-# ROUNDS times each; medians are quoted. Peak RSS is VmHWM of the process
-# (the JVM for Debezium) when its last record is on the topic.
+# offsets polled with kcat -Q); the time to its first record is shown too.
+# ROUNDS runs of each, alternating which goes first; medians are quoted.
+# Peak RSS is VmHWM of the process (the JVM for Debezium) when its last
+# record is on the topic.
 #
 # Latency: each tool in turn, caught up on a fresh slot, while pgbench inserts
 # at 1,000 transactions/s: the broker's LogAppendTime of each record (set for
 # every topic) minus the row's recorded_at (now() of its one-row transaction),
-# joined by decision_id, p50/p99 in ms. The same method for both, to the
-# millisecond the broker's clock gives.
+# joined by decision_id; p50/p99/max in ms. The same method for both, to the
+# millisecond of the broker's clock.
 #
-# Debezium runs as connect-standalone.sh runs it out of the box (heap
-# -Xms256M -Xmx2G, G1) with its own defaults (max.batch.size 2048,
-# poll.interval.ms 500), the converters without embedded schemas (its
-# leanest JSON). It comes from bench/debezium/pom.xml, fetched by Maven into
-# $DEBEZIUM_CACHE (default ~/.cache/decision-store/debezium-VERSION) once.
+# Debezium runs as connect-standalone.sh runs it (heap -Xms256M -Xmx2G, G1)
+# with its own defaults (max.batch.size 2048, poll.interval.ms 500), the
+# converters without embedded schemas (its leanest JSON) and the plugin
+# discovery Connect recommends (service_load: the classpath scan it replaces
+# takes seconds). Its latency is measured again with poll.interval.ms=10, the
+# wait for events that bounds it at this rate. Connect and Debezium come from
+# bench/debezium/pom.xml, fetched by Maven into $DEBEZIUM_CACHE (default
+# ~/.cache/decision-store/debezium-VERSION) once.
 #
 # Env: BENCH_DEBEZIUM_N (default 200000), BENCH_DEBEZIUM_ROUNDS (3),
-# BENCH_LATENCY_SECONDS (20), BENCH_DEBEZIUM_HEAP (-Xms256M -Xmx2G).
-# The machine is shared: the figures are noisy. Last line:
+# BENCH_LATENCY_SECONDS (20), BENCH_DEBEZIUM_HEAP (-Xms256M -Xmx2G),
+# BENCH_DEBEZIUM_LOGS (a directory to keep the tools' logs in).
+# The machine may be shared: the figures are noisy. Last line:
 #   ratio stream_vs_debezium <stream events/s / debezium events/s>
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,6 +87,10 @@ cleanup() {
     kill -TERM "${pids[$i]}" 2>/dev/null && wait "${pids[$i]}" 2>/dev/null || true
   done
   pids=()
+  if [ -n "${BENCH_DEBEZIUM_LOGS:-}" ]; then
+    mkdir -p "$BENCH_DEBEZIUM_LOGS"
+    (cd "$work" && find . -name '*.log' -path './[sd]*' -exec cp --parents {} "$BENCH_DEBEZIUM_LOGS" \;) || true
+  fi
   bash deploy/kafka-cluster.sh destroy "$kafka_dir" >/dev/null 2>&1 || true
   bench_cleanup
 }
@@ -152,6 +161,7 @@ value.converter.schemas.enable=false
 offset.storage.file.filename=$d/offsets
 offset.flush.interval.ms=10000
 listeners=http://127.0.0.1:$rest
+plugin.discovery=service_load
 producer.compression.type=lz4
 CONF
   cat >"$d/connector.properties" <<CONF
@@ -189,11 +199,21 @@ start_run() { case $1 in stream_*) start_stream "$1" ;; dbz_*) start_debezium "$
 
 dbz_extra=""
 slot() { sql "SELECT pg_create_logical_replication_slot('$1', 'pgoutput')" >/dev/null; }
-drop_slot() { sql "SELECT pg_drop_replication_slot('$1')" >/dev/null; }
+# The walsender of a stopped tool may hold its slot a moment longer.
+drop_slot() {
+  local deadline=$((SECONDS + 60))
+  until [ "$(sql "SELECT active FROM pg_replication_slots WHERE slot_name = '$1'")" = f ]; do
+    [ $SECONDS -lt $deadline ] || die "slot $1 still active 60 s after its tool stopped"
+    sleep 0.1
+  done
+  sql "SELECT pg_drop_replication_slot('$1')" >/dev/null
+}
 
 # ---- drain: every run's slot first, then the rows
 runs=()
-for ((r = 1; r <= ROUNDS; r++)); do runs+=("stream_$r" "dbz_$r"); done
+for ((r = 1; r <= ROUNDS; r++)); do
+  if ((r % 2)); then runs+=("stream_$r" "dbz_$r"); else runs+=("dbz_$r" "stream_$r"); fi
+done
 for name in "${runs[@]}"; do
   slot "$name"
   bash deploy/kafka-cluster.sh topic "$kafka_dir" "$(topic_of "$name")" $PARTITIONS >/dev/null
@@ -201,6 +221,9 @@ done
 echo "filling $N one-row transactions ..."
 nice "$PGBIN/pgbench" -n -c 8 -j 2 -t $((N / 8)) -f "$work/insert.sql" "$conninfo" >/dev/null
 rows=$(sql "SELECT count(*) FROM decisions")
+# Neither tool's run pays for the fill's autovacuum and checkpoint.
+sql "VACUUM ANALYZE decisions"
+sql "CHECKPOINT"
 
 # The time to the first record too: how much of a run is the tool's start.
 declare -A secs first rss
@@ -244,9 +267,8 @@ if not lat or recorded:
 q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))]
 print("%.1f %.1f %.1f %d" % (q(0.5), q(0.99), lat[-1], len(lat)))
 PY
-# Debezium twice: as it comes, and with poll.interval.ms=10, the setting its
-# documentation gives for how long it waits for events before a batch (500 ms
-# by default), which is what bounds its latency at this rate.
+# Debezium twice: as it comes, and with poll.interval.ms=10 (how long it waits
+# for events before it hands a batch on; 500 ms by default).
 lat_runs=(stream_lat dbz_lat dbz_lat_poll10)
 declare -A lat
 for name in "${lat_runs[@]}"; do
