@@ -29,7 +29,7 @@
 # ~/.cache/decision-store/debezium-VERSION) once.
 #
 # Env: BENCH_DEBEZIUM_N (default 200000), BENCH_DEBEZIUM_ROUNDS (3),
-# BENCH_LATENCY_SECONDS (20), BENCH_DEBEZIUM_HEAP (-Xms256M -Xmx2G),
+# BENCH_LATENCY_SECONDS (20), BENCH_LATENCY_ROUNDS (2), BENCH_DEBEZIUM_HEAP (-Xms256M -Xmx2G),
 # BENCH_DEBEZIUM_LOGS (a directory to keep the tools' logs in).
 # The machine may be shared: the figures are noisy. Last line:
 #   ratio stream_vs_debezium <stream events/s / debezium events/s>
@@ -40,6 +40,7 @@ BUILD=${BUILD:-build}
 N=${BENCH_DEBEZIUM_N:-200000}
 ROUNDS=${BENCH_DEBEZIUM_ROUNDS:-3}
 LAT_SECS=${BENCH_LATENCY_SECONDS:-20}
+LAT_ROUNDS=${BENCH_LATENCY_ROUNDS:-2}
 HEAP=${BENCH_DEBEZIUM_HEAP:--Xms256M -Xmx2G}
 PARTITIONS=6
 DRAIN_TIMEOUT=${BENCH_DEBEZIUM_TIMEOUT:-900}
@@ -128,6 +129,11 @@ wait_count() {
 }
 
 hwm() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+# CPU seconds (user + system) the process has used so far.
+TICKS=$(getconf CLK_TCK)
+cpu() { awk -v t="$TICKS" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
+calc() { awk "BEGIN {print $1}"; }
+now() { date +%s.%N; }
 
 stop_pid() {
   kill -TERM "$1" 2>/dev/null && wait "$1" 2>/dev/null || true
@@ -193,9 +199,9 @@ CONF
   pids+=($pid)
 }
 
-# A run's topic and start, by its name: stream_* or dbz_*.
-topic_of() { case $1 in stream_*) echo "$1" ;; dbz_*) echo "$1.public.decisions" ;; esac; }
-start_run() { case $1 in stream_*) start_stream "$1" ;; dbz_*) start_debezium "$1" ;; esac; }
+# A run's topic and start, by its name: stream_* or dbz*.
+topic_of() { case $1 in stream_*) echo "$1" ;; dbz*) echo "$1.public.decisions" ;; esac; }
+start_run() { case $1 in stream_*) start_stream "$1" ;; dbz*) start_debezium "$1" ;; esac; }
 
 dbz_extra=""
 slot() { sql "SELECT pg_create_logical_replication_slot('$1', 'pgoutput')" >/dev/null; }
@@ -214,115 +220,150 @@ runs=()
 for ((r = 1; r <= ROUNDS; r++)); do
   if ((r % 2)); then runs+=("stream_$r" "dbz_$r"); else runs+=("dbz_$r" "stream_$r"); fi
 done
-for name in "${runs[@]}"; do
+warm=warm_up
+for name in "${runs[@]}" $warm; do
   slot "$name"
-  bash deploy/kafka-cluster.sh topic "$kafka_dir" "$(topic_of "$name")" $PARTITIONS >/dev/null
+  [ "$name" = "$warm" ] || bash deploy/kafka-cluster.sh topic "$kafka_dir" "$(topic_of "$name")" $PARTITIONS >/dev/null
 done
 echo "filling $N one-row transactions ..."
 nice "$PGBIN/pgbench" -n -c 8 -j 2 -t $((N / 8)) -f "$work/insert.sql" "$conninfo" >/dev/null
 rows=$(sql "SELECT count(*) FROM decisions")
-# Neither tool's run pays for the fill's autovacuum and checkpoint.
+# Neither tool's run pays for the fill's autovacuum and checkpoint, nor for
+# the first decoding of the new WAL: pg_recvlogical drains a slot of its own
+# to /dev/null first.
 sql "VACUUM ANALYZE decisions"
 sql "CHECKPOINT"
+"$PGBIN/pg_recvlogical" -d "$conninfo" --slot=$warm --start --endpos="$(sql "SELECT pg_current_wal_lsn()")" \
+  --no-loop -o proto_version=1 -o publication_names=decisions_pub -f /dev/null
+drop_slot $warm
 
 # The time to the first record too: how much of a run is the tool's start.
-declare -A secs first rss
+declare -A secs first rss cpus
 for name in "${runs[@]}"; do
   topic=$(topic_of "$name")
-  t0=$(date +%s.%N)
+  t0=$(now)
   start_run "$name"
   wait_count "$topic" 1 "$pid"
-  first[$name]=$(echo "$(date +%s.%N) - $t0" | bc -l)
+  first[$name]=$(calc "$(now) - $t0")
   wait_count "$topic" "$rows" "$pid"
-  secs[$name]=$(echo "$(date +%s.%N) - $t0" | bc -l)
+  secs[$name]=$(calc "$(now) - $t0")
   rss[$name]=$(hwm "$pid")
+  cpus[$name]=$(cpu "$pid")
   stop_pid "$pid"
   drop_slot "$name"
-  printf '%-10s %8.2f s (first record %5.2f s) %10.0f events/s  peak RSS %7d KiB\n' "$name" "${secs[$name]}" \
-    "${first[$name]}" "$(echo "$rows / ${secs[$name]}" | bc -l)" "${rss[$name]}"
+  printf '%-10s %7.2f s, first record %5.2f s, %6.0f events/s, CPU %6.2f s, peak RSS %7d KiB\n' "$name" \
+    "${secs[$name]}" "${first[$name]}" "$(calc "$rows / ${secs[$name]}")" "${cpus[$name]}" "${rss[$name]}"
 done
 
 # ---- latency at 1,000/s: each tool caught up on a fresh slot, in turn
 cat >"$work/latency.py" <<'PY'
 import json, sys
-# argv: kcat dump (key, LogAppendTime ms, headers), rows (decision_id, recorded_at ms)
-recorded = {}
-for line in open(sys.argv[2]):
-    did, ms = line.rstrip("\n").split("|")
-    recorded[did] = float(ms)
+# argv: pairs of a kcat dump (key, LogAppendTime ms, headers) and the rows
+# (decision_id|recorded_at ms) of one run; the latencies of all runs pooled.
 lat = []
-for line in open(sys.argv[1]):
-    key, ts, hdrs = (line.rstrip("\n").split("\t") + [""])[:3]
-    did = None
-    for h in hdrs.split(","):
-        if h.startswith("decision_id="):
-            did = h[len("decision_id="):]
-    if did is None and key.startswith("{"):
-        did = json.loads(key).get("decision_id")
-    if did in recorded:
-        lat.append(int(ts) - recorded.pop(did))
+for dump, rows in zip(sys.argv[1::2], sys.argv[2::2]):
+    recorded = {}
+    for line in open(rows):
+        did, ms = line.rstrip("\n").split("|")
+        recorded[did] = float(ms)
+    n = len(recorded)
+    for line in open(dump):
+        key, ts, hdrs = (line.rstrip("\n").split("\t") + [""])[:3]
+        did = None
+        for h in hdrs.split(","):
+            if h.startswith("decision_id="):
+                did = h[len("decision_id="):]
+        if did is None and key.startswith("{"):
+            did = json.loads(key).get("decision_id")
+        if did in recorded:
+            lat.append(int(ts) - recorded.pop(did))
+    if recorded or not n:
+        sys.exit("%s: %d of %d rows not on the topic" % (dump, len(recorded), n))
 lat.sort()
-if not lat or recorded:
-    sys.exit("joined %d records, %d rows never seen" % (len(lat), len(recorded)))
 q = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))]
 print("%.1f %.1f %.1f %d" % (q(0.5), q(0.99), lat[-1], len(lat)))
 PY
 # Debezium twice: as it comes, and with poll.interval.ms=10 (how long it waits
-# for events before it hands a batch on; 500 ms by default).
-lat_runs=(stream_lat dbz_lat dbz_lat_poll10)
-declare -A lat
-for name in "${lat_runs[@]}"; do
-  topic=$(topic_of "$name")
-  base=$(sql "SELECT count(*) FROM decisions")
-  slot "$name"
-  bash deploy/kafka-cluster.sh topic "$kafka_dir" "$topic" $PARTITIONS >/dev/null
-  dbz_extra=""
-  [ "$name" = dbz_lat_poll10 ] && dbz_extra="poll.interval.ms=10"
-  start_run "$name"
-  # Streaming once a probe row is on the topic.
-  sql "$(cat "$work/insert.sql")"
-  wait_count "$topic" 1 "$pid"
-  # A few seconds at the rate before the measured ones: the JVM compiles
-  # what it runs hot, and neither tool is measured while it starts.
-  nice "$PGBIN/pgbench" -n -c 4 -j 2 -R 1000 -T 5 -f "$work/insert.sql" "$conninfo" >/dev/null
-  since=$(sql "SELECT clock_timestamp()")
-  nice "$PGBIN/pgbench" -n -c 4 -j 2 -R 1000 -T "$LAT_SECS" -f "$work/insert.sql" "$conninfo" >/dev/null
-  sql "SELECT decision_id, extract(epoch FROM recorded_at) * 1000 FROM decisions WHERE recorded_at > '$since'" \
-    >"$work/$name.rows"
-  sent=$(wc -l <"$work/$name.rows")
-  wait_count "$topic" "$(sql "SELECT count(*) - $base FROM decisions")" "$pid"
-  stop_pid "$pid"
-  drop_slot "$name"
-  kcat -b "$brokers" -C -t "$topic" -o beginning -e -q -f '%k\t%T\t%h\n' >"$work/$name.dump"
-  lat[$name]=$(python3 "$work/latency.py" "$work/$name.dump" "$work/$name.rows")
-  echo "$name: p50 p99 max (ms) records: ${lat[$name]} at $(echo "$sent / $LAT_SECS" | bc)/s"
+# for events before it hands a batch on; 500 ms by default). Each round in
+# the other order; the rounds' latencies are pooled.
+lat_tools=(stream dbz dbzp10)
+declare -A lat lat_cpu lat_rate lat_files
+for ((r = 1; r <= LAT_ROUNDS; r++)); do
+  order=("${lat_tools[@]}")
+  ((r % 2)) || order=(dbzp10 dbz stream)
+  for tool in "${order[@]}"; do
+    name=${tool}_lat$r
+    topic=$(topic_of "$name")
+    base=$(sql "SELECT count(*) FROM decisions")
+    slot "$name"
+    bash deploy/kafka-cluster.sh topic "$kafka_dir" "$topic" $PARTITIONS >/dev/null
+    dbz_extra=""
+    [ "$tool" = dbzp10 ] && dbz_extra="poll.interval.ms=10"
+    start_run "$name"
+    # Streaming once a probe row is on the topic.
+    sql "$(cat "$work/insert.sql")"
+    wait_count "$topic" 1 "$pid"
+    # A few seconds at the rate before the measured ones: the JVM compiles
+    # what it runs hot, and neither tool is measured while it starts.
+    nice "$PGBIN/pgbench" -n -c 4 -j 2 -R 1000 -T 5 -f "$work/insert.sql" "$conninfo" >/dev/null
+    since=$(sql "SELECT clock_timestamp()")
+    c0=$(cpu "$pid")
+    t0=$(now)
+    nice "$PGBIN/pgbench" -n -c 4 -j 2 -R 1000 -T "$LAT_SECS" -f "$work/insert.sql" "$conninfo" >/dev/null
+    sql "SELECT decision_id, extract(epoch FROM recorded_at) * 1000 FROM decisions WHERE recorded_at > '$since'" \
+      >"$work/$name.rows"
+    sent=$(wc -l <"$work/$name.rows")
+    wait_count "$topic" "$(sql "SELECT count(*) - $base FROM decisions")" "$pid"
+    # The tool's share of one core from the measured inserts' start until
+    # it has sent the last of them.
+    lat_cpu[$name]=$(calc "100 * ($(cpu "$pid") - $c0) / ($(now) - $t0)")
+    lat_rate[$name]=$(calc "$sent / $LAT_SECS")
+    stop_pid "$pid"
+    drop_slot "$name"
+    kcat -b "$brokers" -C -t "$topic" -o beginning -e -q -f '%k\t%T\t%h\n' >"$work/$name.dump"
+    lat_files[$tool]+=" $work/$name.dump $work/$name.rows"
+    printf '%-14s %s\n' "$name" "p50 p99 max ms, records: $(python3 "$work/latency.py" "$work/$name.dump" \
+      "$work/$name.rows"); $(calc "int(${lat_rate[$name]})") rows/s inserted; CPU $(calc "int(${lat_cpu[$name]})")%"
+  done
+done
+for tool in "${lat_tools[@]}"; do
+  # shellcheck disable=SC2086
+  lat[$tool]=$(python3 "$work/latency.py" ${lat_files[$tool]})
 done
 
-# ---- the table: medians over the rounds
+# ---- the tables: medians over the rounds
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 # stat ARRAY TOOL EXPR: the median over the rounds of EXPR, where x is ARRAY[TOOL_r].
 stat() {
   local -n a=$1
   local r
-  for ((r = 1; r <= ROUNDS; r++)); do echo "x = ${a[${2}_$r]}; $3" | bc -l; done | median
+  for ((r = 1; r <= ROUNDS; r++)); do awk -v x="${a[${2}_$r]}" "BEGIN {print $3}"; done | median
 }
-printf '\n%s decisions drained from a slot of their own, median of %d runs each; commit->ack at 1,000/s\n' \
-  "$rows" "$ROUNDS"
-printf '(one run each, LogAppendTime - recorded_at). Shared machine: the figures are noisy.\n'
-printf '%-44s %9s %8s %8s %9s %18s\n' "" "events/s" "seconds" "1st rec" "RSS MiB" "p50/p99/max ms"
-row() {
-  local p50 p99 max
-  read -r p50 p99 max _ <<<"${lat[$3]}"
-  if [ -n "$2" ]; then
-    printf '%-44s %9.0f %8.2f %8.2f %9.1f %18s\n' "$1" "$(stat secs "$2" "$rows / x")" "$(stat secs "$2" x)" \
-      "$(stat first "$2" x)" "$(stat rss "$2" "x / 1024")" "$p50/$p99/$max"
-  else
-    printf '%-44s %9s %8s %8s %9s %18s\n' "$1" - - - - "$p50/$p99/$max"
-  fi
+connect=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")
+declare -A names=([stream]="stream-processor" [dbz]="Debezium $DBZ_VERSION, Connect $connect")
+printf '\ndrain of %s decisions, a slot each, median of %d runs (shared machine: noisy)\n' "$rows" "$ROUNDS"
+printf '%-40s %9s %8s %9s %7s %13s\n' "" events/s seconds "1st rec s" "CPU s" "peak RSS MiB"
+for t in stream dbz; do
+  printf '%-40s %9.0f %8.2f %9.2f %7.1f %13.1f\n' "${names[$t]}" "$(stat secs $t "$rows / x")" \
+    "$(stat secs $t x)" "$(stat first $t x)" "$(stat cpus $t x)" "$(stat rss $t "x / 1024")"
+done
+names[dbzp10]="Debezium, poll.interval.ms=10"
+# lstat ARRAY TOOL: the median over the latency rounds of ARRAY[TOOL_latr].
+lstat() {
+  local -n a=$1
+  local r
+  for ((r = 1; r <= LAT_ROUNDS; r++)); do echo "${a[${2}_lat$r]}"; done | median
 }
-row "stream-processor" stream stream_lat
-row "Debezium $DBZ_VERSION, Connect $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")" dbz dbz_lat
-row "Debezium, poll.interval.ms=10" "" dbz_lat_poll10
+printf '\ncommit->ack at 1,000 inserts/s (LogAppendTime - recorded_at), %d runs of %d s each pooled;\n' \
+  "$LAT_ROUNDS" "$LAT_SECS"
+printf 'rows/s inserted and CPU (%% of one core) are medians\n'
+printf '%-40s %8s %8s %8s %8s %6s\n' "" "rows/s" "p50 ms" "p99 ms" "max ms" "CPU %"
+for t in "${lat_tools[@]}"; do
+  read -r p50 p99 max _ <<<"${lat[$t]}"
+  printf '%-40s %8.0f %8s %8s %8s %6.0f\n' "${names[$t]}" "$(lstat lat_rate $t)" "$p50" "$p99" "$max" \
+    "$(lstat lat_cpu $t)"
+done
+echo
+awk -v m="$(stat rss stream x)" -v n="$(stat rss dbz x)" 'BEGIN {printf "memory stream_vs_debezium %.3f\n", m / n}'
 awk -v a="$(stat secs stream "$rows / x")" -v b="$(stat secs dbz "$rows / x")" \
-  -v m="$(stat rss stream x)" -v n="$(stat rss dbz x)" \
-  'BEGIN {printf "memory stream_vs_debezium %.3f\nratio stream_vs_debezium %.2f\n", m / n, a / b}'
+  'BEGIN {printf "ratio stream_vs_debezium %.2f\n", a / b}'
