@@ -56,30 +56,7 @@ die() {
   exit 1
 }
 
-# Connect and the connector: fetched under a lock, into a temporary directory
-# renamed when complete, again only when the pom changes.
-fetch_debezium() {
-  local stamp=$DEBEZIUM_CACHE/complete sum
-  sum=$(sha256sum "$POM" | cut -d' ' -f1)
-  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && return
-  command -v mvn >/dev/null || die "mvn not found: run deploy/install-deps.sh"
-  mkdir -p "$DEBEZIUM_CACHE"
-  (
-    flock 9
-    [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && exit 0
-    echo "fetching Kafka Connect and Debezium $DBZ_VERSION into $DEBEZIUM_CACHE (the first time may take minutes)" >&2
-    rm -rf "$DEBEZIUM_CACHE/libs" "$DEBEZIUM_CACHE/libs.tmp" "$stamp"
-    if ! mvn -q -B -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
-        -DoutputDirectory="$DEBEZIUM_CACHE/libs.tmp" >"$DEBEZIUM_CACHE/mvn.log" 2>&1; then
-      tail -n 30 "$DEBEZIUM_CACHE/mvn.log" >&2
-      die "fetching Debezium failed (log: $DEBEZIUM_CACHE/mvn.log)"
-    fi
-    mv "$DEBEZIUM_CACHE/libs.tmp" "$DEBEZIUM_CACHE/libs"
-    echo "$sum" >"$stamp"
-  ) 9>"$DEBEZIUM_CACHE.lock"
-}
-
-fetch_debezium
+bash deploy/maven-fetch.sh "$POM" "$DEBEZIUM_CACHE" "Kafka Connect and Debezium $DBZ_VERSION" || exit 1
 bench_workdir debezium
 kafka_dir=$work/kafka
 # Clients first (bench_cleanup's order), then the broker, then PostgreSQL.
