@@ -52,7 +52,7 @@ DEBEZIUM_CACHE=$(realpath -m "${DEBEZIUM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/
 runlog=/dev/null # the log of the tool running now, shown when it fails
 die() {
   echo "debezium.sh: $*" >&2
-  tail -n 40 "$runlog" >&2 || true
+  { grep -m 5 ' ERROR ' "$runlog" && echo ...; tail -n 20 "$runlog"; } >&2 || true
   exit 1
 }
 
@@ -94,12 +94,15 @@ topic_count() {
   kcat -b "$brokers" -Q "${args[@]}" 2>/dev/null | awk '{s += $4} END {print s + 0}'
 }
 
+# A child that has exited is a zombie until waited for: not running.
+running() { [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ] && [ -e "/proc/$1/stat" ]; }
+
 # wait_count TOPIC COUNT PID: until the topic holds COUNT records; fails when
 # the process PID exits first or after DRAIN_TIMEOUT seconds.
 wait_count() {
   local deadline=$((SECONDS + DRAIN_TIMEOUT))
   until [ "$(topic_count "$1")" -ge "$2" ]; do
-    kill -0 "$3" 2>/dev/null || die "pid $3 exited before $2 records were on $1 "
+    running "$3" || die "pid $3 exited before $2 records were on $1"
     [ $SECONDS -lt $deadline ] || die "$1 holds $(topic_count "$1") of $2 records after ${DRAIN_TIMEOUT}s"
     sleep 0.05
   done
