@@ -87,28 +87,9 @@ READY_TIMEOUT=${KAFKA_READY_TIMEOUT:-90}
 
 die() { echo "kafka-cluster: $*" >&2; exit 1; }
 
-# The broker's jars: fetched under a lock (two tests may start clusters at
-# once), into a temporary directory renamed when complete, and fetched again
-# only when the pom changes.
+# The broker's jars, fetched once (maven-fetch.sh).
 fetch() {
-  local stamp=$KAFKA_CACHE/complete sum
-  sum=$(sha256sum "$POM" | cut -d' ' -f1)
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then return; fi
-  command -v mvn >/dev/null || die "mvn not found: run deploy/install-deps.sh"
-  mkdir -p "$KAFKA_CACHE"
-  exec 9>"$KAFKA_CACHE.lock"
-  flock 9
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then exec 9>&-; return; fi
-  echo "kafka-cluster: fetching Apache Kafka $KAFKA_VERSION from Maven Central into $KAFKA_CACHE (the first time may take minutes)" >&2
-  rm -rf "$KAFKA_CACHE/libs" "$KAFKA_CACHE/libs.tmp" "$stamp"
-  if ! mvn -q -B -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
-      -DoutputDirectory="$KAFKA_CACHE/libs.tmp" >"$KAFKA_CACHE/mvn.log" 2>&1; then
-    tail -n 30 "$KAFKA_CACHE/mvn.log" >&2
-    die "fetching Kafka $KAFKA_VERSION failed (log: $KAFKA_CACHE/mvn.log)"
-  fi
-  mv "$KAFKA_CACHE/libs.tmp" "$KAFKA_CACHE/libs"
-  echo "$sum" >"$stamp"
-  exec 9>&-
+  bash "$here/maven-fetch.sh" "$POM" "$KAFKA_CACHE" "Apache Kafka $KAFKA_VERSION" || exit 1
 }
 
 java_bin() {
