@@ -472,11 +472,7 @@ static void test_refused_records_and_blocks(void **state) {
 
 /* Produces values to partition 0 of topic, in order; waits for the acks. */
 static void produce(const char *topic_name, char **values, const size_t *lens, int n) {
-    char err[256], brokers[64];
-    snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", kafka.port);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)), RD_KAFKA_CONF_OK);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    rd_kafka_t *rk = dtKafkaProducer(&kafka, NULL);
     assert_non_null(rk);
     for (int i = 0; i < n; i++)
         assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic_name), RD_KAFKA_V_PARTITION(0),

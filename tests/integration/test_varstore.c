@@ -380,7 +380,6 @@ static bool strayCounted(void *arg) {
  * its date), or with a field no post could carry. A record of now after
  * them is counted. */
 static void test_records_breaking_the_rules_are_not_counted(void **state) {
-    char err[256], brokers[64];
     int64_t now = dtNowMs();
     size_t lens[4];
     char *values[4] = {strayRecord("REJECTED", now + DT_DAY_MS, NULL, &lens[0]),
@@ -388,10 +387,7 @@ static void test_records_breaking_the_rules_are_not_counted(void **state) {
                        strayRecord("REJECTED", now - 90000, "se", &lens[2]), /* breaks the country rule */
                        strayRecord("APPROVED", now - 60000, NULL, &lens[3])};
     double rejected = dtMetric(&vs, "variable_store_rejected_total");
-    snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", kafka.port);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)), RD_KAFKA_CONF_OK);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    rd_kafka_t *rk = dtKafkaProducer(&kafka, NULL);
     assert_non_null(rk);
     for (int i = 0; i < 4; i++)
         assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("decisions"), RD_KAFKA_V_KEY("cust-stray", 10),

@@ -118,17 +118,9 @@ static void onDelivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque
 }
 
 static bool startProducer(void) {
-    char brokers[64], err[512];
-    snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", kafka.port);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_dr_msg_cb(conf, onDelivery);
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)) ||
-        (producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) == NULL) {
-        print_error("producer: %s\n", err);
-        rd_kafka_conf_destroy(conf);
-        return false;
-    }
-    return true;
+    return (producer = dtKafkaProducer(&kafka, conf)) != NULL;
 }
 
 /* One record in the wire format: version 1 or 2 ('1', '2'), or a version 1

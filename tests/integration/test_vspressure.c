@@ -393,16 +393,7 @@ static void test_stale_readers_are_cleared(void **state) {
 /* ---- a full map ------------------------------------------------------ */
 
 static bool startProducer(void) {
-    char brokers[64], err[512];
-    snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", kafka.port);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)) ||
-        (producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) == NULL) {
-        print_error("producer: %s\n", err);
-        rd_kafka_conf_destroy(conf);
-        return false;
-    }
-    return true;
+    return (producer = dtKafkaProducer(&kafka, NULL)) != NULL;
 }
 
 /* n decisions onto topic, of customers "<prefix>-<k mod 10>" with 100-byte

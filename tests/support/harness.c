@@ -228,6 +228,19 @@ static bool dtKafkaHealthy(void *arg) {
     return ok;
 }
 
+rd_kafka_t *dtKafkaProducer(const dtKafka *k, rd_kafka_conf_t *conf) {
+    char brokers[64], err[512];
+    snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", k->port);
+    if (conf == NULL) conf = rd_kafka_conf_new();
+    rd_kafka_t *rk = NULL;
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)) != RD_KAFKA_CONF_OK ||
+        (rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "harness: producer: %s\n", err);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
+
 bool dtKafkaStart(dtKafka *k) {
     char bp[16], cp[16];
     k->port = dtFreePort();

@@ -7,6 +7,7 @@
 #define DT_HARNESS_H
 
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -133,6 +134,10 @@ bool dtKafkaStart(dtKafka *k);
 int dtKafkaStop(dtKafka *k);
 /* Takes all three mock brokers "down" or brings them "up". */
 bool dtKafkaBrokers(dtKafka *k, const char *state);
+/* A librdkafka producer bootstrapped from k. conf: the test's own settings
+ * (a delivery callback, ...), taken in every case, or NULL. NULL (printed)
+ * if it cannot be made. The caller destroys it. */
+rd_kafka_t *dtKafkaProducer(const dtKafka *k, rd_kafka_conf_t *conf);
 
 /* The stream processor against pg and a dev-kafka broker, its metrics
  * endpoint on a free port (http: only the url is used). */
