@@ -39,6 +39,16 @@ bool dsKafkaGroupConf(rd_kafka_conf_t *conf, const dsKafkaGroup *g, char *errbuf
            dsKafkaConfSet(conf, "auto.offset.reset", "earliest", errbuf, errlen);
 }
 
+bool dsKafkaGroupSubscribe(rd_kafka_t *rk, const char *topic, char *errbuf, size_t errlen) {
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err) snprintf(errbuf, errlen, "cannot subscribe to %s: %s", topic, rd_kafka_err2str(err));
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 void dsKafkaGroupFatal(rd_kafka_t *rk, const dsKafkaGroup *g, const char *env_prefix, char *msg, size_t len) {
     char why[512] = "", id[512] = "?", ignored[8];
     rd_kafka_resp_err_t err = rd_kafka_fatal_error(rk, why, sizeof(why));

@@ -16,6 +16,7 @@ typedef struct arPart {
     int version; /* of the open file's schema */
     int64_t hour, last_offset, opened_ms;
     int64_t committed; /* the offset after the last commit; -1 before the first */
+    int64_t end;       /* the partition's end as the consumer last reported it; -1 none */
     size_t bytes;
 } arPart;
 
@@ -44,7 +45,7 @@ arArchiver *arArchiverNew(const arFiles *files, const arCommitter *committer, ch
     a->cfg = *files;
     a->cfg.root = a->root;
     a->committer = *committer;
-    for (int i = 0; i < AR_MAX_PARTITIONS; i++) a->parts[i].committed = -1;
+    for (int i = 0; i < AR_MAX_PARTITIONS; i++) a->parts[i].committed = a->parts[i].end = -1;
     return a;
 }
 
@@ -89,7 +90,8 @@ static bool arFinish(arArchiver *a, int32_t partition) {
     a->stats.files++;
     a->stats.records += n;
     a->stats.bytes += bytes;
-    arCommit(a, partition, p->last_offset + 1);
+    /* An end reported after the last record: what lies between is gaps. */
+    arCommit(a, partition, p->end > p->last_offset ? p->end : p->last_offset + 1);
     return true;
 }
 
@@ -101,7 +103,7 @@ void arArchiverRevoke(arArchiver *a, int32_t partition) {
     if (partition < 0 || partition >= AR_MAX_PARTITIONS) return;
     rpArchiveAbort(a->parts[partition].file);
     a->parts[partition].file = NULL;
-    a->parts[partition].committed = -1; /* its next owner may move it */
+    a->parts[partition].committed = a->parts[partition].end = -1; /* its next owner may move them */
 }
 
 bool arArchiverFinishAll(arArchiver *a) {
@@ -119,6 +121,7 @@ bool arArchiverTick(arArchiver *a, int64_t now_ms) {
 void arArchiverEnd(arArchiver *a, int32_t partition, int64_t next) {
     if (partition < 0 || partition >= AR_MAX_PARTITIONS) return;
     arPart *p = &a->parts[partition];
+    p->end = next;
     if (p->file == NULL && next > p->committed && !arLost(a)) arCommit(a, partition, next);
 }
 

@@ -18,8 +18,8 @@
  * any committed offset, a gap or not, writes the same files. The offset
  * committed after a file is its last record's plus one, which may be a
  * gap: the consumer steps over it. When the consumer reports a partition
- * read to its end (arArchiverEnd) with no file open, the end is committed,
- * so trailing markers do not show as a lag that never goes away.
+ * read to its end (arArchiverEnd), the end is committed once no file is
+ * open, so trailing markers do not show as a lag that never goes away.
  *
  * A record the layout has no place for (not in the wire format, does not
  * decode, breaks a rule of its schema, a decided_at outside 1970-9999,
@@ -95,7 +95,8 @@ DS_MUST_CHECK bool arArchiverTick(arArchiver *a, int64_t now_ms);
 /* The consumer read partition up to next (its end, for now; not while the
  * partition is held): with no file open, every offset before next is
  * archived, quarantined, a gap, or was committed before this archiver got
- * the partition, so next is committed unless it was already. */
+ * the partition, so next is committed unless it was already. With a file
+ * open, its commit commits next if no record came after. */
 void arArchiverEnd(arArchiver *a, int32_t partition, int64_t next);
 /* The partition was revoked: its unfinished file is dropped (its next owner
  * writes it again from the committed offset). */

@@ -23,8 +23,10 @@ struct arConsumer {
     char held_why[1600]; /* the last hold's reason */
     long long lag;       /* from the last statistics: end offsets minus committed; -1 unknown */
     bool failed;         /* a fatal consumer error (logged) */
+    unsigned long assignments; /* assignments received: one per rebalance this member took part in */
     arStats published;   /* what the counters show already */
-    dsMetric *mRecords, *mFiles, *mBytes, *mQuarantined, *mOpen, *mOldest, *mLag, *mAssigned, *mHeld;
+    unsigned long published_assignments;
+    dsMetric *mRecords, *mFiles, *mBytes, *mQuarantined, *mOpen, *mOldest, *mLag, *mAssigned, *mHeld, *mAssignments;
 };
 
 static void acCommit(void *ctx, int32_t partition, int64_t next) {
@@ -50,6 +52,8 @@ static void acRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_
     arConsumer *c = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (l->cnt > 0) dsKafkaHealthOk(c->health, c->topic);
+        c->assignments++;
+        dsLogInfo("assigned %d partitions of %s", l->cnt, c->topic);
         for (int i = 0; i < l->cnt; i++)
             if (l->elems[i].partition >= 0 && l->elems[i].partition < AR_MAX_PARTITIONS)
                 c->assigned[l->elems[i].partition] = true;
@@ -66,16 +70,22 @@ static void acRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_
     rd_kafka_assign(rk, NULL);
 }
 
+/* A fatal error (fenced by a member with the same group.instance.id) ends
+ * the consumer for good; librdkafka reports it through the error callback
+ * or as a consumer error, and it is checked at every step besides. */
+static bool acFatal(arConsumer *c) {
+    if (c->failed) return true;
+    if (rd_kafka_fatal_error(c->rk, NULL, 0) == RD_KAFKA_RESP_ERR_NO_ERROR) return false;
+    char msg[1536];
+    dsKafkaGroupFatal(c->rk, &c->group, c->env_prefix, msg, sizeof(msg));
+    dsLogError("stopping: %s", msg);
+    return c->failed = true;
+}
+
 static void acOnError(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     arConsumer *c = opaque;
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char msg[1536];
-        dsKafkaGroupFatal(rk, &c->group, c->env_prefix, msg, sizeof(msg));
-        if (!c->failed) dsLogError("stopping: %s", msg);
-        c->failed = true;
-        return;
-    }
-    dsKafkaHealthOnError(c->health, (rd_kafka_resp_err_t)err, reason);
+    if (err == RD_KAFKA_RESP_ERR__FATAL) acFatal(c);
+    else dsKafkaHealthOnError(c->health, (rd_kafka_resp_err_t)err, reason);
 }
 
 /* The commit lag: for every partition of the topic this member reads, the
@@ -121,16 +131,6 @@ static bool acConf(arConsumer *c, const dsKafkaOptions *kafka, char *errbuf, siz
     return true;
 }
 
-static bool acSubscribe(arConsumer *c, char *errbuf, size_t errlen) {
-    dsKafkaHealthAttach(c->health, c->rk);
-    rd_kafka_poll_set_consumer(c->rk);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, c->topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    if (err) snprintf(errbuf, errlen, "cannot subscribe to %s: %s", c->topic, rd_kafka_err2str(err));
-    return err == 0;
-}
 
 arConsumer *arConsumerNew(const arConsumerConfig *cfg, const arFiles *files, char *errbuf, size_t errlen) {
     arConsumer *c = calloc(1, sizeof(*c));
@@ -148,7 +148,10 @@ arConsumer *arConsumerNew(const arConsumerConfig *cfg, const arFiles *files, cha
         goto failed;
     }
     if ((c->archiver = arArchiverNew(files, &committer, errbuf, errlen)) == NULL ||
-        !acConf(c, cfg->kafka, errbuf, errlen) || !acSubscribe(c, errbuf, errlen))
+        !acConf(c, cfg->kafka, errbuf, errlen))
+        goto failed;
+    dsKafkaHealthAttach(c->health, c->rk);
+    if (!dsKafkaGroupSubscribe(c->rk, c->topic, errbuf, errlen))
         goto failed;
     return c;
 failed:
@@ -214,7 +217,7 @@ bool arConsumerStep(arConsumer *c, int timeout_ms) {
         rd_kafka_message_destroy(m);
     }
     dsKafkaHealthTick(c->health);
-    if (ok && !c->failed && arArchiverTick(c->archiver, dsTimeNowMs())) {
+    if (ok && !acFatal(c) && arArchiverTick(c->archiver, dsTimeNowMs())) {
         dsKafkaHoldResumeDue(c->rk, c->topic, c->holds, AR_MAX_PARTITIONS);
         return true;
     }
@@ -248,6 +251,9 @@ static void acRegister(arConsumer *c, dsMetrics *m) {
                              "Records of the assigned partitions not yet in a committed file (end offset minus "
                              "committed offset, at the last statistics; -1 unknown)");
     c->mAssigned = dsMetricsGauge(m, "archiver_partitions_assigned", "Partitions this archiver reads");
+    c->mAssignments = dsMetricsCounter(m, "archiver_assignments_total",
+                                       "Partition assignments received (one per rebalance; a static member restarted "
+                                       "in time gets its partitions back without one)");
     c->mHeld = dsMetricsGauge(m, "archiver_partitions_held",
                               "Partitions held at a message (a schema not learned yet, a file another archiver writes)");
 }
@@ -267,5 +273,7 @@ void arConsumerPublish(arConsumer *c, dsMetrics *m) {
     for (int i = 0; i < AR_MAX_PARTITIONS; i++) assigned += c->assigned[i], held += c->holds[i].held;
     dsMetricSet(c->mAssigned, assigned);
     dsMetricSet(c->mHeld, held);
+    dsMetricInc(c->mAssignments, (double)c->assignments - c->published_assignments);
+    c->published_assignments = c->assignments;
     dsKafkaHealthPublish(c->health, m);
 }

@@ -70,7 +70,8 @@ const char *arConsumerHeldUp(arConsumer *c, char *why, size_t len);
  * archiver_files_total, archiver_bytes_total, archiver_quarantined_total,
  * archiver_open_files, archiver_oldest_open_file_age_seconds,
  * archiver_commit_lag_records, archiver_partitions_assigned,
- * archiver_partitions_held and the Kafka problem metrics. */
+ * archiver_partitions_held, archiver_assignments_total and the Kafka
+ * problem metrics. */
 void arConsumerPublish(arConsumer *c, dsMetrics *m);
 
 #endif

@@ -195,14 +195,9 @@ static bool feedConsumer(vsFeed *f, const dsKafkaOptions *kafka, char *errbuf, s
         return false;
     }
     dsKafkaHealthAttach(f->health, f->rk);
-    rd_kafka_poll_set_consumer(f->rk);
+    if (!dsKafkaGroupSubscribe(f->rk, f->topic, errbuf, errlen)) return false;
     f->queue = rd_kafka_queue_get_consumer(f->rk);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, f->topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(f->rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    if (err) snprintf(errbuf, errlen, "cannot subscribe to %s: %s", f->topic, rd_kafka_err2str(err));
-    return err == 0;
+    return true;
 }
 
 static void feedCount(feedTally *t, vsApplyResult res, vsFeedJob *job) {

@@ -60,6 +60,10 @@ bool dsKafkaInstanceId(const dsKafkaGroup *g, char *out, size_t len, char *errbu
  * offset commits and auto.offset.reset=earliest. false with errbuf filled. */
 bool dsKafkaGroupConf(rd_kafka_conf_t *conf, const dsKafkaGroup *g, char *errbuf, size_t errlen);
 
+/* Routes rk's events to its consumer queue (rd_kafka_poll_set_consumer)
+ * and subscribes it to topic. false with errbuf filled. */
+bool dsKafkaGroupSubscribe(rd_kafka_t *rk, const char *topic, char *errbuf, size_t errlen);
+
 /* After librdkafka reported RD_KAFKA_RESP_ERR__FATAL on rk (the consumer
  * cannot go on): the operator's message in msg. Fenced by another member
  * with the same group.instance.id, it names the id, the group and the
