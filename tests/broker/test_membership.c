@@ -12,7 +12,11 @@
  * commit lag is 0: the partition ends are committed past the last
  * transaction markers. Then a third archiver started with the second one's
  * instance id fences it: it exits 1 saying to give each member its own
- * --group-instance-id. */
+ * --group-instance-id. Last, a variable store (a group of its own) killed
+ * and restarted consumes again at once rather than after the session
+ * timeout its old self would have held the group for (with
+ * --group-instance-id none it takes longer than the deadline: checked by
+ * hand). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -50,7 +54,7 @@ typedef struct member {
     char own[14][400];
     const char *env[16];
 } member;
-static member archivers[2], intruder;
+static member archivers[2], intruder, store;
 
 /* The producer thread: transactions of PER_TXN decisions, every fourth
  * aborted; the ids of each kind kept under mu. */
@@ -201,6 +205,7 @@ static int teardown(void **state) {
     for (int i = 0; i < 2; i++)
         if (archivers[i].pid > 0) dtStop(archivers[i].pid, SIGTERM);
     if (intruder.pid > 0) dtStop(intruder.pid, SIGTERM);
+    if (store.pid > 0) dtStop(store.pid, SIGTERM);
     if (load.rk) rd_kafka_destroy(load.rk);
     json_decref(load.committed), json_decref(load.aborted), json_decref(load.doc);
     bool gone = dtBrokerDestroy(&broker);
@@ -335,10 +340,55 @@ static void test_duplicate_instance_id_is_fenced(void **state) {
     intruder.pid = -1;
 }
 
+static bool storeReady(void *arg) {
+    dtResponse r;
+    bool ok = dtHttp(&store.http, "GET", "/readyz", NULL, NULL, NULL, 0, &r) && r.status == 200;
+    dtResponseFree(&r);
+    return ok;
+}
+
+/* The store, alone in its group with a 30 s session timeout: restarted
+ * after kill -9 it is consuming again within seconds (a dynamic member
+ * would wait for the coordinator to give up on its old self). */
+static void test_store_restart_rejoins_at_once(void **state) {
+    dtBrokerEnv be;
+    const char *const *kafka = dtBrokerClientEnv(&broker, "VARSTORE_", &be);
+    int n = 0;
+    store.http.port = dtFreePort();
+    snprintf(store.http.url, sizeof(store.http.url), "http://127.0.0.1:%d", store.http.port);
+    for (int k = 0; kafka[k] && n < 6; k++) snprintf(store.own[n++], sizeof(store.own[0]), "%s", kafka[k]);
+    snprintf(store.own[n++], sizeof(store.own[0]), "VARSTORE_TOKENS_FILE=%s/tokens", dir);
+    assert_true(dtWriteTokens(store.own[n - 1] + strlen("VARSTORE_TOKENS_FILE=")));
+    snprintf(store.own[n++], sizeof(store.own[0]), "VARSTORE_DATA_DIR=%s/store", dir);
+    snprintf(store.own[n++], sizeof(store.own[0]), "VARSTORE_LISTEN_PORT=%d", store.http.port);
+    snprintf(store.own[n++], sizeof(store.own[0]), "VARSTORE_GROUP_INSTANCE_ID=store-0");
+    snprintf(store.own[n++], sizeof(store.own[0]), "VARSTORE_SESSION_TIMEOUT=%d", SESSION_MS);
+    snprintf(store.own[n++], sizeof(store.own[0]), "VARSTORE_REGISTRY_URL=");
+    snprintf(store.own[n++], sizeof(store.own[0]), "VARSTORE_BATCH_WAIT=5ms");
+    for (int k = 0; k < n; k++) store.env[k] = store.own[k];
+    store.env[n] = NULL;
+    store.pid = dtSpawn("variable-store", NULL, store.env);
+    assert_true(store.pid > 0 && dtWaitFor(storeReady, NULL, 60000));
+    loadStart();
+    assert_true(dtWaitMetric(&store.http, "variable_store_kafka_messages_total", 1, 30000));
+    long long t0 = dtNowMs();
+    assert_int_equal(dtStop(store.pid, SIGKILL), 128 + SIGKILL);
+    store.pid = dtSpawn("variable-store", NULL, store.env);
+    assert_true(store.pid > 0);
+    assert_true(dtWaitMetric(&store.http, "variable_store_kafka_messages_total", 1, SESSION_MS / 2));
+    long long t1 = dtNowMs();
+    fprintf(stderr, "restarted store: consuming again %lld ms after the kill (session timeout %d ms)\n", t1 - t0,
+            SESSION_MS);
+    loadStop();
+    assert_int_equal(dtStop(store.pid, SIGTERM), 0);
+    store.pid = -1;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_restart_rejoins_without_rebalance),
         cmocka_unit_test(test_duplicate_instance_id_is_fenced),
+        cmocka_unit_test(test_store_restart_rejoins_at_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
