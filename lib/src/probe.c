@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "ds/http.h"
 
@@ -48,8 +49,14 @@ dsProbe *dsProbeStart(uv_loop_t *loop, const dsProbeConfig *cfg, char *errbuf, s
     return p;
 }
 
-void dsProbeStopAccepting(dsProbe *p) {
-    if (p) dsHttpServerStopAccepting(p->http);
+void dsProbeStop(dsProbe *p, uv_loop_t *loop, int timeout_ms) {
+    if (p == NULL) return;
+    dsHttpServerShutdown(p->http);
+    for (int waited = 0; !dsHttpServerIdle(p->http) && waited < timeout_ms; waited += 5) {
+        dsHttpServerCloseIdle(p->http);
+        uv_run(loop, UV_RUN_NOWAIT);
+        if (!dsHttpServerIdle(p->http)) nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
 }
 
 void dsProbeFree(dsProbe *p) {

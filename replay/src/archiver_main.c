@@ -87,7 +87,7 @@ int main(int argc, char **argv) {
     dsLogInfo("archiving %s from %s into %s", opt.topic, opt.kafka.brokers, opt.archive);
     rc = arRun(consumer, &loop, probe);
 done:
-    dsProbeStopAccepting(probe);
+    dsProbeStop(probe, &loop, 1000);
     arConsumerFree(consumer);
     dsProbeFree(probe);
     if (!dsLoopShutdown(&loop)) dsLogWarn("event loop closed with handles still open");

@@ -38,8 +38,10 @@ typedef struct dsProbe dsProbe;
 /* Binds host:port on loop and serves. cfg is copied (its strings must
  * outlive the probe). NULL with errbuf filled on failure. */
 dsProbe *dsProbeStart(uv_loop_t *loop, const dsProbeConfig *cfg, char *errbuf, size_t errlen);
-/* Stops accepting; connections open are left to finish. NULL ignored. */
-void dsProbeStopAccepting(dsProbe *p);
+/* Stops accepting and closes the connections, running loop until they
+ * are closed or timeout_ms passed (a scraper's connection closed just
+ * before the stop is only noticed by running the loop). NULL ignored. */
+void dsProbeStop(dsProbe *p, uv_loop_t *loop, int timeout_ms);
 /* Frees, after the loop has stopped. NULL ignored. */
 void dsProbeFree(dsProbe *p);
 
