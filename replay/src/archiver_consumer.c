@@ -189,7 +189,9 @@ static bool acMessage(arConsumer *c, rd_kafka_message_t *m) {
     if (pt >= 0 && pt < AR_MAX_PARTITIONS && c->holds[pt].held) return true;
     if (acLost(c)) return true;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        arArchiverEnd(c->archiver, pt, m->offset);
+        /* only for a partition held now: an end from before a revocation
+         * would commit past what its new owner has archived */
+        if (pt >= 0 && pt < AR_MAX_PARTITIONS && c->assigned[pt]) arArchiverEnd(c->archiver, pt, m->offset);
         return true;
     }
     char why[1536];

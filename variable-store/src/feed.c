@@ -272,6 +272,11 @@ static bool feedMessage(vsFeed *f, rd_kafka_message_t *m, int64_t now, feedTally
     dsKafkaHealthOk(f->health, f->topic);
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         p->eof = true;
+        /* The end lies past the transaction markers and aborted records
+         * read_committed skips after the last message: recorded as the
+         * position, so that a trailing marker shows as no lag. Not while
+         * held: the held message comes again. */
+        if (!f->holds[m->partition].held && m->offset > p->next) p->next = m->offset, p->dirty = true;
         feedCheckCaughtUp(f);
         return true;
     }
