@@ -14,9 +14,10 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_erro
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-passed=0 failed=0 bad_bins=()
+passed=0 failed=0 bad_bins=() times=()
 for t in "$@"; do
   echo "=== $t"
+  start=$(date +%s.%N)
   log=$(mktemp)
   # Its own session, and no pipe to its daemons: a test that fails half-way
   # may leave the processes it started running, and one holding a pipe of
@@ -39,12 +40,17 @@ for t in "$@"; do
     [ "$rc" -eq 0 ] && rc=1
   fi
   rm -f "$log"
+  times+=("$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%6.1f", b - a }') s  $t")
   passed=$((passed + p)); failed=$((failed + f))
   if [ "$rc" -ne 0 ]; then
     bad_bins+=("$t")
     [ "$f" -eq 0 ] && failed=$((failed + 1))
   fi
 done
+# The slowest binaries, to keep make test's time in view.
+echo
+echo "slowest:"
+printf '%s\n' "${times[@]}" | sort -rn | head -n 8
 echo
 if [ ${#bad_bins[@]} -gt 0 ]; then echo "failed binaries: ${bad_bins[*]}"; fi
 echo "$passed passed, $failed failed"
