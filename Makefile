@@ -97,9 +97,9 @@ INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard test
 # deploy/kafka-cluster.sh. It runs in the normal build only: the brokers are
 # Java, the programs under test are the same code the ASan pass already runs
 # against dev-kafka, and both passes together would not fit make test's
-# 15 minutes.
+# 15 minutes. (CHECK_TESTS is expanded late: FUZZ_TESTS is set further down.)
 BROKER_TESTS := $(patsubst tests/broker/%.c,$(BUILD)/tests/%,$(wildcard tests/broker/test_*.c))
-CHECK_TESTS := $(UNIT_TESTS) $(INTEG_TESTS) $(FUZZ_TESTS) $(if $(filter 1,$(SAN)),,$(BROKER_TESTS))
+CHECK_TESTS = $(UNIT_TESTS) $(INTEG_TESTS) $(FUZZ_TESTS) $(if $(filter 1,$(SAN)),,$(BROKER_TESTS))
 
 .PHONY: all deps run test check check-broker bench fuzz fuzz-seeds clean
 all: $(BINS)
