@@ -52,7 +52,11 @@ static dtBroker broker;
 static dtPg pg;
 static dtApi api;
 static dtStream proc;
-static const char *delivery; /* the mode under test */
+static dtApi archHttp; /* the archiver's metrics */
+static pid_t archiver = -1;
+static char archive[300];
+static bool archiveCommitted; /* the archiver reads read_committed */
+static const char *delivery;  /* the mode under test */
 static bool hasDelivery;      /* the processor has --delivery */
 static bool supported;        /* the mode under test can run */
 
@@ -325,6 +329,12 @@ static void checkExactlyOnce(const char *name, dtLoad *load) {
             "missing, %zu more than once, %zu never committed, %zu out of commit order\n",
             name, delivery, nposts, ncommits, t.records, t.missing, t.doubled, t.extra, t.unordered);
     free(recs);
+    /* Transactions, not at-least-once by another name (auto falls back on a
+     * cluster it takes for the mock). */
+    double committed = dtMetric(&proc.http, "kafka_transactions_committed_total");
+    fprintf(stderr, "exactlyonce: %s: the processor running now committed %.0f Kafka transactions, aborted %.0f\n",
+            name, committed, dtMetric(&proc.http, "kafka_transactions_aborted_total"));
+    if (strcmp(delivery, "exactly-once") == 0) assert_true(committed > 0);
     assert_true(nposts > 0);
     assert_int_equal(t.unacked_lost, 0);
     assert_int_equal(t.missing, 0);
@@ -333,12 +343,92 @@ static void checkExactlyOnce(const char *name, dtLoad *load) {
     assert_int_equal(t.unordered, 0);
 }
 
+/* ---- the archive ------------------------------------------------------------ */
+
+static int idCmp(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The archive's finished files as python3-avro reads them, one line a
+ * record ("<decision_id> <decided_at ms> <customer_id> <file>"), "rc=N"
+ * last (malloc'd). */
+static char *readArchive(void) {
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/tools/read_archive.py %s; echo rc=$?", archive);
+    return dtCapture(cmd);
+}
+
+static size_t lineCount(const char *s) {
+    size_t n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* As many records in finished files as decisions committed (the archiver
+ * closes each file 300 ms after its first record). */
+static bool archivedAll(void *arg) {
+    if (dtMetric(&archHttp, "archiver_records_total") < (double)ncommits) return false;
+    char *out = readArchive();
+    bool all = lineCount(out) >= ncommits + 1;
+    free(out);
+    return all;
+}
+
+/* Counts what out (readArchive()) holds against the commits: missing,
+ * doubled and never committed; false if it did not read. */
+static bool countArchive(char *out, tally *t) {
+    size_t n = 0, cap = ncommits + 16;
+    char **ids = malloc(cap * sizeof(char *)), *save = NULL;
+    bool read = false;
+    for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "rc=", 3) == 0) {
+            read = strcmp(line, "rc=0") == 0;
+            continue;
+        }
+        if (n == cap) ids = realloc(ids, (cap *= 2) * sizeof(char *));
+        ids[n++] = strtok(line, " ");
+    }
+    qsort(ids, n, sizeof(char *), idCmp);
+    size_t i = 0;
+    for (size_t c = 0; c < ncommits; c++) {
+        while (i < n && strcmp(ids[i], commits[c].id) < 0) t->extra++, i++;
+        size_t copies = 0;
+        while (i < n && strcmp(ids[i], commits[c].id) == 0) copies++, i++;
+        if (copies == 0 && t->missing++ < 3) fprintf(stderr, "%s committed, not in the archive\n", commits[c].id);
+        if (copies > 1 && t->doubled++ < 3) fprintf(stderr, "%s in the archive %zu times\n", commits[c].id, copies);
+    }
+    t->extra += n - i;
+    t->records = n;
+    free(ids);
+    return read;
+}
+
+/* The archiver on the cluster, consuming since the start; false if it is
+ * not ready within 30 s. */
+static bool startArchiver(void) {
+    char e_root[330], e_port[64], registry[128];
+    archHttp.port = dtFreePort();
+    snprintf(archHttp.url, sizeof(archHttp.url), "http://127.0.0.1:%d", archHttp.port);
+    snprintf(archive, sizeof(archive), "%s/archive", pg.dir);
+    snprintf(e_root, sizeof(e_root), "ARCHIVER_ARCHIVE=%s", archive);
+    snprintf(e_port, sizeof(e_port), "ARCHIVER_METRICS_PORT=%d", archHttp.port);
+    snprintf(registry, sizeof(registry), "ARCHIVER_REGISTRY_URL=%s", api.url);
+    const char *own[] = {e_root, e_port, registry, "ARCHIVER_MAX_AGE=300ms", "ARCHIVER_SESSION_TIMEOUT=6s",
+                         "ARCHIVER_LOG_LEVEL=warn", NULL};
+    const char *env[24];
+    dtBrokerEnv be;
+    archiver = dtSpawn("decision-archiver", NULL, dtEnvJoin(env, 24, dtBrokerClientEnv(&broker, "ARCHIVER_", &be), own));
+    return archiver > 0 && dtWaitReady(&archHttp, 30000);
+}
+
 /* ---- setup ----------------------------------------------------------------- */
 
 static int teardown(void **state) {
     if (!supported) return 0;
     endLoad();
     int rc = 0;
+    if (archiver > 0 && dtStop(archiver, SIGTERM) != 0) rc = -1;
+    archiver = -1;
     if (proc.pid > 0 && dtStreamStop(&proc) != 0) rc = -1;
     if (api.pid > 0) dtApiStop(&api);
     dtPgDestroy(&pg);
@@ -348,12 +438,13 @@ static int teardown(void **state) {
     return rc;
 }
 
-static bool processorHasDelivery(void) {
+/* Whether program's --help mentions option. */
+static bool hasOption(const char *program, const char *option) {
     const char *build = getenv("BUILD");
     char cmd[512], *out = NULL;
-    snprintf(cmd, sizeof(cmd), "%s/bin/stream-processor --help", build && *build ? build : "build");
+    snprintf(cmd, sizeof(cmd), "%s/bin/%s --help", build && *build ? build : "build", program);
     dtRun(cmd, &out);
-    bool has = out && strstr(out, "--delivery");
+    bool has = out && strstr(out, option);
     free(out);
     return has;
 }
@@ -361,7 +452,10 @@ static bool processorHasDelivery(void) {
 static int setup(void **state) {
     delivery = getenv("DELIVERY") && *getenv("DELIVERY") ? getenv("DELIVERY") : "exactly-once";
     /* Without --delivery the processor is at-least-once. */
-    hasDelivery = processorHasDelivery();
+    hasDelivery = hasOption("stream-processor", "--delivery");
+    /* The archiver's group took static membership and read_committed
+     * together: a read_uncommitted archiver keeps aborted records. */
+    archiveCommitted = hasOption("decision-archiver", "--group-instance-id");
     supported = hasDelivery || strcmp(delivery, "at-least-once") == 0;
     if (!supported) {
         fprintf(stderr, "exactlyonce: the stream processor has no --delivery: every case skipped\n");
@@ -376,7 +470,7 @@ static int setup(void **state) {
     bool ok = dtPgStart(&pg) && dtPgExec(&pg, "ALTER SYSTEM SET wal_sender_timeout = '2s'") &&
               dtPgExec(&pg, "SELECT pg_reload_conf()") && dtApiStart(&api, &pg, NULL) &&
               dtPgExec(&pg, "SELECT pg_create_logical_replication_slot('" CHECK_SLOT "', 'test_decoding')");
-    ok = ok && startProc(&proc);
+    ok = ok && startProc(&proc) && (!archiveCommitted || startArchiver());
     if (!ok) teardown(state); /* cmocka runs no group teardown after a failed setup */
     return ok ? 0 : -1;
 }
@@ -472,12 +566,30 @@ static void test_pg_restart(void **state) {
     checkExactlyOnce("PostgreSQL restart", load);
 }
 
+/* The archive, fed from the topic through every case, holds each committed
+ * decision exactly once. */
+static void test_archive_once(void **state) {
+    if (!supported || !archiveCommitted) skip();
+    bool all = dtWaitFor(archivedAll, NULL, 60000);
+    char *out = readArchive();
+    tally t = {0};
+    bool read = countArchive(out, &t);
+    free(out);
+    fprintf(stderr, "exactlyonce: archive: %zu records for %zu decisions committed: %zu missing, %zu more than once, "
+            "%zu never committed\n", t.records, ncommits, t.missing, t.doubled, t.extra);
+    assert_true(all && read);
+    assert_int_equal(t.missing, 0);
+    assert_int_equal(t.doubled, 0);
+    assert_int_equal(t.extra, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kill9_under_load),
         cmocka_unit_test(test_fenced_zombie),
         cmocka_unit_test(test_broker_restart),
         cmocka_unit_test(test_pg_restart),
+        cmocka_unit_test(test_archive_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
