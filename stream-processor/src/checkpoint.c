@@ -21,7 +21,10 @@ static int64_t ckNowMs(void) {
 static rd_kafka_t *ckConsumer(const dsKafkaOptions *o, char *errbuf, size_t errlen) {
     rd_kafka_conf_t *conf = dsKafkaConfNew(o, errbuf, errlen);
     if (conf == NULL) return NULL;
-    if (!dsKafkaConfSet(conf, "isolation.level", "read_committed", errbuf, errlen) ||
+    /* A group id only because librdkafka's consumer wants one; nothing is
+     * ever committed under it, no subscription joins it. */
+    if (!dsKafkaConfSet(conf, "group.id", "stream-processor-checkpoint-reader", errbuf, errlen) ||
+        !dsKafkaConfSet(conf, "isolation.level", "read_committed", errbuf, errlen) ||
         !dsKafkaConfSet(conf, "enable.partition.eof", "true", errbuf, errlen) ||
         !dsKafkaConfSet(conf, "enable.auto.commit", "false", errbuf, errlen) ||
         !dsKafkaConfSet(conf, "enable.auto.offset.store", "false", errbuf, errlen)) {

@@ -58,7 +58,8 @@ struct spProcessor {
     dsMetric *m_events, *m_dlq, *m_inflight, *m_inflight_bytes, *m_confirmed, *m_lag, *m_restarts, *m_latency;
     /* Exactly-once (see processor.h). */
     bool eos;
-    bool eos_ready;        /* transactions initialised and the checkpoint read */
+    bool txn_inited;       /* init_transactions succeeded */
+    bool eos_ready;        /* and the checkpoint was read */
     bool have_checkpoint;  /* the topic had one at start, or one was committed since */
     spBatch batch;
     /* The Kafka transaction's state beyond spBatch: waiting for the last
@@ -703,15 +704,21 @@ static void procOnInitDone(spTxnStatus st, const char *why, void *arg) {
         procScheduleRetry(p);
         return;
     }
-    p->ck_work.data = p;
-    p->open_handles++;
-    uv_queue_work(p->loop, &p->ck_work, procReadCheckpoint, procOnCheckpointRead);
+    p->txn_inited = true;
+    procEosInit(p);
 }
 
 /* Fences an earlier processor on the slot (its open transaction is
- * aborted), then reads the checkpoint, then streams. */
+ * aborted), then reads the checkpoint, then streams; a retry resumes at
+ * the step that failed. */
 static void procEosInit(spProcessor *p) {
-    spProducerTxnInit(p->prod, procOnInitDone, p);
+    if (!p->txn_inited) {
+        spProducerTxnInit(p->prod, procOnInitDone, p);
+        return;
+    }
+    p->ck_work.data = p;
+    p->open_handles++;
+    uv_queue_work(p->loop, &p->ck_work, procReadCheckpoint, procOnCheckpointRead);
 }
 
 /* --- construction ------------------------------------------------------------ */
