@@ -104,6 +104,10 @@ else
   "$BUILD/bin/dev-kafka" &
   kafka_pid=$!
   kafka_name="dev-kafka, librdkafka's mock cluster; make run KAFKA=apache for Apache Kafka"
+  # The mock cluster takes a static member's restart for a new member and
+  # waits out the old one's session timeout (45 s): dynamic membership there.
+  export ARCHIVER_GROUP_INSTANCE_ID=${ARCHIVER_GROUP_INSTANCE_ID:-none}
+  export VARSTORE_GROUP_INSTANCE_ID=${VARSTORE_GROUP_INSTANCE_ID:-none}
 fi
 "$BUILD/bin/decision-api" migrate
 "$BUILD/bin/decision-api" &

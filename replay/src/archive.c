@@ -188,12 +188,18 @@ size_t rpArchiveRecords(const rpArchiveFile *f) {
 }
 
 bool rpArchiveCommit(rpArchiveFile *f, char *errbuf, size_t errlen) {
+    return rpArchiveCommitSized(f, NULL, errbuf, errlen);
+}
+
+bool rpArchiveCommitSized(rpArchiveFile *f, uint64_t *bytes, char *errbuf, size_t errlen) {
     bool ok = true;
+    struct stat st;
     /* avro_file_writer_flush() only fflush()es: the fsync is ours. */
     if (avro_file_writer_flush(f->writer) != 0 || fflush(f->fp) != 0 || fsync(fileno(f->fp)) != 0) {
         snprintf(errbuf, errlen, "cannot write %s: %s", f->tmp, errno ? strerror(errno) : avro_strerror());
         ok = false;
     }
+    if (ok && bytes) *bytes = fstat(fileno(f->fp), &st) == 0 ? (uint64_t)st.st_size : 0;
     avro_file_writer_close(f->writer);
     if (fclose(f->fp) != 0 && ok) {
         snprintf(errbuf, errlen, "cannot close %s: %s", f->tmp, strerror(errno));

@@ -73,6 +73,8 @@ size_t rpArchiveRecords(const rpArchiveFile *f);
  * directory. Frees f whatever the result; on failure the temporary file is
  * removed and nothing appears under the final name. */
 DS_MUST_CHECK bool rpArchiveCommit(rpArchiveFile *f, char *errbuf, size_t errlen);
+/* rpArchiveCommit() that also gives the file's size in *bytes (may be NULL). */
+DS_MUST_CHECK bool rpArchiveCommitSized(rpArchiveFile *f, uint64_t *bytes, char *errbuf, size_t errlen);
 /* Gives the file up: removes the temporary file and frees f. */
 void rpArchiveAbort(rpArchiveFile *f);
 

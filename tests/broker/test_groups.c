@@ -100,12 +100,20 @@ static void memberInit(member *d, const char *program, const char *prefix, const
     d->env[n] = NULL;
 }
 
-static const char *const archiverEnv[][4] = {
-    {"ARCHIVER_CLIENT_ID=archiver-0", "ARCHIVER_MAX_AGE=500ms", "ARCHIVER_LOG_LEVEL=info", NULL},
-    {"ARCHIVER_CLIENT_ID=archiver-1", "ARCHIVER_MAX_AGE=500ms", "ARCHIVER_LOG_LEVEL=info", NULL},
+/* Two members of one group on one host: each its own instance id (static
+ * membership), or the second would fence the first. */
+static const char *const archiverEnv[][5] = {
+    {"ARCHIVER_CLIENT_ID=archiver-0", "ARCHIVER_GROUP_INSTANCE_ID=archiver-0", "ARCHIVER_MAX_AGE=500ms",
+     "ARCHIVER_LOG_LEVEL=info", NULL},
+    {"ARCHIVER_CLIENT_ID=archiver-1", "ARCHIVER_GROUP_INSTANCE_ID=archiver-1", "ARCHIVER_MAX_AGE=500ms",
+     "ARCHIVER_LOG_LEVEL=info", NULL},
 };
 static char storeTokens[360];
 static const char *const storeEnv[] = {storeTokens, "VARSTORE_BATCH_WAIT=5ms", "VARSTORE_LOG_LEVEL=warn", NULL};
+/* The intruder shares a store's group, not its instance id (that would
+ * fence the store instead of sharing the group). */
+static const char *const intruderEnv[] = {storeTokens, "VARSTORE_GROUP_INSTANCE_ID=store-intruder",
+                                          "VARSTORE_BATCH_WAIT=5ms", "VARSTORE_LOG_LEVEL=warn", NULL};
 
 static int setup(void **state) {
     curl_global_init(CURL_GLOBAL_ALL); /* before the load's thread */
@@ -462,7 +470,7 @@ static void test_a_store_sharing_its_group_says_so(void **state) {
     member intruder;
     char dir[330];
     snprintf(dir, sizeof(dir), "%s/store-intruder", pg.dir);
-    memberInit(&intruder, "variable-store", "VARSTORE_", "variable-store-1", dir, storeEnv);
+    memberInit(&intruder, "variable-store", "VARSTORE_", "variable-store-1", dir, intruderEnv);
     intruder.pid = dtSpawn(intruder.program, NULL, intruder.env);
     assert_true(intruder.pid > 0);
     bool shared = dtWaitFor(saysShared, &intruder.http, 30000) && dtWaitFor(saysShared, &stores[1].http, 30000);

@@ -1,6 +1,6 @@
 /* test_auth.c - who may call what: every endpoint of every daemon (the
- * decision API, the variable store, the stream processor's metrics server,
- * dev-kafka's control endpoint) called with no token, an unknown token and a
+ * decision API, the variable store, the stream processor's and the
+ * archiver's metrics servers, dev-kafka's control endpoint) called with no token, an unknown token and a
  * token of each role, against the one table below. A protected endpoint
  * answers 401 (no or unknown token) or 403 (role missing) with the
  * contract's JSON error; an allowed call gets past the door: its expected
@@ -25,12 +25,12 @@
 #include "harness.h"
 
 static dtPg pg;
-static dtApi api, vs;
+static dtApi api, vs, arch;
 static dtKafka kafka;
 static dtStream proc;
-static pid_t store = -1;
+static pid_t store = -1, archiver = -1;
 
-enum { DAEMON_API, DAEMON_VS, DAEMON_STREAM, DAEMON_KAFKA };
+enum { DAEMON_API, DAEMON_VS, DAEMON_STREAM, DAEMON_ARCHIVER, DAEMON_KAFKA };
 
 /* The callers: no token, a token the servers do not know, and one per role. */
 enum { C_NONE, C_UNKNOWN, C_WRITER, C_READER, C_LOOKUP, C_INGEST, C_ADMIN, C_N };
@@ -88,6 +88,11 @@ static const endpoint endpoints[] = {
     {DAEMON_STREAM, "GET", "/healthz", NULL, OPEN, 200},
     {DAEMON_STREAM, "GET", "/readyz", NULL, OPEN, 200},
     {DAEMON_STREAM, "GET", "/metrics", NULL, OPEN, 200},
+    /* archiver: its metrics server only (ds/probe.h) */
+    {DAEMON_ARCHIVER, "GET", "/healthz", NULL, OPEN, 200},
+    {DAEMON_ARCHIVER, "GET", "/readyz", NULL, OPEN, 200},
+    {DAEMON_ARCHIVER, "GET", "/metrics", NULL, OPEN, 200},
+    {DAEMON_ARCHIVER, "GET", "/no/such/endpoint", NULL, OPEN, 404},
     /* dev-kafka: the control endpoint, on loopback only (a development tool) */
     {DAEMON_KAFKA, "GET", "/healthz", NULL, OPEN, 200},
 };
@@ -97,12 +102,14 @@ static const dtApi *daemonAt(int d) {
     case DAEMON_API: return &api;
     case DAEMON_VS: return &vs;
     case DAEMON_STREAM: return &proc.http;
+    case DAEMON_ARCHIVER: return &arch;
     default: return &kafka.control;
     }
 }
 
 static const char *daemonName(int d) {
-    static const char *const names[] = {"decision-api", "variable-store", "stream-processor", "dev-kafka"};
+    static const char *const names[] = {"decision-api", "variable-store", "stream-processor", "decision-archiver",
+                                        "dev-kafka"};
     return names[d];
 }
 
@@ -118,12 +125,21 @@ static int suiteSetup(void **state) {
     snprintf(e_tokens, sizeof(e_tokens), "VARSTORE_TOKENS_FILE=%s", api.tokens_file);
     const char *env[] = {"VARSTORE_BROKERS=", e_dir, e_port, e_tokens, "VARSTORE_LOG_LEVEL=warn", NULL};
     store = dtSpawn("variable-store", NULL, env);
-    return store > 0 && dtWaitReady(&vs, 30000) ? 0 : -1;
+    static char a_brokers[64], a_dir[330], a_port[64];
+    arch.port = dtFreePort();
+    snprintf(arch.url, sizeof(arch.url), "http://127.0.0.1:%d", arch.port);
+    snprintf(a_brokers, sizeof(a_brokers), "ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port);
+    snprintf(a_dir, sizeof(a_dir), "ARCHIVER_ARCHIVE=%s/archive", pg.dir);
+    snprintf(a_port, sizeof(a_port), "ARCHIVER_METRICS_PORT=%d", arch.port);
+    const char *aenv[] = {a_brokers, a_dir, a_port, "ARCHIVER_LOG_LEVEL=warn", NULL};
+    archiver = dtSpawn("decision-archiver", NULL, aenv);
+    return store > 0 && archiver > 0 && dtWaitReady(&vs, 30000) && dtWaitReady(&arch, 30000) ? 0 : -1;
 }
 
 static int suiteTeardown(void **state) {
     int rc = 0;
     if (store > 0 && dtStop(store, SIGTERM) != 0) rc = -1;
+    if (archiver > 0 && dtStop(archiver, SIGTERM) != 0) rc = -1;
     if (proc.pid > 0 && dtStreamStop(&proc) != 0) rc = -1;
     if (api.pid > 0) dtApiStop(&api);
     if (kafka.pid > 0) dtKafkaStop(&kafka);

@@ -188,10 +188,10 @@ typedef struct consumers {
     const char *topic;
     registry areg, sreg;
     pid_t archiver, store;
-    dtApi vs;
+    dtApi vs, ar; /* the store's API, the archiver's metrics endpoint */
     char root[128], data[128];
-    char aenv[9][300], senv[11][300];
-    const char *aenvp[10], *senvp[12];
+    char aenv[10][300], senv[11][300];
+    const char *aenvp[11], *senvp[12];
 } consumers;
 
 static bool alive(void *arg) {
@@ -224,13 +224,16 @@ static bool consumersStart(consumers *c, const char *topic, bool registry_down) 
     snprintf(c->data, sizeof(c->data), "%s/store-%s", tmp, topic);
     c->vs.port = dtFreePort();
     snprintf(c->vs.url, sizeof(c->vs.url), "http://127.0.0.1:%d", c->vs.port);
-    char brokers[32], port[16];
+    c->ar.port = dtFreePort();
+    snprintf(c->ar.url, sizeof(c->ar.url), "http://127.0.0.1:%d", c->ar.port);
+    char brokers[32], port[16], aport[16];
     snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", kafka.port);
     snprintf(port, sizeof(port), "%d", c->vs.port);
+    snprintf(aport, sizeof(aport), "%d", c->ar.port);
     const char *an[] = {"BROKERS", "TOPIC", "GROUP", "ROOT", "SCHEMAS_DIR", "REGISTRY_URL", "MAX_AGE",
-                        "SESSION_TIMEOUT", "LOG_LEVEL"};
-    const char *av[] = {brokers, topic, "archiver", c->root, v1dir, c->areg.url, "1500ms", "6s", "warn"};
-    envFill(c->aenv, c->aenvp, "ARCHIVER_", an, av, 9);
+                        "SESSION_TIMEOUT", "LOG_LEVEL", "METRICS_PORT"};
+    const char *av[] = {brokers, topic, "archiver", c->root, v1dir, c->areg.url, "1500ms", "6s", "warn", aport};
+    envFill(c->aenv, c->aenvp, "ARCHIVER_", an, av, 10);
     char tokens[128];
     snprintf(tokens, sizeof(tokens), "%s/tokens", tmp);
     if (!dtWriteTokens(tokens)) return false;
@@ -360,6 +363,14 @@ static void test_registry_down_holds_then_lands(void **state) {
     expect held = {c, "0+0 2 -\n1+0 2 -\n", 4, 3};
     waitFor(&held);
     assert_int_equal(dtMetric(&c->vs, "variable_store_rejected_total"), 0);
+    /* the archiver says which partition waits, and why */
+    dtResponse r;
+    assert_true(dtHttp(&c->ar, "GET", "/readyz", NULL, NULL, NULL, 0, &r));
+    assert_int_equal(r.status, 503);
+    assert_string_equal(json_string_value(json_object_get(r.json, "status")), "held");
+    assert_non_null(strstr(json_string_value(json_object_get(r.json, "reason")), "partition 0 held at offset 2"));
+    dtResponseFree(&r);
+    assert_int_equal(dtMetric(&c->ar, "archiver_partitions_held"), 1);
     /* A held consumer stops at once on SIGTERM. Restarted, both wait at the
      * same record: the store recorded no offset past it (it counts nothing
      * again: counters start at 0, duplicates stay 0), the archiver committed none. */
@@ -376,6 +387,8 @@ static void test_registry_down_holds_then_lands(void **state) {
     atomic_store(&c->sreg.mode, REG_UP);
     expect landed = {c, "0+0 2 -\n0+2 2 kiosk-2,kiosk-3\n0+4 1 -\n1+0 2 -\n", 3, 0};
     waitFor(&landed);
+    assert_true(dtWaitReady(&c->ar, 10000)); /* nothing held any more */
+    assert_int_equal(dtMetric(&c->ar, "archiver_partitions_held"), 0);
     assert_int_equal(dtMetric(&c->vs, "variable_store_rejected_total"), 0);
     assert_int_equal(dtMetric(&c->vs, "variable_store_duplicates_total"), 0);
     assert_true(consumersStop(c));

@@ -188,3 +188,19 @@ bool dtGenContainer(const char *path, const char *codec, const dtGenBlock *block
     dsCodecFree(c);
     return ok;
 }
+
+int dtGenCountRecords(const char *path) {
+    avro_file_reader_t r;
+    if (avro_file_reader(path, &r) != 0) return -1;
+    avro_schema_t ws = avro_file_reader_get_writer_schema(r); /* a new reference */
+    avro_value_iface_t *iface = avro_generic_class_from_schema(ws);
+    avro_value_t v;
+    avro_generic_value_new(iface, &v);
+    int n = 0;
+    while (avro_file_reader_read_value(r, &v) == 0) n++;
+    avro_value_decref(&v);
+    avro_value_iface_decref(iface);
+    avro_schema_decref(ws);
+    avro_file_reader_close(r);
+    return n;
+}

@@ -39,6 +39,10 @@ char *dtGenRecord(int i, int64_t decided_ms, size_t *len);
  * *len its size; NULL on failure (printed). */
 char *dtGenWire(const json_t *doc, int64_t decided_ms, const char *country, size_t *len);
 
+/* The records a container file holds, read with avro-c's own reader; -1
+ * if it does not open. */
+int dtGenCountRecords(const char *path);
+
 /* One block of a hand-made container file: the object count it declares
  * and the serialized objects (before compression). */
 typedef struct dtGenBlock {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "archive_gen.h"
 #include "ds/codec.h"
 
 typedef struct fixture {
@@ -57,22 +58,6 @@ static avro_schema_t schema(fixture *f) {
     return dsCodecSchema(f->codec, dsCodecCurrentVersion(f->codec));
 }
 
-static int countRecords(const char *path) {
-    avro_file_reader_t r;
-    if (avro_file_reader(path, &r) != 0) return -1;
-    avro_schema_t ws = avro_file_reader_get_writer_schema(r); /* a new reference */
-    avro_value_iface_t *iface = avro_generic_class_from_schema(ws);
-    avro_value_t v;
-    avro_generic_value_new(iface, &v);
-    int n = 0;
-    while (avro_file_reader_read_value(r, &v) == 0) n++;
-    avro_value_decref(&v);
-    avro_value_iface_decref(iface);
-    avro_schema_decref(ws);
-    avro_file_reader_close(r);
-    return n;
-}
-
 static void test_path_layout(void **state) {
     char p[512];
     assert_true(rpArchivePath(p, sizeof(p), "/a", DECIDED, 3, 42));
@@ -96,7 +81,7 @@ static void test_write_commit_read_back(void **state) {
     assert_true(rpArchiveCommit(a, err, sizeof(err)));
     assert_int_equal(access(final, F_OK), 0);
     assert_int_not_equal(access(tmp, F_OK), 0);
-    assert_int_equal(countRecords(final), 3);
+    assert_int_equal(dtGenCountRecords(final), 3);
 
     /* an independent reader: python3-avro from Debian */
     char cmd[1024];
@@ -135,7 +120,7 @@ static void test_record_larger_than_avro_c_default_block(void **state) {
     assert_true(rpArchiveAppend(a, &f->rec, err, sizeof(err)));
     assert_true(rpArchiveCommit(a, err, sizeof(err)));
     assert_true(rpArchivePath(final, sizeof(final), f->root, DECIDED, 1, 0));
-    assert_int_equal(countRecords(final), 1);
+    assert_int_equal(dtGenCountRecords(final), 1);
 }
 
 static void test_abort_rerun_and_sweep(void **state) {
@@ -153,7 +138,7 @@ static void test_abort_rerun_and_sweep(void **state) {
         for (int i = 0; i < run; i++) assert_true(rpArchiveAppend(a, &f->rec, err, sizeof(err)));
         assert_true(rpArchiveCommit(a, err, sizeof(err)));
     }
-    assert_int_equal(countRecords(final), 2);
+    assert_int_equal(dtGenCountRecords(final), 2);
 
     /* a crash leaves a temporary file: swept, finals untouched */
     pid_t child = fork();
@@ -165,7 +150,7 @@ static void test_abort_rerun_and_sweep(void **state) {
     assert_int_equal(waitpid(child, &status, 0), child);
     assert_int_equal(status, 0);
     assert_int_equal(rpArchiveSweep(f->root, err, sizeof(err)), 1);
-    assert_int_equal(countRecords(final), 2);
+    assert_int_equal(dtGenCountRecords(final), 2);
 }
 
 /* Archivers share the directory: a file one of them is writing is neither
@@ -185,14 +170,14 @@ static void test_a_file_being_written_is_left_alone(void **state) {
     assert_non_null(strstr(err, "being written by another process"));
     assert_true(rpArchiveAppend(a, &f->rec, err, sizeof(err)));
     assert_true(rpArchiveCommit(a, err, sizeof(err)));
-    assert_int_equal(countRecords(final), 2);
+    assert_int_equal(dtGenCountRecords(final), 2);
     /* the second holder writes it again under the same name */
     rpArchiveFile *b = rpArchiveOpen(f->root, DECIDED, 4, 300, schema(f), 65536, err, sizeof(err));
     assert_non_null(b);
     assert_true(rpArchiveAppend(b, &f->rec, err, sizeof(err)));
-    assert_int_equal(countRecords(final), 2); /* untouched until b is complete */
+    assert_int_equal(dtGenCountRecords(final), 2); /* untouched until b is complete */
     assert_true(rpArchiveCommit(b, err, sizeof(err)));
-    assert_int_equal(countRecords(final), 1);
+    assert_int_equal(dtGenCountRecords(final), 1);
 }
 
 static void test_unwritable_root_is_a_clear_error(void **state) {
@@ -219,7 +204,7 @@ static void test_record_of_another_schema_refused(void **state) {
     avro_value_decref(&v1);
     assert_true(rpArchiveCommit(a, err, sizeof(err)));
     assert_true(rpArchivePath(final, sizeof(final), f->root, DECIDED, 2, 0));
-    assert_int_equal(countRecords(final), 1);
+    assert_int_equal(dtGenCountRecords(final), 1);
 }
 
 

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "ds/kafka.h"
+#include "ds/kafkagroup.h"
 #include "ds/log.h"
 
 static char dir[] = "/tmp/test_kafka.XXXXXX";
@@ -220,6 +221,50 @@ static void test_linked_version(void **state) {
     assert_true(rd_kafka_version() >= 0x020601ff);
 }
 
+/* A consumer group member: static membership under the id the option
+ * stands for, read_committed, offsets committed by the program only. */
+static void test_group_membership(void **state) {
+    char err[512], id[512], host[256];
+    assert_int_equal(gethostname(host, sizeof host), 0);
+    dsKafkaGroup g = {"archivers", DS_KAFKA_INSTANCE_AUTO, "decision-archiver", 6000};
+    assert_true(dsKafkaInstanceId(&g, id, sizeof id, err, sizeof err));
+    char want[512];
+    snprintf(want, sizeof want, "decision-archiver@%s", host);
+    assert_string_equal(id, want);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_true(dsKafkaGroupConf(conf, &g, err, sizeof err));
+    assertProp(conf, "group.id", "archivers");
+    assertProp(conf, "group.instance.id", want);
+    assertProp(conf, "session.timeout.ms", "6000");
+    assertProp(conf, "isolation.level", "read_committed");
+    assertProp(conf, "enable.auto.commit", "false");
+    rd_kafka_conf_destroy(conf);
+
+    g.instance_id = "archiver-2";
+    conf = rd_kafka_conf_new();
+    assert_true(dsKafkaGroupConf(conf, &g, err, sizeof err));
+    assertProp(conf, "group.instance.id", "archiver-2");
+    rd_kafka_conf_destroy(conf);
+
+    /* none: a dynamic member, as before static membership */
+    g.instance_id = DS_KAFKA_INSTANCE_NONE;
+    assert_true(dsKafkaInstanceId(&g, id, sizeof id, err, sizeof err));
+    assert_string_equal(id, "");
+    conf = rd_kafka_conf_new();
+    assert_true(dsKafkaGroupConf(conf, &g, err, sizeof err));
+    char got[64] = "";
+    size_t size = sizeof got;
+    /* unset: librdkafka answers "unknown" for a string never set */
+    if (rd_kafka_conf_get(conf, "group.instance.id", got, &size) == RD_KAFKA_CONF_OK) assert_string_equal(got, "");
+    rd_kafka_conf_destroy(conf);
+
+    /* an id that does not fit is refused, naming the option */
+    char small[8];
+    g.instance_id = "a-much-longer-instance-id";
+    assert_false(dsKafkaInstanceId(&g, small, sizeof small, err, sizeof err));
+    assert_non_null(strstr(err, "--group-instance-id"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plaintext),
@@ -228,6 +273,7 @@ int main(void) {
         cmocka_unit_test(test_conf_set),
         cmocka_unit_test(test_log_levels),
         cmocka_unit_test(test_linked_version),
+        cmocka_unit_test(test_group_membership),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ds/codec.h"
+#include "ds/kafkagroup.h"
 #include "ds/kafkahealth.h"
 #include "ds/kafkahold.h"
 #include "ds/learn.h"
@@ -36,7 +37,8 @@ typedef struct feedTally {
 
 struct vsFeed {
     vsFeedConfig cfg;
-    char *topic, *group_id;
+    char *topic, *group_id, *instance_id;
+    dsKafkaGroup group; /* of the consumer; its strings are the ones above */
     vsStore *store;
     const vsVars *vars;
     dsCodec *codec; /* the writer thread's own */
@@ -153,8 +155,16 @@ static void feedRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topi
     feedCheckCaughtUp(f);
 }
 
+/* A fatal error (fenced by a member with the same group.instance.id) ends
+ * the consumer for good: the writer stops and the store exits 1. */
 static void feedOnError(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     vsFeed *f = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char msg[1536];
+        dsKafkaGroupFatal(rk, &f->group, "VARSTORE_", msg, sizeof(msg));
+        if (!atomic_exchange(&f->failed, true)) dsLogError("stopping: %s", msg);
+        return;
+    }
     dsKafkaHealthOnError(f->health, (rd_kafka_resp_err_t)err, reason);
 }
 
@@ -168,16 +178,12 @@ static bool feedConsumer(vsFeed *f, const dsKafkaOptions *kafka, char *errbuf, s
     if ((f->health = dsKafkaHealthNew(kafka, f->topic)) == NULL) return snprintf(errbuf, errlen, "out of memory"), false;
     rd_kafka_conf_t *conf = dsKafkaConfNew(kafka, errbuf, errlen);
     if (conf == NULL) return false;
-    char session[32];
-    snprintf(session, sizeof(session), "%ld", f->cfg.session_timeout_ms);
     rd_kafka_conf_set_opaque(conf, f);
     rd_kafka_conf_set_rebalance_cb(conf, feedRebalance);
-    if (!dsKafkaConfSet(conf, "group.id", f->group_id, errbuf, errlen) ||
-        !dsKafkaConfSet(conf, "session.timeout.ms", session, errbuf, errlen) ||
-        !dsKafkaConfSet(conf, "enable.auto.commit", "false", errbuf, errlen) ||
+    f->group = (dsKafkaGroup){f->group_id, f->instance_id, "variable-store", f->cfg.session_timeout_ms};
+    if (!dsKafkaGroupConf(conf, &f->group, errbuf, errlen) ||
         !dsKafkaConfSet(conf, "enable.auto.offset.store", "false", errbuf, errlen) ||
         !dsKafkaConfSet(conf, "enable.partition.eof", "true", errbuf, errlen) ||
-        !dsKafkaConfSet(conf, "auto.offset.reset", "earliest", errbuf, errlen) ||
         !dsKafkaHealthConf(conf, errbuf, errlen)) {
         rd_kafka_conf_destroy(conf);
         return false;
@@ -189,14 +195,9 @@ static bool feedConsumer(vsFeed *f, const dsKafkaOptions *kafka, char *errbuf, s
         return false;
     }
     dsKafkaHealthAttach(f->health, f->rk);
-    rd_kafka_poll_set_consumer(f->rk);
+    if (!dsKafkaGroupSubscribe(f->rk, f->topic, errbuf, errlen)) return false;
     f->queue = rd_kafka_queue_get_consumer(f->rk);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, f->topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(f->rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    if (err) snprintf(errbuf, errlen, "cannot subscribe to %s: %s", f->topic, rd_kafka_err2str(err));
-    return err == 0;
+    return true;
 }
 
 static void feedCount(feedTally *t, vsApplyResult res, vsFeedJob *job) {
@@ -271,6 +272,11 @@ static bool feedMessage(vsFeed *f, rd_kafka_message_t *m, int64_t now, feedTally
     dsKafkaHealthOk(f->health, f->topic);
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         p->eof = true;
+        /* The end lies past the transaction markers and aborted records
+         * read_committed skips after the last message: recorded as the
+         * position, so that a trailing marker shows as no lag. Not while
+         * held: the held message comes again. */
+        if (!f->holds[m->partition].held && m->offset > p->next) p->next = m->offset, p->dirty = true;
         feedCheckCaughtUp(f);
         return true;
     }
@@ -585,6 +591,7 @@ static void *feedMain(void *arg) {
             atomic_store(&f->failed, true);
             break;
         }
+        if (atomic_load(&f->failed)) break; /* the consumer's fatal error, logged */
         bool wrapped;
         feedSweep(f, &wrapped);
         f->freed = false; /* the next batch's commit makes its pages reusable */
@@ -607,6 +614,7 @@ static void feedFree(vsFeed *f) {
     free(f->msgs);
     free(f->topic);
     free(f->group_id);
+    free(f->instance_id);
     dsLearnerFree(f->learner);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cond);
@@ -622,8 +630,9 @@ vsFeed *vsFeedStart(const vsFeedConfig *cfg, vsStore *store, const vsVars *vars,
     f->store = store, f->vars = vars;
     f->topic = strdup(cfg->topic);
     f->group_id = strdup(cfg->group_id);
+    f->instance_id = strdup(cfg->instance_id ? cfg->instance_id : DS_KAFKA_INSTANCE_AUTO);
     f->msgs = calloc(cfg->batch_max, sizeof(*f->msgs));
-    if (f->topic == NULL || f->group_id == NULL || f->msgs == NULL) {
+    if (f->topic == NULL || f->group_id == NULL || f->instance_id == NULL || f->msgs == NULL) {
         snprintf(errbuf, errlen, "out of memory");
         goto failed;
     }

@@ -9,7 +9,13 @@
  * restarted after kill -9 resumes exactly where its state ends. Every store
  * with its own directory needs its own group id: members of one group
  * split the partitions between them, and a store assigned fewer partitions
- * than the topic has says so (log, /readyz) until it has them all.
+ * than the topic has says so (log, /readyz) until it has them all. The
+ * consumer is a static member (ds/kafkagroup.h: a store restarted within
+ * its session timeout gets its partitions back without a rebalance) and
+ * reads read_committed; a store fenced by another with the same instance
+ * id stops (vsFeedFailed). The recorded offset after a record is the
+ * record's plus one even where a transaction marker follows: resuming
+ * there, the consumer steps over the marker.
  *
  * Records of any schema version are resolved to the store's current one
  * (its variables name only fields that version has). A schema id the store
@@ -78,6 +84,7 @@ typedef struct vsFeedConfig {
     size_t queue_bytes;       /* their vsFeedJob.bytes, at most (one job alone is always let in) */
     long reader_check_ms;     /* how often stale LMDB readers are cleared (vsStoreReaderCheck) */
     long max_future_ms;       /* a record dated later than this past the writer's clock is not counted */
+    const char *instance_id;  /* --group-instance-id (ds/kafkagroup.h); NULL: auto */
 } vsFeedConfig;
 
 /* Counters the writer keeps and the HTTP thread reads (/metrics). */
@@ -146,7 +153,8 @@ DS_MUST_CHECK vsFeedSubmitResult vsFeedSubmit(vsFeed *f, vsFeedJob *job, char *e
 /* Whether every assigned partition has been read to its end once since
  * start (always, without a consumer): the variables are current. */
 bool vsFeedCaughtUp(vsFeed *f);
-/* Whether the writer stopped on a storage error (logged); the daemon exits. */
+/* Whether the writer stopped on a storage error or a fatal consumer error
+ * (logged); the daemon exits. */
 bool vsFeedFailed(vsFeed *f);
 /* Why the writer is not consuming now, or not all it must, for /readyz (the
  * Kafka cluster refuses the consumer, the LMDB map is full, the start-up

@@ -16,6 +16,7 @@
 #include "ds/loop.h"
 #include "ds/timefmt.h"
 #include "ds/kafka.h"
+#include "ds/kafkagroup.h"
 #include "feed.h"
 #include "server.h"
 #include "store.h"
@@ -24,7 +25,7 @@
 #define ENV_PREFIX "VARSTORE_"
 
 static struct {
-    char *role, *listen_host, *data_dir, *variables_file, *topic, *group_id, *on_layout_change, *schemas_dir,
+    char *role, *listen_host, *data_dir, *variables_file, *topic, *group_id, *instance_id, *on_layout_change, *schemas_dir,
         *registry_url, *tokens_file, *log_level;
     long listen_port, batch_max, batch_wait_ms, sweep_ms, session_ms, batch_get_max, ingest_max, retry_after_ms, shutdown_ms,
         ingest_queue_max, reader_check_ms, max_clock_skew_ms;
@@ -56,6 +57,7 @@ static const dsConfigOption vsConfig[] = {
                             "Kafka bootstrap servers (host:port,...); empty: no consumer, ingest only"),
     {"topic", DS_CFG_STRING, "decisions", "the decision topic", &opt.topic, 1, 0},
     {"group-id", DS_CFG_STRING, "variable-store", "consumer group; one per store directory", &opt.group_id, 1, 0},
+    DS_KAFKA_INSTANCE_OPTION(opt.instance_id),
     {"schemas-dir", DS_CFG_STRING, "",
      "schema directory (manifest.json and the .avsc files it names) to decode the stream with, instead of the schemas "
      "built in (empty: built in)", &opt.schemas_dir, 0, 0},
@@ -197,7 +199,7 @@ static bool mainStart(vsMain *m, uv_loop_t *loop, char *err, size_t errlen) {
         vsFeedConfig fc = {&opt.kafka,     opt.topic,       opt.group_id,    (size_t)opt.batch_max,
                            opt.batch_wait_ms, opt.sweep_ms, opt.session_ms, opt.schemas_dir, opt.registry_url,
                            (size_t)opt.ingest_queue_max, opt.ingest_queue_bytes, opt.reader_check_ms,
-                           opt.max_clock_skew_ms + VS_STREAM_CLOCK_SLACK_MS};
+                           opt.max_clock_skew_ms + VS_STREAM_CLOCK_SLACK_MS, opt.instance_id};
         if ((m->feed = vsFeedStart(&fc, m->store, m->vars, err, errlen)) == NULL) return false;
     }
     vsServer *s = &m->srv;

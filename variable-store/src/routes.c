@@ -111,7 +111,7 @@ static void routeMetrics(vsServer *s, h2o_req_t *req) {
 static void routeReady(vsServer *s, h2o_req_t *req) {
     const char *why = NULL;
     char held[1400];
-    if (s->feed && vsFeedFailed(s->feed)) why = "the writer stopped on a storage error";
+    if (s->feed && vsFeedFailed(s->feed)) why = "the writer stopped (a storage error, or the consumer fenced: the log says which)";
     else if (s->feed && vsFeedHeldUp(s->feed, held, sizeof(held))) why = held;
     else if (s->feed && !vsFeedCaughtUp(s->feed)) why = "catching up with the decision stream";
     if (why == NULL)
