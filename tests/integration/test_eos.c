@@ -45,35 +45,11 @@ static bool startProc(const char *delivery) {
 }
 
 static bool postDecision(char id[37]) {
-    json_t *doc = dtFixture("decision.json");
-    dtUuid(id);
-    json_object_set_new(doc, "decision_id", json_string(id));
-    char *body = json_dumps(doc, JSON_COMPACT);
-    dtResponse r;
-    bool ok = dtHttp(&api, "POST", "/v1/decisions", DT_WRITER_TOKEN, "application/json", body, strlen(body), &r) &&
-              r.status == 201;
-    dtResponseFree(&r);
-    free(body);
-    json_decref(doc);
-    return ok;
-}
-
-/* The slot confirmed at or past lsn. */
-static bool slotPast(void *arg) {
-    char sql[256];
-    snprintf(sql, sizeof(sql),
-             "SELECT confirmed_flush_lsn >= '%s'::pg_lsn FROM pg_replication_slots WHERE slot_name = "
-             "'decisions_stream'", (const char *)arg);
-    char *v = dtPgScalar(&pg, sql);
-    bool ok = v && strcmp(v, "t") == 0;
-    free(v);
-    return ok;
+    return dtPostFixture(&api, id, NULL);
 }
 
 static void waitSlotAtWalEnd(void) {
-    char *lsn = dtPgScalar(&pg, "SELECT pg_current_wal_lsn()");
-    assert_true(dtWaitFor(slotPast, lsn, 30000));
-    free(lsn);
+    assert_true(dtPgWaitSlotCaughtUp(&pg, "decisions_stream", 30000));
 }
 
 /* The headers of every record on the topic (the mock shows everything). */
