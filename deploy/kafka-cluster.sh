@@ -6,8 +6,9 @@
 #                              [--set KEY=VALUE]...
 #        formats DIR if it is new, starts every node, waits until a metadata
 #        request through the client listener lists all of them, creates the
-#        topics `decisions` (6 partitions) and `decisions.dlq` (1) unless
-#        --no-topics, and prints the bootstrap servers on stdout
+#        topics `decisions` (6 partitions), `decisions.dlq` (1) and
+#        `decisions.checkpoints` (1, compacted: the stream processor's
+#        exactly-once checkpoints) unless --no-topics, and prints the bootstrap servers on stdout
 #        ("127.0.0.1:p1,127.0.0.1:p2,..."). Client ports are P, P+1, ... when
 #        --port is given, free ones otherwise. On a DIR that exists it starts
 #        the stopped nodes again with the stored layout (options given must
@@ -422,14 +423,17 @@ wait_topic() {
   done
 }
 
+# create_topic NAME PARTITIONS [RF] [KEY=VALUE...]: the rest are topic configs
 create_topic() {
-  local name=$1 partitions=$2 rf=${3:-$NODES}
+  local name=$1 partitions=$2 rf=${3:-$NODES} c
+  local configs=()
+  for c in "${@:4}"; do configs+=(--config "$c"); done
   [[ $partitions =~ ^[1-9][0-9]*$ ]] || die "topic $name: partitions must be a positive number, not '$partitions'"
   [[ $rf =~ ^[1-9][0-9]*$ ]] && [ "$rf" -le "$NODES" ] ||
     die "topic $name: replication factor must be 1..$NODES (the cluster's nodes), not '$rf'"
   local out
   out=$(tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(internal_bootstrap)" --create --if-not-exists \
-    --topic "$name" --partitions "$partitions" --replication-factor "$rf" 2>&1) ||
+    --topic "$name" --partitions "$partitions" --replication-factor "$rf" "${configs[@]}" 2>&1) ||
     { echo "$out" >&2; die "creating topic $name failed"; }
   wait_topic "$name"
 }
@@ -472,7 +476,11 @@ start() {
     local p1=$!
     create_topic decisions.dlq 1 &
     local p2=$!
-    wait $p1 && wait $p2 || die "creating the default topics failed"
+    # A small segment, so that compaction keeps the topic short (a
+    # checkpoint is written every transaction).
+    create_topic decisions.checkpoints 1 "" cleanup.policy=compact segment.bytes=1048576 &
+    local p3=$!
+    wait $p1 && wait $p2 && wait $p3 || die "creating the default topics failed"
     touch "$dir/topics-created"
   fi
   trap - EXIT

@@ -10,6 +10,7 @@
 #include "ds/kafka.h"
 #include "ds/log.h"
 #include "ds/loop.h"
+#include "checkpoint.h"
 #include "processor.h"
 
 #define ENV_PREFIX "STREAM_"
@@ -18,6 +19,8 @@ static struct {
     char *dsn, *slot, *publication, *table;
     dsKafkaOptions kafka;
     char *compression, *topic, *dlq_topic;
+    char *delivery, *checkpoint_topic, *transactional_id;
+    long transaction_timeout_ms, transaction_max_messages, transaction_interval_ms;
     char *schemas_dir, *registry_url, *listen_host;
     long max_in_flight, status_interval_ms, message_timeout_ms, linger_ms, metrics_port, shutdown_timeout_ms;
     size_t max_in_flight_bytes;
@@ -37,6 +40,25 @@ static const dsConfigOption spConfig[] = {
     {"compression", DS_CFG_STRING, "lz4", "Kafka compression.codec: none, gzip, snappy, lz4, zstd", &opt.compression,
      0, 0},
     {"dlq-topic", DS_CFG_STRING, "decisions.dlq", "topic for rows that fail validation", &opt.dlq_topic, 1, 0},
+    {"delivery", DS_CFG_STRING, "auto",
+     "exactly-once (Kafka transactions with a checkpoint per slot: read_committed consumers see each decision "
+     "once), at-least-once (duplicates after a failure), or auto: exactly-once unless the cluster is librdkafka's "
+     "mock (dev-kafka), which cannot do transactions faithfully", &opt.delivery, 1, 0},
+    {"checkpoint-topic", DS_CFG_STRING, "decisions.checkpoints",
+     "exactly-once: compacted topic of each slot's last committed LSN (key = slot)", &opt.checkpoint_topic, 1, 0},
+    {"transactional-id", DS_CFG_STRING, "",
+     "exactly-once: Kafka transactional.id (empty: stream-processor-SLOT); a second processor with the same id "
+     "fences the first", &opt.transactional_id, 0, 0},
+    {"transaction-timeout", DS_CFG_DURATION, "60s",
+     "exactly-once: transaction.timeout.ms, how long the brokers keep a transaction of a processor that died open "
+     "(read_committed consumers wait behind it) unless a new processor on the slot aborts it first",
+     &opt.transaction_timeout_ms, 1000, 900000},
+    {"transaction-max-messages", DS_CFG_INT, "10000",
+     "exactly-once: a Kafka transaction closes at the next PostgreSQL commit once it holds this many messages",
+     &opt.transaction_max_messages, 1, 1000000},
+    {"transaction-interval", DS_CFG_DURATION, "100ms",
+     "exactly-once: a Kafka transaction closes at the next PostgreSQL commit once it is this old",
+     &opt.transaction_interval_ms, 1, 60000},
     {"schemas-dir", DS_CFG_STRING, "",
      "schema directory (manifest.json and the .avsc files it names) to encode rows with instead of the schemas built "
      "in (empty: built in)", &opt.schemas_dir, 0, 0},
@@ -113,13 +135,51 @@ static void mainHandle(void *app, h2o_req_t *req) {
     }
 }
 
-static void mainOnStop(uv_signal_t *h, int signum) {
-    spMain *m = h->data;
-    dsLogInfo("signal %d: flushing to Kafka and confirming", signum);
+static int exit_code;
+
+static void mainStop(spMain *m) {
     spProcessorStop(m->proc, (int)opt.shutdown_timeout_ms);
     if (m->http) dsHttpServerStopAccepting(m->http);
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
+}
+
+static void mainOnStop(uv_signal_t *h, int signum) {
+    dsLogInfo("signal %d: flushing to Kafka and confirming", signum);
+    mainStop(h->data);
+}
+
+static void mainOnExit(int code, void *arg) {
+    exit_code = code;
+    mainStop(arg);
+}
+
+/* The transactional.id of exactly-once, NULL for at-least-once, from
+ * --delivery and what the cluster is. false with errbuf on a bad value. */
+static bool mainDelivery(char *tid, size_t tidlen, bool *eos, char *errbuf, size_t errlen) {
+    bool want = strcmp(opt.delivery, "exactly-once") == 0, any = strcmp(opt.delivery, "auto") == 0;
+    *eos = false;
+    if (strcmp(opt.delivery, "at-least-once") == 0) return true;
+    if (!want && !any) {
+        snprintf(errbuf, errlen, "delivery: \"%s\" is not exactly-once, at-least-once or auto", opt.delivery);
+        return false;
+    }
+    char err[512];
+    int mock = spClusterIsMock(&opt.kafka, 10000, err, sizeof(err));
+    if (mock == 1 && any) {
+        dsLogWarn("delivery auto: the cluster is librdkafka's mock (dev-kafka), whose transactions are not real "
+                  "(read_committed consumers see aborted records): at-least-once");
+        return true;
+    }
+    if (mock == 1)
+        dsLogWarn("delivery exactly-once on librdkafka's mock cluster: the transactional calls run, but the mock "
+                  "shows aborted records to read_committed consumers, so nothing is exactly once there");
+    if (mock < 0 && any) dsLogWarn("delivery auto: %s; taking it for a real cluster: exactly-once", err);
+    *eos = true;
+    if (*opt.transactional_id) snprintf(tid, tidlen, "%s", opt.transactional_id);
+    else snprintf(tid, tidlen, "stream-processor-%s", opt.slot);
+    dsLogInfo("delivery exactly-once: transactional.id %s, checkpoints on %s", tid, opt.checkpoint_topic);
+    return true;
 }
 
 int main(int argc, char **argv) {
@@ -142,6 +202,12 @@ int main(int argc, char **argv) {
         goto done;
     }
     m.metrics = dsMetricsNew();
+    char tid[300];
+    bool eos = false;
+    if (codec && !mainDelivery(tid, sizeof(tid), &eos, err, sizeof(err))) {
+        dsLogError("cannot start: %s", err);
+        goto done;
+    }
     spProcessorConfig pc = {
         .repl = {opt.dsn, opt.slot, opt.publication, opt.table},
         .kafka = {.kafka = &opt.kafka, .compression = orNull(opt.compression), .topic = opt.topic,
@@ -151,11 +217,18 @@ int main(int argc, char **argv) {
                   /* Above what the window lets through (one message past
                    * either limit), so a send never meets a full queue. */
                   .queue_max_messages = (int)opt.max_in_flight * 2,
-                  .queue_max_kbytes = (int)(opt.max_in_flight_bytes / 1024 * 2 + 4096)},
+                  .queue_max_kbytes = (int)(opt.max_in_flight_bytes / 1024 * 2 + 4096),
+                  .transactional_id = eos ? tid : NULL,
+                  .transaction_timeout_ms = (int)opt.transaction_timeout_ms,
+                  .checkpoint_topic = opt.checkpoint_topic},
         .max_in_flight = opt.max_in_flight,
         .max_in_flight_bytes = opt.max_in_flight_bytes,
         .status_interval_ms = opt.status_interval_ms,
         .learner = learner,
+        .batch = {.max_messages = opt.transaction_max_messages, .interval_ms = opt.transaction_interval_ms,
+                  .idle_ms = opt.status_interval_ms},
+        .on_exit = mainOnExit,
+        .exit_arg = &m,
     };
     if (codec == NULL || m.metrics == NULL || (m.proc = spProcessorNew(&loop, &pc, codec, m.metrics, err, sizeof(err))) == NULL) {
         dsLogError("cannot start: %s", err);
@@ -176,7 +249,7 @@ int main(int argc, char **argv) {
     uv_signal_start(&m.sigint, mainOnStop, SIGINT);
     while (uv_run(&loop, UV_RUN_ONCE) && uv_is_active((uv_handle_t *)&m.sigterm)) {
     }
-    rc = 0;
+    rc = exit_code;
 
 done:
     dsHttpServerFree(m.http);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "checkpoint.h"
 #include "ds/log.h"
 #include "pgoutput.h"
 #include "record.h"
@@ -16,6 +17,8 @@
  * messages sent by an earlier session (re-sent since) are ignored. */
 #define TAG_SEQ_BITS 48
 #define TAG_SEQ_MASK ((UINT64_C(1) << TAG_SEQ_BITS) - 1)
+/* The checkpoint record's sequence number: no watermark transaction. */
+#define TAG_CHECKPOINT TAG_SEQ_MASK
 #define PROC_BACKOFF_MIN_MS 200
 #define PROC_BACKOFF_MAX_MS 5000
 
@@ -53,9 +56,33 @@ struct spProcessor {
      * would have the slot re-read every PROC_BACKOFF_MIN_MS. */
     bool stalled;
     dsMetric *m_events, *m_dlq, *m_inflight, *m_inflight_bytes, *m_confirmed, *m_lag, *m_restarts, *m_latency;
+    /* Exactly-once (see processor.h). */
+    bool eos;
+    bool txn_inited;       /* init_transactions succeeded */
+    bool eos_ready;        /* and the checkpoint was read */
+    bool have_checkpoint;  /* the topic had one at start, or one was committed since */
+    spBatch batch;
+    /* The Kafka transaction's state beyond spBatch: waiting for the last
+     * reports before a commit or an abort goes to the pool, or a call there. */
+    enum { TX_NONE, TX_DRAIN_COMMIT, TX_DRAIN_ABORT, TX_BUSY } tx;
+    bool restart_pending;  /* a session restart waits for the transaction to settle */
+    uint64_t closing_lsn;  /* the checkpoint of the transaction being committed */
+    size_t closing_msgs;
+    uint64_t commit_started_ns;
+    uv_timer_t batch_timer, exit_timer;
+    uv_work_t ck_work;
+    bool ck_ok, ck_have;
+    uint64_t ck_lsn;
+    char ck_err[600];
+    bool fatal;
+    int exit_code;
+    dsMetric *m_tx_committed, *m_tx_aborted, *m_tx_messages, *m_tx_seconds;
 };
 
 static void procStartSession(spProcessor *p);
+static void procEosInit(spProcessor *p);
+static void procEosAbort(spProcessor *p);
+static void procDrained(spProcessor *p);
 
 /* Microseconds since 2000-01-01, the clock of pgoutput's commit time. */
 static int64_t procNowPg(void) {
@@ -86,7 +113,52 @@ static uint64_t procTag(const spProcessor *p) {
 }
 
 static void procOnRetry(uv_timer_t *t) {
-    procStartSession(t->data);
+    spProcessor *p = t->data;
+    if (p->eos && !p->eos_ready) procEosInit(p);
+    else procStartSession(p);
+}
+
+static void procOnExitTimer(uv_timer_t *t) {
+    spProcessor *p = t->data;
+    p->cfg.on_exit(p->exit_code, p->cfg.exit_arg);
+}
+
+/* The processor cannot go on: stop reading, tell the caller (from a timer,
+ * so that it may stop the processor whatever callback this comes from). */
+static void procFatal(spProcessor *p, int code, const char *why) {
+    if (p->fatal) return;
+    p->fatal = true;
+    p->exit_code = code;
+    dsLogError("%s", why);
+    if (p->repl) spReplPause(p->repl);
+    uv_timer_stop(&p->retry);
+    uv_timer_stop(&p->batch_timer);
+    uv_timer_start(&p->exit_timer, procOnExitTimer, 0, 0);
+}
+
+/* A status from the transactional producer that ends the processor. */
+static bool procTxnFatal(spProcessor *p, spTxnStatus st, const char *what, const char *why) {
+    char msg[1200];
+    if (st == SP_TXN_FENCED) {
+        snprintf(msg, sizeof(msg),
+                 "%s: fenced: another stream processor with transactional.id %s took over the slot (%s); this one "
+                 "stops without retrying", what, p->cfg.kafka.transactional_id, why);
+        procFatal(p, 0, msg);
+        return true;
+    }
+    if (st == SP_TXN_FATAL) {
+        snprintf(msg, sizeof(msg), "%s: fatal Kafka producer error: %s", what, why);
+        procFatal(p, 1, msg);
+        return true;
+    }
+    return false;
+}
+
+/* Whether librdkafka raised a fatal error (it does so when fenced). */
+static bool procCheckFatal(spProcessor *p) {
+    char why[600];
+    if (!p->eos) return false;
+    return procTxnFatal(p, spProducerFatal(p->prod, why, sizeof(why)), "Kafka", why);
 }
 
 /* Starts the next session attempt after the current backoff, then doubles
@@ -119,6 +191,19 @@ static void procRestart(spProcessor *p, const char *why) {
      * before the next session has streamed those decisions again. */
     p->server_end = 0;
     p->epoch++;
+    if (p->eos) {
+        p->batch.in_pg = p->batch.skipping = false;
+        if (procCheckFatal(p) || p->fatal) return;
+        if (p->tx == TX_BUSY) { /* the commit or abort running decides; then the session restarts */
+            p->restart_pending = true;
+            return;
+        }
+        if (p->batch.open || p->tx == TX_DRAIN_COMMIT) {
+            p->restart_pending = true;
+            procEosAbort(p);
+            return;
+        }
+    }
     if (!p->stopping) procScheduleRetry(p);
 }
 
@@ -128,13 +213,20 @@ static void procOnDown(const char *reason, void *arg) {
 
 /* --- status updates -------------------------------------------------------- */
 
+/* The flush position exactly-once may confirm: the committed checkpoint,
+ * within what this session has seen of the server. */
+static uint64_t procEosFlush(const spProcessor *p) {
+    uint64_t flush = p->batch.checkpoint;
+    return p->server_end > 0 && flush > p->server_end ? p->server_end : flush;
+}
+
 static void procSendStatus(spProcessor *p, bool reply) {
     if (p->repl == NULL) return;
-    uint64_t flush = spWatermarkConfirmable(p->wm);
+    uint64_t flush = p->eos ? procEosFlush(p) : spWatermarkConfirmable(p->wm);
     /* Nothing in flight: everything the server sent so far is handled, so
      * its own position can be confirmed and idle or foreign traffic never
-     * makes WAL pile up. */
-    if (spWatermarkTransactions(p->wm) == 0 && p->server_end > flush) flush = p->server_end;
+     * makes WAL pile up (exactly-once commits an idle checkpoint instead). */
+    if (!p->eos && spWatermarkTransactions(p->wm) == 0 && p->server_end > flush) flush = p->server_end;
     if (flush < p->confirmed) flush = p->confirmed;
     p->confirmed = flush;
     spReplSendStatus(p->repl, p->server_end > flush ? p->server_end : flush, flush, reply);
@@ -144,15 +236,41 @@ static void procSendStatus(spProcessor *p, bool reply) {
     dsMetricSet(p->m_inflight_bytes, (double)spProducerInFlightBytes(p->prod));
 }
 
+static void procCloseBatch(spProcessor *p);
+static bool procOpenBatch(spProcessor *p);
+
+/* Exactly-once with nothing open: the server's position (idle time,
+ * foreign WAL) moves the checkpoint by a transaction of its own, at most
+ * once per idle period, so the slot is confirmed and WAL does not pile up. */
+static void procIdleCheckpoint(spProcessor *p) {
+    if (!p->eos || !p->eos_ready || p->repl == NULL || p->tx != TX_NONE || p->in_txn || p->stopping || p->fatal)
+        return;
+    uint64_t target = spBatchIdleTarget(&p->batch, p->server_end, uv_now(p->loop));
+    if (target == 0 || !procOpenBatch(p)) return;
+    p->batch.end_lsn = target;
+    procCloseBatch(p);
+}
+
 static void procOnStatusTimer(uv_timer_t *t) {
-    procSendStatus(t->data, false);
+    spProcessor *p = t->data;
+    if (procCheckFatal(p)) return;
+    procIdleCheckpoint(p);
+    procSendStatus(p, false);
 }
 
 /* --- Kafka ------------------------------------------------------------------ */
 
+static void procOnDelivered0(spProcessor *p, uint64_t tag, bool ok, const char *error);
+
 static void procOnDelivered(uint64_t tag, bool ok, const char *error, void *arg) {
     spProcessor *p = arg;
+    procOnDelivered0(p, tag, ok, error);
+    if (p->eos) procDrained(p);
+}
+
+static void procOnDelivered0(spProcessor *p, uint64_t tag, bool ok, const char *error) {
     if ((tag >> TAG_SEQ_BITS) != (p->epoch & 0xffff)) return; /* from an earlier session */
+    if ((tag & TAG_SEQ_MASK) == TAG_CHECKPOINT && ok) return;
     if (!ok) {
         char why[300];
         snprintf(why, sizeof(why), "Kafka delivery failed: %s", error ? error : "unknown error");
@@ -168,7 +286,8 @@ static void procOnDelivered(uint64_t tag, bool ok, const char *error, void *arg)
     }
     /* Resume reading once half the window is free, but never while stopping:
      * the final flush serves these reports with reading paused on purpose. */
-    if (p->repl && !p->stopping && spProducerInFlight(p->prod) < (size_t)p->cfg.max_in_flight / 2 &&
+    if (p->repl && !p->stopping && p->tx == TX_NONE && !p->fatal &&
+        spProducerInFlight(p->prod) < (size_t)p->cfg.max_in_flight / 2 &&
         spProducerInFlightBytes(p->prod) < p->cfg.max_in_flight_bytes / 2)
         spReplResume(p->repl);
 }
@@ -275,6 +394,7 @@ static bool procSendRecord(spProcessor *p, const spRelation *rel, const spTuple 
 static void procInsert(spProcessor *p, const spMsg *m, uint64_t lsn) {
     const spRelation *rel = m->u.change.rel;
     if (!spReplIsTable(p->repl, rel->nspname, rel->relname)) return; /* another table the publication holds */
+    if (p->eos && p->batch.skipping) return; /* already in Kafka with a committed checkpoint */
     char lsntext[24], err[768] = "out of memory", why[1024] = "out of memory";
     spLsnFormat(lsn, lsntext);
     if (!p->in_txn) {
@@ -320,6 +440,7 @@ static void procInsert(spProcessor *p, const spMsg *m, uint64_t lsn) {
         return;
     }
     dsMetricInc(p->m_events, 1);
+    if (p->eos) spBatchAdd(&p->batch);
     if (procWindowFull(p)) spReplPause(p->repl);
 }
 
@@ -347,6 +468,8 @@ static void procMessage(spProcessor *p, uint64_t lsn, const uint8_t *data, size_
             procRestart(p, "out of memory");
         } else {
             p->in_txn = true;
+            if (p->eos && !spBatchPgBegin(&p->batch, p->msg.u.begin.final_lsn) && !p->batch.open)
+                procOpenBatch(p);
         }
         break;
     case 'I':
@@ -360,6 +483,7 @@ static void procMessage(spProcessor *p, uint64_t lsn, const uint8_t *data, size_
             break;
         }
         p->in_txn = false;
+        if (p->eos && spBatchPgCommit(&p->batch, p->msg.u.commit.end_lsn, uv_now(p->loop))) procCloseBatch(p);
         break;
     default: /* Relation is cached by the parser; the rest carries no decision */
         break;
@@ -399,10 +523,202 @@ static void procStartSession(spProcessor *p) {
         return;
     }
     char lsn[24];
+    if (p->eos && !spBatchStartCheck(p->cfg.repl.slot, start, p->have_checkpoint, p->batch.checkpoint,
+                                     p->cfg.kafka.checkpoint_topic, err, sizeof(err))) {
+        spReplClose(p->repl);
+        p->repl = NULL;
+        procFatal(p, 1, err);
+        return;
+    }
     dsLogInfo("streaming slot %s from %s", p->cfg.repl.slot, spLsnFormat(start, lsn));
     if (start > p->confirmed) p->confirmed = start;
     if (!p->stalled) p->backoff_ms = PROC_BACKOFF_MIN_MS;
     p->stalled = false;
+}
+
+
+/* --- exactly-once: Kafka transactions -------------------------------------- */
+
+static double procSince(uint64_t start_ns) {
+    return (double)(uv_hrtime() - start_ns) / 1e9;
+}
+
+static void procOnBatchTimer(uv_timer_t *t);
+
+/* Begins a Kafka transaction for the next whole PostgreSQL transactions. */
+static bool procOpenBatch(spProcessor *p) {
+    char err[700];
+    spTxnStatus st;
+    if (!spProducerTxnBegin(p->prod, &st, err, sizeof(err))) {
+        if (!procTxnFatal(p, st, "begin_transaction", err)) procRestart(p, err);
+        return false;
+    }
+    spBatchOpen(&p->batch, uv_now(p->loop));
+    uv_timer_start(&p->batch_timer, procOnBatchTimer, (uint64_t)p->cfg.batch.interval_ms, 0);
+    return true;
+}
+
+static void procOnCommitDone(spTxnStatus st, const char *why, void *arg);
+static void procOnAbortDone(spTxnStatus st, const char *why, void *arg);
+
+/* Once every report of the transaction is served on the loop, its commit
+ * or abort goes to the pool (producer.h says why). */
+static void procDrained(spProcessor *p) {
+    if (p->stopping || p->fatal || spProducerInFlightMessages(p->prod) > 0) return;
+    if (p->tx == TX_DRAIN_COMMIT) {
+        p->tx = TX_BUSY;
+        p->commit_started_ns = uv_hrtime();
+        spProducerTxnCommit(p->prod, procOnCommitDone, p);
+    } else if (p->tx == TX_DRAIN_ABORT) {
+        p->tx = TX_BUSY;
+        spProducerTxnAbort(p->prod, procOnAbortDone, p);
+    }
+}
+
+/* The batch is at a PostgreSQL boundary and closes: its checkpoint record
+ * goes last, reading pauses until the commit has returned. */
+static void procCloseBatch(spProcessor *p) {
+    char err[700] = "out of memory";
+    p->closing_lsn = spBatchCloseLsn(&p->batch);
+    p->closing_msgs = p->batch.messages;
+    uv_timer_stop(&p->batch_timer);
+    char *json = spCheckpointJson(p->closing_lsn, p->batch.pg_txns, p->batch.messages,
+                                  p->cfg.kafka.transactional_id);
+    bool sent = json && spProducerSendCheckpoint(p->prod, p->cfg.repl.slot, json,
+                                                 (p->epoch & 0xffff) << TAG_SEQ_BITS | TAG_CHECKPOINT, err,
+                                                 sizeof(err));
+    free(json);
+    if (!sent) {
+        procRestart(p, err);
+        return;
+    }
+    p->tx = TX_DRAIN_COMMIT;
+    if (p->repl) spReplPause(p->repl);
+    procDrained(p);
+}
+
+/* Purges the open transaction's messages; the abort follows once their
+ * reports are in. */
+static void procEosAbort(spProcessor *p) {
+    uv_timer_stop(&p->batch_timer);
+    p->tx = TX_DRAIN_ABORT;
+    spProducerPurge(p->prod);
+    procDrained(p);
+}
+
+/* The transaction is settled: a restart that waited for it goes on, or
+ * reading resumes. */
+static void procSettled(spProcessor *p) {
+    p->tx = TX_NONE;
+    if (p->restart_pending) {
+        p->restart_pending = false;
+        if (!p->stopping && !p->fatal) procScheduleRetry(p);
+    } else if (p->repl && !p->stopping && !procWindowFull(p)) {
+        spReplResume(p->repl);
+    }
+}
+
+static void procOnCommitDone(spTxnStatus st, const char *why, void *arg) {
+    spProcessor *p = arg;
+    if (st == SP_TXN_RETRY) {
+        dsLogWarn("kafka: commit_transaction: %s (calling it again)", why);
+        spProducerTxnCommit(p->prod, procOnCommitDone, p);
+        return;
+    }
+    if (procTxnFatal(p, st, "commit_transaction", why)) return;
+    if (st == SP_TXN_ABORT) {
+        char msg[800];
+        snprintf(msg, sizeof(msg), "the Kafka transaction failed (%s): it is aborted", why);
+        p->tx = TX_NONE; /* the restart aborts it */
+        procRestart(p, msg);
+        return;
+    }
+    dsMetricInc(p->m_tx_committed, 1);
+    dsMetricObserve(p->m_tx_messages, (double)p->closing_msgs);
+    dsMetricObserve(p->m_tx_seconds, procSince(p->commit_started_ns));
+    spBatchCommitted(&p->batch, p->closing_lsn, uv_now(p->loop));
+    p->have_checkpoint = true;
+    procSendStatus(p, false);
+    procSettled(p);
+}
+
+static void procOnAbortDone(spTxnStatus st, const char *why, void *arg) {
+    spProcessor *p = arg;
+    if (st == SP_TXN_RETRY) {
+        spProducerTxnAbort(p->prod, procOnAbortDone, p);
+        return;
+    }
+    if (st == SP_TXN_ABORT) st = SP_TXN_FATAL; /* an abort that needs an abort */
+    if (procTxnFatal(p, st, "abort_transaction", why)) return;
+    dsMetricInc(p->m_tx_aborted, 1);
+    spBatchAborted(&p->batch);
+    procSettled(p); /* the restart that asked for the abort goes on */
+}
+
+static void procOnBatchTimer(uv_timer_t *t) {
+    spProcessor *p = t->data;
+    if (p->tx == TX_NONE && spBatchDue(&p->batch, uv_now(p->loop))) procCloseBatch(p);
+}
+
+/* --- exactly-once: start ---------------------------------------------------- */
+
+static void procReadCheckpoint(uv_work_t *w) {
+    spProcessor *p = w->data;
+    int timeout = (p->cfg.kafka.transaction_timeout_ms > 0 ? p->cfg.kafka.transaction_timeout_ms : 60000) + 10000;
+    p->ck_ok = spCheckpointRead(p->cfg.kafka.kafka, p->cfg.kafka.checkpoint_topic, p->cfg.repl.slot, timeout,
+                                &p->ck_have, &p->ck_lsn, p->ck_err, sizeof(p->ck_err));
+}
+
+static void procRelease(spProcessor *p);
+
+static void procOnCheckpointRead(uv_work_t *w, int status) {
+    spProcessor *p = w->data;
+    if (p->stopping) {
+        procRelease(p);
+        return;
+    }
+    p->open_handles--;
+    if (!p->ck_ok) {
+        dsLogError("cannot read the checkpoint: %s (retry in %u ms)", p->ck_err, p->backoff_ms);
+        procScheduleRetry(p);
+        return;
+    }
+    char lsn[24];
+    if (p->ck_have)
+        dsLogInfo("exactly-once: last checkpoint of slot %s is %s; transactions up to it are skipped",
+                  p->cfg.repl.slot, spLsnFormat(p->ck_lsn, lsn));
+    else
+        dsLogInfo("exactly-once: no checkpoint of slot %s on %s yet; streaming from the slot's position",
+                  p->cfg.repl.slot, p->cfg.kafka.checkpoint_topic);
+    p->have_checkpoint = p->ck_have;
+    spBatchInit(&p->batch, &p->cfg.batch, p->ck_have ? p->ck_lsn : 0, uv_now(p->loop));
+    p->eos_ready = true;
+    procStartSession(p);
+}
+
+static void procOnInitDone(spTxnStatus st, const char *why, void *arg) {
+    spProcessor *p = arg;
+    if (p->stopping || procTxnFatal(p, st, "init_transactions", why)) return;
+    if (st != SP_TXN_OK) {
+        dsLogWarn("kafka: init_transactions: %s (retry in %u ms)", why, p->backoff_ms);
+        procScheduleRetry(p);
+        return;
+    }
+    p->txn_inited = true;
+    procEosInit(p);
+}
+
+/* Fences an earlier processor on the slot (its open transaction is
+ * aborted), then reads the checkpoint, then streams; a retry resumes at
+ * the step that failed. */
+static void procEosInit(spProcessor *p) {
+    if (!p->txn_inited) {
+        spProducerTxnInit(p->prod, procOnInitDone, p);
+        return;
+    }
+    p->ck_work.data = p;
+    p->open_handles++;
+    uv_queue_work(p->loop, &p->ck_work, procReadCheckpoint, procOnCheckpointRead);
 }
 
 /* --- construction ------------------------------------------------------------ */
@@ -424,6 +740,16 @@ static void procMetrics(spProcessor *p, dsMetrics *m) {
     p->m_latency = dsMetricsHistogram(m, "stream_commit_to_ack_seconds",
                                       "From a decision's commit in PostgreSQL to Kafka acknowledging its transaction.",
                                       buckets, sizeof(buckets) / sizeof(buckets[0]));
+    if (!p->eos) return;
+    p->m_tx_committed = dsMetricsCounter(m, "kafka_transactions_committed_total", "Kafka transactions committed.");
+    p->m_tx_aborted = dsMetricsCounter(m, "kafka_transactions_aborted_total", "Kafka transactions aborted.");
+    static const double sizes[] = {0, 1, 10, 100, 1000, 10000, 100000};
+    p->m_tx_messages = dsMetricsHistogram(m, "kafka_transaction_messages",
+                                          "Decisions and dead letters per Kafka transaction (its checkpoint not counted).",
+                                          sizes, sizeof(sizes) / sizeof(sizes[0]));
+    p->m_tx_seconds = dsMetricsHistogram(m, "kafka_transaction_commit_seconds",
+                                         "From a Kafka transaction's commit call to its return.", buckets,
+                                         sizeof(buckets) / sizeof(buckets[0]));
 }
 
 spProcessor *spProcessorNew(uv_loop_t *loop, const spProcessorConfig *cfg, dsCodec *codec, dsMetrics *metrics,
@@ -434,6 +760,7 @@ spProcessor *spProcessorNew(uv_loop_t *loop, const spProcessorConfig *cfg, dsCod
     p->cfg = *cfg;
     p->codec = codec;
     p->backoff_ms = PROC_BACKOFF_MIN_MS;
+    p->eos = cfg->kafka.transactional_id != NULL;
     procMetrics(p, metrics);
     p->cfg.kafka.metrics = metrics;
     p->wm = procWatermark(p);
@@ -454,23 +781,26 @@ spProcessor *spProcessorNew(uv_loop_t *loop, const spProcessorConfig *cfg, dsCod
     }
     uv_timer_init(loop, &p->status);
     uv_timer_init(loop, &p->retry);
-    p->status.data = p->retry.data = p;
-    p->open_handles = 2;
+    uv_timer_init(loop, &p->batch_timer);
+    uv_timer_init(loop, &p->exit_timer);
+    p->status.data = p->retry.data = p->batch_timer.data = p->exit_timer.data = p;
+    p->open_handles = 4;
     uv_timer_start(&p->status, procOnStatusTimer, (uint64_t)cfg->status_interval_ms, (uint64_t)cfg->status_interval_ms);
-    procStartSession(p);
+    if (p->eos) procEosInit(p);
+    else procStartSession(p);
     return p;
 }
 
 bool spProcessorStreaming(const spProcessor *p) {
-    return p->repl != NULL;
+    return p->repl != NULL && !p->fatal;
 }
 
 dsKafkaHealth *spProcessorKafkaHealth(const spProcessor *p) {
     return spProducerHealth(p->prod);
 }
 
-static void procOnClosed(uv_handle_t *h) {
-    spProcessor *p = h->data;
+/* One handle (or the checkpoint read) less; the memory goes with the last. */
+static void procRelease(spProcessor *p) {
     if (--p->open_handles > 0) return;
     spRecordBufFree(&p->buf);
     for (size_t i = 0; i < p->nscratch; i++) avro_value_decref(&p->scratch[i].value);
@@ -481,10 +811,54 @@ static void procOnClosed(uv_handle_t *h) {
     free(p);
 }
 
+static void procOnClosed(uv_handle_t *h) {
+    procRelease(h->data);
+}
+
+/* Exactly-once's last transaction at a stop: committed when the stream is
+ * at a PostgreSQL boundary, else aborted (a new start streams it again). */
+static void procEosStop(spProcessor *p, int timeout_ms) {
+    char err[700] = "", lsn[24];
+    if (p->fatal || !p->eos_ready) return;
+    if (p->tx == TX_BUSY) {
+        dsLogWarn("stopping while a Kafka transaction call runs: the next start settles it (fenced and aborted, or "
+                  "committed and skipped)");
+        return;
+    }
+    if (!p->batch.open && p->tx == TX_NONE) return;
+    bool commit = p->tx != TX_DRAIN_ABORT && !p->in_txn;
+    if (commit && p->tx == TX_NONE) {
+        p->closing_lsn = spBatchCloseLsn(&p->batch);
+        p->closing_msgs = p->batch.messages;
+        char *json = spCheckpointJson(p->closing_lsn, p->batch.pg_txns, p->batch.messages,
+                                      p->cfg.kafka.transactional_id);
+        commit = json && spProducerSendCheckpoint(p->prod, p->cfg.repl.slot, json,
+                                                  (p->epoch & 0xffff) << TAG_SEQ_BITS | TAG_CHECKPOINT, err,
+                                                  sizeof(err));
+        free(json);
+    }
+    if (!commit) spProducerPurge(p->prod);
+    uint64_t started = uv_hrtime();
+    spTxnStatus st = spProducerTxnFinishNow(p->prod, commit, timeout_ms, err, sizeof(err));
+    if (st != SP_TXN_OK) {
+        dsLogWarn("stopping: %s of the last Kafka transaction: %s (the next start settles it)",
+                  commit ? "commit" : "abort", err);
+    } else if (commit) {
+        dsMetricInc(p->m_tx_committed, 1);
+        dsMetricObserve(p->m_tx_messages, (double)p->closing_msgs);
+        dsMetricObserve(p->m_tx_seconds, procSince(started));
+        spBatchCommitted(&p->batch, p->closing_lsn, uv_now(p->loop));
+        dsLogInfo("stopping: last Kafka transaction committed, checkpoint %s", spLsnFormat(p->closing_lsn, lsn));
+    } else {
+        dsMetricInc(p->m_tx_aborted, 1);
+    }
+}
+
 void spProcessorStop(spProcessor *p, int timeout_ms) {
     p->stopping = true;
     if (p->repl) spReplPause(p->repl);
-    if (!spProducerFlush(p->prod, timeout_ms))
+    if (p->eos) procEosStop(p, timeout_ms);
+    else if (!spProducerFlush(p->prod, timeout_ms))
         dsLogWarn("stopping with %zu messages unacknowledged; they will be sent again", spProducerInFlight(p->prod));
     procSendStatus(p, false);
     char lsn[24];
@@ -494,4 +868,6 @@ void spProcessorStop(spProcessor *p, int timeout_ms) {
     spProducerFree(p->prod);
     uv_close((uv_handle_t *)&p->status, procOnClosed);
     uv_close((uv_handle_t *)&p->retry, procOnClosed);
+    uv_close((uv_handle_t *)&p->batch_timer, procOnClosed);
+    uv_close((uv_handle_t *)&p->exit_timer, procOnClosed);
 }

@@ -3,6 +3,14 @@
  * record), produces it, and confirms the slot only up to what Kafka has
  * acknowledged (watermark.h).
  *
+ * Exactly-once (a transactional producer): decisions go out in Kafka
+ * transactions of whole PostgreSQL transactions, each with a checkpoint
+ * record on the checkpoint topic (batch.h); the slot is confirmed only to
+ * a committed checkpoint, and at start every PostgreSQL transaction at or
+ * below the last checkpoint is skipped. A failure aborts the open Kafka
+ * transaction and restarts from the slot as below; nothing of the aborted
+ * one reaches a read_committed consumer.
+ *
  * At-least-once: after any failure (replication session lost, a Kafka
  * delivery failed for good) the session is closed and started again from
  * the slot's confirmed position, so everything not yet confirmed is sent
@@ -27,6 +35,7 @@
 #include "ds/codec.h"
 #include "ds/learn.h"
 #include "ds/metrics.h"
+#include "batch.h"
 #include "producer.h"
 #include "replication.h"
 
@@ -39,6 +48,16 @@ typedef struct spProcessorConfig {
     size_t max_in_flight_bytes; /* likewise in key and value bytes */
     long status_interval_ms;    /* standby status update period */
     dsLearner *learner;         /* borrowed: learns row versions the codec lacks; NULL: such rows wait (never dead-lettered) */
+    /* Exactly-once (kafka.transactional_id set): Kafka transactions of
+     * whole PostgreSQL transactions with a checkpoint record each
+     * (batch.h), bounded by batch. */
+    spBatchConfig batch;
+    /* The processor cannot go on (fenced by another processor on the slot:
+     * code 0; a fatal Kafka error or a slot ahead of its checkpoint: 1):
+     * called once, from a loop callback of its own; the caller stops it
+     * (spProcessorStop) and exits with code. Required in exactly-once. */
+    void (*on_exit)(int code, void *arg);
+    void *exit_arg;
 } spProcessorConfig;
 
 /* Starts the producer and the replication session (retrying the session in

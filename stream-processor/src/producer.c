@@ -30,7 +30,7 @@ struct spProducer {
     uv_loop_t *loop;
     rd_kafka_t *rk;
     rd_kafka_queue_t *mainq;
-    rd_kafka_topic_t *topic, *dlq;
+    rd_kafka_topic_t *topic, *dlq, *ckpt; /* ckpt: transactional only */
     spDeliveredFn *on_delivered;
     void *arg;
     int pipefd[2];
@@ -40,6 +40,15 @@ struct spProducer {
     bool poll_started, timer_started;
     bool too_large;
     size_t inflight_bytes; /* key + value of the messages not yet reported */
+    size_t inflight_msgs;  /* messages not yet reported */
+    /* The transactional call running on the pool, one at a time. The work
+     * counts as an open handle: the memory outlives it. */
+    uv_work_t work;
+    enum { SP_OP_INIT, SP_OP_COMMIT, SP_OP_ABORT } op;
+    bool busy, freeing;
+    rd_kafka_error_t *result; /* written by the pool thread, read after it */
+    spTxnDoneFn *done;
+    void *done_arg;
     dsKafkaHealth *health; /* owned */
     uint64_t failure_logged_at; /* loop time of the last failure logged; 0: none yet */
     size_t failures_unlogged;   /* failures since then */
@@ -71,6 +80,7 @@ static void spOnDelivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
     spProducer *p = opaque;
     uint64_t tag = (uint64_t)(uintptr_t)m->_private;
     size_t bytes = m->len + m->key_len;
+    if (p->inflight_msgs > 0) p->inflight_msgs--;
     p->inflight_bytes = p->inflight_bytes > bytes ? p->inflight_bytes - bytes : 0;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         dsKafkaHealthOk(p->health, rd_kafka_topic_name(m->rkt));
@@ -128,12 +138,15 @@ static void spOnTimer(uv_timer_t *t) {
     spServe(t->data);
 }
 
-static void spOnClosed(uv_handle_t *h) {
-    spProducer *p = h->data;
+static void spRelease(spProducer *p) {
     if (--p->open_handles > 0) return;
     close(p->pipefd[0]);
     close(p->pipefd[1]);
     free(p);
+}
+
+static void spOnClosed(uv_handle_t *h) {
+    spRelease(h->data);
 }
 
 /* ---- construction -------------------------------------------------------- */
@@ -143,16 +156,23 @@ static void spOnClosed(uv_handle_t *h) {
 static rd_kafka_conf_t *spBuildConf(spProducer *p, const spProducerConfig *cfg, char *errbuf, size_t errlen) {
     rd_kafka_conf_t *conf = dsKafkaConfNew(cfg->kafka, errbuf, errlen);
     if (conf == NULL) return NULL;
-    char linger[16], timeout[16], qmax[16], qkb[16];
+    char linger[16], timeout[16], qmax[16], qkb[16], txn_timeout[16];
+    int message_timeout = cfg->message_timeout_ms;
+    int txn_ms = cfg->transaction_timeout_ms > 0 ? cfg->transaction_timeout_ms : 60000;
+    if (cfg->transactional_id && (message_timeout <= 0 || message_timeout > txn_ms)) message_timeout = txn_ms;
     snprintf(linger, sizeof(linger), "%d", cfg->linger_ms);
-    snprintf(timeout, sizeof(timeout), "%d", cfg->message_timeout_ms);
+    snprintf(timeout, sizeof(timeout), "%d", message_timeout);
+    snprintf(txn_timeout, sizeof(txn_timeout), "%d", txn_ms);
     snprintf(qmax, sizeof(qmax), "%d", cfg->queue_max_messages);
     snprintf(qkb, sizeof(qkb), "%d", cfg->queue_max_kbytes);
     bool ok = dsKafkaConfSet(conf, "enable.idempotence", "true", errbuf, errlen) &&
               dsKafkaConfSet(conf, "acks", "all", errbuf, errlen) &&
               dsKafkaConfSet(conf, "linger.ms", linger, errbuf, errlen) &&
               dsKafkaConfSetPartitioner(conf, errbuf, errlen) &&
-              dsKafkaConfSet(conf, "message.timeout.ms", cfg->message_timeout_ms > 0 ? timeout : NULL, errbuf, errlen) &&
+              dsKafkaConfSet(conf, "message.timeout.ms", message_timeout > 0 ? timeout : NULL, errbuf, errlen) &&
+              dsKafkaConfSet(conf, "transactional.id", cfg->transactional_id, errbuf, errlen) &&
+              dsKafkaConfSet(conf, "transaction.timeout.ms", cfg->transactional_id ? txn_timeout : NULL, errbuf,
+                             errlen) &&
               dsKafkaConfSet(conf, "queue.buffering.max.messages", cfg->queue_max_messages > 0 ? qmax : NULL, errbuf,
                              errlen) &&
               dsKafkaConfSet(conf, "queue.buffering.max.kbytes", cfg->queue_max_kbytes > 0 ? qkb : NULL, errbuf, errlen) &&
@@ -181,7 +201,10 @@ static bool spCreateKafka(spProducer *p, const spProducerConfig *cfg, char *errb
     }
     p->topic = rd_kafka_topic_new(p->rk, cfg->topic ? cfg->topic : "decisions", NULL);
     p->dlq = rd_kafka_topic_new(p->rk, cfg->dlq_topic ? cfg->dlq_topic : "decisions.dlq", NULL);
-    if (p->topic == NULL || p->dlq == NULL) {
+    if (cfg->transactional_id)
+        p->ckpt = rd_kafka_topic_new(p->rk, cfg->checkpoint_topic ? cfg->checkpoint_topic : "decisions.checkpoints",
+                                     NULL);
+    if (p->topic == NULL || p->dlq == NULL || (cfg->transactional_id && p->ckpt == NULL)) {
         snprintf(errbuf, errlen, "kafka: cannot create topic handles: %s", rd_kafka_err2str(rd_kafka_last_error()));
         return false;
     }
@@ -198,11 +221,12 @@ static void spDestroyKafka(spProducer *p) {
     }
     if (p->topic) rd_kafka_topic_destroy(p->topic);
     if (p->dlq) rd_kafka_topic_destroy(p->dlq);
+    if (p->ckpt) rd_kafka_topic_destroy(p->ckpt);
     if (p->rk) rd_kafka_destroy(p->rk);
     dsKafkaHealthFree(p->health);
     p->health = NULL;
     p->mainq = NULL;
-    p->topic = p->dlq = NULL;
+    p->topic = p->dlq = p->ckpt = NULL;
     p->rk = NULL;
 }
 
@@ -223,7 +247,9 @@ static bool spStartWatching(spProducer *p, char *errbuf, size_t errlen) {
 static void spCheck(spProducer *p, const char *topic, const char *dlq) {
     char err[1400];
     if (dsKafkaHealthCheck(p->health, p->rk, topic, SP_PRODUCER_CHECK_MS, err, sizeof(err)) &&
-        dsKafkaHealthCheck(p->health, p->rk, dlq, SP_PRODUCER_CHECK_MS, err, sizeof(err)))
+        dsKafkaHealthCheck(p->health, p->rk, dlq, SP_PRODUCER_CHECK_MS, err, sizeof(err)) &&
+        (p->ckpt == NULL ||
+         dsKafkaHealthCheck(p->health, p->rk, rd_kafka_topic_name(p->ckpt), SP_PRODUCER_CHECK_MS, err, sizeof(err))))
         return;
     if (dsKafkaHealthProblem(p->health, NULL, 0) == DS_KAFKA_OK)
         dsLogWarn("%s; starting anyway, decisions wait for the brokers", err);
@@ -279,8 +305,10 @@ void spProducerFree(spProducer *p) {
     uv_poll_stop(&p->poll);
     uv_timer_stop(&p->timer);
     /* Before closing the pipe: librdkafka's threads may write to it until
-     * rd_kafka_destroy returns. */
-    spDestroyKafka(p);
+     * rd_kafka_destroy returns. A call on the pool still uses the handle:
+     * it is destroyed when that returns. */
+    if (p->busy) p->freeing = true;
+    else spDestroyKafka(p);
     uv_close((uv_handle_t *)&p->poll, spOnClosed);
     uv_close((uv_handle_t *)&p->timer, spOnClosed);
 }
@@ -292,6 +320,7 @@ static bool spProduced(spProducer *p, rd_kafka_resp_err_t err, const char *what,
     p->too_large = err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         p->inflight_bytes += bytes;
+        p->inflight_msgs++;
         return true;
     }
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -361,4 +390,119 @@ bool spProducerFlush(spProducer *p, int timeout_ms) {
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         dsLogWarn("kafka: flush: %zu messages still in flight after %d ms", spProducerInFlight(p), timeout_ms);
     return err == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+size_t spProducerInFlightMessages(const spProducer *p) {
+    return p->inflight_msgs;
+}
+
+bool spProducerSendCheckpoint(spProducer *p, const char *key, const char *value, uint64_t tag, char *errbuf,
+                              size_t errlen) {
+    if (p->ckpt == NULL) {
+        snprintf(errbuf, errlen, "kafka: not a transactional producer");
+        return false;
+    }
+    size_t klen = strlen(key), vlen = strlen(value);
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_RKT(p->ckpt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)key, klen),
+        RD_KAFKA_V_VALUE((void *)value, vlen), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag), RD_KAFKA_V_END);
+    return spProduced(p, err, "checkpoint", p->ckpt, klen + vlen, errbuf, errlen);
+}
+
+static bool spFencedCode(rd_kafka_resp_err_t e) {
+    return e == RD_KAFKA_RESP_ERR__FENCED || e == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+           e == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+}
+
+spTxnStatus spProducerFatal(spProducer *p, char *why, size_t len) {
+    char buf[512];
+    rd_kafka_resp_err_t e = rd_kafka_fatal_error(p->rk, buf, sizeof(buf));
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return SP_TXN_OK;
+    snprintf(why, len, "%s: %s", rd_kafka_err2name(e), buf);
+    return spFencedCode(e) ? SP_TXN_FENCED : SP_TXN_FATAL;
+}
+
+/* What the application must do after a transactional call; destroys e. */
+static spTxnStatus spTxnClassify(spProducer *p, rd_kafka_error_t *e, char *why, size_t len) {
+    if (e == NULL) return SP_TXN_OK;
+    snprintf(why, len, "%s: %s", rd_kafka_error_name(e), rd_kafka_error_string(e));
+    spTxnStatus st = SP_TXN_FATAL; /* neither retriable, abortable nor fatal: fatal, as librdkafka advises */
+    if (spFencedCode(rd_kafka_error_code(e))) st = SP_TXN_FENCED;
+    else if (rd_kafka_error_is_fatal(e)) st = spProducerFatal(p, why, len) == SP_TXN_FENCED ? SP_TXN_FENCED : SP_TXN_FATAL;
+    else if (rd_kafka_error_txn_requires_abort(e)) st = SP_TXN_ABORT;
+    else if (rd_kafka_error_is_retriable(e)) st = SP_TXN_RETRY;
+    rd_kafka_error_destroy(e);
+    return st;
+}
+
+/* init_transactions' own bound: a cluster that does not answer is retried
+ * by the caller, and a shutdown waits for the call at most this long. */
+#define SP_TXN_INIT_MS 10000
+
+static void spTxnWork(uv_work_t *w) {
+    spProducer *p = w->data;
+    if (p->op == SP_OP_INIT) p->result = rd_kafka_init_transactions(p->rk, SP_TXN_INIT_MS);
+    else if (p->op == SP_OP_COMMIT) p->result = rd_kafka_commit_transaction(p->rk, -1);
+    else p->result = rd_kafka_abort_transaction(p->rk, -1);
+}
+
+static void spTxnAfter(uv_work_t *w, int status) {
+    spProducer *p = w->data;
+    p->busy = false;
+    char why[700] = "";
+    spTxnStatus st = spTxnClassify(p, p->result, why, sizeof(why));
+    p->result = NULL;
+    if (p->freeing) spDestroyKafka(p);
+    else p->done(st, why, p->done_arg);
+    spRelease(p);
+}
+
+static void spTxnStart(spProducer *p, int op, spTxnDoneFn *done, void *arg) {
+    p->op = op;
+    p->done = done;
+    p->done_arg = arg;
+    p->work.data = p;
+    p->busy = true;
+    p->open_handles++;
+    int rc = uv_queue_work(p->loop, &p->work, spTxnWork, spTxnAfter);
+    if (rc != 0) { /* cannot happen with a valid loop and callbacks */
+        p->busy = false;
+        p->open_handles--;
+        done(SP_TXN_FATAL, uv_strerror(rc), arg);
+    }
+}
+
+void spProducerTxnInit(spProducer *p, spTxnDoneFn *done, void *arg) {
+    spTxnStart(p, SP_OP_INIT, done, arg);
+}
+
+void spProducerTxnCommit(spProducer *p, spTxnDoneFn *done, void *arg) {
+    spTxnStart(p, SP_OP_COMMIT, done, arg);
+}
+
+void spProducerTxnAbort(spProducer *p, spTxnDoneFn *done, void *arg) {
+    spTxnStart(p, SP_OP_ABORT, done, arg);
+}
+
+void spProducerPurge(spProducer *p) {
+    /* The purged messages' reports reach the loop like any other (this may
+     * be called from inside one, so it does not poll). */
+    rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+}
+
+bool spProducerTxnBegin(spProducer *p, spTxnStatus *status, char *errbuf, size_t errlen) {
+    *status = spTxnClassify(p, rd_kafka_begin_transaction(p->rk), errbuf, errlen);
+    return *status == SP_TXN_OK;
+}
+
+spTxnStatus spProducerTxnFinishNow(spProducer *p, bool commit, int timeout_ms, char *errbuf, size_t errlen) {
+    rd_kafka_error_t *e = commit ? rd_kafka_commit_transaction(p->rk, timeout_ms)
+                                 : rd_kafka_abort_transaction(p->rk, timeout_ms);
+    return spTxnClassify(p, e, errbuf, errlen);
+}
+
+bool spProducerTxnBusy(const spProducer *p) {
+    return p->busy;
 }

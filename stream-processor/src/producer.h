@@ -56,6 +56,13 @@ typedef struct spProducerConfig {
     int linger_ms;
     int queue_max_messages;        /* local queue bound; 0 = librdkafka's default (100000) */
     int queue_max_kbytes;          /* likewise in KiB of payload; 0 = librdkafka's default (1 GiB) */
+    /* Exactly-once: the transactional.id (NULL: not transactional, the
+     * idempotent producer of at-least-once), its transaction.timeout.ms
+     * (0: librdkafka's 60 s; message_timeout_ms is capped at it, as
+     * librdkafka requires) and the checkpoint topic (spProducerSendCheckpoint). */
+    const char *transactional_id;
+    int transaction_timeout_ms;
+    const char *checkpoint_topic;
     /* Counters kafka_delivered_total, kafka_delivery_failed_total and
      * kafka_dlq_total are registered here; NULL = no metrics. Borrowed: must
      * outlive the producer. */
@@ -111,8 +118,54 @@ size_t spProducerInFlightBytes(const spProducer *p);
  * loop. true if everything was reported. */
 DS_MUST_CHECK bool spProducerFlush(spProducer *p, int timeout_ms);
 
+/* ---- transactions (a producer made with a transactional_id) ----------------
+ *
+ * The blocking calls of librdkafka's transactional API (init, commit,
+ * abort) run on libuv's thread pool, one at a time, with the remaining
+ * transaction time as their timeout; done(status, why, arg) follows on the
+ * loop thread. commit_transaction flushes, and a flush serves delivery
+ * reports on the thread that calls it, so commit and abort may only start
+ * with nothing in flight (spProducerInFlightMessages() == 0): every report
+ * is then served on the loop. Nothing may be sent while a call runs. */
+typedef enum {
+    SP_TXN_OK,
+    SP_TXN_RETRY,  /* timed out or the coordinator is not available yet: call again */
+    SP_TXN_ABORT,  /* the transaction failed: abort it and start it again */
+    SP_TXN_FENCED, /* another producer with this transactional.id took over: stop */
+    SP_TXN_FATAL,  /* the producer is unusable: stop */
+} spTxnStatus;
+typedef void spTxnDoneFn(spTxnStatus status, const char *why, void *arg);
+
+/* init_transactions: fences an earlier producer with the same
+ * transactional.id and completes or aborts its open transaction. */
+void spProducerTxnInit(spProducer *p, spTxnDoneFn *done, void *arg);
+/* begin_transaction (local, does not block). false with errbuf on failure;
+ * *status says what to do. */
+bool spProducerTxnBegin(spProducer *p, spTxnStatus *status, char *errbuf, size_t errlen);
+void spProducerTxnCommit(spProducer *p, spTxnDoneFn *done, void *arg);
+/* Purges what is queued or in flight (their reports follow on the loop,
+ * failed) before abort may start: call, wait for
+ * spProducerInFlightMessages() == 0, then spProducerTxnAbort. */
+void spProducerPurge(spProducer *p);
+void spProducerTxnAbort(spProducer *p, spTxnDoneFn *done, void *arg);
+/* Blocking commit or abort on the calling (loop) thread, for shutdown. */
+spTxnStatus spProducerTxnFinishNow(spProducer *p, bool commit, int timeout_ms, char *errbuf, size_t errlen);
+/* Whether a transactional call runs on the pool. */
+bool spProducerTxnBusy(const spProducer *p);
+/* Messages sent and not yet reported (the producer's own count, unlike
+ * spProducerInFlight, which counts librdkafka's queued events too). */
+size_t spProducerInFlightMessages(const spProducer *p);
+/* The checkpoint record: key, value (JSON) on the checkpoint topic.
+ * Same result and callback rules as spProducerSend. */
+DS_MUST_CHECK bool spProducerSendCheckpoint(spProducer *p, const char *key, const char *value, uint64_t tag,
+                                            char *errbuf, size_t errlen);
+/* SP_TXN_OK, or whether librdkafka raised a fatal error (SP_TXN_FENCED or
+ * SP_TXN_FATAL), with why. */
+spTxnStatus spProducerFatal(spProducer *p, char *why, size_t len);
+
 /* Destroys the librdkafka handle (messages still in flight are dropped
- * WITHOUT callbacks: flush first) and closes the uv handles; the memory is
+ * WITHOUT callbacks: flush first; a transactional call still running on
+ * the pool is waited for by the loop first) and closes the uv handles; the memory is
  * released from their close callbacks, so the loop must run once more.
  * Must not be called from inside on_delivered. NULL is ignored. */
 void spProducerFree(spProducer *p);

@@ -165,33 +165,15 @@ static void test_poison_row_goes_to_dlq_and_stream_continues(void **state) {
     free(topic);
 }
 
-static bool slotCaughtUp(void *lsn) {
-    char sql[256];
-    snprintf(sql, sizeof(sql),
-             "SELECT confirmed_flush_lsn >= '%s'::pg_lsn FROM pg_replication_slots WHERE slot_name = 'decisions_stream'",
-             (const char *)lsn);
-    char *v = dtPgScalar(&pg, sql);
-    bool ok = v && strcmp(v, "t") == 0;
-    free(v);
-    return ok;
-}
-
 static void test_foreign_traffic_advances_the_slot(void **state) {
     assert_true(dtPgExec(&pg, "CREATE TABLE IF NOT EXISTS unrelated (id serial PRIMARY KEY, note text)"));
     for (int i = 0; i < 20; i++) assert_true(dtPgExec(&pg, "INSERT INTO unrelated (note) VALUES (repeat('x', 500))"));
-    char *lsn = dtPgScalar(&pg, "SELECT pg_current_wal_lsn()");
-    assert_non_null(lsn);
-    assert_true(dtWaitFor(slotCaughtUp, lsn, 20000));
-    free(lsn);
+    assert_true(dtPgWaitSlotCaughtUp(&pg, "decisions_stream", 20000));
 }
-
 
 /* Waits until the slot has confirmed everything written so far. */
 static bool slotCaughtUpNow(int timeout_ms) {
-    char *lsn = dtPgScalar(&pg, "SELECT pg_current_wal_lsn()");
-    bool ok = lsn && dtWaitFor(slotCaughtUp, lsn, timeout_ms);
-    free(lsn);
-    return ok;
+    return dtPgWaitSlotCaughtUp(&pg, "decisions_stream", timeout_ms);
 }
 
 /* The decision_id headers of the whole topic (malloc'd text). */

@@ -116,6 +116,30 @@ bool dtPgExec(const dtPg *pg, const char *sql) {
     return ok;
 }
 
+typedef struct dtSlotWait {
+    const dtPg *pg;
+    char sql[400];
+} dtSlotWait;
+
+static bool dtSlotCaughtUp(void *arg) {
+    dtSlotWait *w = arg;
+    char *v = dtPgScalar(w->pg, w->sql);
+    bool ok = v && strcmp(v, "t") == 0;
+    free(v);
+    return ok;
+}
+
+bool dtPgWaitSlotCaughtUp(const dtPg *pg, const char *slot, int timeout_ms) {
+    char *lsn = dtPgScalar(pg, "SELECT pg_current_wal_lsn()");
+    if (lsn == NULL) return false;
+    dtSlotWait w = {pg, ""};
+    snprintf(w.sql, sizeof(w.sql),
+             "SELECT confirmed_flush_lsn >= '%s'::pg_lsn FROM pg_replication_slots WHERE slot_name = '%.200s'", lsn,
+             slot);
+    free(lsn);
+    return dtWaitFor(dtSlotCaughtUp, &w, timeout_ms);
+}
+
 bool dtPgSetDefault(const dtPg *pg, const char *name, const char *value) {
     char sql[512];
     if (value)
@@ -680,4 +704,20 @@ double dtMetric(const dtApi *at, const char *name) {
         v = atof(strstr(r.body, key) + strlen(key));
     dtResponseFree(&r);
     return v;
+}
+
+bool dtPostFixture(const dtApi *api, char id[37], const char *customer) {
+    json_t *doc = dtFixture("decision.json");
+    if (doc == NULL) return false;
+    dtUuid(id);
+    json_object_set_new(doc, "decision_id", json_string(id));
+    if (customer) json_object_set_new(doc, "customer_id", json_string(customer));
+    char *body = json_dumps(doc, JSON_COMPACT);
+    dtResponse r;
+    bool ok = body && dtHttp(api, "POST", "/v1/decisions", DT_WRITER_TOKEN, "application/json", body, strlen(body), &r) &&
+              r.status == 201;
+    if (body) dtResponseFree(&r);
+    free(body);
+    json_decref(doc);
+    return ok;
 }

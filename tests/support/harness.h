@@ -26,6 +26,10 @@ void dtPgDestroy(dtPg *pg);
 char *dtPgScalar(const dtPg *pg, const char *sql);
 /* Runs sql, true if it succeeded. */
 bool dtPgExec(const dtPg *pg, const char *sql);
+/* Waits until replication slot is confirmed at or past the server's WAL
+ * position as it is when called (everything committed before is handled
+ * downstream); false after timeout_ms. */
+bool dtPgWaitSlotCaughtUp(const dtPg *pg, const char *slot, int timeout_ms);
 /* Sets (value non-NULL) or resets a default of the test database
  * (ALTER DATABASE ... SET name = value), as an operator might. */
 bool dtPgSetDefault(const dtPg *pg, const char *name, const char *value);
@@ -103,6 +107,10 @@ bool dtWaitFor(bool (*cond)(void *), void *arg, int timeout_ms);
 
 /* Loads a JSON file under tests/fixtures/ (new reference, NULL on error). */
 json_t *dtFixture(const char *name);
+/* Posts the decision.json fixture through api as the writer, with a fresh
+ * decision_id (written into id) and customer_id customer (NULL: the
+ * fixture's); true on 201. */
+bool dtPostFixture(const dtApi *api, char id[37], const char *customer);
 /* Starts $BUILD/bin/<program> with args (NULL-terminated, without argv[0])
  * and extra environment ("NAME=value", NULL-terminated, may be NULL).
  * Returns the pid, or -1. */

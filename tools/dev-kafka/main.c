@@ -42,7 +42,7 @@ static const dsConfigOption dkConfig[] = {
     /* not --brokers, which names bootstrap servers in every other program */
     {"broker-count", DS_CFG_INT, "3", "mock brokers in the cluster", &opt.brokers, 1, 16},
     DS_CONFIG_ALIAS("brokers", "broker-count"),
-    {"topics", DS_CFG_STRING, "decisions:6,decisions.dlq:1",
+    {"topics", DS_CFG_STRING, "decisions:6,decisions.dlq:1,decisions.checkpoints:1",
      "topics created at start as name:partitions,... (others are auto-created)", &opt.topics, 0, 0},
     {"control-port", DS_CFG_INT, "9644", "HTTP control endpoint on 127.0.0.1 (0: none)", &opt.control_port, 0, 65535},
     {"log-level", DS_CFG_STRING, "info", "debug, info, warn or error", &opt.log_level, 0, 0},
