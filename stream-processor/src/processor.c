@@ -77,12 +77,17 @@ struct spProcessor {
     bool fatal;
     int exit_code;
     dsMetric *m_tx_committed, *m_tx_aborted, *m_tx_messages, *m_tx_seconds;
+    /* Commit times of the open batch's PostgreSQL transactions with
+     * decisions, observed as commit-to-ack latency when Kafka commits it. */
+    int64_t *commit_times;
+    size_t ncommit_times, commit_times_cap, messages_at_begin;
 };
 
 static void procStartSession(spProcessor *p);
 static void procEosInit(spProcessor *p);
 static void procEosAbort(spProcessor *p);
 static void procDrained(spProcessor *p);
+static void procNoteCommit(spProcessor *p, int64_t commit_time);
 
 /* Microseconds since 2000-01-01, the clock of pgoutput's commit time. */
 static int64_t procNowPg(void) {
@@ -95,7 +100,8 @@ static int64_t procNowPg(void) {
  * without decisions are not latency. */
 static void procOnConfirmable(int64_t commit_time, size_t messages, void *arg) {
     spProcessor *p = arg;
-    if (messages > 0) dsMetricObserve(p->m_latency, (double)(procNowPg() - commit_time) / 1e6);
+    /* exactly-once: a decision is delivered when Kafka commits its batch */
+    if (messages > 0 && !p->eos) dsMetricObserve(p->m_latency, (double)(procNowPg() - commit_time) / 1e6);
 }
 
 /* A fresh watermark for a new session. */
@@ -470,6 +476,7 @@ static void procMessage(spProcessor *p, uint64_t lsn, const uint8_t *data, size_
             p->in_txn = true;
             if (p->eos && !spBatchPgBegin(&p->batch, p->msg.u.begin.final_lsn) && !p->batch.open)
                 procOpenBatch(p);
+            p->messages_at_begin = p->batch.messages;
         }
         break;
     case 'I':
@@ -483,7 +490,9 @@ static void procMessage(spProcessor *p, uint64_t lsn, const uint8_t *data, size_
             break;
         }
         p->in_txn = false;
-        if (p->eos && spBatchPgCommit(&p->batch, p->msg.u.commit.end_lsn, uv_now(p->loop))) procCloseBatch(p);
+        if (!p->eos) break;
+        if (p->batch.open && p->batch.messages > p->messages_at_begin) procNoteCommit(p, p->msg.u.commit.commit_time);
+        if (spBatchPgCommit(&p->batch, p->msg.u.commit.end_lsn, uv_now(p->loop))) procCloseBatch(p);
         break;
     default: /* Relation is cached by the parser; the rest carries no decision */
         break;
@@ -544,6 +553,19 @@ static double procSince(uint64_t start_ns) {
 }
 
 static void procOnBatchTimer(uv_timer_t *t);
+
+/* A PostgreSQL transaction with decisions joined the open batch. Without
+ * memory its latency is not observed, nothing else is lost. */
+static void procNoteCommit(spProcessor *p, int64_t commit_time) {
+    if (p->ncommit_times == p->commit_times_cap) {
+        size_t cap = p->commit_times_cap ? p->commit_times_cap * 2 : 256;
+        int64_t *grown = realloc(p->commit_times, cap * sizeof(*grown));
+        if (grown == NULL) return;
+        p->commit_times = grown;
+        p->commit_times_cap = cap;
+    }
+    p->commit_times[p->ncommit_times++] = commit_time;
+}
 
 /* Begins a Kafka transaction for the next whole PostgreSQL transactions. */
 static bool procOpenBatch(spProcessor *p) {
@@ -618,6 +640,17 @@ static void procSettled(spProcessor *p) {
     }
 }
 
+/* Kafka committed the closing batch: the checkpoint moves, its decisions
+ * count as delivered. */
+static void procCommitted(spProcessor *p) {
+    spBatchCommitted(&p->batch, p->closing_lsn, uv_now(p->loop));
+    int64_t now = procNowPg();
+    for (size_t i = 0; i < p->ncommit_times; i++)
+        dsMetricObserve(p->m_latency, (double)(now - p->commit_times[i]) / 1e6);
+    p->ncommit_times = 0;
+    p->have_checkpoint = true;
+}
+
 static void procOnCommitDone(spTxnStatus st, const char *why, void *arg) {
     spProcessor *p = arg;
     if (st == SP_TXN_RETRY) {
@@ -636,8 +669,7 @@ static void procOnCommitDone(spTxnStatus st, const char *why, void *arg) {
     dsMetricInc(p->m_tx_committed, 1);
     dsMetricObserve(p->m_tx_messages, (double)p->closing_msgs);
     dsMetricObserve(p->m_tx_seconds, procSince(p->commit_started_ns));
-    spBatchCommitted(&p->batch, p->closing_lsn, uv_now(p->loop));
-    p->have_checkpoint = true;
+    procCommitted(p);
     procSendStatus(p, false);
     procSettled(p);
 }
@@ -652,6 +684,7 @@ static void procOnAbortDone(spTxnStatus st, const char *why, void *arg) {
     if (procTxnFatal(p, st, "abort_transaction", why)) return;
     dsMetricInc(p->m_tx_aborted, 1);
     spBatchAborted(&p->batch);
+    p->ncommit_times = 0;
     procSettled(p); /* the restart that asked for the abort goes on */
 }
 
@@ -808,6 +841,7 @@ static void procRelease(spProcessor *p) {
     spMsgFree(&p->msg);
     spWatermarkFree(p->wm);
     spRelCacheFree(p->rels);
+    free(p->commit_times);
     free(p);
 }
 
@@ -847,7 +881,7 @@ static void procEosStop(spProcessor *p, int timeout_ms) {
         dsMetricInc(p->m_tx_committed, 1);
         dsMetricObserve(p->m_tx_messages, (double)p->closing_msgs);
         dsMetricObserve(p->m_tx_seconds, procSince(started));
-        spBatchCommitted(&p->batch, p->closing_lsn, uv_now(p->loop));
+        procCommitted(p);
         dsLogInfo("stopping: last Kafka transaction committed, checkpoint %s", spLsnFormat(p->closing_lsn, lsn));
     } else {
         dsMetricInc(p->m_tx_aborted, 1);
