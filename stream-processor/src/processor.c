@@ -88,6 +88,9 @@ static void procEosInit(spProcessor *p);
 static void procEosAbort(spProcessor *p);
 static void procDrained(spProcessor *p);
 static void procNoteCommit(spProcessor *p, int64_t commit_time);
+static void procScheduleRetry(spProcessor *p);
+static void procCloseBatch(spProcessor *p);
+static bool procOpenBatch(spProcessor *p);
 
 /* Microseconds since 2000-01-01, the clock of pgoutput's commit time. */
 static int64_t procNowPg(void) {
@@ -121,6 +124,7 @@ static uint64_t procTag(const spProcessor *p) {
 static void procOnRetry(uv_timer_t *t) {
     spProcessor *p = t->data;
     if (p->eos && !p->eos_ready) procEosInit(p);
+    else if (p->eos && p->tx != TX_NONE) procScheduleRetry(p); /* a probe still commits */
     else procStartSession(p);
 }
 
@@ -241,9 +245,6 @@ static void procSendStatus(spProcessor *p, bool reply) {
     dsMetricSet(p->m_inflight, (double)spProducerInFlight(p->prod));
     dsMetricSet(p->m_inflight_bytes, (double)spProducerInFlightBytes(p->prod));
 }
-
-static void procCloseBatch(spProcessor *p);
-static bool procOpenBatch(spProcessor *p);
 
 /* Exactly-once with nothing open: the server's position (idle time,
  * foreign WAL) moves the checkpoint by a transaction of its own, at most
@@ -515,6 +516,16 @@ static void procOnData(const uint8_t *buf, size_t len, void *arg) {
     procMessage(p, cd.wal_start, cd.data, cd.len);
 }
 
+/* A session that cannot start may mean another processor holds the slot,
+ * one that fenced this producer; an abort with nothing sent does not tell
+ * (librdkafka then aborts locally). Committing the unchanged checkpoint
+ * again asks the coordinator: fenced, this one stops. Without a checkpoint
+ * yet there is nothing harmless to write, and no probe. */
+static void procProbe(spProcessor *p) {
+    if (!p->have_checkpoint || p->tx != TX_NONE || p->batch.open || p->stopping || p->fatal) return;
+    if (procOpenBatch(p)) procCloseBatch(p);
+}
+
 static void procStartSession(spProcessor *p) {
     char err[512];
     uint64_t start;
@@ -529,6 +540,7 @@ static void procStartSession(spProcessor *p) {
     if (p->repl == NULL) {
         dsLogWarn("replication session: %s (retry in %u ms)", err, p->backoff_ms);
         procScheduleRetry(p);
+        if (p->eos) procProbe(p);
         return;
     }
     char lsn[24];
