@@ -6,12 +6,14 @@
 # decisions/s posted through the API. The processor runs against three
 # brokers: dev-kafka (librdkafka's mock cluster, in memory), and a
 # single-node Apache Kafka on this machine (deploy/kafka-cluster.sh), with
-# plaintext and with SASL_SSL (SCRAM-SHA-512 over TLS). Every figure is the
+# plaintext and with SASL_SSL (SCRAM-SHA-512 over TLS), both exactly-once
+# (the processor's default on a real cluster), and plaintext at-least-once. Every figure is the
 # median of RUNS rounds; within a round the four drains read slots filled
 # by the same transactions, and the order of the targets rotates from
 # round to round. Last lines:
 #   ratio stream_real_vs_pg_recvlogical <processor -> Apache Kafka events/s / pg_recvlogical events/s>
 #   ratio stream_vs_pg_recvlogical <processor -> dev-kafka events/s / pg_recvlogical events/s>
+#   ratio eos_vs_alo <Apache Kafka exactly-once events/s / at-least-once events/s>
 # Env: BENCH_STREAM_N (default 200000), BENCH_LATENCY_SECONDS (default 20),
 #      BENCH_STREAM_RUNS (3), BENCH_STREAM_SASL_SSL (1; 0 leaves that row out).
 set -euo pipefail
@@ -34,18 +36,19 @@ DECISIONS_DSN="$conninfo" DECISIONS_LOG_LEVEL=warn "$BUILD/bin/decision-api" mig
 kport=$(freeport)
 "$BUILD/bin/dev-kafka" --listen-port "$kport" --control-port 0 --log-level error &
 pids+=($!)
-targets=(mock apache)
+targets=(mock apache apache-alo)
 echo "STREAM_BROKERS=127.0.0.1:$kport" >"$work/env-mock"
 echo "starting a single-node Apache Kafka (plaintext) ..."
 bench_kafka plain
 bench_kafka_env "$kafka_dir" STREAM_ >"$work/env-apache"
+{ cat "$work/env-apache"; echo STREAM_DELIVERY=at-least-once; } >"$work/env-apache-alo"
 if [ "${BENCH_STREAM_SASL_SSL:-1}" != 0 ]; then
   echo "starting a single-node Apache Kafka (SASL_SSL) ..."
   bench_kafka sasl-ssl --sasl --tls
   bench_kafka_env "$kafka_dir" STREAM_ >"$work/env-apache-sasl-ssl"
   targets+=(apache-sasl-ssl)
 fi
-declare -A label=([mock]="dev-kafka (mock cluster)" [apache]="Apache Kafka, plaintext"
+declare -A label=([mock]="dev-kafka (mock cluster)" [apache]="Apache Kafka, plaintext" [apache-alo]="Apache Kafka, at-least-once"
   [apache-sasl-ssl]="Apache Kafka, SASL_SSL" [recvlogical]="pg_recvlogical -> /dev/null")
 
 # start_processor TARGET SLOT: the processor on that slot (made when
@@ -217,3 +220,5 @@ echo "they fall in; commit p99: the API's batch-to-commit time (decision_commit_
 echo "same seconds, PostgreSQL's share, since the commit time the latency starts from precedes the WAL flush"
 awk -v a="$(med "${drain_rates[apache]}")" -v m="$(med "${drain_rates[mock]}")" -v b="$(med "${drain_rates[recvlogical]}")" \
   'BEGIN {printf "ratio stream_real_vs_pg_recvlogical %.2f\nratio stream_vs_pg_recvlogical %.2f\n", a / b, m / b}'
+awk -v e="$(med "${drain_rates[apache]}")" -v a="$(med "${drain_rates[apache-alo]}")" \
+  'BEGIN {printf "ratio eos_vs_alo %.2f\n", e / a}'
