@@ -77,12 +77,20 @@ struct spProcessor {
     bool fatal;
     int exit_code;
     dsMetric *m_tx_committed, *m_tx_aborted, *m_tx_messages, *m_tx_seconds;
+    /* Commit times of the open batch's PostgreSQL transactions with
+     * decisions, observed as commit-to-ack latency when Kafka commits it. */
+    int64_t *commit_times;
+    size_t ncommit_times, commit_times_cap, messages_at_begin;
 };
 
 static void procStartSession(spProcessor *p);
 static void procEosInit(spProcessor *p);
 static void procEosAbort(spProcessor *p);
 static void procDrained(spProcessor *p);
+static void procNoteCommit(spProcessor *p, int64_t commit_time);
+static void procScheduleRetry(spProcessor *p);
+static void procCloseBatch(spProcessor *p);
+static bool procOpenBatch(spProcessor *p);
 
 /* Microseconds since 2000-01-01, the clock of pgoutput's commit time. */
 static int64_t procNowPg(void) {
@@ -95,7 +103,8 @@ static int64_t procNowPg(void) {
  * without decisions are not latency. */
 static void procOnConfirmable(int64_t commit_time, size_t messages, void *arg) {
     spProcessor *p = arg;
-    if (messages > 0) dsMetricObserve(p->m_latency, (double)(procNowPg() - commit_time) / 1e6);
+    /* exactly-once: a decision is delivered when Kafka commits its batch */
+    if (messages > 0 && !p->eos) dsMetricObserve(p->m_latency, (double)(procNowPg() - commit_time) / 1e6);
 }
 
 /* A fresh watermark for a new session. */
@@ -115,6 +124,7 @@ static uint64_t procTag(const spProcessor *p) {
 static void procOnRetry(uv_timer_t *t) {
     spProcessor *p = t->data;
     if (p->eos && !p->eos_ready) procEosInit(p);
+    else if (p->eos && p->tx != TX_NONE) procScheduleRetry(p); /* a probe still commits */
     else procStartSession(p);
 }
 
@@ -235,9 +245,6 @@ static void procSendStatus(spProcessor *p, bool reply) {
     dsMetricSet(p->m_inflight, (double)spProducerInFlight(p->prod));
     dsMetricSet(p->m_inflight_bytes, (double)spProducerInFlightBytes(p->prod));
 }
-
-static void procCloseBatch(spProcessor *p);
-static bool procOpenBatch(spProcessor *p);
 
 /* Exactly-once with nothing open: the server's position (idle time,
  * foreign WAL) moves the checkpoint by a transaction of its own, at most
@@ -470,6 +477,7 @@ static void procMessage(spProcessor *p, uint64_t lsn, const uint8_t *data, size_
             p->in_txn = true;
             if (p->eos && !spBatchPgBegin(&p->batch, p->msg.u.begin.final_lsn) && !p->batch.open)
                 procOpenBatch(p);
+            p->messages_at_begin = p->batch.messages;
         }
         break;
     case 'I':
@@ -483,7 +491,9 @@ static void procMessage(spProcessor *p, uint64_t lsn, const uint8_t *data, size_
             break;
         }
         p->in_txn = false;
-        if (p->eos && spBatchPgCommit(&p->batch, p->msg.u.commit.end_lsn, uv_now(p->loop))) procCloseBatch(p);
+        if (!p->eos) break;
+        if (p->batch.open && p->batch.messages > p->messages_at_begin) procNoteCommit(p, p->msg.u.commit.commit_time);
+        if (spBatchPgCommit(&p->batch, p->msg.u.commit.end_lsn, uv_now(p->loop))) procCloseBatch(p);
         break;
     default: /* Relation is cached by the parser; the rest carries no decision */
         break;
@@ -506,6 +516,16 @@ static void procOnData(const uint8_t *buf, size_t len, void *arg) {
     procMessage(p, cd.wal_start, cd.data, cd.len);
 }
 
+/* A session that cannot start may mean another processor holds the slot,
+ * one that fenced this producer; an abort with nothing sent does not tell
+ * (librdkafka then aborts locally). Committing the unchanged checkpoint
+ * again asks the coordinator: fenced, this one stops. Without a checkpoint
+ * yet there is nothing harmless to write, and no probe. */
+static void procProbe(spProcessor *p) {
+    if (!p->have_checkpoint || p->tx != TX_NONE || p->batch.open || p->stopping || p->fatal) return;
+    if (procOpenBatch(p)) procCloseBatch(p);
+}
+
 static void procStartSession(spProcessor *p) {
     char err[512];
     uint64_t start;
@@ -520,6 +540,7 @@ static void procStartSession(spProcessor *p) {
     if (p->repl == NULL) {
         dsLogWarn("replication session: %s (retry in %u ms)", err, p->backoff_ms);
         procScheduleRetry(p);
+        if (p->eos) procProbe(p);
         return;
     }
     char lsn[24];
@@ -544,6 +565,19 @@ static double procSince(uint64_t start_ns) {
 }
 
 static void procOnBatchTimer(uv_timer_t *t);
+
+/* A PostgreSQL transaction with decisions joined the open batch. Without
+ * memory its latency is not observed, nothing else is lost. */
+static void procNoteCommit(spProcessor *p, int64_t commit_time) {
+    if (p->ncommit_times == p->commit_times_cap) {
+        size_t cap = p->commit_times_cap ? p->commit_times_cap * 2 : 256;
+        int64_t *grown = realloc(p->commit_times, cap * sizeof(*grown));
+        if (grown == NULL) return;
+        p->commit_times = grown;
+        p->commit_times_cap = cap;
+    }
+    p->commit_times[p->ncommit_times++] = commit_time;
+}
 
 /* Begins a Kafka transaction for the next whole PostgreSQL transactions. */
 static bool procOpenBatch(spProcessor *p) {
@@ -618,6 +652,17 @@ static void procSettled(spProcessor *p) {
     }
 }
 
+/* Kafka committed the closing batch: the checkpoint moves, its decisions
+ * count as delivered. */
+static void procCommitted(spProcessor *p) {
+    spBatchCommitted(&p->batch, p->closing_lsn, uv_now(p->loop));
+    int64_t now = procNowPg();
+    for (size_t i = 0; i < p->ncommit_times; i++)
+        dsMetricObserve(p->m_latency, (double)(now - p->commit_times[i]) / 1e6);
+    p->ncommit_times = 0;
+    p->have_checkpoint = true;
+}
+
 static void procOnCommitDone(spTxnStatus st, const char *why, void *arg) {
     spProcessor *p = arg;
     if (st == SP_TXN_RETRY) {
@@ -636,8 +681,7 @@ static void procOnCommitDone(spTxnStatus st, const char *why, void *arg) {
     dsMetricInc(p->m_tx_committed, 1);
     dsMetricObserve(p->m_tx_messages, (double)p->closing_msgs);
     dsMetricObserve(p->m_tx_seconds, procSince(p->commit_started_ns));
-    spBatchCommitted(&p->batch, p->closing_lsn, uv_now(p->loop));
-    p->have_checkpoint = true;
+    procCommitted(p);
     procSendStatus(p, false);
     procSettled(p);
 }
@@ -652,6 +696,7 @@ static void procOnAbortDone(spTxnStatus st, const char *why, void *arg) {
     if (procTxnFatal(p, st, "abort_transaction", why)) return;
     dsMetricInc(p->m_tx_aborted, 1);
     spBatchAborted(&p->batch);
+    p->ncommit_times = 0;
     procSettled(p); /* the restart that asked for the abort goes on */
 }
 
@@ -808,6 +853,7 @@ static void procRelease(spProcessor *p) {
     spMsgFree(&p->msg);
     spWatermarkFree(p->wm);
     spRelCacheFree(p->rels);
+    free(p->commit_times);
     free(p);
 }
 
@@ -847,7 +893,7 @@ static void procEosStop(spProcessor *p, int timeout_ms) {
         dsMetricInc(p->m_tx_committed, 1);
         dsMetricObserve(p->m_tx_messages, (double)p->closing_msgs);
         dsMetricObserve(p->m_tx_seconds, procSince(started));
-        spBatchCommitted(&p->batch, p->closing_lsn, uv_now(p->loop));
+        procCommitted(p);
         dsLogInfo("stopping: last Kafka transaction committed, checkpoint %s", spLsnFormat(p->closing_lsn, lsn));
     } else {
         dsMetricInc(p->m_tx_aborted, 1);

@@ -89,9 +89,13 @@ static void spOnDelivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
         p->on_delivered(tag, true, NULL, p->arg);
         return;
     }
-    dsMetricInc(p->m_failed, 1);
-    dsKafkaHealthError(p->health, m->err, NULL, rd_kafka_topic_name(m->rkt));
-    spLogFailure(p, m, tag);
+    /* Purged by a transaction's abort: expected, and not a delivery failure. */
+    bool purged = m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+    if (!purged) {
+        dsMetricInc(p->m_failed, 1);
+        dsKafkaHealthError(p->health, m->err, NULL, rd_kafka_topic_name(m->rkt));
+        spLogFailure(p, m, tag);
+    }
     p->on_delivered(tag, false, rd_kafka_err2str(m->err), p->arg);
 }
 

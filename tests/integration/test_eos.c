@@ -95,6 +95,8 @@ static void test_exactly_once_commits_with_checkpoints(void **state) {
     assert_true(dtMetric(&proc.http, "kafka_transactions_committed_total") >= 1);
     assert_true(dtMetric(&proc.http, "kafka_transaction_messages_sum") >= N);
     assert_true(dtMetric(&proc.http, "kafka_transactions_aborted_total") == 0);
+    /* commit-to-ack ends at the Kafka commit, once per PostgreSQL transaction */
+    assert_true(dtMetric(&proc.http, "stream_commit_to_ack_seconds_count") >= N);
     /* a stop and a start: the last batch committed at the stop, nothing again */
     assert_int_equal(dtStreamStop(&proc), 0);
     assert_true(startProc("STREAM_DELIVERY=exactly-once"));

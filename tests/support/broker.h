@@ -16,7 +16,7 @@ typedef struct dtBroker {
 } dtBroker;
 
 /* Formats and starts a cluster of nodes (1 or 3) with the topics decisions
- * (6 partitions) and decisions.dlq; sasl: SCRAM-SHA-512 user "decisions";
+ * (6 partitions), decisions.dlq and decisions.checkpoints (compacted); sasl: SCRAM-SHA-512 user "decisions";
  * tls: a CA of its own (dir/ca.pem). settings: NULL-terminated broker
  * settings "key=value" (kafka-cluster.sh --set), may be NULL. On failure
  * nothing is left running and the script's output is on stderr. */
