@@ -314,7 +314,7 @@ int main(int argc, char **argv) {
     size_t npositional = 1;
     static const dsDaemonSpec spec = {"decision-api", "decision-api [migrate]",
                                       "Decision API: stores credit decisions in PostgreSQL and serves them.",
-                                      apiConfig, API_NCONFIG, ENV_PREFIX, &opt.log_level};
+                                      apiConfig, API_NCONFIG, ENV_PREFIX, &opt.log_level, NULL};
     int early = dsDaemonStart(&spec, argc, argv, positional, &npositional);
     if (early >= 0) return early;
     bool migrate_only = npositional == 1 && strcmp(positional[0], "migrate") == 0;

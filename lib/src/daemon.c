@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ds/kafka.h"
 #include "ds/log.h"
 
 int dsDaemonStart(const dsDaemonSpec *spec, int argc, char **argv, char **positional, size_t *npositional) {
@@ -23,6 +24,11 @@ int dsDaemonStart(const dsDaemonSpec *spec, int argc, char **argv, char **positi
     dsLogLevel level;
     if (!dsLogParseLevel(*spec->log_level, &level)) {
         fprintf(stderr, "%s: invalid --log-level \"%s\" (debug, info, warn or error)\n", spec->name, *spec->log_level);
+        dsConfigFree(spec->opts, spec->nopts);
+        return 2;
+    }
+    if (spec->kafka != NULL && !dsKafkaOptionsCheck(spec->kafka, err, sizeof(err))) {
+        fprintf(stderr, "%s: %s\n", spec->name, err);
         dsConfigFree(spec->opts, spec->nopts);
         return 2;
     }

@@ -163,14 +163,24 @@ static const char *kfOrNull(const char *s) {
     return kfSet(s) ? s : NULL;
 }
 
-rd_kafka_conf_t *dsKafkaConfNew(const dsKafkaOptions *o, char *errbuf, size_t errlen) {
+bool dsKafkaOptionsCheck(const dsKafkaOptions *o, char *errbuf, size_t errlen) {
     const char *proto = kfProtocol(o->security_protocol);
-    if (!kfSet(o->brokers)) return kfFail(errbuf, errlen, "--brokers is empty: no Kafka bootstrap servers"), NULL;
+    if (!kfSet(o->brokers)) return kfFail(errbuf, errlen, "--brokers is empty: no Kafka bootstrap servers");
     if (proto == NULL)
         return kfFail(errbuf, errlen, "--security-protocol: \"%s\" is not plaintext, ssl, sasl_plaintext or sasl_ssl",
-                      o->security_protocol),
-               NULL;
-    if (!kfCheckSasl(o, proto, errbuf, errlen) || !kfCheckSsl(o, proto, errbuf, errlen)) return NULL;
+                      o->security_protocol);
+    if (!kfCheckSasl(o, proto, errbuf, errlen) || !kfCheckSsl(o, proto, errbuf, errlen)) return false;
+    if (strncmp(proto, "sasl_", 5) != 0) return true;
+    char *pw = dsKafkaPassword(o, errbuf, errlen);
+    if (pw == NULL) return false;
+    OPENSSL_cleanse(pw, strlen(pw));
+    free(pw);
+    return true;
+}
+
+rd_kafka_conf_t *dsKafkaConfNew(const dsKafkaOptions *o, char *errbuf, size_t errlen) {
+    if (!dsKafkaOptionsCheck(o, errbuf, errlen)) return NULL;
+    const char *proto = kfProtocol(o->security_protocol);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     bool ok = dsKafkaConfSet(conf, "bootstrap.servers", o->brokers, errbuf, errlen) &&
               dsKafkaConfSet(conf, "security.protocol", proto, errbuf, errlen) &&

@@ -47,7 +47,7 @@ static int arRun(arConsumer *c, uv_loop_t *loop, dsProbe *probe) {
 int main(int argc, char **argv) {
     char err[1536];
     static const dsDaemonSpec spec = {AR_PROGRAM, AR_PROGRAM, "Archives the decision stream as Avro container files.",
-                                      table, AR_NOPTIONS, AR_ENV_PREFIX, &opt.log_level};
+                                      table, AR_NOPTIONS, AR_ENV_PREFIX, &opt.log_level, .kafka = &opt.kafka};
     arOptionsTable(&opt, table);
     int early = dsDaemonStart(&spec, argc, argv, NULL, NULL);
     if (early >= 0) return early;

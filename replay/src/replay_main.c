@@ -167,6 +167,9 @@ static bool rpCheckOptions(rpReplaySpec *spec, dsCodec *codec, char **token) {
     if (*opt.target && strcmp(opt.target, "kafka") != 0 && strcmp(opt.target, "postgres") != 0 &&
         strcmp(opt.target, "variable-store") != 0)
         return rpUsageError("--target must be kafka, postgres or variable-store, not %s", opt.target);
+    char kerr[512];
+    if (strcmp(opt.target, "kafka") == 0 && !dsKafkaOptionsCheck(&opt.kafka, kerr, sizeof(kerr)))
+        return rpUsageError("%s", kerr);
     if (!opt.dry_run && strcmp(opt.target, "postgres") == 0 && !*opt.dsn)
         return rpUsageError("--target postgres needs --dsn%s", "");
     if (!opt.dry_run && strcmp(opt.target, "variable-store") == 0 && !*opt.url)
@@ -225,7 +228,7 @@ int main(int argc, char **argv) {
     static const dsDaemonSpec spec = {
         "decision-replay", "decision-replay --from RFC3339 --to RFC3339 --target kafka|postgres|variable-store",
         "Replays archived decisions of a time range into Kafka, PostgreSQL or the variable store.", rpConfig,
-        RP_NCONFIG, ENV_PREFIX, &opt.log_level};
+        RP_NCONFIG, ENV_PREFIX, &opt.log_level, NULL}; /* Kafka options: checked with --target kafka only */
     int early = dsDaemonStart(&spec, argc, argv, NULL, NULL);
     if (early >= 0) return early;
     char err[512];

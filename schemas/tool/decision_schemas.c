@@ -586,7 +586,7 @@ int main(int argc, char **argv) {
     static const dsDaemonSpec spec = {
         SC_NAME, SC_NAME " check | show [VERSION|latest] | register --registry URL",
         "Checks, shows and registers the decision schema versions of a schema directory.", scConfig, SC_NCONFIG,
-        ENV_PREFIX, &opt.log_level};
+        ENV_PREFIX, &opt.log_level, NULL};
     char *pos[2];
     size_t npos = 2;
     int early = dsDaemonStart(&spec, argc, argv, pos, &npos);

@@ -186,7 +186,7 @@ int main(int argc, char **argv) {
     char err[1024];
     static const dsDaemonSpec spec = {"stream-processor", "stream-processor",
                                       "Streams committed decisions from PostgreSQL to Kafka.", spConfig, SP_NCONFIG,
-                                      ENV_PREFIX, &opt.log_level};
+                                      ENV_PREFIX, &opt.log_level, .kafka = &opt.kafka};
     int early = dsDaemonStart(&spec, argc, argv, NULL, NULL);
     if (early >= 0) return early;
     signal(SIGPIPE, SIG_IGN);

@@ -153,7 +153,7 @@ int main(int argc, char **argv) {
     char err[512];
     static const dsDaemonSpec spec = {"dev-kafka", "dev-kafka",
                                       "A local Kafka-protocol broker: librdkafka's mock cluster.", dkConfig,
-                                      DK_NCONFIG, ENV_PREFIX, &opt.log_level};
+                                      DK_NCONFIG, ENV_PREFIX, &opt.log_level, NULL};
     int early = dsDaemonStart(&spec, argc, argv, NULL, NULL);
     if (early >= 0) return early;
     signal(SIGPIPE, SIG_IGN);

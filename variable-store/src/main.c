@@ -228,7 +228,7 @@ int main(int argc, char **argv) {
                                       "Every request but /healthz, /readyz and /metrics carries a bearer token from "
                                       "the tokens file:\nlookups and batchGet need the role lookup, reader or admin; "
                                       "ingest needs ingest or admin.", vsConfig,
-                                      VS_NCONFIG, ENV_PREFIX, &opt.log_level};
+                                      VS_NCONFIG, ENV_PREFIX, &opt.log_level, .kafka = &opt.kafka};
     int early = dsDaemonStart(&spec, argc, argv, NULL, NULL);
     if (early >= 0) return early;
     signal(SIGPIPE, SIG_IGN);

@@ -70,9 +70,15 @@ typedef struct dsKafkaOptions {
  * notice), or a partition count changed, is seen within this. */
 #define DS_KAFKA_METADATA_REFRESH_MS "10000"
 
-/* Checks the options together (a SASL mechanism needs a username and a
- * password, TLS files need an ssl protocol, the files must be readable, ...)
- * and builds a configuration from them with dsKafkaLog as its log callback
+/* Checks the options together: a known protocol and mechanism, a SASL
+ * mechanism with a username and a password (a password file readable, its
+ * first line not empty), TLS files only with an ssl protocol and readable.
+ * false with errbuf naming the option at fault. Programs call it (through
+ * dsDaemonStart) before anything starts, so that a mistyped option is a
+ * usage error like any other. */
+bool dsKafkaOptionsCheck(const dsKafkaOptions *o, char *errbuf, size_t errlen);
+
+/* Checks the options (dsKafkaOptionsCheck) and builds a configuration from them with dsKafkaLog as its log callback
  * and DS_KAFKA_METADATA_REFRESH_MS, with Nagle's algorithm off (over TLS it held
  * a request's second record for the broker's delayed ACK, ~40 ms).
  * The caller owns the result until rd_kafka_new() takes it
