@@ -93,8 +93,32 @@ static bool ckPartitions(rd_kafka_t *rk, const char *topic, ckPart *parts, int *
 /* Reads every partition from its start to its high watermark (EOF at or
  * past it: read_committed stops at the stable offset, which an open
  * transaction holds back), keeping the newest record of key slot. */
+/* The newest record of the slot's key seen so far: only that one is parsed,
+ * so a damaged older record (a hand-written one, say) does not matter. */
+typedef struct ckNewest {
+    bool found;
+    bool tombstone;
+    char *value; /* malloc'd copy */
+    size_t len;
+} ckNewest;
+
+static bool ckKeep(ckNewest *nw, const rd_kafka_message_t *m, char *errbuf, size_t errlen) {
+    free(nw->value);
+    nw->value = NULL;
+    nw->found = true;
+    nw->tombstone = m->payload == NULL;
+    nw->len = m->len;
+    if (nw->tombstone) return true;
+    if ((nw->value = malloc(m->len ? m->len : 1)) == NULL) {
+        snprintf(errbuf, errlen, "out of memory reading the checkpoint");
+        return false;
+    }
+    memcpy(nw->value, m->payload, m->len);
+    return true;
+}
+
 static bool ckScan(rd_kafka_t *rk, const char *topic, const char *slot, ckPart *parts, int n, int64_t deadline,
-                   bool *found, bool *have, uint64_t *lsn, char *errbuf, size_t errlen) {
+                   ckNewest *nw, char *errbuf, size_t errlen) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
     int left = 0;
     for (int i = 0; i < n; i++) {
@@ -127,9 +151,7 @@ static bool ckScan(rd_kafka_t *rk, const char *topic, const char *slot, ckPart *
             snprintf(errbuf, errlen, "checkpoint topic %s: %s", topic, rd_kafka_message_errstr(m));
             ok = false;
         } else if (m->key_len == slen && memcmp(m->key, slot, slen) == 0) {
-            *found = true;
-            *have = m->payload != NULL;
-            if (*have && !spCheckpointParse(m->payload, m->len, lsn, errbuf, errlen)) ok = false;
+            ok = ckKeep(nw, m, errbuf, errlen);
         }
         rd_kafka_message_destroy(m);
     }
@@ -144,18 +166,30 @@ bool spCheckpointRead(const dsKafkaOptions *o, const char *topic, const char *sl
     if (rk == NULL) return false;
     ckPart parts[CK_MAX_PARTITIONS];
     int n = 0;
-    bool ok = ckPartitions(rk, topic, parts, &n, deadline, errbuf, errlen), found = false, whole = false;
+    bool ok = ckPartitions(rk, topic, parts, &n, deadline, errbuf, errlen), whole = false;
+    ckNewest nw = {0};
     *have = false;
     /* The newest record of the key lies near the end: read a window before
      * the high watermark, widened until it holds one or is the whole log. */
-    for (int64_t window = 256; ok && !found && !whole; window *= 16) {
+    for (int64_t window = 256; ok && !nw.found && !whole; window *= 16) {
         whole = true;
         for (int i = 0; i < n; i++) {
             parts[i].start = parts[i].high - window > parts[i].low ? parts[i].high - window : parts[i].low;
             if (parts[i].start > parts[i].low) whole = false;
         }
-        ok = ckScan(rk, topic, slot, parts, n, deadline, &found, have, lsn, errbuf, errlen);
+        ok = ckScan(rk, topic, slot, parts, n, deadline, &nw, errbuf, errlen);
     }
     rd_kafka_destroy(rk);
+    if (ok && nw.found && !nw.tombstone) {
+        char why[256];
+        *have = spCheckpointParse(nw.value, nw.len, lsn, why, sizeof(why));
+        if (!*have) {
+            snprintf(errbuf, errlen, "checkpoint topic %s, key %s: %s; tombstone it (a null value for the key) "
+                     "after checking the topic against the table, to stream from the slot's position",
+                     topic, slot, why);
+            ok = false;
+        }
+    }
+    free(nw.value);
     return ok;
 }
