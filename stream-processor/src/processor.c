@@ -745,12 +745,29 @@ static void procOnInitDone(spTxnStatus st, const char *why, void *arg) {
     spProcessor *p = arg;
     if (p->stopping || procTxnFatal(p, st, "init_transactions", why)) return;
     if (st != SP_TXN_OK) {
-        dsLogWarn("kafka: init_transactions: %s (retry in %u ms)", why, p->backoff_ms);
+        /* A timed-out init resumes on the same handle: it is called again.
+         * While the cluster refuses the producer that refusal is the news
+         * (logged by the health, once a minute), not each timeout. */
+        dsLogLevel level = dsKafkaHealthProblem(spProducerHealth(p->prod), NULL, 0) != DS_KAFKA_OK ? DS_LOG_DEBUG
+                                                                                                   : DS_LOG_WARN;
+        dsLog(level, "kafka: init_transactions: %s (retry in %u ms)", why, p->backoff_ms);
         procScheduleRetry(p);
         return;
     }
     p->txn_inited = true;
     procEosInit(p);
+}
+
+/* Exactly-once streams only once the cluster has taken the producer and
+ * the checkpoint is read, which a refusing cluster (credentials, TLS)
+ * delays indefinitely: the slot is made now, so that what is committed
+ * meanwhile waits in it rather than precedes it. A failure here is the
+ * session's to report and retry. */
+static void procEosPrepareSlot(spProcessor *p) {
+    char err[512];
+    uint64_t lsn;
+    if (!spReplPrepare(&p->cfg.repl, &lsn, err, sizeof(err)))
+        dsLogWarn("replication slot %s: %s (tried again when streaming starts)", p->cfg.repl.slot, err);
 }
 
 /* Fences an earlier processor on the slot (its open transaction is
@@ -831,8 +848,12 @@ spProcessor *spProcessorNew(uv_loop_t *loop, const spProcessorConfig *cfg, dsCod
     p->status.data = p->retry.data = p->batch_timer.data = p->exit_timer.data = p;
     p->open_handles = 4;
     uv_timer_start(&p->status, procOnStatusTimer, (uint64_t)cfg->status_interval_ms, (uint64_t)cfg->status_interval_ms);
-    if (p->eos) procEosInit(p);
-    else procStartSession(p);
+    if (p->eos) {
+        procEosPrepareSlot(p);
+        procEosInit(p);
+    } else {
+        procStartSession(p);
+    }
     return p;
 }
 
