@@ -33,6 +33,9 @@ static rd_kafka_t *ckConsumer(const dsKafkaOptions *o, void (*on_error)(rd_kafka
     if (!dsKafkaConfSet(conf, "group.id", "stream-processor-checkpoint-reader", errbuf, errlen) ||
         !dsKafkaConfSet(conf, "isolation.level", "read_committed", errbuf, errlen) ||
         !dsKafkaConfSet(conf, "enable.partition.eof", "true", errbuf, errlen) ||
+        /* The read ends at EOF, which a fetch at the end reports only once
+         * the broker gave up waiting for more: not librdkafka's 500 ms. */
+        !dsKafkaConfSet(conf, "fetch.wait.max.ms", "10", errbuf, errlen) ||
         !dsKafkaConfSet(conf, "enable.auto.commit", "false", errbuf, errlen) ||
         !dsKafkaConfSet(conf, "enable.auto.offset.store", "false", errbuf, errlen)) {
         rd_kafka_conf_destroy(conf);

@@ -75,6 +75,7 @@ struct spProcessor {
     uint64_t ck_lsn;
     char ck_err[600];
     bool fatal;
+    bool renewing; /* the producer handle is replaced from the retry timer */
     int exit_code;
     dsMetric *m_tx_committed, *m_tx_aborted, *m_tx_messages, *m_tx_seconds;
     /* Commit times of the open batch's PostgreSQL transactions with
@@ -85,6 +86,9 @@ struct spProcessor {
 
 static void procStartSession(spProcessor *p);
 static void procEosInit(spProcessor *p);
+static void procOnRetry(uv_timer_t *t);
+static void procEosRenew(spProcessor *p);
+static void procRestart(spProcessor *p, const char *why);
 static void procEosAbort(spProcessor *p);
 static void procDrained(spProcessor *p);
 static void procNoteCommit(spProcessor *p, int64_t commit_time);
@@ -123,7 +127,8 @@ static uint64_t procTag(const spProcessor *p) {
 
 static void procOnRetry(uv_timer_t *t) {
     spProcessor *p = t->data;
-    if (p->eos && !p->eos_ready) procEosInit(p);
+    if (p->renewing) procEosRenew(p);
+    else if (p->eos && !p->eos_ready) procEosInit(p);
     else if (p->eos && p->tx != TX_NONE) procScheduleRetry(p); /* a probe still commits */
     else procStartSession(p);
 }
@@ -146,7 +151,42 @@ static void procFatal(spProcessor *p, int code, const char *why) {
     uv_timer_start(&p->exit_timer, procOnExitTimer, 0, 0);
 }
 
-/* A status from the transactional producer that ends the processor. */
+/* librdkafka's fatal error ends the producer handle, not the processor
+ * (an outage of the transaction coordinator can leave it so): the session
+ * is dropped, and from a timer (this may run inside the handle's own poll)
+ * a new handle inits, which aborts what the old one left open, reads the
+ * checkpoint and streams again from the slot, as a start does. */
+static void procEosRenewSoon(spProcessor *p, const char *what, const char *why) {
+    if (p->renewing || p->fatal) return;
+    dsLogError("%s: the Kafka producer cannot go on (%s): a new one takes its place and streaming starts again "
+               "from the slot", what, why);
+    p->renewing = true;
+    p->txn_inited = p->eos_ready = false;
+    p->tx = TX_NONE;
+    p->restart_pending = false;
+    p->ncommit_times = 0;
+    uv_timer_stop(&p->batch_timer);
+    spBatchAborted(&p->batch);
+    procRestart(p, why);
+    uv_timer_start(&p->retry, procOnRetry, 0, 0);
+}
+
+static void procEosRenew(spProcessor *p) {
+    char err[700];
+    if (spProducerTxnBusy(p->prod)) { /* its result comes first, then this again */
+        uv_timer_start(&p->retry, procOnRetry, 100, 0);
+        return;
+    }
+    if (!spProducerRenew(p->prod, &p->cfg.kafka, err, sizeof(err))) {
+        procFatal(p, 1, err);
+        return;
+    }
+    p->renewing = false;
+    procEosInit(p);
+}
+
+/* A status from the transactional producer that ends the processor, or
+ * its producer handle. */
 static bool procTxnFatal(spProcessor *p, spTxnStatus st, const char *what, const char *why) {
     char msg[1200];
     if (st == SP_TXN_FENCED) {
@@ -159,6 +199,10 @@ static bool procTxnFatal(spProcessor *p, spTxnStatus st, const char *what, const
     if (st == SP_TXN_FATAL) {
         snprintf(msg, sizeof(msg), "%s: fatal Kafka producer error: %s", what, why);
         procFatal(p, 1, msg);
+        return true;
+    }
+    if (st == SP_TXN_RENEW) {
+        procEosRenewSoon(p, what, why);
         return true;
     }
     return false;
@@ -692,7 +736,7 @@ static void procOnAbortDone(spTxnStatus st, const char *why, void *arg) {
         spProducerTxnAbort(p->prod, procOnAbortDone, p);
         return;
     }
-    if (st == SP_TXN_ABORT) st = SP_TXN_FATAL; /* an abort that needs an abort */
+    if (st == SP_TXN_ABORT) st = SP_TXN_RENEW; /* an abort that needs an abort: a new handle */
     if (procTxnFatal(p, st, "abort_transaction", why)) return;
     dsMetricInc(p->m_tx_aborted, 1);
     spBatchAborted(&p->batch);
