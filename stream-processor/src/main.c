@@ -1,5 +1,5 @@
 /* main.c - stream-processor: configuration table, the metrics endpoint,
- * signals. The work itself is processor.c. */
+ * signals. The work itself is processor.c (txn.c: exactly-once). */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
