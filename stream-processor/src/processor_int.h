@@ -60,6 +60,7 @@ struct spProcessor {
     /* Exactly-once (see processor.h): txn.c's. */
     bool eos;
     bool txn_inited;       /* init_transactions succeeded */
+    uint64_t init_started; /* loop time of this handle's first init call; 0: none yet */
     bool eos_ready;        /* and the checkpoint was read */
     bool have_checkpoint;  /* the topic had one at start, or one was committed since */
     spBatch batch;

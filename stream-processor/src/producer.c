@@ -45,6 +45,7 @@ struct spProducer {
      * counts as an open handle: the memory outlives it. */
     uv_work_t work;
     enum { SP_OP_INIT, SP_OP_COMMIT, SP_OP_ABORT } op;
+    int init_ms; /* the wait of the init call */
     bool busy, freeing;
     rd_kafka_error_t *result; /* written by the pool thread, read after it */
     spTxnDoneFn *done;
@@ -456,13 +457,9 @@ static spTxnStatus spTxnClassify(spProducer *p, rd_kafka_error_t *e, char *why, 
     return st;
 }
 
-/* init_transactions' own bound: a cluster that does not answer is retried
- * by the caller, and a shutdown waits for the call at most this long. */
-#define SP_TXN_INIT_MS 10000
-
 static void spTxnWork(uv_work_t *w) {
     spProducer *p = w->data;
-    if (p->op == SP_OP_INIT) p->result = rd_kafka_init_transactions(p->rk, SP_TXN_INIT_MS);
+    if (p->op == SP_OP_INIT) p->result = rd_kafka_init_transactions(p->rk, p->init_ms);
     else if (p->op == SP_OP_COMMIT) p->result = rd_kafka_commit_transaction(p->rk, -1);
     else p->result = rd_kafka_abort_transaction(p->rk, -1);
 }
@@ -493,7 +490,8 @@ static void spTxnStart(spProducer *p, int op, spTxnDoneFn *done, void *arg) {
     }
 }
 
-void spProducerTxnInit(spProducer *p, spTxnDoneFn *done, void *arg) {
+void spProducerTxnInit(spProducer *p, int timeout_ms, spTxnDoneFn *done, void *arg) {
+    p->init_ms = timeout_ms;
     spTxnStart(p, SP_OP_INIT, done, arg);
 }
 

@@ -138,8 +138,12 @@ typedef enum {
 typedef void spTxnDoneFn(spTxnStatus status, const char *why, void *arg);
 
 /* init_transactions: fences an earlier producer with the same
- * transactional.id and completes or aborts its open transaction. */
-void spProducerTxnInit(spProducer *p, spTxnDoneFn *done, void *arg);
+ * transactional.id and completes or aborts its open transaction. It waits
+ * timeout_ms at most (a shutdown waits that long for it too); one that
+ * timed out (SP_TXN_RETRY) goes on in the background and is resumed by
+ * the next call, which also asks for the producer id at once (librdkafka
+ * alone asks again every 500 ms). */
+void spProducerTxnInit(spProducer *p, int timeout_ms, spTxnDoneFn *done, void *arg);
 /* begin_transaction (local, does not block). false with errbuf on failure;
  * *status says what to do. */
 bool spProducerTxnBegin(spProducer *p, spTxnStatus *status, char *errbuf, size_t errlen);

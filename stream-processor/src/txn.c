@@ -11,6 +11,16 @@
 #include "ds/log.h"
 #include "processor_int.h"
 
+/* init_transactions' wait per call. A processor killed with its
+ * transaction open leaves the broker aborting it, and the new producer's
+ * id request is refused meanwhile (CONCURRENT_TRANSACTIONS); librdkafka
+ * asks again every 500 ms, each call asks at once: short calls during
+ * TXN_INIT_QUICK_MS, then long ones with the back-off (a cluster that does
+ * not answer; a shutdown waits for the call that long at most). */
+#define TXN_INIT_SLICE_MS 50
+#define TXN_INIT_QUICK_MS 5000
+#define TXN_INIT_MS 10000
+
 static void txnOnBatchTimer(uv_timer_t *t);
 static void txnOnCommitDone(spTxnStatus st, const char *why, void *arg);
 static void txnOnAbortDone(spTxnStatus st, const char *why, void *arg);
@@ -26,6 +36,7 @@ static void txnRenewSoon(spProcessor *p, const char *what, const char *why) {
                "from the slot", what, why);
     p->renewing = true;
     p->txn_inited = p->eos_ready = false;
+    p->init_started = 0;
     p->tx = TX_NONE;
     p->restart_pending = false;
     p->ncommit_times = 0;
@@ -280,9 +291,19 @@ static void txnOnCheckpointRead(uv_work_t *w, int status) {
     procStartSession(p);
 }
 
+/* Whether init_transactions is still in its quick first seconds. */
+static bool txnInitQuick(const spProcessor *p) {
+    return uv_now(p->loop) - p->init_started < TXN_INIT_QUICK_MS;
+}
+
 static void txnOnInitDone(spTxnStatus st, const char *why, void *arg) {
     spProcessor *p = arg;
     if (p->stopping || txnFatal(p, st, "init_transactions", why)) return;
+    if (st == SP_TXN_RETRY && txnInitQuick(p)) {
+        dsLogDebug("kafka: init_transactions: %s (called again)", why);
+        txnInit(p);
+        return;
+    }
     if (st != SP_TXN_OK) {
         /* A timed-out init resumes on the same handle: it is called again.
          * While the cluster refuses the producer that refusal is the news
@@ -314,7 +335,8 @@ void txnPrepareSlot(spProcessor *p) {
  * the step that failed. */
 void txnInit(spProcessor *p) {
     if (!p->txn_inited) {
-        spProducerTxnInit(p->prod, txnOnInitDone, p);
+        if (p->init_started == 0) p->init_started = uv_now(p->loop);
+        spProducerTxnInit(p->prod, txnInitQuick(p) ? TXN_INIT_SLICE_MS : TXN_INIT_MS, txnOnInitDone, p);
         return;
     }
     p->ck_work.data = p;
