@@ -72,11 +72,19 @@ int spClusterIsMock(const dsKafkaOptions *o, int timeout_ms, char *errbuf, size_
     char *id = NULL;
     /* In slices, so that a refusal ends the wait at once: the mock has
      * neither SASL nor TLS, so a cluster that refuses credentials or a
-     * handshake is a real one, and its id would only come with the fix. */
+     * handshake is a real one, and its id would only come with the fix.
+     * A metadata request, because rd_kafka_clusterid only waits for one,
+     * which a new handle sends by itself only after a second. */
     while (id == NULL && !refusal.refused && ckNowMs() < deadline) {
-        int64_t left = deadline - ckNowMs();
-        id = rd_kafka_clusterid(rk, left < 200 ? (int)left : 200);
-        rd_kafka_poll(rk, 0);
+        int64_t start = ckNowMs(), slice = deadline - start < 200 ? deadline - start : 200;
+        const struct rd_kafka_metadata *md = NULL;
+        if (rd_kafka_metadata(rk, 0, NULL, &md, (int)slice) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_metadata_destroy(md);
+            id = rd_kafka_clusterid(rk, 0);
+        }
+        /* the rest of a slice that failed at once (brokers down) */
+        int64_t rest = id ? 0 : start + slice - ckNowMs();
+        rd_kafka_poll(rk, rest > 0 ? (int)rest : 0);
     }
     int mock = id != NULL ? strncmp(id, "mockCluster", 11) == 0 : refusal.refused ? 0 : -1;
     if (refusal.refused && id == NULL) snprintf(errbuf, errlen, "%s", refusal.msg);
