@@ -73,6 +73,8 @@ struct spProcessor {
     uint64_t commit_started_ns;
     uv_timer_t batch_timer, exit_timer;
     uv_work_t ck_work;
+    bool ck_running; /* ck_work is on the pool */
+    unsigned renewals, ck_renewals; /* producer handles renewed so far; when the read began */
     bool ck_ok, ck_have;
     uint64_t ck_lsn;
     char ck_err[600];

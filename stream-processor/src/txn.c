@@ -35,6 +35,7 @@ static void txnRenewSoon(spProcessor *p, const char *what, const char *why) {
     dsLogError("%s: the Kafka producer cannot go on (%s): a new one takes its place and streaming starts again "
                "from the slot", what, why);
     p->renewing = true;
+    p->renewals++;
     p->txn_inited = p->eos_ready = false;
     p->init_started = 0;
     p->tx = TX_NONE;
@@ -273,6 +274,11 @@ static void txnOnCheckpointRead(uv_work_t *w, int status) {
         return;
     }
     p->open_handles--;
+    p->ck_running = false;
+    if (p->ck_renewals != p->renewals) { /* read for a handle renewed since: read again after its init */
+        if (p->txn_inited && !p->renewing) txnInit(p);
+        return;
+    }
     if (!p->ck_ok) {
         dsLogError("cannot read the checkpoint: %s (retry in %u ms)", p->ck_err, p->backoff_ms);
         procScheduleRetry(p);
@@ -339,6 +345,9 @@ void txnInit(spProcessor *p) {
         spProducerTxnInit(p->prod, txnInitQuick(p) ? TXN_INIT_SLICE_MS : TXN_INIT_MS, txnOnInitDone, p);
         return;
     }
+    if (p->ck_running) return; /* its end calls this again */
+    p->ck_running = true;
+    p->ck_renewals = p->renewals;
     p->ck_work.data = p;
     p->open_handles++;
     uv_queue_work(p->loop, &p->ck_work, txnReadCheckpoint, txnOnCheckpointRead);

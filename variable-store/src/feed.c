@@ -55,6 +55,7 @@ struct vsFeed {
     dsKafkaHold holds[FEED_MAX_PARTITIONS]; /* partitions waiting for a schema */
     bool assigned_once;
     int64_t next_end_check; /* feedReachEnds, while not caught up */
+    uint64_t end_check_consumed; /* counters.consumed at its last check */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -115,6 +116,11 @@ static void feedReachEnds(vsFeed *f) {
     int64_t now = dsTimeNowMs();
     if (f->rk == NULL || !f->assigned_once || atomic_load(&f->caught_up) || now < f->next_end_check) return;
     f->next_end_check = now + FEED_END_CHECK_MS;
+    /* Only while records arrive: idle, EOF comes; with the cluster away the
+     * queries below would only block this thread. */
+    uint64_t consumed = atomic_load(&f->counters.consumed);
+    if (consumed == f->end_check_consumed) return;
+    f->end_check_consumed = consumed;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (int p = 0; p < FEED_MAX_PARTITIONS; p++) {
         feedPartition *fp = &f->parts[p];
