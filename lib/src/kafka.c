@@ -11,10 +11,12 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "ds/fileio.h"
 #include "ds/log.h"
@@ -44,9 +46,30 @@ bool dsKafkaConfSetPartitioner(rd_kafka_conf_t *conf, char *errbuf, size_t errle
     return dsKafkaConfSet(conf, "partitioner", DS_KAFKA_PARTITIONER, errbuf, errlen);
 }
 
+/* A transactional producer's PID request is retried every few tens of ms
+ * while its coordinator loads (a fresh cluster, a failover), each failure
+ * a WARN: one line per KF_GETPID_EVERY_MS says so, with the count of those
+ * left out (at DEBUG) since the last. */
+#define KF_GETPID_EVERY_MS 10000
+
+static bool kfGetpidRepeated(long *skipped) {
+    static _Atomic int64_t logged_at;
+    static atomic_long left_out;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, at = atomic_load(&logged_at);
+    if (at != 0 && now - at < KF_GETPID_EVERY_MS) return atomic_fetch_add(&left_out, 1), true;
+    if (!atomic_compare_exchange_strong(&logged_at, &at, now)) return atomic_fetch_add(&left_out, 1), true;
+    *skipped = atomic_exchange(&left_out, 0);
+    return false;
+}
+
 void dsKafkaLog(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     dsLogLevel l = level <= 4 ? DS_LOG_WARN : level == 5 ? DS_LOG_INFO : DS_LOG_DEBUG;
-    dsLog(l, "kafka: %s: %s", fac, buf);
+    long skipped = 0;
+    if (l == DS_LOG_WARN && strcmp(fac, "GETPID") == 0 && kfGetpidRepeated(&skipped)) l = DS_LOG_DEBUG;
+    if (skipped > 0) dsLog(l, "kafka: %s: %s (%ld like it since the last such line)", fac, buf, skipped);
+    else dsLog(l, "kafka: %s: %s", fac, buf);
 }
 
 /* ---- checks -------------------------------------------------------------- */

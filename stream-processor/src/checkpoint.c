@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "batch.h"
+#include "ds/kafkahealth.h"
 
 #define CK_MAX_PARTITIONS 64
 
@@ -18,14 +19,23 @@ static int64_t ckNowMs(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static rd_kafka_t *ckConsumer(const dsKafkaOptions *o, char *errbuf, size_t errlen) {
+/* on_error (may be NULL) gets the handle's errors from rd_kafka_poll. */
+static rd_kafka_t *ckConsumer(const dsKafkaOptions *o, void (*on_error)(rd_kafka_t *, int, const char *, void *),
+                              void *opaque, char *errbuf, size_t errlen) {
     rd_kafka_conf_t *conf = dsKafkaConfNew(o, errbuf, errlen);
     if (conf == NULL) return NULL;
+    if (on_error) {
+        rd_kafka_conf_set_error_cb(conf, on_error);
+        rd_kafka_conf_set_opaque(conf, opaque);
+    }
     /* A group id only because librdkafka's consumer wants one; nothing is
      * ever committed under it, no subscription joins it. */
     if (!dsKafkaConfSet(conf, "group.id", "stream-processor-checkpoint-reader", errbuf, errlen) ||
         !dsKafkaConfSet(conf, "isolation.level", "read_committed", errbuf, errlen) ||
         !dsKafkaConfSet(conf, "enable.partition.eof", "true", errbuf, errlen) ||
+        /* The read ends at EOF, which a fetch at the end reports only once
+         * the broker gave up waiting for more: not librdkafka's 500 ms. */
+        !dsKafkaConfSet(conf, "fetch.wait.max.ms", "10", errbuf, errlen) ||
         !dsKafkaConfSet(conf, "enable.auto.commit", "false", errbuf, errlen) ||
         !dsKafkaConfSet(conf, "enable.auto.offset.store", "false", errbuf, errlen)) {
         rd_kafka_conf_destroy(conf);
@@ -40,12 +50,46 @@ static rd_kafka_t *ckConsumer(const dsKafkaOptions *o, char *errbuf, size_t errl
     return rk;
 }
 
+/* Errors of the consumer asking for the cluster id, served by rd_kafka_poll
+ * on the asking thread. */
+typedef struct ckRefusal {
+    const dsKafkaOptions *o;
+    bool refused;
+    char msg[900];
+} ckRefusal;
+
+static void ckOnError(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    ckRefusal *r = opaque;
+    if (!r->refused && dsKafkaClassify(r->o, NULL, (rd_kafka_resp_err_t)err, reason, r->msg, sizeof(r->msg)) != DS_KAFKA_OK)
+        r->refused = true;
+}
+
 int spClusterIsMock(const dsKafkaOptions *o, int timeout_ms, char *errbuf, size_t errlen) {
-    rd_kafka_t *rk = ckConsumer(o, errbuf, errlen);
+    ckRefusal refusal = {o, false, ""};
+    rd_kafka_t *rk = ckConsumer(o, ckOnError, &refusal, errbuf, errlen);
     if (rk == NULL) return -1;
-    char *id = rd_kafka_clusterid(rk, timeout_ms);
-    int mock = id == NULL ? -1 : strncmp(id, "mockCluster", 11) == 0;
-    if (id == NULL) snprintf(errbuf, errlen, "the cluster did not tell its id within %d ms", timeout_ms);
+    int64_t deadline = ckNowMs() + timeout_ms;
+    char *id = NULL;
+    /* In slices, so that a refusal ends the wait at once: the mock has
+     * neither SASL nor TLS, so a cluster that refuses credentials or a
+     * handshake is a real one, and its id would only come with the fix.
+     * A metadata request, because rd_kafka_clusterid only waits for one,
+     * which a new handle sends by itself only after a second. */
+    while (id == NULL && !refusal.refused && ckNowMs() < deadline) {
+        int64_t start = ckNowMs(), slice = deadline - start < 200 ? deadline - start : 200;
+        const struct rd_kafka_metadata *md = NULL;
+        if (rd_kafka_metadata(rk, 0, NULL, &md, (int)slice) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_metadata_destroy(md);
+            id = rd_kafka_clusterid(rk, 0);
+        }
+        /* the rest of a slice that failed at once (brokers down) */
+        int64_t rest = id ? 0 : start + slice - ckNowMs();
+        rd_kafka_poll(rk, rest > 0 ? (int)rest : 0);
+    }
+    int mock = id != NULL ? strncmp(id, "mockCluster", 11) == 0 : refusal.refused ? 0 : -1;
+    if (refusal.refused && id == NULL) snprintf(errbuf, errlen, "%s", refusal.msg);
+    else if (id == NULL) snprintf(errbuf, errlen, "the cluster did not tell its id within %d ms", timeout_ms);
+    else if (errlen) errbuf[0] = '\0';
     if (id) rd_kafka_mem_free(rk, id);
     rd_kafka_destroy(rk);
     return mock;
@@ -162,7 +206,7 @@ static bool ckScan(rd_kafka_t *rk, const char *topic, const char *slot, ckPart *
 bool spCheckpointRead(const dsKafkaOptions *o, const char *topic, const char *slot, int timeout_ms, bool *have,
                       uint64_t *lsn, char *errbuf, size_t errlen) {
     int64_t deadline = ckNowMs() + timeout_ms;
-    rd_kafka_t *rk = ckConsumer(o, errbuf, errlen);
+    rd_kafka_t *rk = ckConsumer(o, NULL, NULL, errbuf, errlen);
     if (rk == NULL) return false;
     ckPart parts[CK_MAX_PARTITIONS];
     int n = 0;

@@ -25,7 +25,10 @@ bool spCheckpointRead(const dsKafkaOptions *o, const char *topic, const char *sl
                       uint64_t *lsn, char *errbuf, size_t errlen);
 
 /* 1: the cluster's id is that of librdkafka's mock cluster ("mockCluster…");
- * 0: another cluster; -1: no answer within timeout_ms (errbuf says why). */
+ * 0: another cluster, one that told its id (errbuf empty) or refused this
+ * client's credentials or TLS handshake, which the mock never asks for
+ * (errbuf: the refusal, as kafkahealth.h words it); -1: no answer within
+ * timeout_ms (errbuf says so). */
 int spClusterIsMock(const dsKafkaOptions *o, int timeout_ms, char *errbuf, size_t errlen);
 
 #endif

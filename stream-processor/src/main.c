@@ -1,5 +1,5 @@
 /* main.c - stream-processor: configuration table, the metrics endpoint,
- * signals. The work itself is processor.c. */
+ * signals. The work itself is processor.c (txn.c: exactly-once). */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -164,7 +164,7 @@ static bool mainDelivery(char *tid, size_t tidlen, bool *eos, char *errbuf, size
         snprintf(errbuf, errlen, "delivery: \"%s\" is not exactly-once, at-least-once or auto", opt.delivery);
         return false;
     }
-    char err[512];
+    char err[1024] = "";
     int mock = spClusterIsMock(&opt.kafka, 10000, err, sizeof(err));
     if (mock == 1 && any) {
         dsLogWarn("delivery auto: the cluster is librdkafka's mock (dev-kafka), whose transactions are not real "
@@ -175,6 +175,9 @@ static bool mainDelivery(char *tid, size_t tidlen, bool *eos, char *errbuf, size
         dsLogWarn("delivery exactly-once on librdkafka's mock cluster: the transactional calls run, but the mock "
                   "shows aborted records to read_committed consumers, so nothing is exactly once there");
     if (mock < 0 && any) dsLogWarn("delivery auto: %s; taking it for a real cluster: exactly-once", err);
+    if (mock == 0 && any && err[0])
+        dsLogWarn("delivery auto: the cluster refuses this client, so it is not librdkafka's mock (which asks for no "
+                  "credentials and has no TLS): exactly-once, once the refusal is fixed");
     *eos = true;
     if (*opt.transactional_id) snprintf(tid, tidlen, "%s", opt.transactional_id);
     else snprintf(tid, tidlen, "stream-processor-%s", opt.slot);

@@ -1,5 +1,5 @@
 /* processor.c - replication stream -> Kafka, checkpointed by the watermark
- * (see processor.h). */
+ * (see processor.h); exactly-once is txn.c's (processor_int.h). */
 #include "processor.h"
 
 #include <stdio.h>
@@ -12,88 +12,13 @@
 #include "pgoutput.h"
 #include "record.h"
 #include "watermark.h"
-
-/* Delivery tags carry the session epoch in the high bits, so reports of
- * messages sent by an earlier session (re-sent since) are ignored. */
-#define TAG_SEQ_BITS 48
-#define TAG_SEQ_MASK ((UINT64_C(1) << TAG_SEQ_BITS) - 1)
-/* The checkpoint record's sequence number: no watermark transaction. */
-#define TAG_CHECKPOINT TAG_SEQ_MASK
-#define PROC_BACKOFF_MIN_MS 200
-#define PROC_BACKOFF_MAX_MS 5000
-
-/* A value of one schema version, reused for every row of that version. */
-typedef struct procScratch {
-    int version;
-    avro_value_t value;
-} procScratch;
+#include "processor_int.h"
 
 /* What becomes of a decision row. */
 typedef enum { PROC_ROW_SEND, PROC_ROW_DLQ, PROC_ROW_RETRY } procRowFate;
 
-struct spProcessor {
-    uv_loop_t *loop;
-    spProcessorConfig cfg;
-    dsCodec *codec;
-    procScratch *scratch; /* owned, one per version met so far */
-    size_t nscratch;
-    spRecordBuf buf;
-    spProducer *prod;
-    spRepl *repl;
-    spRelCache *rels;
-    spWatermark *wm;
-    spMsg msg;
-    uint64_t epoch, seq;
-    bool in_txn; /* between a Begin and its Commit */
-    uint64_t server_end; /* newest server WAL position seen in this session */
-    uint64_t confirmed;  /* newest flush position sent */
-    uv_timer_t status, retry;
-    unsigned backoff_ms;
-    int open_handles;
-    bool stopping;
-    /* The session ended waiting for the registry: the next one does not
-     * reset the back-off merely by connecting, or a registry that is down
-     * would have the slot re-read every PROC_BACKOFF_MIN_MS. */
-    bool stalled;
-    dsMetric *m_events, *m_dlq, *m_inflight, *m_inflight_bytes, *m_confirmed, *m_lag, *m_restarts, *m_latency;
-    /* Exactly-once (see processor.h). */
-    bool eos;
-    bool txn_inited;       /* init_transactions succeeded */
-    bool eos_ready;        /* and the checkpoint was read */
-    bool have_checkpoint;  /* the topic had one at start, or one was committed since */
-    spBatch batch;
-    /* The Kafka transaction's state beyond spBatch: waiting for the last
-     * reports before a commit or an abort goes to the pool, or a call there. */
-    enum { TX_NONE, TX_DRAIN_COMMIT, TX_DRAIN_ABORT, TX_BUSY } tx;
-    bool restart_pending;  /* a session restart waits for the transaction to settle */
-    uint64_t closing_lsn;  /* the checkpoint of the transaction being committed */
-    size_t closing_msgs;
-    uint64_t commit_started_ns;
-    uv_timer_t batch_timer, exit_timer;
-    uv_work_t ck_work;
-    bool ck_ok, ck_have;
-    uint64_t ck_lsn;
-    char ck_err[600];
-    bool fatal;
-    int exit_code;
-    dsMetric *m_tx_committed, *m_tx_aborted, *m_tx_messages, *m_tx_seconds;
-    /* Commit times of the open batch's PostgreSQL transactions with
-     * decisions, observed as commit-to-ack latency when Kafka commits it. */
-    int64_t *commit_times;
-    size_t ncommit_times, commit_times_cap, messages_at_begin;
-};
-
-static void procStartSession(spProcessor *p);
-static void procEosInit(spProcessor *p);
-static void procEosAbort(spProcessor *p);
-static void procDrained(spProcessor *p);
-static void procNoteCommit(spProcessor *p, int64_t commit_time);
-static void procScheduleRetry(spProcessor *p);
-static void procCloseBatch(spProcessor *p);
-static bool procOpenBatch(spProcessor *p);
-
 /* Microseconds since 2000-01-01, the clock of pgoutput's commit time. */
-static int64_t procNowPg(void) {
+int64_t procNowPg(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return ((int64_t)ts.tv_sec - 946684800LL) * 1000000LL + ts.tv_nsec / 1000;
@@ -121,9 +46,10 @@ static uint64_t procTag(const spProcessor *p) {
     return (p->epoch & 0xffff) << TAG_SEQ_BITS | p->seq;
 }
 
-static void procOnRetry(uv_timer_t *t) {
+void procOnRetry(uv_timer_t *t) {
     spProcessor *p = t->data;
-    if (p->eos && !p->eos_ready) procEosInit(p);
+    if (p->renewing) txnRenew(p);
+    else if (p->eos && !p->eos_ready) txnInit(p);
     else if (p->eos && p->tx != TX_NONE) procScheduleRetry(p); /* a probe still commits */
     else procStartSession(p);
 }
@@ -135,7 +61,7 @@ static void procOnExitTimer(uv_timer_t *t) {
 
 /* The processor cannot go on: stop reading, tell the caller (from a timer,
  * so that it may stop the processor whatever callback this comes from). */
-static void procFatal(spProcessor *p, int code, const char *why) {
+void procFatal(spProcessor *p, int code, const char *why) {
     if (p->fatal) return;
     p->fatal = true;
     p->exit_code = code;
@@ -146,41 +72,16 @@ static void procFatal(spProcessor *p, int code, const char *why) {
     uv_timer_start(&p->exit_timer, procOnExitTimer, 0, 0);
 }
 
-/* A status from the transactional producer that ends the processor. */
-static bool procTxnFatal(spProcessor *p, spTxnStatus st, const char *what, const char *why) {
-    char msg[1200];
-    if (st == SP_TXN_FENCED) {
-        snprintf(msg, sizeof(msg),
-                 "%s: fenced: another stream processor with transactional.id %s took over the slot (%s); this one "
-                 "stops without retrying", what, p->cfg.kafka.transactional_id, why);
-        procFatal(p, 0, msg);
-        return true;
-    }
-    if (st == SP_TXN_FATAL) {
-        snprintf(msg, sizeof(msg), "%s: fatal Kafka producer error: %s", what, why);
-        procFatal(p, 1, msg);
-        return true;
-    }
-    return false;
-}
-
-/* Whether librdkafka raised a fatal error (it does so when fenced). */
-static bool procCheckFatal(spProcessor *p) {
-    char why[600];
-    if (!p->eos) return false;
-    return procTxnFatal(p, spProducerFatal(p->prod, why, sizeof(why)), "Kafka", why);
-}
-
 /* Starts the next session attempt after the current backoff, then doubles
  * the backoff (capped). */
-static void procScheduleRetry(spProcessor *p) {
+void procScheduleRetry(spProcessor *p) {
     uv_timer_start(&p->retry, procOnRetry, p->backoff_ms, 0);
     p->backoff_ms = p->backoff_ms * 2 > PROC_BACKOFF_MAX_MS ? PROC_BACKOFF_MAX_MS : p->backoff_ms * 2;
 }
 
 /* Drops the session and everything not yet confirmed; a new session will
  * stream it again from the slot. */
-static void procRestart(spProcessor *p, const char *why) {
+void procRestart(spProcessor *p, const char *why) {
     /* While the cluster refuses the producer the restarts are its retries:
      * the problem itself is logged, once a minute. */
     dsLogLevel level = dsKafkaHealthProblem(spProducerHealth(p->prod), NULL, 0) != DS_KAFKA_OK ? DS_LOG_DEBUG
@@ -203,14 +104,14 @@ static void procRestart(spProcessor *p, const char *why) {
     p->epoch++;
     if (p->eos) {
         p->batch.in_pg = p->batch.skipping = false;
-        if (procCheckFatal(p) || p->fatal) return;
+        if (txnCheckFatal(p) || p->fatal) return;
         if (p->tx == TX_BUSY) { /* the commit or abort running decides; then the session restarts */
             p->restart_pending = true;
             return;
         }
         if (p->batch.open || p->tx == TX_DRAIN_COMMIT) {
             p->restart_pending = true;
-            procEosAbort(p);
+            txnAbort(p);
             return;
         }
     }
@@ -223,16 +124,9 @@ static void procOnDown(const char *reason, void *arg) {
 
 /* --- status updates -------------------------------------------------------- */
 
-/* The flush position exactly-once may confirm: the committed checkpoint,
- * within what this session has seen of the server. */
-static uint64_t procEosFlush(const spProcessor *p) {
-    uint64_t flush = p->batch.checkpoint;
-    return p->server_end > 0 && flush > p->server_end ? p->server_end : flush;
-}
-
-static void procSendStatus(spProcessor *p, bool reply) {
+void procSendStatus(spProcessor *p, bool reply) {
     if (p->repl == NULL) return;
-    uint64_t flush = p->eos ? procEosFlush(p) : spWatermarkConfirmable(p->wm);
+    uint64_t flush = p->eos ? txnFlush(p) : spWatermarkConfirmable(p->wm);
     /* Nothing in flight: everything the server sent so far is handled, so
      * its own position can be confirmed and idle or foreign traffic never
      * makes WAL pile up (exactly-once commits an idle checkpoint instead). */
@@ -246,22 +140,10 @@ static void procSendStatus(spProcessor *p, bool reply) {
     dsMetricSet(p->m_inflight_bytes, (double)spProducerInFlightBytes(p->prod));
 }
 
-/* Exactly-once with nothing open: the server's position (idle time,
- * foreign WAL) moves the checkpoint by a transaction of its own, at most
- * once per idle period, so the slot is confirmed and WAL does not pile up. */
-static void procIdleCheckpoint(spProcessor *p) {
-    if (!p->eos || !p->eos_ready || p->repl == NULL || p->tx != TX_NONE || p->in_txn || p->stopping || p->fatal)
-        return;
-    uint64_t target = spBatchIdleTarget(&p->batch, p->server_end, uv_now(p->loop));
-    if (target == 0 || !procOpenBatch(p)) return;
-    p->batch.end_lsn = target;
-    procCloseBatch(p);
-}
-
 static void procOnStatusTimer(uv_timer_t *t) {
     spProcessor *p = t->data;
-    if (procCheckFatal(p)) return;
-    procIdleCheckpoint(p);
+    if (txnCheckFatal(p)) return;
+    txnIdleCheckpoint(p);
     procSendStatus(p, false);
 }
 
@@ -272,7 +154,7 @@ static void procOnDelivered0(spProcessor *p, uint64_t tag, bool ok, const char *
 static void procOnDelivered(uint64_t tag, bool ok, const char *error, void *arg) {
     spProcessor *p = arg;
     procOnDelivered0(p, tag, ok, error);
-    if (p->eos) procDrained(p);
+    if (p->eos) txnDrained(p);
 }
 
 static void procOnDelivered0(spProcessor *p, uint64_t tag, bool ok, const char *error) {
@@ -300,7 +182,7 @@ static void procOnDelivered0(spProcessor *p, uint64_t tag, bool ok, const char *
 }
 
 /* Whether what waits for Kafka has reached either limit of the window. */
-static bool procWindowFull(const spProcessor *p) {
+bool procWindowFull(const spProcessor *p) {
     return spProducerInFlight(p->prod) >= (size_t)p->cfg.max_in_flight ||
            spProducerInFlightBytes(p->prod) >= p->cfg.max_in_flight_bytes;
 }
@@ -476,7 +358,7 @@ static void procMessage(spProcessor *p, uint64_t lsn, const uint8_t *data, size_
         } else {
             p->in_txn = true;
             if (p->eos && !spBatchPgBegin(&p->batch, p->msg.u.begin.final_lsn) && !p->batch.open)
-                procOpenBatch(p);
+                txnOpenBatch(p);
             p->messages_at_begin = p->batch.messages;
         }
         break;
@@ -492,8 +374,8 @@ static void procMessage(spProcessor *p, uint64_t lsn, const uint8_t *data, size_
         }
         p->in_txn = false;
         if (!p->eos) break;
-        if (p->batch.open && p->batch.messages > p->messages_at_begin) procNoteCommit(p, p->msg.u.commit.commit_time);
-        if (spBatchPgCommit(&p->batch, p->msg.u.commit.end_lsn, uv_now(p->loop))) procCloseBatch(p);
+        if (p->batch.open && p->batch.messages > p->messages_at_begin) txnNoteCommit(p, p->msg.u.commit.commit_time);
+        if (spBatchPgCommit(&p->batch, p->msg.u.commit.end_lsn, uv_now(p->loop))) txnCloseBatch(p);
         break;
     default: /* Relation is cached by the parser; the rest carries no decision */
         break;
@@ -516,17 +398,7 @@ static void procOnData(const uint8_t *buf, size_t len, void *arg) {
     procMessage(p, cd.wal_start, cd.data, cd.len);
 }
 
-/* A session that cannot start may mean another processor holds the slot,
- * one that fenced this producer; an abort with nothing sent does not tell
- * (librdkafka then aborts locally). Committing the unchanged checkpoint
- * again asks the coordinator: fenced, this one stops. Without a checkpoint
- * yet there is nothing harmless to write, and no probe. */
-static void procProbe(spProcessor *p) {
-    if (!p->have_checkpoint || p->tx != TX_NONE || p->batch.open || p->stopping || p->fatal) return;
-    if (procOpenBatch(p)) procCloseBatch(p);
-}
-
-static void procStartSession(spProcessor *p) {
+void procStartSession(spProcessor *p) {
     char err[512];
     uint64_t start;
     if (p->wm == NULL) p->wm = procWatermark(p);
@@ -540,7 +412,7 @@ static void procStartSession(spProcessor *p) {
     if (p->repl == NULL) {
         dsLogWarn("replication session: %s (retry in %u ms)", err, p->backoff_ms);
         procScheduleRetry(p);
-        if (p->eos) procProbe(p);
+        if (p->eos) txnProbe(p);
         return;
     }
     char lsn[24];
@@ -557,214 +429,6 @@ static void procStartSession(spProcessor *p) {
     p->stalled = false;
 }
 
-
-/* --- exactly-once: Kafka transactions -------------------------------------- */
-
-static double procSince(uint64_t start_ns) {
-    return (double)(uv_hrtime() - start_ns) / 1e9;
-}
-
-static void procOnBatchTimer(uv_timer_t *t);
-
-/* A PostgreSQL transaction with decisions joined the open batch. Without
- * memory its latency is not observed, nothing else is lost. */
-static void procNoteCommit(spProcessor *p, int64_t commit_time) {
-    if (p->ncommit_times == p->commit_times_cap) {
-        size_t cap = p->commit_times_cap ? p->commit_times_cap * 2 : 256;
-        int64_t *grown = realloc(p->commit_times, cap * sizeof(*grown));
-        if (grown == NULL) return;
-        p->commit_times = grown;
-        p->commit_times_cap = cap;
-    }
-    p->commit_times[p->ncommit_times++] = commit_time;
-}
-
-/* Begins a Kafka transaction for the next whole PostgreSQL transactions. */
-static bool procOpenBatch(spProcessor *p) {
-    char err[700];
-    spTxnStatus st;
-    if (!spProducerTxnBegin(p->prod, &st, err, sizeof(err))) {
-        if (!procTxnFatal(p, st, "begin_transaction", err)) procRestart(p, err);
-        return false;
-    }
-    spBatchOpen(&p->batch, uv_now(p->loop));
-    uv_timer_start(&p->batch_timer, procOnBatchTimer, (uint64_t)p->cfg.batch.interval_ms, 0);
-    return true;
-}
-
-static void procOnCommitDone(spTxnStatus st, const char *why, void *arg);
-static void procOnAbortDone(spTxnStatus st, const char *why, void *arg);
-
-/* Once every report of the transaction is served on the loop, its commit
- * or abort goes to the pool (producer.h says why). */
-static void procDrained(spProcessor *p) {
-    if (p->stopping || p->fatal || spProducerInFlightMessages(p->prod) > 0) return;
-    if (p->tx == TX_DRAIN_COMMIT) {
-        p->tx = TX_BUSY;
-        p->commit_started_ns = uv_hrtime();
-        spProducerTxnCommit(p->prod, procOnCommitDone, p);
-    } else if (p->tx == TX_DRAIN_ABORT) {
-        p->tx = TX_BUSY;
-        spProducerTxnAbort(p->prod, procOnAbortDone, p);
-    }
-}
-
-/* The batch is at a PostgreSQL boundary and closes: its checkpoint record
- * goes last, reading pauses until the commit has returned. */
-static void procCloseBatch(spProcessor *p) {
-    char err[700] = "out of memory";
-    p->closing_lsn = spBatchCloseLsn(&p->batch);
-    p->closing_msgs = p->batch.messages;
-    uv_timer_stop(&p->batch_timer);
-    char *json = spCheckpointJson(p->closing_lsn, p->batch.pg_txns, p->batch.messages,
-                                  p->cfg.kafka.transactional_id);
-    bool sent = json && spProducerSendCheckpoint(p->prod, p->cfg.repl.slot, json,
-                                                 (p->epoch & 0xffff) << TAG_SEQ_BITS | TAG_CHECKPOINT, err,
-                                                 sizeof(err));
-    free(json);
-    if (!sent) {
-        procRestart(p, err);
-        return;
-    }
-    p->tx = TX_DRAIN_COMMIT;
-    if (p->repl) spReplPause(p->repl);
-    procDrained(p);
-}
-
-/* Purges the open transaction's messages; the abort follows once their
- * reports are in. */
-static void procEosAbort(spProcessor *p) {
-    uv_timer_stop(&p->batch_timer);
-    p->tx = TX_DRAIN_ABORT;
-    spProducerPurge(p->prod);
-    procDrained(p);
-}
-
-/* The transaction is settled: a restart that waited for it goes on, or
- * reading resumes. */
-static void procSettled(spProcessor *p) {
-    p->tx = TX_NONE;
-    if (p->restart_pending) {
-        p->restart_pending = false;
-        if (!p->stopping && !p->fatal) procScheduleRetry(p);
-    } else if (p->repl && !p->stopping && !procWindowFull(p)) {
-        spReplResume(p->repl);
-    }
-}
-
-/* Kafka committed the closing batch: the checkpoint moves, its decisions
- * count as delivered. */
-static void procCommitted(spProcessor *p) {
-    spBatchCommitted(&p->batch, p->closing_lsn, uv_now(p->loop));
-    int64_t now = procNowPg();
-    for (size_t i = 0; i < p->ncommit_times; i++)
-        dsMetricObserve(p->m_latency, (double)(now - p->commit_times[i]) / 1e6);
-    p->ncommit_times = 0;
-    p->have_checkpoint = true;
-}
-
-static void procOnCommitDone(spTxnStatus st, const char *why, void *arg) {
-    spProcessor *p = arg;
-    if (st == SP_TXN_RETRY) {
-        dsLogWarn("kafka: commit_transaction: %s (calling it again)", why);
-        spProducerTxnCommit(p->prod, procOnCommitDone, p);
-        return;
-    }
-    if (procTxnFatal(p, st, "commit_transaction", why)) return;
-    if (st == SP_TXN_ABORT) {
-        char msg[800];
-        snprintf(msg, sizeof(msg), "the Kafka transaction failed (%s): it is aborted", why);
-        p->tx = TX_NONE; /* the restart aborts it */
-        procRestart(p, msg);
-        return;
-    }
-    dsMetricInc(p->m_tx_committed, 1);
-    dsMetricObserve(p->m_tx_messages, (double)p->closing_msgs);
-    dsMetricObserve(p->m_tx_seconds, procSince(p->commit_started_ns));
-    procCommitted(p);
-    procSendStatus(p, false);
-    procSettled(p);
-}
-
-static void procOnAbortDone(spTxnStatus st, const char *why, void *arg) {
-    spProcessor *p = arg;
-    if (st == SP_TXN_RETRY) {
-        spProducerTxnAbort(p->prod, procOnAbortDone, p);
-        return;
-    }
-    if (st == SP_TXN_ABORT) st = SP_TXN_FATAL; /* an abort that needs an abort */
-    if (procTxnFatal(p, st, "abort_transaction", why)) return;
-    dsMetricInc(p->m_tx_aborted, 1);
-    spBatchAborted(&p->batch);
-    p->ncommit_times = 0;
-    procSettled(p); /* the restart that asked for the abort goes on */
-}
-
-static void procOnBatchTimer(uv_timer_t *t) {
-    spProcessor *p = t->data;
-    if (p->tx == TX_NONE && spBatchDue(&p->batch, uv_now(p->loop))) procCloseBatch(p);
-}
-
-/* --- exactly-once: start ---------------------------------------------------- */
-
-static void procReadCheckpoint(uv_work_t *w) {
-    spProcessor *p = w->data;
-    int timeout = (p->cfg.kafka.transaction_timeout_ms > 0 ? p->cfg.kafka.transaction_timeout_ms : 60000) + 10000;
-    p->ck_ok = spCheckpointRead(p->cfg.kafka.kafka, p->cfg.kafka.checkpoint_topic, p->cfg.repl.slot, timeout,
-                                &p->ck_have, &p->ck_lsn, p->ck_err, sizeof(p->ck_err));
-}
-
-static void procRelease(spProcessor *p);
-
-static void procOnCheckpointRead(uv_work_t *w, int status) {
-    spProcessor *p = w->data;
-    if (p->stopping) {
-        procRelease(p);
-        return;
-    }
-    p->open_handles--;
-    if (!p->ck_ok) {
-        dsLogError("cannot read the checkpoint: %s (retry in %u ms)", p->ck_err, p->backoff_ms);
-        procScheduleRetry(p);
-        return;
-    }
-    char lsn[24];
-    if (p->ck_have)
-        dsLogInfo("exactly-once: last checkpoint of slot %s is %s; transactions up to it are skipped",
-                  p->cfg.repl.slot, spLsnFormat(p->ck_lsn, lsn));
-    else
-        dsLogInfo("exactly-once: no checkpoint of slot %s on %s yet; streaming from the slot's position",
-                  p->cfg.repl.slot, p->cfg.kafka.checkpoint_topic);
-    p->have_checkpoint = p->ck_have;
-    spBatchInit(&p->batch, &p->cfg.batch, p->ck_have ? p->ck_lsn : 0, uv_now(p->loop));
-    p->eos_ready = true;
-    procStartSession(p);
-}
-
-static void procOnInitDone(spTxnStatus st, const char *why, void *arg) {
-    spProcessor *p = arg;
-    if (p->stopping || procTxnFatal(p, st, "init_transactions", why)) return;
-    if (st != SP_TXN_OK) {
-        dsLogWarn("kafka: init_transactions: %s (retry in %u ms)", why, p->backoff_ms);
-        procScheduleRetry(p);
-        return;
-    }
-    p->txn_inited = true;
-    procEosInit(p);
-}
-
-/* Fences an earlier processor on the slot (its open transaction is
- * aborted), then reads the checkpoint, then streams; a retry resumes at
- * the step that failed. */
-static void procEosInit(spProcessor *p) {
-    if (!p->txn_inited) {
-        spProducerTxnInit(p->prod, procOnInitDone, p);
-        return;
-    }
-    p->ck_work.data = p;
-    p->open_handles++;
-    uv_queue_work(p->loop, &p->ck_work, procReadCheckpoint, procOnCheckpointRead);
-}
 
 /* --- construction ------------------------------------------------------------ */
 
@@ -831,8 +495,12 @@ spProcessor *spProcessorNew(uv_loop_t *loop, const spProcessorConfig *cfg, dsCod
     p->status.data = p->retry.data = p->batch_timer.data = p->exit_timer.data = p;
     p->open_handles = 4;
     uv_timer_start(&p->status, procOnStatusTimer, (uint64_t)cfg->status_interval_ms, (uint64_t)cfg->status_interval_ms);
-    if (p->eos) procEosInit(p);
-    else procStartSession(p);
+    if (p->eos) {
+        txnPrepareSlot(p);
+        txnInit(p);
+    } else {
+        procStartSession(p);
+    }
     return p;
 }
 
@@ -845,7 +513,7 @@ dsKafkaHealth *spProcessorKafkaHealth(const spProcessor *p) {
 }
 
 /* One handle (or the checkpoint read) less; the memory goes with the last. */
-static void procRelease(spProcessor *p) {
+void procRelease(spProcessor *p) {
     if (--p->open_handles > 0) return;
     spRecordBufFree(&p->buf);
     for (size_t i = 0; i < p->nscratch; i++) avro_value_decref(&p->scratch[i].value);
@@ -861,49 +529,10 @@ static void procOnClosed(uv_handle_t *h) {
     procRelease(h->data);
 }
 
-/* Exactly-once's last transaction at a stop: committed when the stream is
- * at a PostgreSQL boundary, else aborted (a new start streams it again). */
-static void procEosStop(spProcessor *p, int timeout_ms) {
-    char err[700] = "", lsn[24];
-    if (p->fatal || !p->eos_ready) return;
-    if (p->tx == TX_BUSY) {
-        dsLogWarn("stopping while a Kafka transaction call runs: the next start settles it (fenced and aborted, or "
-                  "committed and skipped)");
-        return;
-    }
-    if (!p->batch.open && p->tx == TX_NONE) return;
-    bool commit = p->tx != TX_DRAIN_ABORT && !p->in_txn;
-    if (commit && p->tx == TX_NONE) {
-        p->closing_lsn = spBatchCloseLsn(&p->batch);
-        p->closing_msgs = p->batch.messages;
-        char *json = spCheckpointJson(p->closing_lsn, p->batch.pg_txns, p->batch.messages,
-                                      p->cfg.kafka.transactional_id);
-        commit = json && spProducerSendCheckpoint(p->prod, p->cfg.repl.slot, json,
-                                                  (p->epoch & 0xffff) << TAG_SEQ_BITS | TAG_CHECKPOINT, err,
-                                                  sizeof(err));
-        free(json);
-    }
-    if (!commit) spProducerPurge(p->prod);
-    uint64_t started = uv_hrtime();
-    spTxnStatus st = spProducerTxnFinishNow(p->prod, commit, timeout_ms, err, sizeof(err));
-    if (st != SP_TXN_OK) {
-        dsLogWarn("stopping: %s of the last Kafka transaction: %s (the next start settles it)",
-                  commit ? "commit" : "abort", err);
-    } else if (commit) {
-        dsMetricInc(p->m_tx_committed, 1);
-        dsMetricObserve(p->m_tx_messages, (double)p->closing_msgs);
-        dsMetricObserve(p->m_tx_seconds, procSince(started));
-        procCommitted(p);
-        dsLogInfo("stopping: last Kafka transaction committed, checkpoint %s", spLsnFormat(p->closing_lsn, lsn));
-    } else {
-        dsMetricInc(p->m_tx_aborted, 1);
-    }
-}
-
 void spProcessorStop(spProcessor *p, int timeout_ms) {
     p->stopping = true;
     if (p->repl) spReplPause(p->repl);
-    if (p->eos) procEosStop(p, timeout_ms);
+    if (p->eos) txnStop(p, timeout_ms);
     else if (!spProducerFlush(p->prod, timeout_ms))
         dsLogWarn("stopping with %zu messages unacknowledged; they will be sent again", spProducerInFlight(p->prod));
     procSendStatus(p, false);

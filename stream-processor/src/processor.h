@@ -9,7 +9,10 @@
  * a committed checkpoint, and at start every PostgreSQL transaction at or
  * below the last checkpoint is skipped. A failure aborts the open Kafka
  * transaction and restarts from the slot as below; nothing of the aborted
- * one reaches a read_committed consumer.
+ * one reaches a read_committed consumer. librdkafka's fatal error (other
+ * than fencing) replaces the producer handle and starts again likewise.
+ * The slot is made at start, before the cluster has taken the producer,
+ * so nothing committed meanwhile is missed. (txn.c.)
  *
  * At-least-once: after any failure (replication session lost, a Kafka
  * delivery failed for good) the session is closed and started again from
@@ -53,7 +56,8 @@ typedef struct spProcessorConfig {
      * (batch.h), bounded by batch. */
     spBatchConfig batch;
     /* The processor cannot go on (fenced by another processor on the slot:
-     * code 0; a fatal Kafka error or a slot ahead of its checkpoint: 1):
+     * code 0; a Kafka error no new producer escapes, or a slot ahead of its
+     * checkpoint: 1):
      * called once, from a loop callback of its own; the caller stops it
      * (spProcessorStop) and exits with code. Required in exactly-once. */
     void (*on_exit)(int code, void *arg);

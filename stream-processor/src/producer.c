@@ -45,6 +45,7 @@ struct spProducer {
      * counts as an open handle: the memory outlives it. */
     uv_work_t work;
     enum { SP_OP_INIT, SP_OP_COMMIT, SP_OP_ABORT } op;
+    int init_ms; /* the wait of the init call */
     bool busy, freeing;
     rd_kafka_error_t *result; /* written by the pool thread, read after it */
     spTxnDoneFn *done;
@@ -130,6 +131,7 @@ static void spServe(spProducer *p) {
     char buf[64];
     while (read(p->pipefd[0], buf, sizeof(buf)) > 0) {
     }
+    if (p->rk == NULL) return; /* a renewal failed: the owner stops */
     rd_kafka_poll(p->rk, 0);
     dsKafkaHealthTick(p->health);
 }
@@ -217,8 +219,9 @@ static bool spCreateKafka(spProducer *p, const spProducerConfig *cfg, char *errb
     return true;
 }
 
-/* Releases what spCreateKafka made (any part of it may be missing). */
-static void spDestroyKafka(spProducer *p) {
+/* Releases the librdkafka handle spCreateKafka made (any part of it may
+ * be missing); what was in flight goes without reports. */
+static void spDestroyHandle(spProducer *p) {
     if (p->mainq) {
         rd_kafka_queue_io_event_enable(p->mainq, -1, NULL, 0);
         rd_kafka_queue_destroy(p->mainq);
@@ -226,12 +229,18 @@ static void spDestroyKafka(spProducer *p) {
     if (p->topic) rd_kafka_topic_destroy(p->topic);
     if (p->dlq) rd_kafka_topic_destroy(p->dlq);
     if (p->ckpt) rd_kafka_topic_destroy(p->ckpt);
+    if (p->health) dsKafkaHealthAttach(p->health, NULL);
     if (p->rk) rd_kafka_destroy(p->rk);
-    dsKafkaHealthFree(p->health);
-    p->health = NULL;
     p->mainq = NULL;
     p->topic = p->dlq = p->ckpt = NULL;
     p->rk = NULL;
+    p->inflight_msgs = p->inflight_bytes = 0;
+}
+
+static void spDestroyKafka(spProducer *p) {
+    spDestroyHandle(p);
+    dsKafkaHealthFree(p->health);
+    p->health = NULL;
 }
 
 static bool spStartWatching(spProducer *p, char *errbuf, size_t errlen) {
@@ -383,7 +392,7 @@ size_t spProducerInFlightBytes(const spProducer *p) {
 }
 
 size_t spProducerInFlight(const spProducer *p) {
-    int n = rd_kafka_outq_len(p->rk);
+    int n = p->rk ? rd_kafka_outq_len(p->rk) : 0;
     return n > 0 ? (size_t)n : 0;
 }
 
@@ -420,34 +429,37 @@ static bool spFencedCode(rd_kafka_resp_err_t e) {
            e == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
 }
 
+/* A fatal error no new handle would escape: the configuration, the brokers. */
+static bool spConfigCode(rd_kafka_resp_err_t e) {
+    return e == RD_KAFKA_RESP_ERR_INVALID_TRANSACTION_TIMEOUT || e == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE ||
+           e == RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION || e == RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+}
+
 spTxnStatus spProducerFatal(spProducer *p, char *why, size_t len) {
     char buf[512];
     rd_kafka_resp_err_t e = rd_kafka_fatal_error(p->rk, buf, sizeof(buf));
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return SP_TXN_OK;
     snprintf(why, len, "%s: %s", rd_kafka_err2name(e), buf);
-    return spFencedCode(e) ? SP_TXN_FENCED : SP_TXN_FATAL;
+    return spFencedCode(e) ? SP_TXN_FENCED : spConfigCode(e) ? SP_TXN_FATAL : SP_TXN_RENEW;
 }
 
 /* What the application must do after a transactional call; destroys e. */
 static spTxnStatus spTxnClassify(spProducer *p, rd_kafka_error_t *e, char *why, size_t len) {
     if (e == NULL) return SP_TXN_OK;
     snprintf(why, len, "%s: %s", rd_kafka_error_name(e), rd_kafka_error_string(e));
-    spTxnStatus st = SP_TXN_FATAL; /* neither retriable, abortable nor fatal: fatal, as librdkafka advises */
+    /* neither retriable, abortable nor fatal: the handle is unusable, as librdkafka advises */
+    spTxnStatus st = spConfigCode(rd_kafka_error_code(e)) ? SP_TXN_FATAL : SP_TXN_RENEW;
     if (spFencedCode(rd_kafka_error_code(e))) st = SP_TXN_FENCED;
-    else if (rd_kafka_error_is_fatal(e)) st = spProducerFatal(p, why, len) == SP_TXN_FENCED ? SP_TXN_FENCED : SP_TXN_FATAL;
+    else if (rd_kafka_error_is_fatal(e) && spProducerFatal(p, why, len) == SP_TXN_FENCED) st = SP_TXN_FENCED;
     else if (rd_kafka_error_txn_requires_abort(e)) st = SP_TXN_ABORT;
     else if (rd_kafka_error_is_retriable(e)) st = SP_TXN_RETRY;
     rd_kafka_error_destroy(e);
     return st;
 }
 
-/* init_transactions' own bound: a cluster that does not answer is retried
- * by the caller, and a shutdown waits for the call at most this long. */
-#define SP_TXN_INIT_MS 10000
-
 static void spTxnWork(uv_work_t *w) {
     spProducer *p = w->data;
-    if (p->op == SP_OP_INIT) p->result = rd_kafka_init_transactions(p->rk, SP_TXN_INIT_MS);
+    if (p->op == SP_OP_INIT) p->result = rd_kafka_init_transactions(p->rk, p->init_ms);
     else if (p->op == SP_OP_COMMIT) p->result = rd_kafka_commit_transaction(p->rk, -1);
     else p->result = rd_kafka_abort_transaction(p->rk, -1);
 }
@@ -478,7 +490,8 @@ static void spTxnStart(spProducer *p, int op, spTxnDoneFn *done, void *arg) {
     }
 }
 
-void spProducerTxnInit(spProducer *p, spTxnDoneFn *done, void *arg) {
+void spProducerTxnInit(spProducer *p, int timeout_ms, spTxnDoneFn *done, void *arg) {
+    p->init_ms = timeout_ms;
     spTxnStart(p, SP_OP_INIT, done, arg);
 }
 
@@ -505,6 +518,24 @@ spTxnStatus spProducerTxnFinishNow(spProducer *p, bool commit, int timeout_ms, c
     rd_kafka_error_t *e = commit ? rd_kafka_commit_transaction(p->rk, timeout_ms)
                                  : rd_kafka_abort_transaction(p->rk, timeout_ms);
     return spTxnClassify(p, e, errbuf, errlen);
+}
+
+bool spProducerRenew(spProducer *p, const spProducerConfig *cfg, char *errbuf, size_t errlen) {
+    if (p->busy) {
+        snprintf(errbuf, errlen, "kafka: a transactional call still runs");
+        return false;
+    }
+    spDestroyHandle(p);
+    char buf[64];
+    while (read(p->pipefd[0], buf, sizeof(buf)) > 0) {
+    }
+    if (!spCreateKafka(p, cfg, errbuf, errlen)) {
+        spDestroyHandle(p);
+        return false;
+    }
+    static const char wake = 1;
+    rd_kafka_queue_io_event_enable(p->mainq, p->pipefd[1], &wake, 1);
+    return true;
 }
 
 bool spProducerTxnBusy(const spProducer *p) {

@@ -132,13 +132,18 @@ typedef enum {
     SP_TXN_RETRY,  /* timed out or the coordinator is not available yet: call again */
     SP_TXN_ABORT,  /* the transaction failed: abort it and start it again */
     SP_TXN_FENCED, /* another producer with this transactional.id took over: stop */
-    SP_TXN_FATAL,  /* the producer is unusable: stop */
+    SP_TXN_RENEW,  /* this handle is unusable (librdkafka's fatal error, not fencing): spProducerRenew */
+    SP_TXN_FATAL,  /* no producer can go on (its configuration, the brokers' version): stop */
 } spTxnStatus;
 typedef void spTxnDoneFn(spTxnStatus status, const char *why, void *arg);
 
 /* init_transactions: fences an earlier producer with the same
- * transactional.id and completes or aborts its open transaction. */
-void spProducerTxnInit(spProducer *p, spTxnDoneFn *done, void *arg);
+ * transactional.id and completes or aborts its open transaction. It waits
+ * timeout_ms at most (a shutdown waits that long for it too); one that
+ * timed out (SP_TXN_RETRY) goes on in the background and is resumed by
+ * the next call, which also asks for the producer id at once (librdkafka
+ * alone asks again every 500 ms). */
+void spProducerTxnInit(spProducer *p, int timeout_ms, spTxnDoneFn *done, void *arg);
 /* begin_transaction (local, does not block). false with errbuf on failure;
  * *status says what to do. */
 bool spProducerTxnBegin(spProducer *p, spTxnStatus *status, char *errbuf, size_t errlen);
@@ -150,6 +155,13 @@ void spProducerPurge(spProducer *p);
 void spProducerTxnAbort(spProducer *p, spTxnDoneFn *done, void *arg);
 /* Blocking commit or abort on the calling (loop) thread, for shutdown. */
 spTxnStatus spProducerTxnFinishNow(spProducer *p, bool commit, int timeout_ms, char *errbuf, size_t errlen);
+/* Replaces the librdkafka handle by a new one made from cfg (the same as
+ * at spProducerNew; borrowed), keeping the health, the metrics and the
+ * loop side. What was in flight goes without reports (the caller streams
+ * it again); the new handle needs spProducerTxnInit. Not while a call runs
+ * on the pool, nor from inside on_delivered. false with errbuf: no handle
+ * now (call again). */
+DS_MUST_CHECK bool spProducerRenew(spProducer *p, const spProducerConfig *cfg, char *errbuf, size_t errlen);
 /* Whether a transactional call runs on the pool. */
 bool spProducerTxnBusy(const spProducer *p);
 /* Messages sent and not yet reported (the producer's own count, unlike
@@ -159,8 +171,8 @@ size_t spProducerInFlightMessages(const spProducer *p);
  * Same result and callback rules as spProducerSend. */
 DS_MUST_CHECK bool spProducerSendCheckpoint(spProducer *p, const char *key, const char *value, uint64_t tag,
                                             char *errbuf, size_t errlen);
-/* SP_TXN_OK, or whether librdkafka raised a fatal error (SP_TXN_FENCED or
- * SP_TXN_FATAL), with why. */
+/* SP_TXN_OK, or whether librdkafka raised a fatal error (SP_TXN_FENCED,
+ * SP_TXN_RENEW or SP_TXN_FATAL), with why. */
 spTxnStatus spProducerFatal(spProducer *p, char *why, size_t len);
 
 /* Destroys the librdkafka handle (messages still in flight are dropped

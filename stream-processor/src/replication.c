@@ -179,29 +179,44 @@ static void replOnPoll(uv_poll_t *h, int status, int events) {
     }
 }
 
-spRepl *spReplStart(uv_loop_t *loop, const spReplConfig *cfg, spReplDataFn *on_data, spReplDownFn *on_down,
-                    void *arg, uint64_t *start_lsn, char *errbuf, size_t errlen) {
+/* A replication connection (replication=database), its table resolved,
+ * the publication and slot made sure of; *start_lsn: the slot's position.
+ * false with errbuf filled (r->pg may then be set: the caller finishes it). */
+static bool replConnect(spRepl *r, const spReplConfig *cfg, uint64_t *start_lsn, char *errbuf, size_t errlen) {
     /* pgoutput prints recorded_at with the walsender's DateStyle and
      * TimeZone, which the session options pin (ds/pg.h). */
     char *options = dsPgSessionOptions(cfg->conninfo);
+    if (options == NULL) return snprintf(errbuf, errlen, "out of memory"), false;
     const char *keys[] = {"dbname", "replication", "application_name", "connect_timeout", "options", NULL};
     const char *vals[] = {cfg->conninfo, "database", "stream-processor", "10", options, NULL};
-    spRepl *r = options ? calloc(1, sizeof(*r)) : NULL;
+    r->pg = PQconnectdbParams(keys, vals, 1);
+    free(options);
+    if (PQstatus(r->pg) != CONNECTION_OK) {
+        snprintf(errbuf, errlen, "replication connection: %s", PQerrorMessage(r->pg));
+        return false;
+    }
+    return replResolveTable(r, cfg, errbuf, errlen) && replEnsurePublication(r->pg, cfg, errbuf, errlen) &&
+           replEnsureSlot(r->pg, cfg, start_lsn, errbuf, errlen);
+}
+
+bool spReplPrepare(const spReplConfig *cfg, uint64_t *slot_lsn, char *errbuf, size_t errlen) {
+    spRepl r = {0};
+    bool ok = replConnect(&r, cfg, slot_lsn, errbuf, errlen);
+    PQfinish(r.pg);
+    free(r.nspname);
+    free(r.relname);
+    return ok;
+}
+
+spRepl *spReplStart(uv_loop_t *loop, const spReplConfig *cfg, spReplDataFn *on_data, spReplDownFn *on_down,
+                    void *arg, uint64_t *start_lsn, char *errbuf, size_t errlen) {
+    spRepl *r = calloc(1, sizeof(*r));
     if (r == NULL) {
-        free(options);
         snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
-    r->pg = PQconnectdbParams(keys, vals, 1);
-    free(options);
     char lsn[24], sql[512];
-    if (PQstatus(r->pg) != CONNECTION_OK) {
-        snprintf(errbuf, errlen, "replication connection: %s", PQerrorMessage(r->pg));
-        goto failed;
-    }
-    if (!replResolveTable(r, cfg, errbuf, errlen) || !replEnsurePublication(r->pg, cfg, errbuf, errlen) ||
-        !replEnsureSlot(r->pg, cfg, start_lsn, errbuf, errlen))
-        goto failed;
+    if (!replConnect(r, cfg, start_lsn, errbuf, errlen)) goto failed;
     snprintf(sql, sizeof(sql),
              "START_REPLICATION SLOT \"%s\" LOGICAL %s (proto_version '1', publication_names '\"%s\"')", cfg->slot,
              spLsnFormat(*start_lsn, lsn), cfg->publication);

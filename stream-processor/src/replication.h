@@ -36,6 +36,12 @@ typedef void spReplDownFn(const char *reason, void *arg);
 spRepl *spReplStart(uv_loop_t *loop, const spReplConfig *cfg, spReplDataFn *on_data, spReplDownFn *on_down,
                     void *arg, uint64_t *start_lsn, char *errbuf, size_t errlen);
 
+/* The same checks as spReplStart (table, publication, slot created when
+ * missing) without streaming: a slot made at once keeps every decision
+ * committed from then on, however long the start takes after. *slot_lsn:
+ * the slot's confirmed position. Blocking. false with errbuf filled. */
+bool spReplPrepare(const spReplConfig *cfg, uint64_t *slot_lsn, char *errbuf, size_t errlen);
+
 /* Sends a standby status update: everything up to flush_lsn is durable
  * downstream and may be discarded by the server. false if the session
  * failed: on_down has then run (the session is restarting), so a caller

@@ -4,8 +4,9 @@
  * is checked here is the processor's own part. auto keeps at-least-once on
  * the mock; exactly-once commits transactions with a checkpoint record per
  * slot, confirms the slot after them, skips at start what a checkpoint
- * covers, and a stop and start doubles nothing. Kafka's own guarantees are
- * test_eossmoke's and test_exactlyonce's, on Apache Kafka. */
+ * covers, a stop and start doubles nothing, and a slot moved past its
+ * checkpoint is refused. Kafka's own guarantees (read_committed readers,
+ * kill -9, fencing) are test_exactlyonce's, on Apache Kafka. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -139,11 +140,36 @@ static void test_start_skips_what_the_checkpoint_covers(void **state) {
     assert_int_equal(dtStreamStop(&proc), 0);
 }
 
+/* A slot moved past its checkpoint by hand (what it skipped may never
+ * have reached Kafka): the processor refuses to stream it, naming both
+ * positions, and exits 1. */
+static void test_slot_ahead_is_refused(void **state) {
+    assert_true(dtPgExec(&pg, "CREATE TABLE IF NOT EXISTS eos_other (x int)"));
+    assert_true(dtPgExec(&pg, "INSERT INTO eos_other SELECT generate_series(1, 1000)"));
+    assert_true(dtPgExec(&pg, "SELECT pg_replication_slot_advance('decisions_stream', pg_current_wal_lsn())"));
+    char *slot = dtPgScalar(&pg, "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = "
+                                 "'decisions_stream'");
+    assert_non_null(slot);
+    char cmd[2000];
+    snprintf(cmd, sizeof(cmd),
+             "env 'STREAM_DSN=%s' 'STREAM_BROKERS=%s' STREAM_DELIVERY=exactly-once STREAM_METRICS_PORT=0"
+             " timeout 60 %s/bin/stream-processor 2>&1; echo rc=$?",
+             pg.conninfo, brokers, getenv("BUILD") ? getenv("BUILD") : "build");
+    char *out = dtCapture(cmd);
+    fprintf(stderr, "%s", out);
+    assert_non_null(strstr(out, "rc=1"));
+    assert_non_null(strstr(out, "ahead of the last checkpoint"));
+    assert_non_null(strstr(out, slot));
+    free(out);
+    free(slot);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_auto_is_at_least_once_on_the_mock),
         cmocka_unit_test(test_exactly_once_commits_with_checkpoints),
         cmocka_unit_test(test_start_skips_what_the_checkpoint_covers),
+        cmocka_unit_test(test_slot_ahead_is_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

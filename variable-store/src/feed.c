@@ -22,11 +22,13 @@
 #define FEED_SWEEP_FULL_VISITS 64 /* the first step on a full map */
 #define FEED_SEEK_TIMEOUT_MS 2000
 #define FEED_METADATA_TIMEOUT_MS 2000
+#define FEED_END_CHECK_MS 1000
 
 typedef struct feedPartition {
     int64_t next;      /* next offset to consume; -1 before the first message */
     int64_t committed; /* next as of the last commit (where a rewind goes); -1: the beginning */
     bool assigned, eof, dirty;
+    int64_t end; /* the end to reach when EOF does not come (feedReachEnds); -1: not asked yet */
 } feedPartition;
 
 /* What a batch counts, published only once it is committed: an aborted
@@ -52,6 +54,8 @@ struct vsFeed {
     feedPartition parts[FEED_MAX_PARTITIONS];
     dsKafkaHold holds[FEED_MAX_PARTITIONS]; /* partitions waiting for a schema */
     bool assigned_once;
+    int64_t next_end_check; /* feedReachEnds, while not caught up */
+    uint64_t end_check_consumed; /* counters.consumed at its last check */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -102,6 +106,40 @@ static void feedCheckCaughtUp(vsFeed *f) {
     if (!atomic_exchange(&f->caught_up, true)) dsLogInfo("caught up with %s: the variables are current", f->topic);
 }
 
+/* Under a steady load from a transactional producer a read_committed
+ * fetch is answered when a commit moves the stable offset of every
+ * partition at once, so each answer brings records and EOF may never come.
+ * A partition also counts as read to its end once its position (past
+ * transaction markers) reaches the stable end it had when first asked
+ * after the assignment: everything there was then is read. */
+static void feedReachEnds(vsFeed *f) {
+    int64_t now = dsTimeNowMs();
+    if (f->rk == NULL || !f->assigned_once || atomic_load(&f->caught_up) || now < f->next_end_check) return;
+    f->next_end_check = now + FEED_END_CHECK_MS;
+    /* Only while records arrive: idle, EOF comes; with the cluster away the
+     * queries below would only block this thread. */
+    uint64_t consumed = atomic_load(&f->counters.consumed);
+    if (consumed == f->end_check_consumed) return;
+    f->end_check_consumed = consumed;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (int p = 0; p < FEED_MAX_PARTITIONS; p++) {
+        feedPartition *fp = &f->parts[p];
+        int64_t lo, hi;
+        if (!fp->assigned || fp->eof || f->holds[p].held) continue;
+        /* read_committed: the high offset of a query is the stable one */
+        if (fp->end < 0 && rd_kafka_query_watermark_offsets(f->rk, f->topic, p, &lo, &hi, FEED_METADATA_TIMEOUT_MS) ==
+                               RD_KAFKA_RESP_ERR_NO_ERROR)
+            fp->end = hi;
+        if (fp->end >= 0) rd_kafka_topic_partition_list_add(l, f->topic, p);
+    }
+    if (l->cnt > 0 && rd_kafka_position(f->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        for (int i = 0; i < l->cnt; i++)
+            if (l->elems[i].offset >= 0 && l->elems[i].offset >= f->parts[l->elems[i].partition].end)
+                f->parts[l->elems[i].partition].eof = true;
+    rd_kafka_topic_partition_list_destroy(l);
+    feedCheckCaughtUp(f);
+}
+
 /* A store needs every partition (a merchant's or customer's decisions may
  * be on any of them): an assignment of fewer than the topic has means
  * another member shares the group, and this store's answers are partial
@@ -143,7 +181,7 @@ static void feedRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topi
         }
         bool recorded = vsStoreGetOffset(f->store, f->topic, p, &next);
         l->elems[i].offset = recorded ? next : RD_KAFKA_OFFSET_BEGINNING;
-        f->parts[p] = (feedPartition){recorded ? next : -1, recorded ? next : -1, true, false, false};
+        f->parts[p] = (feedPartition){recorded ? next : -1, recorded ? next : -1, true, false, false, -1};
         if (recorded) dsLogInfo("partition %d: resuming at offset %lld", p, (long long)next);
         else dsLogInfo("partition %d: nothing recorded, reading from the beginning", p);
     }
@@ -596,6 +634,7 @@ static void *feedMain(void *arg) {
         feedSweep(f, &wrapped);
         f->freed = false; /* the next batch's commit makes its pages reusable */
         feedReaderCheck(f);
+        feedReachEnds(f);
         if (f->rk && !atomic_load(&f->full)) dsKafkaHoldResumeDue(f->rk, f->topic, f->holds, FEED_MAX_PARTITIONS);
         if (f->health) dsKafkaHealthTick(f->health);
     }

@@ -101,7 +101,9 @@ bool dsKafkaConfSetPartitioner(rd_kafka_conf_t *conf, char *errbuf, size_t errle
 /* librdkafka's log lines to ds/log.h (callable from its threads): syslog
  * levels up to warning as WARN (its errors are mostly connection failures
  * it retries, which the error callbacks and delivery reports account for),
- * notice as INFO, info and debug as DEBUG. */
+ * notice as INFO, info and debug as DEBUG. A transactional producer's
+ * failed PID requests (GETPID, retried every few tens of ms while the
+ * coordinator loads) are a WARN at most once per 10 s, the rest DEBUG. */
 void dsKafkaLog(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 
 #endif
