@@ -23,6 +23,8 @@ struct arConsumer {
     char held_why[1600]; /* the last hold's reason */
     long long lag;       /* from the last statistics: end offsets minus committed; -1 unknown */
     bool failed;         /* a fatal consumer error (logged) */
+    const dsKafkaOptions *kafka; /* borrowed: a fenced member joins again with a new handle */
+    int64_t rejoined_at; /* when a fenced member last joined again (ms; 0: never) */
     unsigned long assignments; /* assignments received: one per rebalance this member took part in */
     arStats published;   /* what the counters show already */
     unsigned long published_assignments;
@@ -70,22 +72,55 @@ static void acRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_
     rd_kafka_assign(rk, NULL);
 }
 
-/* A fatal error (fenced by a member with the same group.instance.id) ends
- * the consumer for good; librdkafka reports it through the error callback
- * or as a consumer error, and it is checked at every step besides. */
+static bool acConf(arConsumer *c, char *errbuf, size_t errlen);
+
+/* A new handle in place of a fenced one: what the old one had assigned is
+ * given up (open files dropped, as after a revocation) and the group is
+ * joined again under the same group.instance.id. */
+static bool acRejoin(arConsumer *c, char *errbuf, size_t errlen) {
+    arArchiverAbortAll(c->archiver);
+    memset(c->assigned, 0, sizeof(c->assigned));
+    memset(c->holds, 0, sizeof(c->holds));
+    dsKafkaHealthAttach(c->health, NULL);
+    rd_kafka_destroy(c->rk); /* fenced: nothing to commit, no group to leave */
+    c->rk = NULL;
+    if (!acConf(c, errbuf, errlen)) return false;
+    dsKafkaHealthAttach(c->health, c->rk);
+    c->rejoined_at = dsTimeNowMs();
+    return dsKafkaGroupSubscribe(c->rk, c->topic, errbuf, errlen);
+}
+
+/* A fatal error; librdkafka reports it through the error callback or as a
+ * consumer error, and it is checked at every step besides. Fenced by a
+ * member with the same group.instance.id, the member joins once more: the
+ * other member may be itself (a JoinGroup retried across a coordinator
+ * outage that outlasted the session registers the id twice). Fenced again
+ * soon after, another member really holds the id: it stops, naming the
+ * option to change. Any other fatal error stops it. */
 static bool acFatal(arConsumer *c) {
     if (c->failed) return true;
-    if (rd_kafka_fatal_error(c->rk, NULL, 0) == RD_KAFKA_RESP_ERR_NO_ERROR) return false;
-    char msg[1536];
+    rd_kafka_resp_err_t err = rd_kafka_fatal_error(c->rk, NULL, 0);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return false;
+    char msg[1536], why[512];
     dsKafkaGroupFatal(c->rk, &c->group, c->env_prefix, msg, sizeof(msg));
+    int64_t calm_ms = 2 * (int64_t)c->group.session_timeout_ms;
+    if (err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID &&
+        (c->rejoined_at == 0 || dsTimeNowMs() - c->rejoined_at > calm_ms)) {
+        dsLogWarn("fenced in group %s; joining again, and stopping if fenced again within %lld ms: %s",
+                  c->group_id, (long long)calm_ms, msg);
+        if (acRejoin(c, why, sizeof(why))) return false;
+        dsLogError("stopping: cannot join again: %s", why);
+        return c->failed = true;
+    }
     dsLogError("stopping: %s", msg);
     return c->failed = true;
 }
 
+/* A fatal error is left to the next step's acFatal(): it may replace the
+ * handle, which must not happen inside one of its callbacks. */
 static void acOnError(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     arConsumer *c = opaque;
-    if (err == RD_KAFKA_RESP_ERR__FATAL) acFatal(c);
-    else dsKafkaHealthOnError(c->health, (rd_kafka_resp_err_t)err, reason);
+    if (err != RD_KAFKA_RESP_ERR__FATAL) dsKafkaHealthOnError(c->health, (rd_kafka_resp_err_t)err, reason);
 }
 
 /* The commit lag: for every partition of the topic this member reads, the
@@ -111,8 +146,8 @@ static int acOnStats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
     return 0;
 }
 
-static bool acConf(arConsumer *c, const dsKafkaOptions *kafka, char *errbuf, size_t errlen) {
-    rd_kafka_conf_t *conf = dsKafkaConfNew(kafka, errbuf, errlen);
+static bool acConf(arConsumer *c, char *errbuf, size_t errlen) {
+    rd_kafka_conf_t *conf = dsKafkaConfNew(c->kafka, errbuf, errlen);
     if (conf == NULL) return false;
     if (!dsKafkaGroupConf(conf, &c->group, errbuf, errlen) ||
         !dsKafkaConfSet(conf, "enable.partition.eof", "true", errbuf, errlen) ||
@@ -136,6 +171,7 @@ arConsumer *arConsumerNew(const arConsumerConfig *cfg, const arFiles *files, cha
     arConsumer *c = calloc(1, sizeof(*c));
     if (c == NULL) return snprintf(errbuf, errlen, "out of memory"), NULL;
     c->lag = -1;
+    c->kafka = cfg->kafka;
     c->topic = strdup(cfg->topic);
     c->group_id = strdup(cfg->group.group_id);
     c->instance_id = strdup(cfg->group.instance_id ? cfg->group.instance_id : DS_KAFKA_INSTANCE_AUTO);
@@ -148,7 +184,7 @@ arConsumer *arConsumerNew(const arConsumerConfig *cfg, const arFiles *files, cha
         goto failed;
     }
     if ((c->archiver = arArchiverNew(files, &committer, errbuf, errlen)) == NULL ||
-        !acConf(c, cfg->kafka, errbuf, errlen))
+        !acConf(c, errbuf, errlen))
         goto failed;
     dsKafkaHealthAttach(c->health, c->rk);
     if (!dsKafkaGroupSubscribe(c->rk, c->topic, errbuf, errlen))

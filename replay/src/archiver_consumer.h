@@ -13,9 +13,11 @@
  *
  * Refused credentials, an untrusted broker certificate or a missing topic
  * do not stop it: ds/kafkahealth.h logs the problem, arConsumerHeldUp()
- * says it, and librdkafka retries until the fix. A fatal consumer error
- * (fenced by a member with the same group.instance.id) stops it, naming the
- * option to change.
+ * says it, and librdkafka retries until the fix. Fenced by a member with
+ * the same group.instance.id, it joins again once (that member can be
+ * itself, after a coordinator outage longer than its session); fenced again
+ * within two session timeouts, or any other fatal consumer error, stops it,
+ * naming the option to change.
  *
  * One thread (the caller's) does everything, the HTTP endpoint included:
  * arConsumerStep() between the loop's turns.
@@ -33,7 +35,7 @@
 #include "ds/metrics.h"
 
 typedef struct arConsumerConfig {
-    const dsKafkaOptions *kafka; /* read during arConsumerNew() */
+    const dsKafkaOptions *kafka; /* borrowed, must outlive the consumer: a fenced member joins again */
     const char *topic;           /* copied */
     dsKafkaGroup group;          /* its strings copied */
     const char *env_prefix;      /* for messages naming a variable: "ARCHIVER_" */

@@ -11,8 +11,10 @@
  * is in the archive exactly once, no aborted one is, and both archivers'
  * commit lag is 0: the partition ends are committed past the last
  * transaction markers. Then a third archiver started with the second one's
- * instance id fences it: it exits 1 saying to give each member its own
- * --group-instance-id. Last, a variable store (a group of its own) killed
+ * instance id fences it: it joins once more (the fencer may have been
+ * itself, after a coordinator outage), fencing the third, which does the
+ * same; fenced a second time, it exits 1 saying to give each member its
+ * own --group-instance-id. Last, a variable store (a group of its own) killed
  * and restarted consumes again at once rather than after the session
  * timeout its old self would have held the group for (with
  * --group-instance-id none it takes longer than the deadline: checked by
@@ -57,14 +59,17 @@ typedef struct member {
 static member archivers[2], intruder, store;
 
 /* The producer thread: transactions of PER_TXN decisions, every fourth
- * aborted; the ids of each kind kept under mu. */
+ * aborted; the ids of each kind kept under mu. A transaction whose commit
+ * or abort met a fatal error (Kafka 4.1 answered librdkafka 2.8's EndTxn
+ * INVALID_TXN_STATE now and then) has an unknown outcome: its ids are
+ * uncertain (archived at most once), and a new producer takes over. */
 static struct {
     rd_kafka_t *rk;
     pthread_t thread;
     pthread_mutex_t mu;
     atomic_bool stop;
     bool running;
-    json_t *committed, *aborted; /* decision_id -> true */
+    json_t *committed, *aborted, *uncertain; /* decision_id -> true */
     json_t *doc;
     int next, txns;
     char why[512];
@@ -95,6 +100,28 @@ static bool memberStart(member *m) {
     return m->pid > 0 && dtWaitReady(&m->http, 30000);
 }
 
+/* The transactional producer (init_transactions aborts what an earlier one
+ * left open); NULL with why filled. */
+static rd_kafka_t *loadProducer(char *why, size_t len) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk = NULL;
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", broker.bootstrap, why, len) ||
+        rd_kafka_conf_set(conf, "transactional.id", "test-membership", why, len) ||
+        rd_kafka_conf_set(conf, "partitioner", "murmur2_random", why, len) ||
+        (rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, len)) == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_error_t *e = rd_kafka_init_transactions(rk, 60000);
+    if (e) {
+        snprintf(why, len, "init_transactions: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    return rk;
+}
+
 /* One transaction; false (load.why) when the producer fails. */
 static bool produceTxn(bool abort) {
     rd_kafka_error_t *e = rd_kafka_begin_transaction(load.rk);
@@ -121,7 +148,27 @@ static bool produceTxn(bool abort) {
         }
         json_array_append_new(ids, json_string(id));
     }
+    /* Flushed first, the aborted records are surely in the log (an abort
+     * purges what is not sent yet): the gaps this test wants. */
+    if (e == NULL && abort && rd_kafka_flush(load.rk, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__TIMED_OUT, "flush before the abort timed out");
     if (e == NULL) e = abort ? rd_kafka_abort_transaction(load.rk, 30000) : rd_kafka_commit_transaction(load.rk, 30000);
+    if (e && rd_kafka_error_is_fatal(e)) {
+        fprintf(stderr, "producer: %s; a new producer takes over\n", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        rd_kafka_destroy(load.rk);
+        if ((load.rk = loadProducer(load.why, sizeof(load.why))) == NULL) {
+            json_decref(ids);
+            return false;
+        }
+        e = NULL;
+        pthread_mutex_lock(&load.mu);
+        size_t i;
+        json_t *id;
+        json_array_foreach(ids, i, id) json_object_set_new(load.uncertain, json_string_value(id), json_true());
+        pthread_mutex_unlock(&load.mu);
+        json_array_clear(ids);
+    }
     if (e) {
         snprintf(load.why, sizeof(load.why), "transaction: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
@@ -181,15 +228,8 @@ static int setup(void **state) {
     snprintf(archive, sizeof(archive), "%s/archive", dir);
     if (!dtBrokerStart(&broker, 1, false, false, NULL)) return -1;
     char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", broker.bootstrap, err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "transactional.id", "test-membership", err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err, sizeof(err)) ||
-        (load.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))) == NULL)
-        return fprintf(stderr, "producer: %s\n", err), -1;
-    rd_kafka_error_t *e = rd_kafka_init_transactions(load.rk, 60000);
-    if (e) return fprintf(stderr, "init_transactions: %s\n", rd_kafka_error_string(e)), rd_kafka_error_destroy(e), -1;
-    load.committed = json_object(), load.aborted = json_object();
+    if ((load.rk = loadProducer(err, sizeof(err))) == NULL) return fprintf(stderr, "producer: %s\n", err), -1;
+    load.committed = json_object(), load.aborted = json_object(), load.uncertain = json_object();
     load.doc = dtFixture("decision.json");
     for (int i = 0; i < 2; i++) {
         char instance[32];
@@ -207,7 +247,7 @@ static int teardown(void **state) {
     if (intruder.pid > 0) dtStop(intruder.pid, SIGTERM);
     if (store.pid > 0) dtStop(store.pid, SIGTERM);
     if (load.rk) rd_kafka_destroy(load.rk);
-    json_decref(load.committed), json_decref(load.aborted), json_decref(load.doc);
+    json_decref(load.committed), json_decref(load.aborted), json_decref(load.uncertain), json_decref(load.doc);
     bool gone = dtBrokerDestroy(&broker);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -245,7 +285,7 @@ static void assertArchiveExact(void) {
     snprintf(cmd, sizeof(cmd), "/usr/bin/python3 tests/tools/read_archive.py %s; echo rc=$?", archive);
     char *out = dtCapture(cmd), *save = NULL;
     json_t *seen = json_object();
-    long records = 0;
+    long records = 0, uncertain = 0;
     for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char id[64];
         if (strncmp(line, "rc=", 3) == 0) {
@@ -255,13 +295,18 @@ static void assertArchiveExact(void) {
         if (sscanf(line, "%63s", id) != 1) fail_msg("read_archive.py: %s", line);
         if (json_object_get(load.aborted, id)) fail_msg("decision %s of an aborted transaction is archived", id);
         if (json_object_get(seen, id)) fail_msg("decision %s is twice in the archive", id);
-        if (!json_object_get(load.committed, id)) fail_msg("decision %s was never produced", id);
         json_object_set_new(seen, id, json_true());
+        if (json_object_get(load.uncertain, id)) {
+            uncertain++;
+            continue;
+        }
+        if (!json_object_get(load.committed, id)) fail_msg("decision %s was never produced", id);
         records++;
     }
     assert_int_equal(records, json_object_size(load.committed));
-    fprintf(stderr, "archive: %ld decisions, every committed one once; %zu aborted, none archived\n", records,
-            json_object_size(load.aborted));
+    fprintf(stderr, "archive: %ld decisions, every committed one once; %zu aborted, none archived; %ld of %zu of "
+            "unknown outcome archived once\n", records, json_object_size(load.aborted), uncertain,
+            json_object_size(load.uncertain));
     json_decref(seen);
     free(out);
 }
@@ -317,7 +362,7 @@ static pid_t spawnLogged(const member *m, const char *path) {
 }
 
 /* Two members with one instance id: the newer one fences the older, which
- * exits 1 naming the option. */
+ * joins once more and, fenced again, exits 1 naming the option. */
 static void test_duplicate_instance_id_is_fenced(void **state) {
     member *fenced = &archivers[1];
     char log[400], cmd[500];
