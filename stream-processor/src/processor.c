@@ -452,6 +452,9 @@ static void procMetrics(spProcessor *p, dsMetrics *m) {
     if (!p->eos) return;
     p->m_tx_committed = dsMetricsCounter(m, "kafka_transactions_committed_total", "Kafka transactions committed.");
     p->m_tx_aborted = dsMetricsCounter(m, "kafka_transactions_aborted_total", "Kafka transactions aborted.");
+    p->m_renewals = dsMetricsCounter(m, "kafka_producer_renewals_total",
+                                     "Transactional producers replaced after a fatal error (a fencing by the "
+                                     "transaction coordinator among them), streaming again from the slot.");
     static const double sizes[] = {0, 1, 10, 100, 1000, 10000, 100000};
     p->m_tx_messages = dsMetricsHistogram(m, "kafka_transaction_messages",
                                           "Decisions and dead letters per Kafka transaction (its checkpoint not counted).",

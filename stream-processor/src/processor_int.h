@@ -81,7 +81,7 @@ struct spProcessor {
     bool fatal;
     bool renewing; /* the producer handle is replaced from the retry timer */
     int exit_code;
-    dsMetric *m_tx_committed, *m_tx_aborted, *m_tx_messages, *m_tx_seconds;
+    dsMetric *m_tx_committed, *m_tx_aborted, *m_tx_messages, *m_tx_seconds, *m_renewals;
     /* Commit times of the open batch's PostgreSQL transactions with
      * decisions, observed as commit-to-ack latency when Kafka commits it. */
     int64_t *commit_times;

@@ -199,6 +199,28 @@ static bool replConnect(spRepl *r, const spReplConfig *cfg, uint64_t *start_lsn,
            replEnsureSlot(r->pg, cfg, start_lsn, errbuf, errlen);
 }
 
+int spReplSlotHolder(const spReplConfig *cfg, char *errbuf, size_t errlen) {
+    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
+    const char *vals[] = {cfg->conninfo, "stream-processor", "5", NULL};
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    const char *params[] = {cfg->slot};
+    PGresult *res = PQstatus(pg) == CONNECTION_OK
+                        ? PQexecParams(pg, "SELECT coalesce(active_pid, 0) FROM pg_replication_slots WHERE slot_name = $1",
+                                       1, NULL, params, NULL, NULL, 0)
+                        : NULL;
+    int holder = -1;
+    if (res == NULL) snprintf(errbuf, errlen, "%s", PQerrorMessage(pg));
+    else if (PQresultStatus(res) != PGRES_TUPLES_OK) snprintf(errbuf, errlen, "%s", PQresultErrorMessage(res));
+    else holder = PQntuples(res) == 0 ? 0 : atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    PQfinish(pg);
+    return holder;
+}
+
+int spReplBackendPid(const spRepl *r) {
+    return r != NULL && r->pg != NULL && PQstatus(r->pg) == CONNECTION_OK ? PQbackendPID(r->pg) : 0;
+}
+
 bool spReplPrepare(const spReplConfig *cfg, uint64_t *slot_lsn, char *errbuf, size_t errlen) {
     spRepl r = {0};
     bool ok = replConnect(&r, cfg, slot_lsn, errbuf, errlen);

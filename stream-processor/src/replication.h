@@ -42,6 +42,13 @@ spRepl *spReplStart(uv_loop_t *loop, const spReplConfig *cfg, spReplDataFn *on_d
  * the slot's confirmed position. Blocking. false with errbuf filled. */
 bool spReplPrepare(const spReplConfig *cfg, uint64_t *slot_lsn, char *errbuf, size_t errlen);
 
+/* The backend pid of the process streaming cfg->slot now (0: none, or no
+ * such slot), asked on a connection of its own (blocking, 5 s connect
+ * timeout); -1 with errbuf filled when PostgreSQL cannot say. */
+int spReplSlotHolder(const spReplConfig *cfg, char *errbuf, size_t errlen);
+/* The backend pid of r's walsender (0: r is NULL or not connected). */
+int spReplBackendPid(const spRepl *r);
+
 /* Sends a standby status update: everything up to flush_lsn is durable
  * downstream and may be discarded by the server. false if the session
  * failed: on_down has then run (the session is restarting), so a caller

@@ -36,6 +36,7 @@ static void txnRenewSoon(spProcessor *p, const char *what, const char *why) {
                "from the slot", what, why);
     p->renewing = true;
     p->renewals++;
+    dsMetricInc(p->m_renewals, 1);
     p->txn_inited = p->eos_ready = false;
     p->init_started = 0;
     p->tx = TX_NONE;
@@ -61,10 +62,32 @@ void txnRenew(spProcessor *p) {
     txnInit(p);
 }
 
+/* Fenced: by another processor on the slot (then this one is a zombie and
+ * stops), or by the transaction coordinator, which bumps the producer's
+ * epoch itself when a transaction stays open past transaction-timeout (a
+ * cluster away that long). PostgreSQL tells them apart: a zombie's slot is
+ * streamed by another backend. When it cannot say, the zombie is assumed,
+ * as two processors taking the slot from each other would be worse. */
+static bool txnZombie(spProcessor *p) {
+    char err[512];
+    int holder = spReplSlotHolder(&p->cfg.repl, err, sizeof(err));
+    if (holder < 0)
+        dsLogWarn("fenced, and PostgreSQL cannot say who streams slot %s (%s): taking this processor for a zombie",
+                  p->cfg.repl.slot, err);
+    return holder != 0 && holder != spReplBackendPid(p->repl);
+}
+
 /* A status from the transactional producer that ends the processor, or
  * its producer handle. */
 bool txnFatal(spProcessor *p, spTxnStatus st, const char *what, const char *why) {
     char msg[1200];
+    if (st == SP_TXN_FENCED && (p->renewing || p->fatal)) return true; /* being handled */
+    if (st == SP_TXN_FENCED && !txnZombie(p)) {
+        snprintf(msg, sizeof(msg), "%s; no other process streams slot %s, so the coordinator fenced it (a "
+                 "transaction open longer than transaction-timeout)", why, p->cfg.repl.slot);
+        txnRenewSoon(p, what, msg);
+        return true;
+    }
     if (st == SP_TXN_FENCED) {
         snprintf(msg, sizeof(msg),
                  "%s: fenced: another stream processor with transactional.id %s took over the slot (%s); this one "

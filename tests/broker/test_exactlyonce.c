@@ -212,13 +212,18 @@ static rec *readTopic(const char *isolation, size_t *n) {
 
 /* A processor on the slot in the mode under test, its status every 100 ms
  * (the slot follows Kafka's acknowledgements closely). */
-static bool startProc(dtStream *s) {
+/* extra: one more "NAME=value" or NULL. */
+static bool startProcWith(dtStream *s, const char *extra) {
     dtBrokerEnv e;
     char mode[64];
     snprintf(mode, sizeof(mode), "STREAM_DELIVERY=%s", delivery);
-    const char *const own[] = {"STREAM_STATUS_INTERVAL=100ms", hasDelivery ? mode : NULL, NULL};
+    const char *const own[] = {"STREAM_STATUS_INTERVAL=100ms", extra, hasDelivery ? mode : NULL, NULL};
     const char *env[16];
     return dtStreamStartOn(s, &pg, NULL, dtEnvJoin(env, 16, dtBrokerClientEnv(&broker, "STREAM_", &e), own));
+}
+
+static bool startProc(dtStream *s) {
+    return startProcWith(s, NULL);
 }
 
 static bool procAlive(const dtStream *s) {
@@ -482,7 +487,9 @@ static int setup(void **state) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     /* Broker restarts take the transaction coordinator with them: a small
      * transaction log loads fast. */
-    static const char *const settings[] = {"transaction.state.log.num.partitions=3", NULL};
+    static const char *const settings[] = {"transaction.state.log.num.partitions=3",
+                                           /* a timed-out transaction is aborted within a second */
+                                           "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000", NULL};
     if (!dtBrokerStart(&broker, 1, false, false, settings)) return -1;
     /* A paused processor loses its replication session within 2 s. */
     bool ok = dtPgStart(&pg) && dtPgExec(&pg, "ALTER SYSTEM SET wal_sender_timeout = '2s'") &&
@@ -567,6 +574,65 @@ static void test_fenced_zombie(void **state) {
     checkExactlyOnce("fenced zombie", load);
 }
 
+/* The state of the processor's transactional id, as Kafka's own tool
+ * describes it ("Ongoing", "CompleteAbort", ...), in state; false when the
+ * tool says nothing of it. */
+static bool txnState(char state[32]) {
+    char cmd[1024], *out = NULL;
+    snprintf(cmd, sizeof(cmd),
+             "bash deploy/kafka-cluster.sh run %s org.apache.kafka.tools.TransactionsCommand --bootstrap-server %s "
+             "describe --transactional-id stream-processor-" SLOT,
+             broker.dir, broker.bootstrap);
+    dtRun(cmd, &out);
+    /* a header line, then: CoordinatorId TransactionalId ProducerId ProducerEpoch TransactionState ... */
+    char *row = strstr(out, "\n");
+    bool ok = row && sscanf(row, " %*d stream-processor-" SLOT " %*d %*d %31s", state) == 1;
+    free(out);
+    return ok;
+}
+
+static bool txnTimedOut(void *arg) {
+    char state[32];
+    return txnState(state) && strcmp(state, "Ongoing") != 0 && strcmp(state, "PrepareCommit") != 0;
+}
+
+/* A processor stalled (SIGSTOP) with its Kafka transaction open, longer
+ * than its transaction-timeout: the coordinator aborts the transaction and
+ * fences the producer (epoch bump). On SIGCONT the processor finds itself
+ * fenced, but no other process streams its slot: it is no zombie, and a new
+ * producer takes over from the slot, rather than an exit that would leave
+ * the stream stopped after any long Kafka stall. */
+static void test_stalled_past_transaction_timeout(void **state) {
+    if (!supported || strcmp(delivery, "exactly-once") != 0) skip();
+    assert_int_equal(dtStop(proc.pid, SIGTERM), 0);
+    assert_true(startProcWith(&proc, "STREAM_TRANSACTION_TIMEOUT=3s"));
+    dtLoad *load = startLoad();
+    assert_true(dtLoadAdvance(load, 10));
+    char st[32] = "";
+    bool open = false;
+    /* the stall must catch a transaction open: between two it is retried */
+    for (int tries = 0; tries < 5 && !open; tries++) {
+        assert_int_equal(kill(proc.pid, SIGSTOP), 0);
+        open = txnState(st) && strcmp(st, "Ongoing") == 0;
+        if (!open) {
+            kill(proc.pid, SIGCONT);
+            assert_true(dtLoadAdvance(load, 3));
+        }
+    }
+    if (!open) fail_msg("no stall caught a transaction open (last state %s)", st);
+    bool aborted = dtWaitFor(txnTimedOut, NULL, 30000);
+    txnState(st);
+    kill(proc.pid, SIGCONT);
+    fprintf(stderr, "exactlyonce: stalled past the transaction timeout: the coordinator left it %s\n", st);
+    assert_true(aborted);
+    assert_true(dtWaitMetric(&proc.http, "kafka_producer_renewals_total", 1, 30000));
+    assert_true(procAlive(&proc));
+    assert_true(dtLoadAdvance(load, 10));
+    checkExactlyOnce("stalled past the transaction timeout", load);
+    assert_int_equal(dtStop(proc.pid, SIGTERM), 0); /* the later cases want the usual timeout */
+    assert_true(startProc(&proc));
+}
+
 /* The node killed or stopped while posts go on, started again, and
  * everything committed meanwhile committed to Kafka. */
 static void brokerDownAndBack(dtLoad *load, bool crash) {
@@ -632,6 +698,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kill9_under_load),
         cmocka_unit_test(test_fenced_zombie),
+        cmocka_unit_test(test_stalled_past_transaction_timeout),
         cmocka_unit_test(test_broker_restart),
         cmocka_unit_test(test_pg_restart),
         cmocka_unit_test(test_archive_once),
