@@ -68,16 +68,8 @@ static long long monoMs(void) {
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint64_t lsnParse(const char *s) {
-    unsigned hi, lo;
-    return s && sscanf(s, "%X/%X", &hi, &lo) == 2 ? (uint64_t)hi << 32 | lo : 0;
-}
-
 static uint64_t pgLsn(const char *sql) {
-    char *v = dtPgScalar(&pg, sql);
-    uint64_t lsn = lsnParse(v);
-    free(v);
-    return lsn;
+    return dtPgLsn(&pg, sql);
 }
 
 static uint64_t slotLsn(void) {
@@ -128,7 +120,7 @@ static bool takeCommits(void) {
     for (size_t i = 0; i < n; i++) {
         commit *k = &commits[ncommits++];
         snprintf(k->id, sizeof(k->id), "%s", PQgetvalue(r, (int)i, 0));
-        k->lsn = lsnParse(PQgetvalue(r, (int)i, 1));
+        k->lsn = dtLsnParse(PQgetvalue(r, (int)i, 1));
     }
     qsort(commits, ncommits, sizeof(*commits), commitById);
     PQclear(r);

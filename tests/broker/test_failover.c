@@ -82,16 +82,8 @@ static long long nowMs(void) {
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint64_t lsnParse(const char *s) {
-    unsigned hi, lo;
-    return s && sscanf(s, "%X/%X", &hi, &lo) == 2 ? (uint64_t)hi << 32 | lo : 0;
-}
-
 static uint64_t pgLsn(const char *sql) {
-    char *v = dtPgScalar(&pg, sql);
-    uint64_t lsn = lsnParse(v);
-    free(v);
-    return lsn;
+    return dtPgLsn(&pg, sql);
 }
 
 static uint64_t slotLsn(void) {
@@ -316,7 +308,7 @@ static commit *takeCommits(size_t *n) {
         out = calloc(*n + 1, sizeof(*out));
         for (size_t i = 0; i < *n; i++) {
             snprintf(out[i].id, sizeof(out[i].id), "%s", PQgetvalue(r, (int)i, 0));
-            out[i].end_lsn = lsnParse(PQgetvalue(r, (int)i, 1));
+            out[i].end_lsn = dtLsnParse(PQgetvalue(r, (int)i, 1));
         }
         qsort(out, *n, sizeof(*out), commitByLsn);
     }
@@ -344,7 +336,7 @@ static void *samplerRun(void *arg) {
         PGresult *r = PQexec(c, "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '" SLOT "'");
         if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
             if (sm->n == sm->cap) sm->s = realloc(sm->s, (sm->cap = sm->cap ? sm->cap * 2 : 1024) * sizeof(sample));
-            sm->s[sm->n++] = (sample){nowMs(), lsnParse(PQgetvalue(r, 0, 0))};
+            sm->s[sm->n++] = (sample){nowMs(), dtLsnParse(PQgetvalue(r, 0, 0))};
         }
         PQclear(r);
         struct timespec ts = {0, 50 * 1000 * 1000}; /* the sampling period, not a wait */

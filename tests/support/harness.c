@@ -129,6 +129,18 @@ static bool dtSlotCaughtUp(void *arg) {
     return ok;
 }
 
+uint64_t dtLsnParse(const char *s) {
+    unsigned hi, lo;
+    return s && sscanf(s, "%X/%X", &hi, &lo) == 2 ? (uint64_t)hi << 32 | lo : 0;
+}
+
+uint64_t dtPgLsn(const dtPg *pg, const char *sql) {
+    char *v = dtPgScalar(pg, sql);
+    uint64_t lsn = dtLsnParse(v);
+    free(v);
+    return lsn;
+}
+
 bool dtPgWaitSlotCaughtUp(const dtPg *pg, const char *slot, int timeout_ms) {
     char *lsn = dtPgScalar(pg, "SELECT pg_current_wal_lsn()");
     if (lsn == NULL) return false;

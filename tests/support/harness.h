@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -26,6 +27,11 @@ void dtPgDestroy(dtPg *pg);
 char *dtPgScalar(const dtPg *pg, const char *sql);
 /* Runs sql, true if it succeeded. */
 bool dtPgExec(const dtPg *pg, const char *sql);
+/* An LSN as PostgreSQL prints it ("16/B374D848"); 0 for NULL or anything
+ * else. */
+uint64_t dtLsnParse(const char *s);
+/* The LSN sql's first value holds (0 on error or NULL). */
+uint64_t dtPgLsn(const dtPg *pg, const char *sql);
 /* Waits until replication slot is confirmed at or past the server's WAL
  * position as it is when called (everything committed before is handled
  * downstream); false after timeout_ms. */
