@@ -89,10 +89,7 @@ static bool slotInactive(void *arg) {
 
 /* ---- what PostgreSQL committed ---------------------------------------------- */
 
-typedef struct commit {
-    char id[37];
-    uint64_t lsn; /* its transaction's commit */
-} commit;
+typedef dtCommit commit;
 
 static commit *commits; /* every decision committed since setup, sorted by id */
 static size_t ncommits;
@@ -104,27 +101,13 @@ static int commitById(const void *a, const void *b) {
 /* Adds the decisions committed since the last call (consumes the check
  * slot); false on error (printed). */
 static bool takeCommits(void) {
-    /* A window rather than a join: the planner expects few rows from the
-     * function and would join thousands in a nested loop. */
-    static const char sql[] =
-        "SELECT id, commit_lsn FROM (SELECT data LIKE 'table public.decisions: INSERT:%' AS decision,"
-        "  substring(data from 'decision_id\\[uuid\\]:''([0-9a-f-]{36})''') AS id,"
-        "  max(lsn) FILTER (WHERE data LIKE 'COMMIT%') OVER (PARTITION BY xid::text) AS commit_lsn"
-        "  FROM pg_logical_slot_get_changes('" CHECK_SLOT "', NULL, NULL)) c WHERE decision";
-    PGconn *c = PQconnectdb(pg.conninfo);
-    PGresult *r = PQexec(c, sql);
-    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-    if (!ok) fprintf(stderr, "commits: %s", PQerrorMessage(c));
-    size_t n = ok ? (size_t)PQntuples(r) : 0;
+    size_t n;
+    dtCommit *got = dtPgTakeCommits(&pg, CHECK_SLOT, &n);
     commits = realloc(commits, (ncommits + n + 1) * sizeof(*commits));
-    for (size_t i = 0; i < n; i++) {
-        commit *k = &commits[ncommits++];
-        snprintf(k->id, sizeof(k->id), "%s", PQgetvalue(r, (int)i, 0));
-        k->lsn = dtLsnParse(PQgetvalue(r, (int)i, 1));
-    }
+    for (size_t i = 0; i < n; i++) commits[ncommits++] = got[i];
     qsort(commits, ncommits, sizeof(*commits), commitById);
-    PQclear(r);
-    PQfinish(c);
+    bool ok = got != NULL;
+    free(got);
     return ok;
 }
 

@@ -276,13 +276,10 @@ static const rec *findRec(const topicRead *t, const char *id) {
 
 /* ---- PostgreSQL: commit positions and the sampled slot --------------------- */
 
-typedef struct commit {
-    char id[37];
-    uint64_t end_lsn; /* just past its commit record, as pgoutput says */
-} commit;
+typedef dtCommit commit; /* lsn: just past its commit record, as pgoutput says */
 
 static int commitByLsn(const void *a, const void *b) {
-    uint64_t x = ((const commit *)a)->end_lsn, y = ((const commit *)b)->end_lsn;
+    uint64_t x = ((const commit *)a)->lsn, y = ((const commit *)b)->lsn;
     return x < y ? -1 : x > y;
 }
 
@@ -290,30 +287,8 @@ static int commitByLsn(const void *a, const void *b) {
  * end positions (test_decoding reports a COMMIT at the transaction's end
  * LSN), sorted by position. Consumes the check slot. */
 static commit *takeCommits(size_t *n) {
-    /* A window rather than a join: the planner expects few rows from the
-     * function and would join thousands in a nested loop. */
-    static const char sql[] =
-        "SELECT id, commit_lsn FROM (SELECT data LIKE 'table public.decisions: INSERT:%' AS decision,"
-        "  substring(data from 'decision_id\\[uuid\\]:''([0-9a-f-]{36})''') AS id,"
-        "  max(lsn) FILTER (WHERE data LIKE 'COMMIT%') OVER (PARTITION BY xid::text) AS commit_lsn"
-        "  FROM pg_logical_slot_get_changes('" CHECK_SLOT "', NULL, NULL)) c WHERE decision";
-    PGconn *c = PQconnectdb(pg.conninfo);
-    PGresult *r = PQexec(c, sql);
-    commit *out = NULL;
-    *n = 0;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "commits: %s", PQerrorMessage(c));
-    } else {
-        *n = (size_t)PQntuples(r);
-        out = calloc(*n + 1, sizeof(*out));
-        for (size_t i = 0; i < *n; i++) {
-            snprintf(out[i].id, sizeof(out[i].id), "%s", PQgetvalue(r, (int)i, 0));
-            out[i].end_lsn = dtLsnParse(PQgetvalue(r, (int)i, 1));
-        }
-        qsort(out, *n, sizeof(*out), commitByLsn);
-    }
-    PQclear(r);
-    PQfinish(c);
+    commit *out = dtPgTakeCommits(&pg, CHECK_SLOT, n);
+    if (out) qsort(out, *n, sizeof(*out), commitByLsn);
     return out;
 }
 
@@ -402,10 +377,10 @@ static void assertSlotBehindCluster(const char *name, const commit *commits, siz
     size_t checked = 0, violations = 0;
     long long min_margin = INT64_MAX;
     for (size_t s = 0; s < sm->n; s++) {
-        size_t lo = 0, hi = nc; /* commits with end_lsn <= confirmed: [0, lo) */
+        size_t lo = 0, hi = nc; /* commits with lsn <= confirmed: [0, lo) */
         while (lo < hi) {
             size_t mid = (lo + hi) / 2;
-            if (commits[mid].end_lsn <= sm->s[s].confirmed) lo = mid + 1;
+            if (commits[mid].lsn <= sm->s[s].confirmed) lo = mid + 1;
             else hi = mid;
         }
         if (lo == 0) continue;

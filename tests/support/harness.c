@@ -141,6 +141,36 @@ uint64_t dtPgLsn(const dtPg *pg, const char *sql) {
     return lsn;
 }
 
+dtCommit *dtPgTakeCommits(const dtPg *pg, const char *check_slot, size_t *n) {
+    /* A window rather than a join: the planner expects few rows from the
+     * function and would join thousands in a nested loop. */
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT id, commit_lsn FROM (SELECT data LIKE 'table public.decisions: INSERT:%%' AS decision,"
+             "  substring(data from 'decision_id\\[uuid\\]:''([0-9a-f-]{36})''') AS id,"
+             "  max(lsn) FILTER (WHERE data LIKE 'COMMIT%%') OVER (PARTITION BY xid::text) AS commit_lsn"
+             "  FROM pg_logical_slot_get_changes('%.100s', NULL, NULL)) c WHERE decision",
+             check_slot);
+    PGconn *c = PQconnectdb(pg->conninfo);
+    PGresult *r = PQexec(c, sql);
+    *n = 0;
+    dtCommit *out = NULL;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "commits: %s", PQerrorMessage(c));
+    } else {
+        *n = (size_t)PQntuples(r);
+        out = calloc(*n + 1, sizeof(*out));
+        for (size_t i = 0; out != NULL && i < *n; i++) {
+            snprintf(out[i].id, sizeof(out[i].id), "%s", PQgetvalue(r, (int)i, 0));
+            out[i].lsn = dtLsnParse(PQgetvalue(r, (int)i, 1));
+        }
+        if (out == NULL) *n = 0;
+    }
+    PQclear(r);
+    PQfinish(c);
+    return out;
+}
+
 bool dtPgWaitSlotCaughtUp(const dtPg *pg, const char *slot, int timeout_ms) {
     char *lsn = dtPgScalar(pg, "SELECT pg_current_wal_lsn()");
     if (lsn == NULL) return false;

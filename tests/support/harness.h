@@ -32,6 +32,15 @@ bool dtPgExec(const dtPg *pg, const char *sql);
 uint64_t dtLsnParse(const char *s);
 /* The LSN sql's first value holds (0 on error or NULL). */
 uint64_t dtPgLsn(const dtPg *pg, const char *sql);
+/* A decision committed, as a test_decoding slot reports it. */
+typedef struct dtCommit {
+    char id[37];  /* decision_id */
+    uint64_t lsn; /* its transaction's COMMIT: the end LSN, as pgoutput's Commit says */
+} dtCommit;
+/* The decisions committed since the last call, consuming check_slot (a
+ * test_decoding slot the test made), in the slot's order: *n of them,
+ * malloc'd, the caller frees. NULL (and *n 0) on an error, printed. */
+dtCommit *dtPgTakeCommits(const dtPg *pg, const char *check_slot, size_t *n);
 /* Waits until replication slot is confirmed at or past the server's WAL
  * position as it is when called (everything committed before is handled
  * downstream); false after timeout_ms. */
