@@ -70,6 +70,10 @@ typedef struct dsKafkaOptions {
  * notice), or a partition count changed, is seen within this. */
 #define DS_KAFKA_METADATA_REFRESH_MS "10000"
 
+/* reconnect.backoff.max.ms of every client: a dead coordinator's successor
+ * is found at the next reconnection attempt. */
+#define DS_KAFKA_RECONNECT_BACKOFF_MAX_MS "1000"
+
 /* Checks the options together: a known protocol and mechanism, a SASL
  * mechanism with a username and a password (a password file readable, its
  * first line not empty), TLS files only with an ssl protocol and readable.
@@ -78,8 +82,8 @@ typedef struct dsKafkaOptions {
  * usage error like any other. */
 bool dsKafkaOptionsCheck(const dsKafkaOptions *o, char *errbuf, size_t errlen);
 
-/* Checks the options (dsKafkaOptionsCheck) and builds a configuration from them with dsKafkaLog as its log callback
- * and DS_KAFKA_METADATA_REFRESH_MS, with Nagle's algorithm off (over TLS it held
+/* Checks the options (dsKafkaOptionsCheck) and builds a configuration from them with dsKafkaLog as its log callback,
+ * DS_KAFKA_METADATA_REFRESH_MS and DS_KAFKA_RECONNECT_BACKOFF_MAX_MS, with Nagle's algorithm off (over TLS it held
  * a request's second record for the broker's delayed ACK, ~40 ms).
  * The caller owns the result until rd_kafka_new() takes it
  * (rd_kafka_conf_destroy() otherwise). NULL with errbuf naming the option at
