@@ -3,7 +3,8 @@
 #   make            build every program into build/bin/
 #   make run        install what is missing, build, start the local stack
 #   make test       install what is missing, build, run every test twice:
-#                   normal build, then AddressSanitizer + UBSan (build/asan)
+#                   normal build, then AddressSanitizer + UBSan (build/asan);
+#                   builds with TEST_JOBS=2 jobs, runs the tests one at a time
 #   make bench      run the benchmarks in bench/
 #   make fuzz       build the libFuzzer harnesses (clang, build/fuzz) and run
 #                   each for FUZZ_SECONDS (default 60); FUZZ_TARGETS picks some
@@ -264,9 +265,13 @@ check: all $(CHECK_TESTS)
 check-broker: all $(BROKER_TESTS)
 	BUILD=$(BUILD) bash tests/run.sh $(BROKER_TESTS)
 
+# Each pass builds with TEST_JOBS jobs (both cores of CI's machine), then
+# runs its tests one after another: tests/run.sh is a single recipe, which
+# starts only once every binary is built, and the tests are timing-sensitive.
+TEST_JOBS ?= 2
 test: deps
-	$(MAKE) check
-	$(MAKE) BUILD=build/asan SAN=1 check
+	$(MAKE) -j$(TEST_JOBS) check
+	$(MAKE) -j$(TEST_JOBS) BUILD=build/asan SAN=1 check
 
 # KAFKA=dev (dev-kafka, the default) or KAFKA=apache (a local Apache Kafka).
 KAFKA ?= dev

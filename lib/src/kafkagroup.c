@@ -27,13 +27,22 @@ bool dsKafkaInstanceId(const dsKafkaGroup *g, char *out, size_t len, char *errbu
     return true;
 }
 
+/* librdkafka's heartbeat.interval.ms default. */
+#define GROUP_HEARTBEAT_MS 3000
+
 bool dsKafkaGroupConf(rd_kafka_conf_t *conf, const dsKafkaGroup *g, char *errbuf, size_t errlen) {
-    char id[512], session[32];
+    char id[512], session[32], heartbeat[32];
     if (!dsKafkaInstanceId(g, id, sizeof(id), errbuf, errlen)) return false;
     snprintf(session, sizeof(session), "%ld", g->session_timeout_ms);
+    /* Kafka's rule: heartbeats at a third of the session timeout at most, so
+     * that one late heartbeat does not cost the member its partitions;
+     * librdkafka's 3 s is more than that for sessions under 9 s. */
+    long beat = g->session_timeout_ms / 3 < GROUP_HEARTBEAT_MS ? g->session_timeout_ms / 3 : GROUP_HEARTBEAT_MS;
+    snprintf(heartbeat, sizeof(heartbeat), "%ld", beat > 0 ? beat : 1);
     return dsKafkaConfSet(conf, "group.id", g->group_id, errbuf, errlen) &&
            dsKafkaConfSet(conf, "group.instance.id", id[0] ? id : NULL, errbuf, errlen) &&
            dsKafkaConfSet(conf, "session.timeout.ms", session, errbuf, errlen) &&
+           dsKafkaConfSet(conf, "heartbeat.interval.ms", heartbeat, errbuf, errlen) &&
            dsKafkaConfSet(conf, "isolation.level", "read_committed", errbuf, errlen) &&
            dsKafkaConfSet(conf, "enable.auto.commit", "false", errbuf, errlen) &&
            dsKafkaConfSet(conf, "auto.offset.reset", "earliest", errbuf, errlen);

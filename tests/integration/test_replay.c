@@ -511,7 +511,8 @@ static void archiverStart(archiverProc *a, const char *aroot, const char *topic_
     snprintf(a->env[3], sizeof(a->env[3]), "ARCHIVER_METRICS_PORT=%d", port);
     snprintf(a->env[4], sizeof(a->env[4]), "ARCHIVER_GROUP_ID=archiver-%s", topic_name);
     const char *env[] = {a->env[0], a->env[1], a->env[2], a->env[3], a->env[4], "ARCHIVER_MAX_AGE=300ms",
-                         "ARCHIVER_SESSION_TIMEOUT=6s", "ARCHIVER_REGISTRY_URL=", "ARCHIVER_LOG_LEVEL=error", NULL};
+                         "ARCHIVER_SESSION_TIMEOUT=3s",
+                         "ARCHIVER_GROUP_INSTANCE_ID=none", "ARCHIVER_REGISTRY_URL=", "ARCHIVER_LOG_LEVEL=error", NULL};
     a->pid = dtSpawn("decision-archiver", NULL, env);
     assert_true(a->pid > 0);
     assert_true(dtWaitReady(&a->http, 20000));

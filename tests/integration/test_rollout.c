@@ -135,7 +135,8 @@ static bool startStream(bool old) {
 static bool startArchiver(bool old) {
     const char *env[] = {envf("ARCHIVER_BROKERS=127.0.0.1:%d", kafka.port),
                          envf(old ? "ARCHIVER_ROOT=%s" : "ARCHIVER_ARCHIVE=%s", archive),
-                         "ARCHIVER_MAX_AGE=300ms", "ARCHIVER_LOG_LEVEL=warn", "ARCHIVER_SESSION_TIMEOUT=6s",
+                         "ARCHIVER_MAX_AGE=300ms", "ARCHIVER_LOG_LEVEL=warn", "ARCHIVER_SESSION_TIMEOUT=3s",
+                         "ARCHIVER_GROUP_INSTANCE_ID=none",
                          envf("ARCHIVER_REGISTRY_URL=%s", registry),
                          old ? envf("ARCHIVER_SCHEMAS_DIR=%s", v1dir) : NULL, NULL};
     return (archiver = dtSpawn("decision-archiver", NULL, env)) > 0;
@@ -145,7 +146,8 @@ static bool startArchiver(bool old) {
 static pid_t startStoreOn(const char *dir, const dtApi *at, const char *group, bool old) {
     const char *env[] = {envf("VARSTORE_BROKERS=127.0.0.1:%d", kafka.port), envf("VARSTORE_DATA_DIR=%s", dir),
                          envf("VARSTORE_LISTEN_PORT=%d", at->port), envf("VARSTORE_GROUP_ID=%s", group),
-                         "VARSTORE_LOG_LEVEL=warn", "VARSTORE_BATCH_WAIT=5ms", "VARSTORE_SESSION_TIMEOUT=6s",
+                         "VARSTORE_LOG_LEVEL=warn", "VARSTORE_BATCH_WAIT=5ms", "VARSTORE_SESSION_TIMEOUT=3s",
+                         "VARSTORE_GROUP_INSTANCE_ID=none",
                          envf("VARSTORE_REGISTRY_URL=%s", registry), envf("VARSTORE_TOKENS_FILE=%s", tokens),
                          old ? envf("VARSTORE_SCHEMAS_DIR=%s", v1dir) : NULL, NULL};
     pid_t pid = dtSpawn("variable-store", NULL, env);

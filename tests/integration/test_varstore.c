@@ -42,10 +42,11 @@ static size_t reproduced; /* decisions replayed onto the topic: archived again *
 static char vsdir[300], archive[300];
 static char env_abrokers[64], env_aroot[330];
 static const char *archEnv[] = {env_abrokers, env_aroot, "ARCHIVER_MAX_AGE=300ms", "ARCHIVER_LOG_LEVEL=error",
-                                "ARCHIVER_SESSION_TIMEOUT=6s", NULL};
+                                "ARCHIVER_SESSION_TIMEOUT=3s", "ARCHIVER_GROUP_INSTANCE_ID=none", NULL};
 static char env_vbrokers[64], env_vdir[330], env_vport[64], env_vtokens[330];
 static const char *storeEnv[] = {env_vbrokers, env_vdir, env_vport, env_vtokens, "VARSTORE_LOG_LEVEL=warn",
-                                 "VARSTORE_BATCH_WAIT=5ms", "VARSTORE_SESSION_TIMEOUT=6s", NULL};
+                                 "VARSTORE_BATCH_WAIT=5ms", "VARSTORE_SESSION_TIMEOUT=3s",
+                                 "VARSTORE_GROUP_INSTANCE_ID=none", NULL};
 static char ingestTokenFile[330]; /* decision-replay's: DT_INGEST_TOKEN in clear */
 
 static bool storeStartWith(const char *const *env) {
@@ -437,7 +438,8 @@ static void test_new_variable_rebuilds_from_the_topic(void **state) {
     json_decref(file);
     snprintf(env_file, sizeof(env_file), "VARSTORE_VARIABLES_FILE=%s", path);
     const char *env[] = {env_vbrokers, env_vdir, env_vport, env_vtokens, env_file, "VARSTORE_LOG_LEVEL=error",
-                         "VARSTORE_BATCH_WAIT=5ms", "VARSTORE_SESSION_TIMEOUT=6s", NULL};
+                         "VARSTORE_BATCH_WAIT=5ms", "VARSTORE_SESSION_TIMEOUT=3s",
+                         "VARSTORE_GROUP_INSTANCE_ID=none", NULL};
     assert_int_equal(dtStop(store, SIGTERM), 0);
     assert_true(storeStartWith(env));
 

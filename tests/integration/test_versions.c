@@ -182,8 +182,8 @@ typedef struct consumers {
     pid_t archiver, store;
     dtApi vs, ar; /* the store's API, the archiver's metrics endpoint */
     char root[128], data[128];
-    char aenv[10][300], senv[11][300];
-    const char *aenvp[11], *senvp[12];
+    char aenv[11][300], senv[12][300];
+    const char *aenvp[12], *senvp[13];
 } consumers;
 
 static bool alive(void *arg) {
@@ -222,17 +222,19 @@ static bool consumersStart(consumers *c, const char *topic, bool registry_down) 
     snprintf(brokers, sizeof(brokers), "127.0.0.1:%d", kafka.port);
     snprintf(port, sizeof(port), "%d", c->vs.port);
     snprintf(aport, sizeof(aport), "%d", c->ar.port);
+    /* dynamic members with a short session: dev-kafka's mock cluster would
+     * make a restarted static member wait out its former self */
     const char *an[] = {"BROKERS", "TOPIC", "GROUP", "ROOT", "SCHEMAS_DIR", "REGISTRY_URL", "MAX_AGE",
-                        "SESSION_TIMEOUT", "LOG_LEVEL", "METRICS_PORT"};
-    const char *av[] = {brokers, topic, "archiver", c->root, v1dir, c->areg.url, "1500ms", "6s", "warn", aport};
-    envFill(c->aenv, c->aenvp, "ARCHIVER_", an, av, 10);
+                        "SESSION_TIMEOUT", "GROUP_INSTANCE_ID", "LOG_LEVEL", "METRICS_PORT"};
+    const char *av[] = {brokers, topic, "archiver", c->root, v1dir, c->areg.url, "1500ms", "3s", "none", "warn", aport};
+    envFill(c->aenv, c->aenvp, "ARCHIVER_", an, av, 11);
     char tokens[128];
     snprintf(tokens, sizeof(tokens), "%s/tokens", tmp);
     if (!dtWriteTokens(tokens)) return false;
     const char *sn[] = {"BROKERS", "TOPIC", "GROUP_ID", "DATA_DIR", "SCHEMAS_DIR", "REGISTRY_URL", "LISTEN_PORT",
-                        "BATCH_WAIT", "SESSION_TIMEOUT", "LOG_LEVEL", "TOKENS_FILE"};
-    const char *sv[] = {brokers, topic, "store", c->data, v1dir, c->sreg.url, port, "5ms", "6s", "warn", tokens};
-    envFill(c->senv, c->senvp, "VARSTORE_", sn, sv, 11);
+                        "BATCH_WAIT", "SESSION_TIMEOUT", "GROUP_INSTANCE_ID", "LOG_LEVEL", "TOKENS_FILE"};
+    const char *sv[] = {brokers, topic, "store", c->data, v1dir, c->sreg.url, port, "5ms", "3s", "none", "warn", tokens};
+    envFill(c->senv, c->senvp, "VARSTORE_", sn, sv, 12);
     return consumersSpawn(c);
 }
 

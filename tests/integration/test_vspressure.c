@@ -95,7 +95,8 @@ static bool storeStart(store *s, const char *name, const char *const *extra) {
     env[n++] = "VARSTORE_LOG_LEVEL=warn";
     env[n++] = "VARSTORE_REGISTRY_URL=";
     env[n++] = "VARSTORE_BATCH_WAIT=5ms";
-    env[n++] = "VARSTORE_SESSION_TIMEOUT=6s";
+    env[n++] = "VARSTORE_SESSION_TIMEOUT=3s";
+    env[n++] = "VARSTORE_GROUP_INSTANCE_ID=none";
     for (size_t i = 0; extra && extra[i] && n < 23; i++) env[n++] = extra[i];
     env[n] = NULL;
     s->pid = dtSpawn("variable-store", NULL, env);
@@ -135,7 +136,8 @@ static int setup(void **state) {
     snprintf(bp, sizeof(bp), "%d", kafka.port);
     snprintf(cp, sizeof(cp), "%d", control);
     const char *args[] = {"--listen-port", bp, "--control-port", cp, "--log-level", "warn",
-                          "--topics", "decisions-sweep:3,decisions-grow:3", NULL};
+                          "--topics", "decisions-sweep:3,decisions-grow:3", "--group-initial-rebalance-delay", "200ms",
+                          NULL};
     kafka.pid = dtSpawn("dev-kafka", args, NULL);
     return kafka.pid > 0 && dtWaitFor(healthy, &kafka.control, 20000) ? 0 : -1;
 }
@@ -493,14 +495,17 @@ static void expectExactlyOnce(const store *s, double read, const char *fresh, in
 }
 
 /* Two stores fill their small maps with decisions that leave every window
- * (2 h + 1 h of slack) 30 s after the test starts, then fresh ones arrive.
- * One stays up: it pauses, refuses, and goes on by itself once its sweep
- * deletes the expired ones. The other is stopped full and restarted after
- * they expired: it sweeps before consuming, so it never finds its map full
- * again. Both end with every decision counted once. */
+ * (2 h + 1 h of slack) EXPIRE_MS after the test starts, then fresh ones
+ * arrive (start and filling take 2-4 s, ASan included: the rest is the
+ * wait for the expiry). One stays up: it pauses, refuses, and goes on by
+ * itself once its sweep deletes the expired ones. The other is stopped
+ * full and restarted after they expired: it sweeps before consuming, so it
+ * never finds its map full again. Both end with every decision counted
+ * once. */
 static void test_full_map_waits_for_the_sweep(void **state) {
+    enum { EXPIRE_MS = 15000 };
     const char *topic = "decisions-sweep";
-    int64_t expiry = nowMs() + 30000;
+    int64_t start = nowMs(), expiry = start + EXPIRE_MS;
     store a = {0}, b = {0};
     const char *extra[] = {"VARSTORE_MAP_SIZE=1MiB", "VARSTORE_SWEEP_INTERVAL=200ms", "VARSTORE_MAX_BATCH=200",
                            "VARSTORE_TOPIC=decisions-sweep", NULL};
@@ -513,7 +518,7 @@ static void test_full_map_waits_for_the_sweep(void **state) {
     assert_true(dtWaitReady(&a.at, 30000) && dtWaitReady(&b.at, 30000));
     store *both[] = {&a, &b};
     int produced = fillUntilFull(topic, "old", expiry - 3 * HOUR_MS, both, 2);
-    if (nowMs() > expiry - 5000) fail_msg("filling took too long to test anything");
+    if (nowMs() > expiry - 5000) fail_msg("filling took %lld ms: too long to test anything", (long long)(nowMs() - start));
     produce(topic, "fresh", 1000, nowMs());
     produced += 1000;
     expectFull(&a);

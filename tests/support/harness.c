@@ -314,7 +314,9 @@ bool dtKafkaStart(dtKafka *k) {
     snprintf(k->control.url, sizeof(k->control.url), "http://127.0.0.1:%d", control_port);
     snprintf(bp, sizeof(bp), "%d", k->port);
     snprintf(cp, sizeof(cp), "%d", control_port);
-    const char *args[] = {"--listen-port", bp, "--control-port", cp, "--log-level", "warn", NULL};
+    /* consumers start one at a time here: none waits for others to join */
+    const char *args[] = {"--listen-port", bp, "--control-port", cp, "--log-level", "warn",
+                          "--group-initial-rebalance-delay", "200ms", NULL};
     k->pid = dtSpawn("dev-kafka", args, NULL);
     return k->pid > 0 && dtWaitFor(dtKafkaHealthy, k, 20000);
 }

@@ -236,14 +236,17 @@ static void test_group_membership(void **state) {
     assertProp(conf, "group.id", "archivers");
     assertProp(conf, "group.instance.id", want);
     assertProp(conf, "session.timeout.ms", "6000");
+    assertProp(conf, "heartbeat.interval.ms", "2000"); /* a third of the session */
     assertProp(conf, "isolation.level", "read_committed");
     assertProp(conf, "enable.auto.commit", "false");
     rd_kafka_conf_destroy(conf);
 
     g.instance_id = "archiver-2";
+    g.session_timeout_ms = 45000;
     conf = rd_kafka_conf_new();
     assert_true(dsKafkaGroupConf(conf, &g, err, sizeof err));
     assertProp(conf, "group.instance.id", "archiver-2");
+    assertProp(conf, "heartbeat.interval.ms", "3000"); /* librdkafka's default, below a third */
     rd_kafka_conf_destroy(conf);
 
     /* none: a dynamic member, as before static membership */

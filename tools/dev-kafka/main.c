@@ -33,6 +33,7 @@ static struct {
     long brokers;
     char *topics;
     long control_port;
+    long initial_rebalance_delay_ms;
     char *log_level;
 } opt;
 
@@ -45,6 +46,13 @@ static const dsConfigOption dkConfig[] = {
     {"topics", DS_CFG_STRING, "decisions:6,decisions.dlq:1,decisions.checkpoints:1",
      "topics created at start as name:partitions,... (others are auto-created)", &opt.topics, 0, 0},
     {"control-port", DS_CFG_INT, "9644", "HTTP control endpoint on 127.0.0.1 (0: none)", &opt.control_port, 0, 65535},
+    /* Kafka's group.initial.rebalance.delay.ms, 3 s there and in the mock:
+     * how long the first member of an empty group waits for others before
+     * it gets partitions. Tests that start consumers one at a time set it
+     * short rather than wait 3 s at each start. */
+    {"group-initial-rebalance-delay", DS_CFG_DURATION, "3s",
+     "how long a consumer group with no members waits for more to join before the first assignment",
+     &opt.initial_rebalance_delay_ms, 0, 300000},
     {"log-level", DS_CFG_STRING, "info", "debug, info, warn or error", &opt.log_level, 0, 0},
 };
 #define DK_NCONFIG (sizeof(dkConfig) / sizeof(dkConfig[0]))
@@ -97,6 +105,7 @@ static bool dkStartCluster(dkMain *m, char *errbuf, size_t errlen) {
         return false;
     }
     m->bootstraps = rd_kafka_mock_cluster_bootstraps(m->mc);
+    rd_kafka_mock_group_initial_rebalance_delay_ms(m->mc, (int)opt.initial_rebalance_delay_ms);
     return dkCreateTopics(m, errbuf, errlen);
 }
 

@@ -56,8 +56,9 @@ typedef struct dsKafkaGroup {
 bool dsKafkaInstanceId(const dsKafkaGroup *g, char *out, size_t len, char *errbuf, size_t errlen);
 
 /* Sets on conf (a consumer's, from dsKafkaConfNew()) the group, the
- * instance id, the session timeout, isolation.level=read_committed, manual
- * offset commits and auto.offset.reset=earliest. false with errbuf filled. */
+ * instance id, the session timeout (heartbeats at a third of it, 3 s at
+ * most), isolation.level=read_committed, manual offset commits and
+ * auto.offset.reset=earliest. false with errbuf filled. */
 bool dsKafkaGroupConf(rd_kafka_conf_t *conf, const dsKafkaGroup *g, char *errbuf, size_t errlen);
 
 /* Routes rk's events to its consumer queue (rd_kafka_poll_set_consumer)
