@@ -188,7 +188,7 @@ static const char *kfOrNull(const char *s) {
 
 bool dsKafkaOptionsCheck(const dsKafkaOptions *o, char *errbuf, size_t errlen) {
     const char *proto = kfProtocol(o->security_protocol);
-    if (!kfSet(o->brokers)) return kfFail(errbuf, errlen, "--brokers is empty: no Kafka bootstrap servers");
+    if (!kfSet(o->brokers)) return true;
     if (proto == NULL)
         return kfFail(errbuf, errlen, "--security-protocol: \"%s\" is not plaintext, ssl, sasl_plaintext or sasl_ssl",
                       o->security_protocol);
@@ -202,6 +202,7 @@ bool dsKafkaOptionsCheck(const dsKafkaOptions *o, char *errbuf, size_t errlen) {
 }
 
 rd_kafka_conf_t *dsKafkaConfNew(const dsKafkaOptions *o, char *errbuf, size_t errlen) {
+    if (!kfSet(o->brokers)) return kfFail(errbuf, errlen, "--brokers is empty: no Kafka bootstrap servers"), NULL;
     if (!dsKafkaOptionsCheck(o, errbuf, errlen)) return NULL;
     const char *proto = kfProtocol(o->security_protocol);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();

@@ -8,7 +8,7 @@
 
 size_t arOptionsTable(arOptions *o, dsConfigOption rows[AR_NOPTIONS]) {
     const dsConfigOption table[] = {
-        DS_KAFKA_CONFIG_OPTIONS(o->kafka, AR_PROGRAM, "Kafka bootstrap servers (host:port,...)"),
+        DS_KAFKA_CONFIG_OPTIONS(o->kafka, AR_PROGRAM, "Kafka bootstrap servers (host:port,...)", 1),
         {"topic", DS_CFG_STRING, "decisions", "topic to archive", &o->topic, 1, 0},
         {"group-id", DS_CFG_STRING, "decision-archiver",
          "consumer group (every archiver writing one archive joins it)", &o->group_id, 1, 0},

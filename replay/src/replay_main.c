@@ -44,7 +44,7 @@ static const dsConfigOption rpConfig[] = {
     {"outcome", DS_CFG_STRING, "", "only decisions with this outcome (APPROVED, REJECTED, REFERRED)", &opt.outcome, 0,
      0},
     {"target", DS_CFG_STRING, "", "kafka, postgres or variable-store (required unless --dry-run)", &opt.target, 0, 0},
-    DS_KAFKA_CONFIG_OPTIONS(opt.kafka, "decision-replay", "kafka target: bootstrap servers (host:port,...)"),
+    DS_KAFKA_CONFIG_OPTIONS(opt.kafka, "decision-replay", "kafka target: bootstrap servers (host:port,...)", 0),
     {"topic", DS_CFG_STRING, "decisions", "kafka target: topic", &opt.topic, 1, 0},
     {"compression", DS_CFG_STRING, "lz4", "kafka target: none, gzip, snappy, lz4 or zstd", &opt.compression, 0, 0},
     {"dsn", DS_CFG_STRING, "", "postgres target: libpq connection string", &opt.dsn, 0, 0},
@@ -168,6 +168,8 @@ static bool rpCheckOptions(rpReplaySpec *spec, dsCodec *codec, char **token) {
         strcmp(opt.target, "variable-store") != 0)
         return rpUsageError("--target must be kafka, postgres or variable-store, not %s", opt.target);
     char kerr[512];
+    if (strcmp(opt.target, "kafka") == 0 && !*opt.kafka.brokers)
+        return rpUsageError("--target kafka needs --brokers%s", "");
     if (strcmp(opt.target, "kafka") == 0 && !dsKafkaOptionsCheck(&opt.kafka, kerr, sizeof(kerr)))
         return rpUsageError("%s", kerr);
     if (!opt.dry_run && strcmp(opt.target, "postgres") == 0 && !*opt.dsn)

@@ -35,7 +35,7 @@ static const dsConfigOption spConfig[] = {
     {"publication", DS_CFG_STRING, "decisions_pub", "publication to stream (created when missing)", &opt.publication,
      0, 0},
     {"table", DS_CFG_STRING, "decisions", "the decisions table", &opt.table, 1, 0},
-    DS_KAFKA_CONFIG_OPTIONS(opt.kafka, "stream-processor", "Kafka bootstrap servers (host:port,...)"),
+    DS_KAFKA_CONFIG_OPTIONS(opt.kafka, "stream-processor", "Kafka bootstrap servers (host:port,...)", 1),
     {"topic", DS_CFG_STRING, "decisions", "topic for decisions", &opt.topic, 1, 0},
     {"compression", DS_CFG_STRING, "lz4", "Kafka compression.codec: none, gzip, snappy, lz4, zstd", &opt.compression,
      0, 0},

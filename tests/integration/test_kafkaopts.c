@@ -34,10 +34,12 @@ static void assertUsageError(const char *program, const char *args, const char *
 
 static void test_daemons_refuse_wrong_kafka_options(void **state) {
     (void)state;
+    /* An empty --brokers: the store then runs without Kafka (ingest only). */
+    assertUsageError("stream-processor", "--brokers ''", "--brokers");
+    assertUsageError("decision-archiver", "--brokers ''", "--brokers");
     for (size_t i = 0; i < sizeof(daemons) / sizeof(daemons[0]); i++) {
         const char *p = daemons[i];
         assertUsageError(p, "--security-protocol tls", "--security-protocol: \"tls\" is not plaintext");
-        assertUsageError(p, "--brokers ''", "--brokers is empty");
         assertUsageError(p, "--sasl-username u", "--sasl-username is set but --security-protocol is plaintext");
         assertUsageError(p, "--security-protocol sasl_ssl --sasl-mechanism GSSAPI --sasl-username u",
                          "--sasl-mechanism: \"GSSAPI\" is not PLAIN");
@@ -56,6 +58,8 @@ static void test_replay_checks_kafka_options_for_a_kafka_target_only(void **stat
     char args[512];
     snprintf(args, sizeof(args), "%s --target kafka --security-protocol tls", range);
     assertUsageError("decision-replay", args, "--security-protocol: \"tls\" is not plaintext");
+    snprintf(args, sizeof(args), "%s --target kafka --brokers ''", range);
+    assertUsageError("decision-replay", args, "--target kafka needs --brokers");
     /* The same option beside another target is not read: the run goes on
      * to the archive, which is missing (a runtime error, exit 1). */
     char *out = NULL;

@@ -54,7 +54,7 @@ static const dsConfigOption vsConfig[] = {
      "when the file needs state the store lacks: rebuild (from the topic) or refuse to start", &opt.on_layout_change,
      0, 0},
     DS_KAFKA_CONFIG_OPTIONS(opt.kafka, "variable-store",
-                            "Kafka bootstrap servers (host:port,...); empty: no consumer, ingest only"),
+                            "Kafka bootstrap servers (host:port,...); empty: no consumer, ingest only", 0),
     {"topic", DS_CFG_STRING, "decisions", "the decision topic", &opt.topic, 1, 0},
     {"group-id", DS_CFG_STRING, "variable-store", "consumer group; one per store directory", &opt.group_id, 1, 0},
     DS_KAFKA_INSTANCE_OPTION(opt.instance_id),

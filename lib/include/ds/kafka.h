@@ -35,9 +35,10 @@ typedef struct dsKafkaOptions {
 
 /* The rows of a dsConfigOption table for o (a dsKafkaOptions variable).
  * default_client_id: the program's client.id; brokers_doc: what --brokers
- * means in this program. */
-#define DS_KAFKA_CONFIG_OPTIONS(o, default_client_id, brokers_doc)                                                    \
-    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", brokers_doc, &(o).brokers, 0, 0},                                    \
+ * means in this program; brokers_required: 1 when an empty --brokers is a
+ * usage error, 0 when it means "no Kafka" to the program. */
+#define DS_KAFKA_CONFIG_OPTIONS(o, default_client_id, brokers_doc, brokers_required)                                  \
+    {"brokers", DS_CFG_STRING, "127.0.0.1:9092", brokers_doc, &(o).brokers, brokers_required, 0},                     \
     {"security-protocol", DS_CFG_STRING, "",                                                                          \
      "Kafka security.protocol: plaintext, ssl, sasl_plaintext or sasl_ssl (empty: plaintext)",                        \
      &(o).security_protocol, 0, 0},                                                                                   \
@@ -74,7 +75,8 @@ typedef struct dsKafkaOptions {
  * is found at the next reconnection attempt. */
 #define DS_KAFKA_RECONNECT_BACKOFF_MAX_MS "1000"
 
-/* Checks the options together: a known protocol and mechanism, a SASL
+/* Checks the options together (none when brokers is empty: no Kafka to
+ * reach, which dsKafkaConfNew refuses): a known protocol and mechanism, a SASL
  * mechanism with a username and a password (a password file readable, its
  * first line not empty), TLS files only with an ssl protocol and readable.
  * false with errbuf naming the option at fault. Programs call it (through
