@@ -154,22 +154,18 @@ static void mainOnExit(int code, void *arg) {
     mainStop(arg);
 }
 
-/* The transactional.id of exactly-once, NULL for at-least-once, from
- * --delivery and what the cluster is. false with errbuf on a bad value. */
-static bool mainDelivery(char *tid, size_t tidlen, bool *eos, char *errbuf, size_t errlen) {
-    bool want = strcmp(opt.delivery, "exactly-once") == 0, any = strcmp(opt.delivery, "auto") == 0;
+/* Whether to run exactly-once (*eos, with its transactional.id in tid),
+ * from --delivery (checked already) and what the cluster is. */
+static void mainDelivery(char *tid, size_t tidlen, bool *eos) {
+    bool any = strcmp(opt.delivery, "auto") == 0;
     *eos = false;
-    if (strcmp(opt.delivery, "at-least-once") == 0) return true;
-    if (!want && !any) {
-        snprintf(errbuf, errlen, "delivery: \"%s\" is not exactly-once, at-least-once or auto", opt.delivery);
-        return false;
-    }
+    if (strcmp(opt.delivery, "at-least-once") == 0) return;
     char err[1024] = "";
     int mock = spClusterIsMock(&opt.kafka, 10000, err, sizeof(err));
     if (mock == 1 && any) {
         dsLogWarn("delivery auto: the cluster is librdkafka's mock (dev-kafka), whose transactions are not real "
                   "(read_committed consumers see aborted records): at-least-once");
-        return true;
+        return;
     }
     if (mock == 1)
         dsLogWarn("delivery exactly-once on librdkafka's mock cluster: the transactional calls run, but the mock "
@@ -182,7 +178,33 @@ static bool mainDelivery(char *tid, size_t tidlen, bool *eos, char *errbuf, size
     if (*opt.transactional_id) snprintf(tid, tidlen, "%s", opt.transactional_id);
     else snprintf(tid, tidlen, "stream-processor-%s", opt.slot);
     dsLogInfo("delivery exactly-once: transactional.id %s, checkpoints on %s", tid, opt.checkpoint_topic);
-    return true;
+}
+
+/* The processor's configuration from the options; tid: the
+ * transactional.id of exactly-once, NULL for at-least-once. */
+static spProcessorConfig mainProcessorConfig(spMain *m, dsLearner *learner, const char *tid) {
+    return (spProcessorConfig){
+        .repl = {opt.dsn, opt.slot, opt.publication, opt.table},
+        .kafka = {.kafka = &opt.kafka, .compression = orNull(opt.compression), .topic = opt.topic,
+                  .dlq_topic = opt.dlq_topic,
+                  .message_timeout_ms = (int)opt.message_timeout_ms,
+                  .linger_ms = (int)opt.linger_ms,
+                  /* Above what the window lets through (one message past
+                   * either limit), so a send never meets a full queue. */
+                  .queue_max_messages = (int)opt.max_in_flight * 2,
+                  .queue_max_kbytes = (int)(opt.max_in_flight_bytes / 1024 * 2 + 4096),
+                  .transactional_id = tid,
+                  .transaction_timeout_ms = (int)opt.transaction_timeout_ms,
+                  .checkpoint_topic = opt.checkpoint_topic},
+        .max_in_flight = opt.max_in_flight,
+        .max_in_flight_bytes = opt.max_in_flight_bytes,
+        .status_interval_ms = opt.status_interval_ms,
+        .learner = learner,
+        .batch = {.max_messages = opt.transaction_max_messages, .interval_ms = opt.transaction_interval_ms,
+                  .idle_ms = opt.status_interval_ms},
+        .on_exit = mainOnExit,
+        .exit_arg = m,
+    };
 }
 
 int main(int argc, char **argv) {
@@ -192,6 +214,13 @@ int main(int argc, char **argv) {
                                       ENV_PREFIX, &opt.log_level, .kafka = &opt.kafka};
     int early = dsDaemonStart(&spec, argc, argv, NULL, NULL);
     if (early >= 0) return early;
+    if (strcmp(opt.delivery, "exactly-once") != 0 && strcmp(opt.delivery, "at-least-once") != 0 &&
+        strcmp(opt.delivery, "auto") != 0) {
+        fprintf(stderr, "stream-processor: --delivery: \"%s\" is not exactly-once, at-least-once or auto (see "
+                "--help)\n", opt.delivery);
+        dsConfigFree(spConfig, SP_NCONFIG);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
 
     static spMain m;
@@ -207,32 +236,8 @@ int main(int argc, char **argv) {
     m.metrics = dsMetricsNew();
     char tid[300];
     bool eos = false;
-    if (codec && !mainDelivery(tid, sizeof(tid), &eos, err, sizeof(err))) {
-        dsLogError("cannot start: %s", err);
-        goto done;
-    }
-    spProcessorConfig pc = {
-        .repl = {opt.dsn, opt.slot, opt.publication, opt.table},
-        .kafka = {.kafka = &opt.kafka, .compression = orNull(opt.compression), .topic = opt.topic,
-                  .dlq_topic = opt.dlq_topic,
-                  .message_timeout_ms = (int)opt.message_timeout_ms,
-                  .linger_ms = (int)opt.linger_ms,
-                  /* Above what the window lets through (one message past
-                   * either limit), so a send never meets a full queue. */
-                  .queue_max_messages = (int)opt.max_in_flight * 2,
-                  .queue_max_kbytes = (int)(opt.max_in_flight_bytes / 1024 * 2 + 4096),
-                  .transactional_id = eos ? tid : NULL,
-                  .transaction_timeout_ms = (int)opt.transaction_timeout_ms,
-                  .checkpoint_topic = opt.checkpoint_topic},
-        .max_in_flight = opt.max_in_flight,
-        .max_in_flight_bytes = opt.max_in_flight_bytes,
-        .status_interval_ms = opt.status_interval_ms,
-        .learner = learner,
-        .batch = {.max_messages = opt.transaction_max_messages, .interval_ms = opt.transaction_interval_ms,
-                  .idle_ms = opt.status_interval_ms},
-        .on_exit = mainOnExit,
-        .exit_arg = &m,
-    };
+    if (codec) mainDelivery(tid, sizeof(tid), &eos);
+    spProcessorConfig pc = mainProcessorConfig(&m, learner, eos ? tid : NULL);
     if (codec == NULL || m.metrics == NULL || (m.proc = spProcessorNew(&loop, &pc, codec, m.metrics, err, sizeof(err))) == NULL) {
         dsLogError("cannot start: %s", err);
         goto done;

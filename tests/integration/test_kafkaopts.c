@@ -37,6 +37,7 @@ static void test_daemons_refuse_wrong_kafka_options(void **state) {
     /* An empty --brokers: the store then runs without Kafka (ingest only). */
     assertUsageError("stream-processor", "--brokers ''", "--brokers");
     assertUsageError("decision-archiver", "--brokers ''", "--brokers");
+    assertUsageError("stream-processor", "--delivery exactly-twice", "--delivery: \"exactly-twice\" is not");
     for (size_t i = 0; i < sizeof(daemons) / sizeof(daemons[0]); i++) {
         const char *p = daemons[i];
         assertUsageError(p, "--security-protocol tls", "--security-protocol: \"tls\" is not plaintext");
