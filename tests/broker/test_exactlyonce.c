@@ -3,10 +3,11 @@
  * posted through the API: the processor killed with SIGKILL at random
  * points and started again (KILLS times, default 20); a zombie processor
  * paused until PostgreSQL dropped its replication session, a second one
- * started on the same slot, then the first resumed; the broker restarted
- * mid-transaction; PostgreSQL restarted mid-batch. decision-archiver
- * consumes the topic throughout, and its archive must hold every decision
- * once as well (once the archiver reads read_committed).
+ * started on the same slot, then the first resumed; a processor stalled
+ * past its transaction timeout; the broker restarted mid-transaction;
+ * PostgreSQL restarted mid-batch. decision-archiver consumes the topic
+ * throughout (read_committed), and its archive must hold every decision
+ * once as well.
  *
  * What is checked is read from outside the processor. The topic is read
  * back with isolation.level=read_committed by Apache Kafka's own Java
@@ -20,8 +21,7 @@
  * records of each customer (the key) in commit order within its partition.
  *
  * DELIVERY=at-least-once runs the same cases against the old mode, which
- * shows duplicates after the kills: the test can fail. Without a processor
- * that has --delivery, the cases are skipped. */
+ * shows duplicates after the kills: the test can fail. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -57,10 +57,7 @@ static dtStream proc;
 static dtApi archHttp; /* the archiver's metrics */
 static pid_t archiver = -1;
 static char archive[300];
-static bool archiveCommitted; /* the archiver reads read_committed */
 static const char *delivery;  /* the mode under test */
-static bool hasDelivery;      /* the processor has --delivery */
-static bool supported;        /* the mode under test can run */
 
 static long long monoMs(void) {
     struct timespec ts;
@@ -192,7 +189,7 @@ static bool startProcWith(dtStream *s, const char *extra) {
     dtBrokerEnv e;
     char mode[64];
     snprintf(mode, sizeof(mode), "STREAM_DELIVERY=%s", delivery);
-    const char *const own[] = {"STREAM_STATUS_INTERVAL=100ms", extra, hasDelivery ? mode : NULL, NULL};
+    const char *const own[] = {"STREAM_STATUS_INTERVAL=100ms", extra, mode, NULL};
     const char *env[16];
     return dtStreamStartOn(s, &pg, NULL, dtEnvJoin(env, 16, dtBrokerClientEnv(&broker, "STREAM_", &e), own));
 }
@@ -422,7 +419,6 @@ static bool startArchiver(void) {
 /* ---- setup ----------------------------------------------------------------- */
 
 static int teardown(void **state) {
-    if (!supported) return 0;
     endLoad();
     int rc = 0;
     if (archiver > 0 && dtStop(archiver, SIGTERM) != 0) rc = -1;
@@ -436,29 +432,8 @@ static int teardown(void **state) {
     return rc;
 }
 
-/* Whether program's --help mentions option. */
-static bool hasOption(const char *program, const char *option) {
-    const char *build = getenv("BUILD");
-    char cmd[512], *out = NULL;
-    snprintf(cmd, sizeof(cmd), "%s/bin/%s --help", build && *build ? build : "build", program);
-    dtRun(cmd, &out);
-    bool has = out && strstr(out, option);
-    free(out);
-    return has;
-}
-
 static int setup(void **state) {
     delivery = getenv("DELIVERY") && *getenv("DELIVERY") ? getenv("DELIVERY") : "exactly-once";
-    /* Without --delivery the processor is at-least-once. */
-    hasDelivery = hasOption("stream-processor", "--delivery");
-    /* The archiver's group took static membership and read_committed
-     * together: a read_uncommitted archiver keeps aborted records. */
-    archiveCommitted = hasOption("decision-archiver", "--group-instance-id");
-    supported = hasDelivery || strcmp(delivery, "at-least-once") == 0;
-    if (!supported) {
-        fprintf(stderr, "exactlyonce: the stream processor has no --delivery: every case skipped\n");
-        return 0;
-    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     /* Broker restarts take the transaction coordinator with them: a small
      * transaction log loads fast. */
@@ -470,7 +445,7 @@ static int setup(void **state) {
     bool ok = dtPgStart(&pg) && dtPgExec(&pg, "ALTER SYSTEM SET wal_sender_timeout = '2s'") &&
               dtPgExec(&pg, "SELECT pg_reload_conf()") && dtApiStart(&api, &pg, NULL) &&
               dtPgExec(&pg, "SELECT pg_create_logical_replication_slot('" CHECK_SLOT "', 'test_decoding')");
-    ok = ok && startProc(&proc) && (!archiveCommitted || startArchiver());
+    ok = ok && startProc(&proc) && startArchiver();
     if (!ok) teardown(state); /* cmocka runs no group teardown after a failed setup */
     return ok ? 0 : -1;
 }
@@ -486,7 +461,6 @@ static int kills(void) {
  * start the processor confirms something new, then runs on for a random
  * number of posts (0 to 0.3 s) before the next kill. */
 static void test_kill9_under_load(void **state) {
-    if (!supported) skip();
     unsigned seed = getenv("SEED") ? (unsigned)atol(getenv("SEED")) : (unsigned)time(NULL);
     fprintf(stderr, "exactlyonce: %d kills, SEED=%u\n", kills(), seed);
     srand(seed);
@@ -530,7 +504,6 @@ static void test_kill9_under_load(void **state) {
  * it exits by itself with status 0 (so that a supervisor does not start it
  * again in a loop). */
 static void test_fenced_zombie(void **state) {
-    if (!supported) skip();
     dtLoad *load = startLoad();
     assert_true(dtLoadAdvance(load, 10));
     dtStream zombie = proc;
@@ -578,7 +551,7 @@ static bool txnTimedOut(void *arg) {
  * producer takes over from the slot, rather than an exit that would leave
  * the stream stopped after any long Kafka stall. */
 static void test_stalled_past_transaction_timeout(void **state) {
-    if (!supported || strcmp(delivery, "exactly-once") != 0) skip();
+    if (strcmp(delivery, "exactly-once") != 0) skip(); /* fencing by the coordinator is a transactions' matter */
     assert_int_equal(dtStop(proc.pid, SIGTERM), 0);
     assert_true(startProcWith(&proc, "STREAM_TRANSACTION_TIMEOUT=3s"));
     dtLoad *load = startLoad();
@@ -630,7 +603,6 @@ static void brokerDownAndBack(dtLoad *load, bool crash) {
  * more: the log recovery of an unclean shutdown, and the producer's
  * reconnection backoff grown meanwhile. */
 static void test_broker_restart(void **state) {
-    if (!supported) skip();
     dtLoad *load = startLoad();
     assert_true(dtLoadAdvance(load, 10));
     if (getenv("BROKER_KILL") && atoi(getenv("BROKER_KILL")) > 0) brokerDownAndBack(load, true);
@@ -641,7 +613,6 @@ static void test_broker_restart(void **state) {
 
 /* PostgreSQL restarted while the processor is streaming a batch. */
 static void test_pg_restart(void **state) {
-    if (!supported) skip();
     dtLoad *load = startLoad();
     assert_true(dtLoadAdvance(load, 10));
     assert_true(dtPgStop(&pg) && dtPgRestart(&pg));
@@ -655,7 +626,6 @@ static void test_pg_restart(void **state) {
 /* The archive, fed from the topic through every case, holds each committed
  * decision exactly once. */
 static void test_archive_once(void **state) {
-    if (!supported || !archiveCommitted) skip();
     bool all = dtWaitFor(archivedAll, NULL, 60000);
     char *out = readArchive();
     tally t = {0};
