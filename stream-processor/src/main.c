@@ -6,10 +6,10 @@
 
 #include "ds/config.h"
 #include "ds/daemon.h"
-#include "ds/http.h"
 #include "ds/kafka.h"
 #include "ds/log.h"
 #include "ds/loop.h"
+#include "ds/probe.h"
 #include "checkpoint.h"
 #include "processor.h"
 
@@ -93,7 +93,7 @@ static const dsConfigOption spConfig[] = {
 
 typedef struct spMain {
     spProcessor *proc;
-    dsHttpServer *http;
+    dsProbe *probe;
     dsMetrics *metrics;
     uv_signal_t sigterm, sigint;
 } spMain;
@@ -105,41 +105,23 @@ static const char *orNull(const char *s) {
 /* Ready while streaming and the cluster takes the decisions; otherwise 503
  * with the reason ("kafka": what the cluster refuses, the message the log
  * has). */
-static void mainReady(spMain *m, h2o_req_t *req) {
-    char why[1400];
-    if (dsKafkaHealthProblem(spProcessorKafkaHealth(m->proc), why, sizeof(why)) != DS_KAFKA_OK)
-        dsHttpRespondJson(m->http, req, "GET /readyz", 503, json_pack("{s:s,s:s}", "status", "kafka", "reason", why),
-                          NULL, 0);
-    else if (!spProcessorStreaming(m->proc))
-        dsHttpRespondJson(m->http, req, "GET /readyz", 503, json_pack("{s:s}", "status", "reconnecting"), NULL, 0);
-    else
-        dsHttpRespondJson(m->http, req, "GET /readyz", 200, json_pack("{s:s}", "status", "streaming"), NULL, 0);
+static const char *mainReady(void *app, char *why, size_t len) {
+    spMain *m = app;
+    if (dsKafkaHealthProblem(spProcessorKafkaHealth(m->proc), why, len) != DS_KAFKA_OK) return "kafka";
+    if (spProcessorStreaming(m->proc)) return NULL;
+    snprintf(why, len, "the replication session is being started again (the log says why)");
+    return "reconnecting";
 }
 
-static void mainHandle(void *app, h2o_req_t *req) {
+static void mainPublish(void *app, dsMetrics *metrics) {
     spMain *m = app;
-    h2o_iovec_t p = req->path_normalized;
-    if (h2o_memis(p.base, p.len, H2O_STRLIT("/metrics"))) {
-        size_t len;
-        dsKafkaHealthPublish(spProcessorKafkaHealth(m->proc), m->metrics);
-        char *text = dsMetricsRender(m->metrics, &len);
-        if (text) dsHttpRespond(m->http, req, "GET /metrics", 200, "text/plain; version=0.0.4", text, len, NULL, 0);
-        else dsHttpRespondError(m->http, req, "GET /metrics", 500, "internal", "out of memory", NULL, 0);
-        free(text);
-    } else if (h2o_memis(p.base, p.len, H2O_STRLIT("/healthz"))) {
-        dsHttpRespondJson(m->http, req, "GET /healthz", 200, json_pack("{s:s}", "status", "ok"), NULL, 0);
-    } else if (h2o_memis(p.base, p.len, H2O_STRLIT("/readyz"))) {
-        mainReady(m, req);
-    } else {
-        dsHttpRespondError(m->http, req, "other", 404, "not_found", "GET /metrics, /healthz or /readyz", NULL, 0);
-    }
+    dsKafkaHealthPublish(spProcessorKafkaHealth(m->proc), metrics);
 }
 
 static int exit_code;
 
 static void mainStop(spMain *m) {
     spProcessorStop(m->proc, (int)opt.shutdown_timeout_ms);
-    if (m->http) dsHttpServerStopAccepting(m->http);
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
 }
@@ -242,13 +224,11 @@ int main(int argc, char **argv) {
         dsLogError("cannot start: %s", err);
         goto done;
     }
-    if (opt.metrics_port > 0) {
-        dsHttpConfig hc = {opt.listen_host, (int)opt.metrics_port, 4096, 128, NULL};
-        if ((m.http = dsHttpServerStart(&loop, &hc, mainHandle, &m, m.metrics, err, sizeof(err))) == NULL) {
-            dsLogError("cannot start the metrics endpoint: %s", err);
-            spProcessorStop(m.proc, 0);
-            goto done;
-        }
+    dsProbeConfig probe = {opt.listen_host, (int)opt.metrics_port, "streaming", m.metrics, mainReady, mainPublish, &m};
+    if (opt.metrics_port > 0 && (m.probe = dsProbeStart(&loop, &probe, err, sizeof(err))) == NULL) {
+        dsLogError("cannot start the metrics endpoint: %s", err);
+        spProcessorStop(m.proc, 0);
+        goto done;
     }
     uv_signal_init(&loop, &m.sigterm);
     uv_signal_init(&loop, &m.sigint);
@@ -260,7 +240,8 @@ int main(int argc, char **argv) {
     rc = exit_code;
 
 done:
-    dsHttpServerFree(m.http);
+    dsProbeStop(m.probe, &loop, 1000);
+    dsProbeFree(m.probe);
     if (!dsLoopShutdown(&loop)) dsLogWarn("event loop closed with handles still open");
     dsMetricsFree(m.metrics);
     dsLearnerFree(learner);

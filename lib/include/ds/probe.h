@@ -1,5 +1,5 @@
 /* probe.h - the internal HTTP endpoint of a daemon whose work is not
- * HTTP (decision-archiver; the stream processor's is the same shape):
+ * HTTP (decision-archiver, stream-processor):
  * GET /metrics (Prometheus text), /healthz (200 while the process
  * answers) and /readyz (200, or 503 with the reason), on a port of its
  * own, plain HTTP, bound to --listen-host (loopback by default).
