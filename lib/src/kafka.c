@@ -186,13 +186,19 @@ static const char *kfOrNull(const char *s) {
     return kfSet(s) ? s : NULL;
 }
 
-bool dsKafkaOptionsCheck(const dsKafkaOptions *o, char *errbuf, size_t errlen) {
-    const char *proto = kfProtocol(o->security_protocol);
-    if (!kfSet(o->brokers)) return true;
+/* Everything but the password file's content, which only its reading
+ * tells. */
+static bool kfCheckOptions(const dsKafkaOptions *o, const char *proto, char *errbuf, size_t errlen) {
     if (proto == NULL)
         return kfFail(errbuf, errlen, "--security-protocol: \"%s\" is not plaintext, ssl, sasl_plaintext or sasl_ssl",
                       o->security_protocol);
-    if (!kfCheckSasl(o, proto, errbuf, errlen) || !kfCheckSsl(o, proto, errbuf, errlen)) return false;
+    return kfCheckSasl(o, proto, errbuf, errlen) && kfCheckSsl(o, proto, errbuf, errlen);
+}
+
+bool dsKafkaOptionsCheck(const dsKafkaOptions *o, char *errbuf, size_t errlen) {
+    const char *proto = kfProtocol(o->security_protocol);
+    if (!kfSet(o->brokers)) return true;
+    if (!kfCheckOptions(o, proto, errbuf, errlen)) return false;
     if (strncmp(proto, "sasl_", 5) != 0) return true;
     char *pw = dsKafkaPassword(o, errbuf, errlen);
     if (pw == NULL) return false;
@@ -203,8 +209,9 @@ bool dsKafkaOptionsCheck(const dsKafkaOptions *o, char *errbuf, size_t errlen) {
 
 rd_kafka_conf_t *dsKafkaConfNew(const dsKafkaOptions *o, char *errbuf, size_t errlen) {
     if (!kfSet(o->brokers)) return kfFail(errbuf, errlen, "--brokers is empty: no Kafka bootstrap servers"), NULL;
-    if (!dsKafkaOptionsCheck(o, errbuf, errlen)) return NULL;
     const char *proto = kfProtocol(o->security_protocol);
+    /* the password is read once, by kfSetSasl below */
+    if (!kfCheckOptions(o, proto, errbuf, errlen)) return NULL;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     bool ok = dsKafkaConfSet(conf, "bootstrap.servers", o->brokers, errbuf, errlen) &&
               dsKafkaConfSet(conf, "security.protocol", proto, errbuf, errlen) &&
