@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "ds/fileio.h"
 #include "ds/log.h"
+#include "ds/timefmt.h"
 
 static bool kfSet(const char *s) {
     return s != NULL && *s != '\0';
@@ -55,9 +55,7 @@ bool dsKafkaConfSetPartitioner(rd_kafka_conf_t *conf, char *errbuf, size_t errle
 static bool kfGetpidRepeated(long *skipped) {
     static _Atomic int64_t logged_at;
     static atomic_long left_out;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, at = atomic_load(&logged_at);
+    int64_t now = dsTimeMonoMs(), at = atomic_load(&logged_at);
     if (at != 0 && now - at < KF_GETPID_EVERY_MS) return atomic_fetch_add(&left_out, 1), true;
     if (!atomic_compare_exchange_strong(&logged_at, &at, now)) return atomic_fetch_add(&left_out, 1), true;
     *skipped = atomic_exchange(&left_out, 0);

@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ds/log.h"
+#include "ds/timefmt.h"
 
 #define KH_RELOG_MS 60000  /* a lasting problem is logged again this often */
 #define KH_REREAD_MS 2000  /* a password file is read again at most this often */
@@ -36,12 +36,6 @@ struct dsKafkaHealth {
     unsigned long long published[DS_KAFKA_NPROBLEMS];
     bool registered;
 };
-
-static int64_t khNow(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool khSet(const char *s) {
     return s != NULL && *s != '\0';
@@ -181,7 +175,7 @@ void dsKafkaHealthAttach(dsKafkaHealth *h, rd_kafka_t *rk) {
 /* Under mu. */
 static void khClear(dsKafkaHealth *h) {
     dsLogInfo("kafka: %s problem cleared after %lld s; the cluster answers again", dsKafkaProblemName(h->kind),
-              (long long)((khNow() - h->since_ms) / 1000));
+              (long long)((dsTimeMonoMs() - h->since_ms) / 1000));
     h->kind = DS_KAFKA_OK;
     h->msg[0] = '\0';
     free(h->problem_topic);
@@ -199,7 +193,7 @@ dsKafkaProblem dsKafkaHealthError(dsKafkaHealth *h, rd_kafka_resp_err_t err, con
      * state lasted, vary): the log line waits for its minute. */
     bool same = kind == h->kind && (kind != DS_KAFKA_TOPIC || (h->problem_topic && strcmp(h->problem_topic, t) == 0));
     if (!same) {
-        int64_t now = khNow();
+        int64_t now = dsTimeMonoMs();
         if (h->kind == DS_KAFKA_OK) h->since_ms = now;
         h->kind = kind;
         free(h->problem_topic);
@@ -281,7 +275,7 @@ static void khReread(dsKafkaHealth *h, int64_t now) {
 
 void dsKafkaHealthTick(dsKafkaHealth *h) {
     pthread_mutex_lock(&h->mu);
-    int64_t now = khNow();
+    int64_t now = dsTimeMonoMs();
     if (h->kind == DS_KAFKA_AUTH) khReread(h, now);
     if (h->kind != DS_KAFKA_OK && now - h->logged_ms >= KH_RELOG_MS) {
         h->logged_ms = now;
@@ -352,9 +346,9 @@ bool dsKafkaHealthCheck(dsKafkaHealth *h, rd_kafka_t *rk, const char *topic, int
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     if (rkt == NULL)
         return snprintf(errbuf, errlen, "kafka: topic %s: %s", topic, rd_kafka_err2str(rd_kafka_last_error())), false;
-    int64_t deadline = khNow() + timeout_ms;
+    int64_t deadline = dsTimeMonoMs() + timeout_ms;
     bool ok = false;
-    for (int64_t left = timeout_ms; left > 0 && !ok; left = deadline - khNow()) {
+    for (int64_t left = timeout_ms; left > 0 && !ok; left = deadline - dsTimeMonoMs()) {
         rd_kafka_resp_err_t terr = RD_KAFKA_RESP_ERR_NO_ERROR;
         bool answered = khMetadata(rk, rkt, left < KH_CHECK_SLICE_MS ? (int)left : KH_CHECK_SLICE_MS, &terr);
         if (answered && terr == RD_KAFKA_RESP_ERR_NO_ERROR) ok = true, dsKafkaHealthOk(h, topic);

@@ -2,19 +2,12 @@
  * and resumed after a back-off (kafkahold.h). */
 #include "ds/kafkahold.h"
 
-#include <time.h>
-
 #include "ds/log.h"
+#include "ds/timefmt.h"
 
 /* How long a seek may take to reach the fetcher; ours wait for it, so that
  * nothing fetched from before the seek is handed out after the resume. */
 #define HOLD_SEEK_TIMEOUT_MS 2000
-
-static int64_t holdNowMs(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* One partition in a list, for the calls that take lists. */
 static rd_kafka_topic_partition_list_t *holdList(const char *topic, int32_t partition, int64_t offset) {
@@ -35,7 +28,7 @@ void dsKafkaHoldPartition(rd_kafka_t *rk, const char *topic, int32_t partition, 
     h->failures++;
     h->held = true;
     h->offset = offset;
-    h->retry_at_ms = holdNowMs() + h->delay_ms;
+    h->retry_at_ms = dsTimeMonoMs() + h->delay_ms;
     h->delay_ms = h->delay_ms * 2 > DS_KAFKA_HOLD_MAX_MS ? DS_KAFKA_HOLD_MAX_MS : h->delay_ms * 2;
     rd_kafka_topic_partition_list_t *l = holdList(topic, partition, offset);
     rd_kafka_resp_err_t err = rd_kafka_pause_partitions(rk, l);
@@ -74,7 +67,7 @@ void dsKafkaHoldResumeDue(rd_kafka_t *rk, const char *topic, dsKafkaHold *holds,
     for (size_t p = 0; p < n; p++) {
         dsKafkaHold *h = &holds[p];
         if (!h->held) continue;
-        if (now == 0) now = holdNowMs();
+        if (now == 0) now = dsTimeMonoMs();
         if (now < h->retry_at_ms) continue;
         if (holdResume(rk, topic, (int32_t)p, h)) h->held = false;
         else h->retry_at_ms = now + h->delay_ms;

@@ -197,6 +197,12 @@ bool dsTimeFormat(int64_t ms, char out[DS_TIME_BUFLEN]) {
     return true;
 }
 
+int64_t dsTimeMonoMs(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int64_t dsTimeNowMs(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "ds/httpclient.h"
+#include "ds/timefmt.h"
 #include "ds/log.h"
 #include "target.h"
 
@@ -40,13 +41,6 @@ typedef struct tvTarget {
     json_t *docs;               /* its array, borrowed from req */
     size_t batch;
 } tvTarget;
-
-/* Monotonic: a step of the wall clock must not stretch or cut a retry. */
-static int64_t tvNowMs(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The last response's body, parsed; NULL if it is not JSON. */
 static json_t *tvBodyJson(const tvTarget *t) {
@@ -91,7 +85,7 @@ static void tvWhy(const tvTarget *t, bool answered, const char *transport, char 
  * or a transient failure with backoff (at least the Retry-After asked for)
  * for up to TV_RETRY_MS. false: given up, or a failure not worth retrying. */
 static bool tvPost(tvTarget *t, const char *text, char *errbuf, size_t errlen) {
-    int64_t deadline = tvNowMs() + TV_RETRY_MS;
+    int64_t deadline = dsTimeMonoMs() + TV_RETRY_MS;
     long backoff = TV_BACKOFF_MIN_MS;
     char last[TV_REASON_MAX + 16], transport[TV_REASON_MAX];
     for (int attempt = 1;; attempt++) {
@@ -100,7 +94,7 @@ static bool tvPost(tvTarget *t, const char *text, char *errbuf, size_t errlen) {
         tvWhy(t, answered, transport, last, sizeof(last));
         if (!answered && !dsHttpClientTransient(t->http))
             return snprintf(errbuf, errlen, "variable store %s: %s", t->url, last), false;
-        int64_t left = deadline - tvNowMs();
+        int64_t left = deadline - dsTimeMonoMs();
         if (left <= 0) {
             snprintf(errbuf, errlen, "variable store %s: still failing after retrying for %ld s: %s", t->url,
                      TV_RETRY_MS / 1000, last);

@@ -6,18 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "batch.h"
 #include "ds/kafkahealth.h"
+#include "ds/timefmt.h"
 
 #define CK_MAX_PARTITIONS 64
-
-static int64_t ckNowMs(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* on_error (may be NULL) gets the handle's errors from rd_kafka_poll. */
 static rd_kafka_t *ckConsumer(const dsKafkaOptions *o, void (*on_error)(rd_kafka_t *, int, const char *, void *),
@@ -68,22 +62,22 @@ int spClusterIsMock(const dsKafkaOptions *o, int timeout_ms, char *errbuf, size_
     ckRefusal refusal = {o, false, ""};
     rd_kafka_t *rk = ckConsumer(o, ckOnError, &refusal, errbuf, errlen);
     if (rk == NULL) return -1;
-    int64_t deadline = ckNowMs() + timeout_ms;
+    int64_t deadline = dsTimeMonoMs() + timeout_ms;
     char *id = NULL;
     /* In slices, so that a refusal ends the wait at once: the mock has
      * neither SASL nor TLS, so a cluster that refuses credentials or a
      * handshake is a real one, and its id would only come with the fix.
      * A metadata request, because rd_kafka_clusterid only waits for one,
      * which a new handle sends by itself only after a second. */
-    while (id == NULL && !refusal.refused && ckNowMs() < deadline) {
-        int64_t start = ckNowMs(), slice = deadline - start < 200 ? deadline - start : 200;
+    while (id == NULL && !refusal.refused && dsTimeMonoMs() < deadline) {
+        int64_t start = dsTimeMonoMs(), slice = deadline - start < 200 ? deadline - start : 200;
         const struct rd_kafka_metadata *md = NULL;
         if (rd_kafka_metadata(rk, 0, NULL, &md, (int)slice) == RD_KAFKA_RESP_ERR_NO_ERROR) {
             rd_kafka_metadata_destroy(md);
             id = rd_kafka_clusterid(rk, 0);
         }
         /* the rest of a slice that failed at once (brokers down) */
-        int64_t rest = id ? 0 : start + slice - ckNowMs();
+        int64_t rest = id ? 0 : start + slice - dsTimeMonoMs();
         rd_kafka_poll(rk, rest > 0 ? (int)rest : 0);
     }
     int mock = id != NULL ? strncmp(id, "mockCluster", 11) == 0 : refusal.refused ? 0 : -1;
@@ -105,7 +99,7 @@ static bool ckPartitions(rd_kafka_t *rk, const char *topic, ckPart *parts, int *
                          size_t errlen) {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rkt ? rd_kafka_metadata(rk, 0, rkt, &md, (int)(deadline - ckNowMs()))
+    rd_kafka_resp_err_t err = rkt ? rd_kafka_metadata(rk, 0, rkt, &md, (int)(deadline - dsTimeMonoMs()))
                                   : RD_KAFKA_RESP_ERR__INVALID_ARG;
     bool ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1;
     if (ok && md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
@@ -123,7 +117,7 @@ static bool ckPartitions(rd_kafka_t *rk, const char *topic, ckPart *parts, int *
     if (*n > CK_MAX_PARTITIONS) *n = CK_MAX_PARTITIONS;
     for (int i = 0; ok && i < *n; i++) {
         err = rd_kafka_query_watermark_offsets(rk, topic, i, &parts[i].low, &parts[i].high,
-                                               (int)(deadline - ckNowMs()));
+                                               (int)(deadline - dsTimeMonoMs()));
         if (err) {
             snprintf(errbuf, errlen, "checkpoint topic %s [%d]: offsets: %s", topic, i, rd_kafka_err2str(err));
             ok = false;
@@ -176,7 +170,7 @@ static bool ckScan(rd_kafka_t *rk, const char *topic, const char *slot, ckPart *
     bool ok = true;
     size_t slen = strlen(slot);
     while (ok && left > 0) {
-        int64_t remain = deadline - ckNowMs();
+        int64_t remain = deadline - dsTimeMonoMs();
         if (remain <= 0) {
             snprintf(errbuf, errlen, "checkpoint topic %s: not read to its end in time (an open transaction holds it?)",
                      topic);
@@ -205,7 +199,7 @@ static bool ckScan(rd_kafka_t *rk, const char *topic, const char *slot, ckPart *
 
 bool spCheckpointRead(const dsKafkaOptions *o, const char *topic, const char *slot, int timeout_ms, bool *have,
                       uint64_t *lsn, char *errbuf, size_t errlen) {
-    int64_t deadline = ckNowMs() + timeout_ms;
+    int64_t deadline = dsTimeMonoMs() + timeout_ms;
     rd_kafka_t *rk = ckConsumer(o, NULL, NULL, errbuf, errlen);
     if (rk == NULL) return false;
     ckPart parts[CK_MAX_PARTITIONS];

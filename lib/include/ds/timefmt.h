@@ -27,5 +27,8 @@ bool dsTimeFormat(int64_t ms, char out[DS_TIME_BUFLEN]);
 
 /* Wall-clock now in ms since the epoch. */
 int64_t dsTimeNowMs(void);
+/* Milliseconds of the monotonic clock, for deadlines and intervals: a step
+ * of the wall clock must not stretch or cut them. */
+int64_t dsTimeMonoMs(void);
 
 #endif
